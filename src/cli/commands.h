@@ -1,0 +1,19 @@
+// Each subcommand registers itself on the app: its options struct, its flags, its action.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fourbit {
+
+void add_make_model_command(CLI::App& app);
+void add_logits_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+
+// "5,17,3" -> {5, 17, 3}; Error naming the flag and the bad item otherwise.
+std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& flag);
+
+}  // namespace fourbit

@@ -1,0 +1,77 @@
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "runtime/generate.h"
+#include "util/log.h"
+
+namespace fourbit {
+
+void add_generate_command(CLI::App& app) {
+    struct Options {
+        std::string model_dir;
+        std::string prompt_ids;
+        int64_t max_tokens = 16;
+        std::optional<double> temperature, top_p, min_p;
+        std::optional<int64_t> top_k;
+        std::optional<uint64_t> seed;
+        bool ignore_eos = false;
+        std::string output = "text";
+    };
+    auto options = std::make_shared<Options>();
+    CLI::App* command = app.add_subcommand("generate", "generate tokens from a prompt");
+    command->add_option("--model", options->model_dir, "checkpoint directory")->required();
+    command->add_option("--prompt-ids", options->prompt_ids, "prompt token ids, e.g. 5,17,3")
+        ->required();
+    command->add_option("--max-tokens", options->max_tokens, "tokens to generate")
+        ->capture_default_str();
+    command->add_option("--temperature", options->temperature, "0 = greedy");
+    command->add_option("--top-k", options->top_k, "keep the k most likely tokens");
+    command->add_option("--top-p", options->top_p, "keep the smallest set with this mass");
+    command->add_option("--min-p", options->min_p, "drop tokens below min_p * p(max)");
+    command->add_option("--seed", options->seed, "random seed for sampling");
+    command->add_flag("--ignore-eos", options->ignore_eos, "generate exactly --max-tokens");
+    command->add_option("--output", options->output, "text or json")
+        ->check(CLI::IsMember({"text", "json"}))
+        ->capture_default_str();
+    command->callback([options] {
+        const Options& o = *options;
+        std::vector<int32_t> prompt = parse_token_ids(o.prompt_ids, "--prompt-ids");
+        MiniMaxM2 model(load_model_weights(o.model_dir));
+        GenerationDefaults defaults = load_generation_defaults(o.model_dir);
+        // Explicit flags over generation_config.json over the built-in defaults.
+        SamplingParams params = sampling_defaults(defaults);
+        if (o.temperature) params.temperature = *o.temperature;
+        if (o.top_k) params.top_k = *o.top_k;
+        if (o.top_p) params.top_p = *o.top_p;
+        if (o.min_p) params.min_p = *o.min_p;
+        params.seed = o.seed;
+        Sampler sampler(params);
+
+        GenerateOptions generate_options;
+        generate_options.max_tokens = o.max_tokens;
+        generate_options.ignore_eos = o.ignore_eos;
+        generate_options.eos_token_ids =
+            defaults.eos_token_ids.empty() ? model.config().eos_token_ids : defaults.eos_token_ids;
+        GenerateResult result = generate(model, prompt, generate_options, sampler);
+
+        const size_t n = result.token_ids.size();
+        spdlog::info("prompt {} tokens in {:.3f}s ({:.1f} tok/s); {} tokens decoded in {:.3f}s "
+                     "({:.1f} tok/s); finish: {}",
+                     prompt.size(), result.prefill_seconds,
+                     prompt.size() / std::max(result.prefill_seconds, 1e-9), n > 0 ? n - 1 : 0,
+                     result.decode_seconds,
+                     n > 1 ? (n - 1) / std::max(result.decode_seconds, 1e-9) : 0.0,
+                     result.finish_reason);
+        if (o.output == "json") {
+            nlohmann::json out = {{"token_ids", result.token_ids},
+                                  {"finish_reason", result.finish_reason}};
+            std::printf("%s\n", out.dump().c_str());
+        } else {
+            for (size_t i = 0; i < n; ++i) std::printf(i ? " %d" : "%d", result.token_ids[i]);
+            std::printf("\n");
+        }
+    });
+}
+
+}  // namespace fourbit

@@ -1,0 +1,50 @@
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "model/make_model.h"
+
+namespace fourbit {
+
+void add_make_model_command(CLI::App& app) {
+    struct Options {
+        MakeModelOptions make;
+        int64_t layers = 0;
+        uint64_t shard_mb = 2000;
+        bool dry_run = false;
+    };
+    auto options = std::make_shared<Options>();
+    CLI::App* command = app.add_subcommand(
+        "make-model", "write a MiniMax-M2-family checkpoint with random weights");
+    command->add_option("--preset", options->make.preset, "tiny, small, m2.7-slice or m2.7")
+        ->required();
+    command->add_option("--out", options->make.out_dir, "output directory");
+    command->add_option("--seed", options->make.seed, "random seed")->capture_default_str();
+    command->add_option("--layers", options->layers, "number of layers (overrides the preset)");
+    command->add_option("--shard-size-mb", options->shard_mb, "largest shard, in MB")
+        ->capture_default_str();
+    command->add_flag("--dry-run", options->dry_run,
+                      "print the tensor inventory and total bytes, write nothing");
+    command->callback([options] {
+        Options& o = *options;
+        if (o.layers != 0) o.make.layers = o.layers;
+        o.make.max_shard_bytes = o.shard_mb * 1'000'000;
+        if (o.dry_run) {
+            MiniMaxM2Config config = preset_config(o.make.preset, o.make.layers);
+            uint64_t total = 0;
+            for (const TensorPlan& plan : model_tensor_plan(config)) {
+                uint64_t bytes = shape_numel(plan.shape) * dtype_size_bytes(plan.dtype);
+                total += bytes;
+                std::printf("%s %s %s %llu\n", plan.name.c_str(),
+                            std::string(dtype_name(plan.dtype)).c_str(),
+                            shape_text(plan.shape).c_str(), static_cast<unsigned long long>(bytes));
+            }
+            std::printf("total %llu bytes (%.2f GB)\n", static_cast<unsigned long long>(total),
+                        total / 1e9);
+            return;
+        }
+        if (o.make.out_dir.empty()) throw CLI::RequiredError("--out");
+        make_model(o.make);
+    });
+}
+
+}  // namespace fourbit

@@ -1,0 +1,19 @@
+// embedding: out[t] = table[ids[t]] as f32. Ids are checked by the caller (the model), which
+// knows where they came from.
+//   table [vocab, hidden] f32 or bf16    out [n_tokens, hidden] f32
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "tensor/tensor.h"
+
+namespace fourbit {
+
+void embedding(std::span<const int32_t> ids, const Tensor& table, Tensor& out);
+
+namespace cpu {
+void embedding(std::span<const int32_t> ids, const Tensor& table, Tensor& out);
+}
+
+}  // namespace fourbit

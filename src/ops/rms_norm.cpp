@@ -1,0 +1,18 @@
+#include "ops/rms_norm.h"
+
+#include "util/error.h"
+
+namespace fourbit {
+
+void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
+    FOURBIT_ASSERT(x.rank() == 2 && y.shape() == x.shape(), "rms_norm: x {} y {}",
+                   shape_text(x.shape()), shape_text(y.shape()));
+    FOURBIT_ASSERT(x.dtype() == DType::f32 && y.dtype() == DType::f32, "rms_norm: f32 rows");
+    FOURBIT_ASSERT(weight.rank() == 1 && weight.dim(0) == x.dim(1), "rms_norm: w {} for x {}",
+                   shape_text(weight.shape()), shape_text(x.shape()));
+    FOURBIT_ASSERT(weight.dtype() == DType::f32 || weight.dtype() == DType::bf16,
+                   "rms_norm: weight dtype {}", dtype_name(weight.dtype()));
+    cpu::rms_norm(x, weight, eps, y);
+}
+
+}  // namespace fourbit

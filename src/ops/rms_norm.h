@@ -1,0 +1,17 @@
+// rms_norm: y = x / sqrt(mean(x^2) + eps) * w, per row, in f32. MiniMax-M2 uses it four ways:
+// before attention, before the MoE, at the end, and as its "per_layer" QK-norm, where one row is
+// a token's whole q (or k) vector across all heads, not one head.
+//   x, y [n_rows, d] f32 (y may be x)     w [d] f32 or bf16
+#pragma once
+
+#include "tensor/tensor.h"
+
+namespace fourbit {
+
+void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
+
+namespace cpu {
+void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
+}
+
+}  // namespace fourbit

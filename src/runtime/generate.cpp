@@ -1,0 +1,41 @@
+#include "runtime/generate.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "util/error.h"
+
+namespace fourbit {
+
+GenerateResult generate(const MiniMaxM2& model, const std::vector<int32_t>& prompt,
+                        const GenerateOptions& options, Sampler& sampler,
+                        const std::function<void(int32_t)>& on_token) {
+    if (prompt.empty()) fail("the prompt has no tokens");
+    if (options.max_tokens < 0) fail("max tokens must be >= 0, got {}", options.max_tokens);
+    using Clock = std::chrono::steady_clock;
+    GenerateResult result;
+    result.finish_reason = "length";
+    KvCache cache(model.config());
+    std::vector<int32_t> next = prompt;
+    auto start = Clock::now();
+    for (int64_t step = 0; step < options.max_tokens; ++step) {
+        SequenceInput input{next, &cache, false};
+        Tensor logits = model.forward(std::span<const SequenceInput>(&input, 1));
+        auto now = Clock::now();
+        (step == 0 ? result.prefill_seconds : result.decode_seconds) +=
+            std::chrono::duration<double>(now - start).count();
+        start = now;
+        int32_t token = sampler.sample({logits.data<float>(), static_cast<size_t>(logits.dim(1))});
+        result.token_ids.push_back(token);
+        if (on_token) on_token(token);
+        const auto& eos = options.eos_token_ids;
+        if (!options.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) {
+            result.finish_reason = "stop";
+            break;
+        }
+        next.assign(1, token);
+    }
+    return result;
+}
+
+}  // namespace fourbit

@@ -1,0 +1,70 @@
+#include "tensor/tensor.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "util/error.h"
+
+namespace fourbit {
+
+int64_t shape_numel(const Shape& shape) {
+    int64_t numel = 1;
+    for (int64_t extent : shape) numel *= extent;
+    return numel;
+}
+
+std::string shape_text(const Shape& shape) {
+    std::string text = "[";
+    for (size_t i = 0; i < shape.size(); ++i) {
+        if (i > 0) text += ", ";
+        text += std::to_string(shape[i]);
+    }
+    return text + "]";
+}
+
+size_t Tensor::size_bytes() const {
+    return static_cast<size_t>(numel()) * dtype_size_bytes(dtype_);
+}
+
+Tensor Tensor::zeros(DType dtype, Shape shape) {
+    for (int64_t extent : shape) {
+        FOURBIT_ASSERT(extent >= 0, "negative extent in {}", shape_text(shape));
+    }
+    Tensor tensor;
+    tensor.dtype_ = dtype;
+    tensor.shape_ = std::move(shape);
+    size_t bytes = tensor.size_bytes();
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void* memory = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+    if (memory == nullptr) fail("out of memory allocating {} bytes", bytes);
+    std::memset(memory, 0, rounded == 0 ? 64 : rounded);
+    tensor.owner_ = std::shared_ptr<void>(memory, std::free);
+    tensor.data_ = memory;
+    return tensor;
+}
+
+Tensor Tensor::rows(int64_t begin, int64_t count) const {
+    FOURBIT_ASSERT(rank() >= 1 && begin >= 0 && count >= 0 && begin + count <= shape_[0],
+                   "rows [{}, {}) of {}", begin, begin + count, shape_text(shape_));
+    Tensor view = *this;
+    view.shape_[0] = count;
+    size_t row_bytes = static_cast<size_t>(shape_numel(shape_) / std::max<int64_t>(shape_[0], 1)) *
+                       dtype_size_bytes(dtype_);
+    view.data_ = static_cast<uint8_t*>(data_) + begin * row_bytes;
+    return view;
+}
+
+Tensor Tensor::borrow(DType dtype, Shape shape, const void* data,
+                      std::shared_ptr<const void> owner) {
+    Tensor tensor;
+    tensor.dtype_ = dtype;
+    tensor.shape_ = std::move(shape);
+    tensor.owner_ = std::move(owner);
+    // Borrowed checkpoint data is read-only by contract; the const is dropped only to share
+    // one handle type with owned buffers.
+    tensor.data_ = const_cast<void*>(data);
+    return tensor;
+}
+
+}  // namespace fourbit
