@@ -53,6 +53,7 @@ void Progress::draw(bool final_line) {
     double eta_s = rate > 0 ? static_cast<double>(total_ - done_) / rate : 0.0;
     if (terminal_) {
         if (!final_line && now - last_draw_ < std::chrono::milliseconds(100)) return;
+        if (final_line && elapsed_s < 1.0 && last_draw_ == start_) return;
         last_draw_ = now;
         constexpr int kWidth = 30;
         int filled = static_cast<int>(fraction * kWidth);
@@ -65,9 +66,10 @@ void Progress::draw(bool final_line) {
         std::fflush(stderr);
         return;
     }
+    // Work that ends within a second leaves no lines in a log.
+    if (elapsed_s < 1.0) return;
     int decile = static_cast<int>(fraction * 10);
-    if (decile == last_decile_ && !final_line) return;
-    if (final_line && decile == last_decile_ && decile == 10) return;
+    if (decile == last_decile_) return;
     last_decile_ = decile;
     spdlog::info("{}: {:.0f}% ({} of {}, {}, ETA {:.0f}s)", label_, fraction * 100,
                  amount_text(done_, unit_), amount_text(total_, unit_), rate_text(rate, unit_),
