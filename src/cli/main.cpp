@@ -11,6 +11,7 @@
 int main(int argc, char** argv) {
     CLI::App app{"fourbit: MiniMax-M2 in NVFP4 -- quantize, serve, measure"};
     app.require_subcommand(1);
+    app.fallthrough();  // global options (--log-level) may also follow the subcommand
     std::string log_level = "info";
     app.add_option("--log-level", log_level, "debug, info, warn or error")
         ->capture_default_str();

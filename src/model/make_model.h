@@ -34,7 +34,7 @@ struct MakeModelOptions {
 };
 
 // Writes config.json, generation_config.json and the sharded BF16 safetensors. Weights are
-// N(0, 1/fan_in) so that activations stay of order 1; norms are random around 1 and routing
+// uniform with variance 1/fan_in so that activations stay of order 1; norms are random around 1 and routing
 // biases random, so that tests see their effect. Same seed, same bytes, on any machine.
 void make_model(const MakeModelOptions& options);
 

@@ -41,3 +41,12 @@ std::string layer_tensor_name(int64_t layer, const std::string& suffix);
 std::string expert_tensor_name(int64_t layer, int64_t expert, const std::string& matrix);
 
 }  // namespace fourbit
+
+namespace fourbit {
+
+// Bytes of weights one decode step reads at batch 1: every attention and router matrix, the
+// k routed experts of each layer, the norms, one embedding row and the head. The numerator of
+// the decode roofline (bytes per token / memory bandwidth).
+uint64_t weight_bytes_per_decoded_token(const ModelWeights& weights);
+
+}  // namespace fourbit

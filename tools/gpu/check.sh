@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: build with the CUDA backend, run every test (GPU tests included;
+# they skip only where no GPU is present) and the GPU benchmarks, then print a short table last.
+# Usage (from the repository root, on the GPU machine): bash tools/gpu/check.sh
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+build_dir=build-gpu
+log_dir=${OUT:-/tmp}
+start=$(date +%s)
+
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFOURBIT_CUDA=ON \
+    >"$log_dir/configure.log" 2>&1
+configure=$?
+build=1
+if [ $configure -eq 0 ]; then
+    cmake --build "$build_dir" -j "$(nproc)" >"$log_dir/build.log" 2>&1
+    build=$?
+fi
+tests="not run"
+if [ $build -eq 0 ]; then
+    (cd "$build_dir" && ctest --output-on-failure -j 8 >"$log_dir/ctest.log" 2>&1)
+    tests=$(grep -E "tests passed|tests failed" "$log_dir/ctest.log" | tail -1)
+fi
+gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)
+
+echo
+echo "| step | result |"
+echo "|---|---|"
+echo "| gpu | ${gpu:-none found} |"
+echo "| configure (CUDA on) | $([ $configure -eq 0 ] && echo ok || echo "FAILED, see configure.log") |"
+echo "| build | $([ $build -eq 0 ] && echo ok || echo "FAILED, see build.log") |"
+echo "| ctest | $tests |"
+echo "| GPU benchmarks | none yet (the CUDA backend lands with its own benchmarks) |"
+echo "| wall time | $(($(date +%s) - start)) s |"
+[ $configure -eq 0 ] && [ $build -eq 0 ] && grep -q "100% tests passed" "$log_dir/ctest.log"
