@@ -145,23 +145,24 @@ int64_t resolve_rotary_dim(const Fields& fields, const json& root, const std::st
     }
     int64_t rotary_dim = from_rotary_dim ? *from_rotary_dim : from_factor ? *from_factor : head_dim;
     if (rotary_dim > head_dim || rotary_dim % 2 != 0) {
-        fail("{}: rotary dimension {} must be even and at most head_dim {}", source, rotary_dim,
-             head_dim);
+        fail("{}: rotary_dim {} (from '{}') must be even and at most head_dim {}", source,
+             rotary_dim, from_rotary_dim ? "rotary_dim" : factor_field, head_dim);
     }
     return rotary_dim;
 }
 
 double resolve_rope_theta(const Fields& fields, const json& root, const std::string& source) {
+    if (auto it = root.find("rope_scaling"); it != root.end() && !it->is_null()) {
+        fail("{}: unsupported model: rope_scaling {} (MiniMax-M2 uses none)", source, it->dump());
+    }
     if (auto it = root.find("rope_parameters"); it != root.end() && !it->is_null()) {
         if (!it->is_object()) fail("{}: field 'rope_parameters' must be an object", source);
         Fields rope(*it, source);
         auto type = rope.string("rope_type");
-        refuse_unless(!type || *type == "default", source,
-                      fmt::format("rope_parameters.rope_type '{}' (only 'default')", type.value_or("")));
+        refuse_unless(
+            !type || *type == "default", source,
+            fmt::format("rope_parameters.rope_type '{}' (only 'default')", type.value_or("")));
         if (rope.find("rope_theta") != nullptr) return rope.number("rope_theta");
-    }
-    if (auto it = root.find("rope_scaling"); it != root.end() && !it->is_null()) {
-        fail("{}: unsupported model: rope_scaling {} (MiniMax-M2 uses none)", source, it->dump());
     }
     return fields.number("rope_theta", 10000.0);
 }
@@ -197,8 +198,8 @@ std::optional<Fp8BlockQuantization> resolve_quantization(const json& root,
         }
         for (const json& name : *skip) {
             if (!name.is_string()) {
-                fail("{}: quantization_config.modules_to_not_convert holds a non-string {}",
-                     source, name.dump());
+                fail("{}: quantization_config.modules_to_not_convert holds a non-string {}", source,
+                     name.dump());
             }
             fp8.modules_to_not_convert.push_back(name.get<std::string>());
         }
@@ -223,8 +224,7 @@ MiniMaxM2Config parse_minimax_m2_config(const json& root, const std::string& sou
     config.num_hidden_layers = fields.positive("num_hidden_layers");
     config.num_attention_heads = fields.positive("num_attention_heads");
     config.num_key_value_heads = fields.positive("num_key_value_heads");
-    config.head_dim = fields.positive(
-        "head_dim", config.hidden_size / config.num_attention_heads);
+    config.head_dim = fields.positive("head_dim", config.hidden_size / config.num_attention_heads);
     config.intermediate_size = fields.positive("intermediate_size");
     config.num_local_experts = fields.positive("num_local_experts");
     config.num_experts_per_tok = fields.positive("num_experts_per_tok");
@@ -255,8 +255,9 @@ MiniMaxM2Config parse_minimax_m2_config(const json& root, const std::string& sou
     refuse_unless(fields.boolean("use_qk_norm", true), source,
                   "use_qk_norm false (MiniMax-M2 normalises q and k)");
     auto qk_norm_type = fields.string("qk_norm_type");
-    refuse_unless(!qk_norm_type || *qk_norm_type == "per_layer", source,
-                  fmt::format("qk_norm_type '{}' (supported: 'per_layer')", qk_norm_type.value_or("")));
+    refuse_unless(
+        !qk_norm_type || *qk_norm_type == "per_layer", source,
+        fmt::format("qk_norm_type '{}' (supported: 'per_layer')", qk_norm_type.value_or("")));
     auto scoring = fields.string("scoring_func");
     refuse_unless(!scoring || *scoring == "sigmoid", source,
                   fmt::format("scoring_func '{}' (supported: 'sigmoid')", scoring.value_or("")));
@@ -276,9 +277,10 @@ MiniMaxM2Config parse_minimax_m2_config(const json& root, const std::string& sou
         for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
             const json& type = (*types)[layer];
             if (!type.is_number_integer() || type.get<int64_t>() != 1) {
-                fail("{}: unsupported model: layer {} is not softmax attention "
-                     "(attn_type_list[{}] = {}; 0 is lightning/linear attention)",
-                     source, layer, layer, type.dump());
+                fail(
+                    "{}: unsupported model: layer {} is not softmax attention "
+                    "(attn_type_list[{}] = {}; 0 is lightning/linear attention)",
+                    source, layer, layer, type.dump());
             }
         }
     }

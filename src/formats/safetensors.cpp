@@ -325,7 +325,14 @@ Tensor SafetensorsFile::tensor(std::string_view name) const {
 void write_safetensors(const std::string& path, const std::vector<TensorPlan>& plan,
                        const TensorFiller& fill,
                        const std::map<std::string, std::string>& metadata) {
-    std::string header = encode_header(path, plan, metadata);
+    // Larger elements first (stable, as the safetensors library does): with the 8-byte-aligned
+    // data start, every tensor then begins at a multiple of its element size, so f32 and i64
+    // views of a mapped file are aligned.
+    std::vector<TensorPlan> ordered = plan;
+    std::stable_sort(ordered.begin(), ordered.end(), [](const TensorPlan& a, const TensorPlan& b) {
+        return dtype_size_bytes(a.dtype) > dtype_size_bytes(b.dtype);
+    });
+    std::string header = encode_header(path, ordered, metadata);
     uint8_t length_bytes[kLengthBytes];
     encode_u64_le(header.size(), length_bytes);
 
@@ -334,7 +341,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorPlan>& p
     out.write(header.data(), header.size());
     // One buffer, resized per tensor: memory holds the largest tensor, never the whole file.
     std::vector<uint8_t> buffer;
-    for (const auto& tensor : plan) {
+    for (const auto& tensor : ordered) {
         buffer.resize(planned_size_bytes(tensor));
         fill(tensor, std::span<uint8_t>(buffer));
         out.write(buffer.data(), buffer.size());

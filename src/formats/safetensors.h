@@ -61,9 +61,10 @@ uint64_t planned_size_bytes(const TensorPlan& plan);
 // Fills `out` (exactly numel * dtype size bytes) with the data of the planned tensor.
 using TensorFiller = std::function<void(const TensorPlan& plan, std::span<uint8_t> out)>;
 
-// Writes one safetensors file, tensors in plan order, each produced by `fill` when its turn
-// comes, so memory holds one tensor at a time. Writes to a temporary name and renames, so a
-// crash never leaves a truncated file under the final name.
+// Writes one safetensors file, each tensor produced by `fill` when its turn comes, so memory
+// holds one tensor at a time. Data is laid out by element size, largest first (else in plan
+// order), so that every tensor is aligned to its element size. Writes to a temporary name and
+// renames, so a crash never leaves a truncated file under the final name.
 void write_safetensors(const std::string& path, const std::vector<TensorPlan>& plan,
                        const TensorFiller& fill,
                        const std::map<std::string, std::string>& metadata = {});

@@ -10,12 +10,11 @@ void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tenso
                    "moe_route: logits {}", shape_text(router_logits.shape()));
     const int64_t n_tokens = router_logits.dim(0), n_experts = router_logits.dim(1);
     FOURBIT_ASSERT(k > 0 && k <= n_experts, "moe_route: top {} of {}", k, n_experts);
-    FOURBIT_ASSERT(bias.numel() == 0 || (bias.rank() == 1 && bias.dim(0) == n_experts &&
-                                         (bias.dtype() == DType::f32 ||
-                                          bias.dtype() == DType::bf16)),
+    FOURBIT_ASSERT(!bias.defined() || bias.numel() == 0 ||
+                       (bias.rank() == 1 && bias.dim(0) == n_experts &&
+                        (bias.dtype() == DType::f32 || bias.dtype() == DType::bf16)),
                    "moe_route: bias {}", shape_text(bias.shape()));
-    FOURBIT_ASSERT(expert_ids.dtype() == DType::i32 &&
-                       expert_ids.shape() == Shape({n_tokens, k}) &&
+    FOURBIT_ASSERT(expert_ids.dtype() == DType::i32 && expert_ids.shape() == Shape({n_tokens, k}) &&
                        expert_weights.dtype() == DType::f32 &&
                        expert_weights.shape() == Shape({n_tokens, k}),
                    "moe_route: outputs {} {}", shape_text(expert_ids.shape()),
@@ -46,8 +45,8 @@ void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
     FOURBIT_ASSERT(gate.shape() == up.shape() && out.shape() == gate.shape() &&
                        gate.dtype() == DType::f32 && up.dtype() == DType::f32 &&
                        out.dtype() == DType::f32,
-                   "swiglu: gate {} up {} out {}", shape_text(gate.shape()),
-                   shape_text(up.shape()), shape_text(out.shape()));
+                   "swiglu: gate {} up {} out {}", shape_text(gate.shape()), shape_text(up.shape()),
+                   shape_text(out.shape()));
     cpu::swiglu(gate, up, out);
 }
 

@@ -13,7 +13,8 @@ void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tenso
                Tensor& expert_weights) {
     const int64_t n_tokens = router_logits.dim(0), n_experts = router_logits.dim(1);
     std::vector<float> bias_values(n_experts, 0.0f);
-    for (int64_t e = 0; e < bias.numel(); ++e) {
+    const int64_t n_bias = bias.defined() ? bias.numel() : 0;
+    for (int64_t e = 0; e < n_bias; ++e) {
         bias_values[e] = bias.dtype() == DType::bf16 ? bf16_to_f32(bias.data<uint16_t>()[e])
                                                      : bias.data<float>()[e];
     }

@@ -24,6 +24,7 @@ std::string shape_text(const Shape& shape) {
 }
 
 size_t Tensor::size_bytes() const {
+    if (!defined()) return 0;
     return static_cast<size_t>(numel()) * dtype_size_bytes(dtype_);
 }
 
@@ -34,7 +35,7 @@ Tensor Tensor::zeros(DType dtype, Shape shape) {
     Tensor tensor;
     tensor.dtype_ = dtype;
     tensor.shape_ = std::move(shape);
-    size_t bytes = tensor.size_bytes();
+    size_t bytes = static_cast<size_t>(tensor.numel()) * dtype_size_bytes(dtype);
     size_t rounded = (bytes + 63) / 64 * 64;
     void* memory = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
     if (memory == nullptr) fail("out of memory allocating {} bytes", bytes);

@@ -28,7 +28,8 @@ public:
     // Rows [begin, begin + count) of the first axis, sharing storage.
     Tensor rows(int64_t begin, int64_t count) const;
 
-    bool defined() const { return data_ != nullptr || numel() == 0; }
+    // False for a default-constructed Tensor (no shape, no storage).
+    bool defined() const { return data_ != nullptr || owner_ != nullptr; }
     DType dtype() const { return dtype_; }
     const Shape& shape() const { return shape_; }
     int rank() const { return static_cast<int>(shape_.size()); }

@@ -110,17 +110,22 @@ TEST_F(SafetensorsTest, RoundTripKeepsDtypesShapesAndBytes) {
     auto file = SafetensorsFile::open(path("mixed.safetensors"));
 
     ASSERT_EQ(file->entries().size(), kMixedPlan.size());
+    // Data is laid out largest element first (stable), so each tensor is aligned to its
+    // element size: f32 weight, empty; i64 positions first; bf16; then the bytes.
+    const std::vector<std::string> layout = {"positions", "weight", "empty", "bias_bf16",
+                                             "scales_fp8", "last_byte"};
+    EXPECT_EQ(filled, layout) << "fill is called in layout order";
     uint64_t offset = 0;
-    for (size_t i = 0; i < kMixedPlan.size(); ++i) {
-        const TensorPlan& plan = kMixedPlan[i];
-        EXPECT_EQ(filled[i], plan.name) << "fill is called in plan order";
-        const SafetensorsEntry& entry = file->entries()[i];  // file order = plan order
-        EXPECT_EQ(entry.name, plan.name);
+    for (size_t i = 0; i < layout.size(); ++i) {
+        const SafetensorsEntry& entry = *file->find(layout[i]);
+        EXPECT_EQ(entry.begin_bytes, offset) << entry.name;
+        EXPECT_EQ(entry.begin_bytes % dtype_size_bytes(entry.dtype), 0u) << entry.name;
+        offset = entry.end_bytes;
+    }
+    for (const TensorPlan& plan : kMixedPlan) {
+        const SafetensorsEntry& entry = *file->find(plan.name);
         EXPECT_EQ(entry.dtype, plan.dtype);
         EXPECT_EQ(entry.shape, plan.shape);
-        EXPECT_EQ(entry.begin_bytes, offset);
-        offset = entry.end_bytes;
-
         Tensor tensor = file->tensor(plan.name);
         EXPECT_EQ(tensor.dtype(), plan.dtype);
         EXPECT_EQ(tensor.shape(), plan.shape);
