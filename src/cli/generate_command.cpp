@@ -29,7 +29,8 @@ void add_generate_command(CLI::App& app) {
     command->add_option("--top-k", options->top_k, "keep the k most likely tokens");
     command->add_option("--top-p", options->top_p, "keep the smallest set with this mass");
     command->add_option("--min-p", options->min_p, "drop tokens below min_p * p(max)");
-    command->add_option("--seed", options->seed, "random seed for sampling");
+    command->add_option("--seed", options->seed, "random seed for sampling")
+        ->check(CLI::NonNegativeNumber);
     command->add_flag("--ignore-eos", options->ignore_eos, "generate exactly --max-tokens");
     command->add_option("--output", options->output, "text or json")
         ->check(CLI::IsMember({"text", "json"}))
@@ -56,13 +57,13 @@ void add_generate_command(CLI::App& app) {
         GenerateResult result = generate(model, prompt, generate_options, sampler);
 
         const size_t n = result.token_ids.size();
-        spdlog::info("prompt {} tokens in {:.3f}s ({:.1f} tok/s); {} tokens decoded in {:.3f}s "
-                     "({:.1f} tok/s); finish: {}",
-                     prompt.size(), result.prefill_seconds,
-                     prompt.size() / std::max(result.prefill_seconds, 1e-9), n > 0 ? n - 1 : 0,
-                     result.decode_seconds,
-                     n > 1 ? (n - 1) / std::max(result.decode_seconds, 1e-9) : 0.0,
-                     result.finish_reason);
+        spdlog::info(
+            "prompt {} tokens in {:.3f}s ({:.1f} tok/s); {} tokens decoded in {:.3f}s "
+            "({:.1f} tok/s); finish: {}",
+            prompt.size(), result.prefill_seconds,
+            prompt.size() / std::max(result.prefill_seconds, 1e-9), n > 0 ? n - 1 : 0,
+            result.decode_seconds, n > 1 ? (n - 1) / std::max(result.decode_seconds, 1e-9) : 0.0,
+            result.finish_reason);
         if (o.output == "json") {
             nlohmann::json out = {{"token_ids", result.token_ids},
                                   {"finish_reason", result.finish_reason}};

@@ -13,8 +13,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     app.fallthrough();  // global options (--log-level) may also follow the subcommand
     std::string log_level = "info";
-    app.add_option("--log-level", log_level, "debug, info, warn or error")
-        ->capture_default_str();
+    app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
     fourbit::add_make_model_command(app);
     fourbit::add_logits_command(app);
     fourbit::add_generate_command(app);

@@ -8,7 +8,6 @@ namespace fourbit {
 void add_make_model_command(CLI::App& app) {
     struct Options {
         MakeModelOptions make;
-        int64_t layers = 0;
         uint64_t shard_mb = 2000;
         bool dry_run = false;
     };
@@ -18,15 +17,17 @@ void add_make_model_command(CLI::App& app) {
     command->add_option("--preset", options->make.preset, "tiny, small, m2.7-slice or m2.7")
         ->required();
     command->add_option("--out", options->make.out_dir, "output directory");
-    command->add_option("--seed", options->make.seed, "random seed")->capture_default_str();
-    command->add_option("--layers", options->layers, "number of layers (overrides the preset)");
+    command->add_option("--seed", options->make.seed, "random seed")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    command->add_option("--layers", options->make.layers,
+                        "number of layers (overrides the preset)");
     command->add_option("--shard-size-mb", options->shard_mb, "largest shard, in MB")
         ->capture_default_str();
     command->add_flag("--dry-run", options->dry_run,
                       "print the tensor inventory and total bytes, write nothing");
     command->callback([options] {
         Options& o = *options;
-        if (o.layers != 0) o.make.layers = o.layers;
         o.make.max_shard_bytes = o.shard_mb * 1'000'000;
         if (o.dry_run) {
             MiniMaxM2Config config = preset_config(o.make.preset, o.make.layers);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "util/error.h"
 
@@ -25,7 +26,14 @@ GenerateResult generate(const MiniMaxM2& model, const std::vector<int32_t>& prom
         (step == 0 ? result.prefill_seconds : result.decode_seconds) +=
             std::chrono::duration<double>(now - start).count();
         start = now;
-        int32_t token = sampler.sample({logits.data<float>(), static_cast<size_t>(logits.dim(1))});
+        std::span<const float> row(logits.data<float>(), static_cast<size_t>(logits.dim(1)));
+        if (std::any_of(row.begin(), row.end(), [](float x) { return !std::isfinite(x); })) {
+            fail(
+                "the model produced non-finite logits at generated token {}: the checkpoint's "
+                "weights may hold NaN or Inf",
+                step);
+        }
+        int32_t token = sampler.sample(row);
         result.token_ids.push_back(token);
         if (on_token) on_token(token);
         const auto& eos = options.eos_token_ids;
