@@ -19,7 +19,9 @@ void attention_causal(const Tensor& q, const Tensor& keys, const Tensor& values,
     const float* ks = keys.data<float>();
     const float* vs = values.data<float>();
     float* os = out.data<float>();
-#pragma omp parallel
+    // Work of the whole call in multiply-adds: below ~1e5 one thread does it faster.
+    const int64_t macs = n_new * n_ctx * shape.n_heads * d * 2;
+#pragma omp parallel if (macs >= (int64_t(1) << 17))
     {
         std::vector<float> scores(n_ctx);
 #pragma omp for collapse(2) schedule(dynamic, 4)

@@ -18,6 +18,9 @@ constexpr int kTokenChunk = 64;
 // Below this many tokens the weight-streaming path wins: converting a panel costs as much as
 // using it once.
 constexpr int64_t kStreamingMaxTokens = 2;
+// Products smaller than this many multiply-adds run on one thread: waking the others costs
+// more than it saves (and many small test processes at once would oversubscribe the cores).
+constexpr int64_t kParallelMinMacs = int64_t(1) << 17;
 
 // Converts rows [row_begin, row_begin + rows) of W to f32 in `out` ([rows, k]).
 void weight_rows_to_f32(const LinearWeight& weight, int64_t row_begin, int rows, float* out,
@@ -57,7 +60,7 @@ void linear_streaming(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     const int64_t n = w.dim(0), k = w.dim(1), tokens = x.dim(0);
     const float* xs = x.data<float>();
     float* ys = y.data<float>();
-#pragma omp parallel
+#pragma omp parallel if (n * k * tokens >= kParallelMinMacs)
     {
         std::vector<float> row;  // f8 rows are expanded here first
         if (w.dtype() == DType::f8_e4m3) row.resize(k);
@@ -85,7 +88,7 @@ void linear_panels(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     const float* xs = x.data<float>();
     float* ys = y.data<float>();
     const int64_t n_panels = (n + kPanelRows - 1) / kPanelRows;
-#pragma omp parallel
+#pragma omp parallel if (n * k * tokens >= kParallelMinMacs)
     {
         std::vector<float> panel(static_cast<size_t>(kPanelRows) * k);
         // Panels outermost: each thread converts its weight rows once and runs every token

@@ -18,7 +18,9 @@ if [ $configure -eq 0 ]; then
 fi
 tests="not run"
 if [ $build -eq 0 ]; then
-    (cd "$build_dir" && ctest --output-on-failure -j 8 >"$log_dir/ctest.log" 2>&1)
+    # Four test processes of four OpenMP threads each: no oversubscription of the host's cores.
+    (cd "$build_dir" && OMP_NUM_THREADS=4 ctest --output-on-failure -j 4 \
+        >"$log_dir/ctest.log" 2>&1)
     tests=$(grep -E "tests passed|tests failed" "$log_dir/ctest.log" | tail -1)
 fi
 gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)
