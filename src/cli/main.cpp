@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
     fourbit::add_make_model_command(app);
     fourbit::add_logits_command(app);
     fourbit::add_generate_command(app);
+    fourbit::add_tokenize_commands(app);
+    fourbit::add_render_command(app);
+    fourbit::add_parse_command(app);
     app.parse_complete_callback([&log_level] { fourbit::init_logging(log_level); });
     try {
         app.parse(argc, argv);

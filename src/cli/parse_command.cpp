@@ -1,0 +1,7 @@
+#include "cli/commands.h"
+
+namespace fourbit {
+
+void add_parse_command(CLI::App& app) {}
+
+}  // namespace fourbit

@@ -1,0 +1,7 @@
+#include "cli/commands.h"
+
+namespace fourbit {
+
+void add_tokenize_commands(CLI::App& app) {}
+
+}  // namespace fourbit

@@ -1,0 +1,1 @@
+# sources of the chat part: target_sources(fourbit_text PRIVATE ...)

@@ -1,0 +1,1 @@
+# sources of the parsers part: target_sources(fourbit_text PRIVATE ...)

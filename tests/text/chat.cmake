@@ -1,0 +1,1 @@
+# tests of the chat part (fourbit_test(...))

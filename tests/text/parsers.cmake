@@ -1,0 +1,1 @@
+# tests of the parsers part (fourbit_test(...))
