@@ -2,6 +2,7 @@
 
 #include "cli/commands.h"
 #include "model/make_model.h"
+#include "text/checkpoint_tokenizer.h"
 
 namespace fourbit {
 
@@ -44,7 +45,12 @@ void add_make_model_command(CLI::App& app) {
             return;
         }
         if (o.make.out_dir.empty()) throw CLI::RequiredError("--out");
+        // The tokenizer's turn-start and end-of-turn ids go into the model's configs.
+        const int64_t vocab_size = preset_config(o.make.preset, o.make.layers).vocab_size;
+        o.make.bos_token_id = checkpoint_bos_token_id(vocab_size);
+        o.make.eos_token_ids = {checkpoint_eos_token_id(vocab_size)};
         make_model(o.make);
+        write_checkpoint_tokenizer(o.make.out_dir, vocab_size);
     });
 }
 

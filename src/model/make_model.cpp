@@ -28,7 +28,6 @@ MiniMaxM2Config preset_config(const std::string& preset, std::optional<int64_t> 
         c.num_local_experts = 16;
         c.num_experts_per_tok = 4;
         c.intermediate_size = 128;
-        c.eos_token_ids = {c.vocab_size - 1};
     } else if (preset == "small") {
         c.vocab_size = 8192;
         c.hidden_size = 1024;
@@ -40,7 +39,6 @@ MiniMaxM2Config preset_config(const std::string& preset, std::optional<int64_t> 
         c.num_local_experts = 32;
         c.num_experts_per_tok = 4;
         c.intermediate_size = 512;
-        c.eos_token_ids = {c.vocab_size - 1};
     } else if (preset == "m2.7-slice" || preset == "m2.7") {
         c.vocab_size = 200064;
         c.hidden_size = 3072;
@@ -154,6 +152,8 @@ void write_json(const std::filesystem::path& path, const nlohmann::json& json) {
 
 void make_model(const MakeModelOptions& options) {
     MiniMaxM2Config config = preset_config(options.preset, options.layers);
+    if (options.bos_token_id) config.bos_token_id = options.bos_token_id;
+    if (!options.eos_token_ids.empty()) config.eos_token_ids = options.eos_token_ids;
     std::filesystem::path dir(options.out_dir);
     std::filesystem::create_directories(dir);
     write_json(dir / "config.json", minimax_m2_config_to_json(config));

@@ -31,6 +31,9 @@ struct MakeModelOptions {
     uint64_t seed = 0;
     std::optional<int64_t> layers;
     uint64_t max_shard_bytes = 2'000'000'000;
+    // Written to config.json and generation_config.json when given (the tokenizer's ids).
+    std::optional<int64_t> bos_token_id;
+    std::vector<int64_t> eos_token_ids;
 };
 
 // Writes config.json, generation_config.json and the sharded BF16 safetensors. Weights are

@@ -127,13 +127,13 @@ TEST_F(GenerateCli, SamplingWithTheSameSeedIsReproducible) {
 TEST_F(GenerateCli, StopsAtTheEosOfGenerationConfig) {
     std::vector<int64_t> greedy =
         ids(generate(tiny_dir(), {"--temperature", "0", "--max-tokens", "5"}));
-    ASSERT_EQ(greedy.size(), 5u) << "the preset's eos (vocab - 1) should not come up here";
+    ASSERT_EQ(greedy.size(), 5u) << "the preset's eos ([e~[) should not come up here";
 
     // A copy whose generation_config.json names the first greedy token as EOS.
     const fs::path model = temp_->path() / "model";
     copy_model_dir(tiny_dir(), model);
     nlohmann::json generation = read_json(model / "generation_config.json");
-    ASSERT_EQ(generation["eos_token_id"], kTinyVocab - 1);
+    ASSERT_TRUE(generation["eos_token_id"].is_number_integer());
     generation["eos_token_id"] = greedy[0];
     write_json(model / "generation_config.json", generation);
 

@@ -96,8 +96,17 @@ TEST_F(MakeModelCli, TinyConfigHasThePresetShapes) {
     EXPECT_EQ(config["qk_norm_type"], "per_layer");
     EXPECT_EQ(config["attn_type_list"], nlohmann::json({1, 1, 1, 1}));
 
+    // The configs' bos and eos are the ids the checkpoint's own tokenizer gives MiniMax-M2's
+    // turn-start and end-of-turn tokens, as M2.7's generation_config.json has them.
     nlohmann::json generation = read_json(tiny_dir() / "generation_config.json");
-    EXPECT_EQ(generation["eos_token_id"], kTinyVocab - 1);
+    nlohmann::json tokenizer = read_json(tiny_dir() / "tokenizer.json");
+    std::map<std::string, int64_t> added;
+    for (const auto& token : tokenizer["added_tokens"]) added[token["content"]] = token["id"];
+    EXPECT_EQ(generation["eos_token_id"], added.at("[e~["));
+    EXPECT_EQ(generation["bos_token_id"], added.at("]~b]"));
+    EXPECT_EQ(config["eos_token_id"], added.at("[e~["));
+    EXPECT_EQ(added.size(), 64u);
+    for (const auto& [content, id] : added) EXPECT_LT(id, kTinyVocab) << content;
 
     nlohmann::json index = read_json(tiny_dir() / "model.safetensors.index.json");
     ASSERT_TRUE(index["weight_map"].is_object());
