@@ -1,7 +1,12 @@
 // linear: y = x @ W^T, the projection every layer is made of.
 //   x  [n_tokens, k] f32
-//   W  [n, k] f32, bf16, or f8_e4m3 with a block scale (MiniMax's FP8: `weight_scale_inv`
-//      [ceil(n / block_rows), ceil(k / block_cols)] f32, a multiplier despite its name)
+//   W  [n, k] in one of three formats:
+//      dense      f32 or bf16
+//      fp8_block  f8_e4m3 with a block scale (MiniMax's FP8: `weight_scale_inv`
+//                 [ceil(n / block_rows), ceil(k / block_cols)] f32, a multiplier despite its name)
+//      nvfp4      u8 [n, k / 2] of E2M1 codes (even column in the low nibble), an f8_e4m3
+//                 scale per 16 columns [n, k / 16], and a global scale; weight-only numerics
+//                 (f32 activations), or W4A4 emulated when asked
 //   y  [n_tokens, n] f32, accumulated in f32
 #pragma once
 
@@ -9,14 +14,29 @@
 
 namespace fourbit {
 
-struct LinearWeight {
-    Tensor weight;       // [n, k]
-    Tensor block_scale;  // f8_e4m3 only: [ceil(n / block_rows), ceil(k / block_cols)] f32
-    int64_t block_rows = 0;
-    int64_t block_cols = 0;
+enum class WeightFormat { dense, fp8_block, nvfp4 };
 
+struct LinearWeight {
+    Tensor weight;           // dense, fp8_block: [n, k]; nvfp4: u8 [n, k / 2]
+    Tensor block_scale;      // fp8_block: f32 [ceil(n / block_rows), ceil(k / block_cols)];
+                             // nvfp4: f8_e4m3 [n, k / 16]
+    int64_t block_rows = 0;  // fp8_block only
+    int64_t block_cols = 0;
+    float global_scale = 1.0f;  // nvfp4: ModelOpt's weight_scale_2 (dequantize direction)
+    float input_scale = 0.0f;   // nvfp4: calibrated activation scale (amax / 2688); 0 if none
+    // nvfp4 with an input_scale: quantize-dequantize x as W4A4 hardware would (evaluation).
+    bool emulate_w4a4 = false;
+
+    // The format follows from the weight's dtype: u8 holds packed NVFP4 codes.
+    WeightFormat format() const {
+        if (weight.dtype() == DType::u8) return WeightFormat::nvfp4;
+        if (weight.dtype() == DType::f8_e4m3) return WeightFormat::fp8_block;
+        return WeightFormat::dense;
+    }
     int64_t rows() const { return weight.dim(0); }
-    int64_t cols() const { return weight.dim(1); }
+    int64_t cols() const {
+        return format() == WeightFormat::nvfp4 ? 2 * weight.dim(1) : weight.dim(1);
+    }
 };
 
 void linear(const Tensor& x, const LinearWeight& weight, Tensor& y);

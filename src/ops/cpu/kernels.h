@@ -22,7 +22,19 @@ struct Kernels {
                          int64_t k, float* y, int64_t y_stride);
     // y[i] += a * x[i]
     void (*axpy)(float a, const float* x, float* y, int64_t n);
+    // NVFP4 row against up to 8 activation rows: out[t] = sum over blocks b of
+    // e4m3(scales[b]) * sum_i e2m1(code[16 b + i]) * x[t * x_stride + 16 b + i], k a multiple
+    // of 16, two codes a byte (the even column in the low nibble). The caller applies the
+    // global scale.
+    void (*nvfp4_dot)(const uint8_t* packed, const uint8_t* scales, const float* x,
+                      int64_t x_stride, int tokens, int64_t k, float* out);
+    // out[i] = e2m1(code[i]) * e4m3(scales[i / 16]) * global_scale for i < k.
+    void (*nvfp4_to_f32)(const uint8_t* packed, const uint8_t* scales, float global_scale,
+                         float* out, int64_t k);
 };
+
+// The most activation rows nvfp4_dot takes at once.
+inline constexpr int kNvFp4DotMaxTokens = 8;
 
 const Kernels& kernels();
 
