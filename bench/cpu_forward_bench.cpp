@@ -14,6 +14,7 @@
 #include <numeric>
 #include <vector>
 
+#include "memory_bandwidth.h"
 #include "model/make_model.h"
 #include "model/minimax_m2.h"
 #include "ops/cpu/kernels.h"
@@ -23,30 +24,6 @@ namespace {
 
 double g_bandwidth_bytes_per_s = 0;
 std::unique_ptr<MiniMaxM2> g_model;
-
-// Sustained read bandwidth with every thread streaming its own part of a buffer far larger
-// than the caches: what a memory-bound decode step can hope for.
-double measure_read_bandwidth() {
-    const size_t n = size_t(1) << 28;  // 1 GiB of floats
-    std::vector<float> buffer(n);
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; ++i) buffer[i] = static_cast<float>(i & 1023);
-    double best = 0;
-    for (int repeat = 0; repeat < 5; ++repeat) {
-        double start = omp_get_wtime();
-        double total = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total)
-        for (int64_t block = 0; block < int64_t(n / 4096); ++block) {
-            // a dot of the block with itself: one pass over memory, vectorised
-            const float* p = buffer.data() + block * 4096;
-            total += cpu::kernels().dot_f32(p, p, 4096);
-        }
-        double seconds = omp_get_wtime() - start;
-        benchmark::DoNotOptimize(total);
-        best = std::max(best, n * sizeof(float) / seconds);
-    }
-    return best;
-}
 
 std::vector<int32_t> prompt_ids(int64_t n, int64_t vocab) {
     std::vector<int32_t> ids(n);
@@ -111,7 +88,7 @@ int main(int argc, char** argv) {
         make_model(options);
     }
     g_model = std::make_unique<MiniMaxM2>(load_model_weights(dir));
-    g_bandwidth_bytes_per_s = measure_read_bandwidth();
+    g_bandwidth_bytes_per_s = bench::measure_read_bandwidth();
     benchmark::AddCustomContext("cpu_kernels", cpu::kernels().isa);
     benchmark::AddCustomContext("threads", std::to_string(omp_get_max_threads()));
     benchmark::RegisterBenchmark("memory_read_bandwidth", BM_MemoryReadBandwidth)

@@ -28,7 +28,9 @@ run() {
     mkdir -p "$findings" "$work"
     # The tokenizer targets load a real vocabulary (decompressed by the main build's tests).
     export FOURBIT_FUZZ_TOKENIZER=${FOURBIT_FUZZ_TOKENIZER:-$(tokenizer_file)}
-    "$fuzz_dir/tests/fuzz/$target" "$work" "tests/fuzz/corpus/$target" \
+    local dictionary=()
+    [ -f "tests/fuzz/$target.dict" ] && dictionary=(-dict="tests/fuzz/$target.dict")
+    "$fuzz_dir/tests/fuzz/$target" "$work" "tests/fuzz/corpus/$target" "${dictionary[@]}" \
         -max_total_time="$seconds" -artifact_prefix="$findings/" -print_final_stats=1 \
         -rss_limit_mb=4096 2>&1 | tail -n 12
 }
