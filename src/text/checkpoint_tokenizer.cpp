@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "text/bpe_trainer.h"
+#include "text/chat_template.h"
 #include "util/error.h"
 
 namespace fourbit {
@@ -48,6 +49,7 @@ void write_checkpoint_tokenizer(const std::string& dir, int64_t vocab_size) {
         {"tool_parser_type", "minimax_m2"},
     };
     write_text(root / "tokenizer_config.json", config.dump(2) + "\n");
+    write_text(root / "chat_template.jinja", std::string(builtin_chat_template_text()));
 }
 
 }  // namespace fourbit
