@@ -138,6 +138,13 @@ void append_python_string(std::string& out, std::string_view text) {
 
 }  // namespace
 
+std::optional<ordered_json> try_parse_json_like_python(std::string_view text) {
+    ordered_json root;
+    PythonJsonBuilder builder(root);
+    if (!ordered_json::sax_parse(text.begin(), text.end(), &builder)) return std::nullopt;
+    return root;
+}
+
 ordered_json parse_json_like_python(std::string_view text, std::string_view what) {
     ordered_json root;
     PythonJsonBuilder builder(root);

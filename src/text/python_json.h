@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,9 @@ inline constexpr uint64_t kBigIntegerSubtype = 0x4249;  // "BI"
 // Python accepts: the NaN/Infinity literals (not JSON) and float literals beyond the range of
 // a double such as 1e400 (Python makes them infinity).
 nlohmann::ordered_json parse_json_like_python(std::string_view text, std::string_view what);
+// The same without throwing: nullopt for invalid JSON (for text from a model, where invalid
+// JSON is an ordinary outcome).
+std::optional<nlohmann::ordered_json> try_parse_json_like_python(std::string_view text);
 
 // json.dumps(value, ensure_ascii=False) with the default separators ", " and ": ".
 std::string python_json_dumps(const nlohmann::ordered_json& value);

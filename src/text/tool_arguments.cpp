@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <optional>
 
+#include "text/python_json.h"
+
 namespace fourbit {
 
 namespace {
@@ -177,37 +179,7 @@ int nesting_depth(std::string_view text) {
 
 std::optional<ordered_json> parse_json(std::string_view text) {
     if (text.empty() || nesting_depth(text) > kMaxDepth) return std::nullopt;
-    ordered_json value = ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (value.is_discarded()) return std::nullopt;
-    return value;
-}
-
-void dump_into(std::string& out, const ordered_json& value) {
-    if (value.is_object()) {
-        out += '{';
-        bool first = true;
-        for (auto it = value.begin(); it != value.end(); ++it) {
-            if (!first) out += ", ";
-            first = false;
-            out += json_string_literal(it.key());
-            out += ": ";
-            dump_into(out, it.value());
-        }
-        out += '}';
-    } else if (value.is_array()) {
-        out += '[';
-        bool first = true;
-        for (const ordered_json& item : value) {
-            if (!first) out += ", ";
-            first = false;
-            dump_into(out, item);
-        }
-        out += ']';
-    } else if (value.is_string()) {
-        out += json_string_literal(value.get_ref<const std::string&>());
-    } else {
-        out += value.dump();
-    }
+    return try_parse_json_like_python(text);
 }
 
 }  // namespace
@@ -272,22 +244,16 @@ std::string convert_parameter_value(std::string_view raw, const ValueTypes& type
     if (types.object || types.array) {
         if (auto value = parse_json(text);
             value && ((value->is_object() && types.object) || (value->is_array() && types.array))) {
-            return python_style_dump(*value);
+            return python_json_dumps(*value);
         }
     }
     if (types.string) return json_string_literal(raw);
-    if (auto value = parse_json(text)) return python_style_dump(*value);
+    if (auto value = parse_json(text)) return python_json_dumps(*value);
     return json_string_literal(raw);
 }
 
 std::string json_string_literal(std::string_view text) {
     return json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-std::string python_style_dump(const ordered_json& value) {
-    std::string out;
-    dump_into(out, value);
-    return out;
 }
 
 }  // namespace fourbit

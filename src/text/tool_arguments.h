@@ -37,7 +37,4 @@ std::string convert_parameter_value(std::string_view raw, const ValueTypes& type
 // A JSON string literal for `text`; bytes that are not UTF-8 become U+FFFD.
 std::string json_string_literal(std::string_view text);
 
-// Python json.dumps(value, ensure_ascii=False) spacing: {"a": [1, 2]}; keys in stored order.
-std::string python_style_dump(const nlohmann::ordered_json& value);
-
 }  // namespace fourbit
