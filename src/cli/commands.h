@@ -15,6 +15,8 @@ void add_generate_command(CLI::App& app);
 void add_tokenize_commands(CLI::App& app);  // tokenize, detokenize
 void add_render_command(CLI::App& app);
 void add_parse_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 
 // "5,17,3" -> {5, 17, 3}; Error naming the flag and the bad item otherwise.
 std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& flag);

@@ -9,6 +9,7 @@ void add_logits_command(CLI::App& app) {
         std::string model_dir;
         std::string ids;
         std::string out;
+        LoadOptions load;
     };
     auto options = std::make_shared<Options>();
     CLI::App* command =
@@ -16,9 +17,12 @@ void add_logits_command(CLI::App& app) {
     command->add_option("--model", options->model_dir, "checkpoint directory")->required();
     command->add_option("--ids", options->ids, "token ids, e.g. 5,17,3")->required();
     command->add_option("--out", options->out, "output .safetensors file")->required();
+    command->add_flag("--emulate-w4a4", options->load.emulate_w4a4,
+                      "NVFP4 modules with input scales quantize their activations as W4A4 "
+                      "hardware would");
     command->callback([options] {
         std::vector<int32_t> ids = parse_token_ids(options->ids, "--ids");
-        MiniMaxM2 model(load_model_weights(options->model_dir));
+        MiniMaxM2 model(load_model_weights(options->model_dir, options->load));
         KvCache cache(model.config());
         SequenceInput input{ids, &cache, true};
         Tensor logits = model.forward(std::span<const SequenceInput>(&input, 1));

@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
     fourbit::add_tokenize_commands(app);
     fourbit::add_render_command(app);
     fourbit::add_parse_command(app);
+    fourbit::add_inspect_command(app);
+    fourbit::add_convert_command(app);
     app.parse_complete_callback([&log_level] { fourbit::init_logging(log_level); });
     try {
         app.parse(argc, argv);

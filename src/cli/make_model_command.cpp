@@ -11,6 +11,8 @@ void add_make_model_command(CLI::App& app) {
         MakeModelOptions make;
         uint64_t shard_mb = 2000;
         bool dry_run = false;
+        std::string quant = "bf16";
+        std::string format;
     };
     auto options = std::make_shared<Options>();
     CLI::App* command = app.add_subcommand(
@@ -25,15 +27,31 @@ void add_make_model_command(CLI::App& app) {
                         "number of layers (overrides the preset)");
     command->add_option("--shard-size-mb", options->shard_mb, "largest shard, in MB")
         ->capture_default_str();
+    command
+        ->add_option("--quant", options->quant,
+                     "bf16, or nvfp4: every linear module outside the seed ignore list "
+                     "(lm_head, embeddings, routers, first and last layer) quantized")
+        ->check(CLI::IsMember({"bf16", "nvfp4"}))
+        ->capture_default_str();
+    command
+        ->add_option("--format", options->format,
+                     "NVFP4 layout: compressed-tensors (default) or modelopt")
+        ->check(CLI::IsMember({"compressed-tensors", "modelopt"}));
     command->add_flag("--dry-run", options->dry_run,
                       "print the tensor inventory and total bytes, write nothing");
     command->callback([options] {
         Options& o = *options;
         o.make.max_shard_bytes = o.shard_mb * 1'000'000;
+        if (o.quant == "nvfp4") {
+            o.make.format = o.format == "modelopt" ? QuantizationFormat::nvfp4_modelopt
+                                                   : QuantizationFormat::nvfp4_compressed_tensors;
+        } else if (!o.format.empty()) {
+            throw CLI::ValidationError("--format", "applies to --quant nvfp4 only");
+        }
         if (o.dry_run) {
             MiniMaxM2Config config = preset_config(o.make.preset, o.make.layers);
             uint64_t total = 0;
-            for (const TensorPlan& plan : model_tensor_plan(config)) {
+            for (const TensorPlan& plan : model_tensor_plan(config, o.make.format)) {
                 uint64_t bytes = shape_numel(plan.shape) * dtype_size_bytes(plan.dtype);
                 total += bytes;
                 std::printf("%s %s %s %llu\n", plan.name.c_str(),

@@ -191,6 +191,15 @@ std::vector<std::string> Checkpoint::tensor_names() const {
     return names;
 }
 
+std::vector<std::vector<std::string>> Checkpoint::tensors_by_file() const {
+    std::vector<std::vector<std::string>> files;
+    for (const auto& file : files_) {
+        files.emplace_back();
+        for (const auto& entry : file->entries()) files.back().push_back(entry.name);
+    }
+    return files;
+}
+
 uint64_t Checkpoint::total_bytes() const {
     uint64_t total = 0;
     for (const auto& [name, location] : tensors_) {
@@ -203,15 +212,7 @@ void write_sharded_checkpoint(const std::string& dir, const std::vector<TensorPl
                               const TensorFiller& fill, uint64_t max_shard_bytes) {
     // Sizes and names are checked before any file is written, so bad plans leave no debris.
     std::vector<uint64_t> sizes;
-    std::set<std::string_view> names;
-    uint64_t total_bytes = 0;
-    for (const auto& tensor : plan) {
-        if (!names.insert(tensor.name).second) fail("tensor '{}' is planned twice", tensor.name);
-        sizes.push_back(planned_size_bytes(tensor));
-        if (__builtin_add_overflow(total_bytes, sizes.back(), &total_bytes)) {
-            fail("checkpoint {} holds more than 2^64 bytes", dir);
-        }
-    }
+    for (const auto& tensor : plan) sizes.push_back(planned_size_bytes(tensor));
 
     // Greedy in plan order: a shard closes when the next tensor would push it over the limit,
     // so a tensor larger than the limit ends up alone. An empty plan still gets one shard, so
@@ -225,6 +226,27 @@ void write_sharded_checkpoint(const std::string& dir, const std::vector<TensorPl
         }
         shards.back().push_back(plan[i]);
         shard_bytes += sizes[i];
+    }
+    write_checkpoint_shards(dir, shards, fill);
+}
+
+void write_checkpoint_shards(const std::string& dir,
+                             const std::vector<std::vector<TensorPlan>>& planned_shards,
+                             const TensorFiller& fill) {
+    std::vector<std::vector<TensorPlan>> shards = planned_shards;
+    if (shards.empty()) shards.emplace_back();
+    // Sizes and names are checked before any file is written, so bad plans leave no debris.
+    std::set<std::string_view> names;
+    uint64_t total_bytes = 0;
+    for (const auto& shard : shards) {
+        for (const auto& tensor : shard) {
+            if (!names.insert(tensor.name).second) {
+                fail("tensor '{}' is planned twice", tensor.name);
+            }
+            if (__builtin_add_overflow(total_bytes, planned_size_bytes(tensor), &total_bytes)) {
+                fail("checkpoint {} holds more than 2^64 bytes", dir);
+            }
+        }
     }
 
     std::error_code error;

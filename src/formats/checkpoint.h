@@ -27,6 +27,9 @@ public:
     // The file (path) that holds the tensor.
     const std::string& file_of(std::string_view name) const;
     std::vector<std::string> tensor_names() const;  // sorted
+    // The tensors of each file, files in the order they were opened (index order or sorted
+    // paths), tensors in the order of their data: the layout a converter keeps.
+    std::vector<std::vector<std::string>> tensors_by_file() const;
     uint64_t total_bytes() const;
 
 private:
@@ -45,5 +48,11 @@ private:
 // Reports progress in bytes.
 void write_sharded_checkpoint(const std::string& dir, const std::vector<TensorPlan>& plan,
                               const TensorFiller& fill, uint64_t max_shard_bytes);
+
+// The same with the tensors already grouped into shards (e.g. a converted checkpoint keeping
+// its source's shards). An empty list writes one empty shard.
+void write_checkpoint_shards(const std::string& dir,
+                             const std::vector<std::vector<TensorPlan>>& shards,
+                             const TensorFiller& fill);
 
 }  // namespace fourbit

@@ -24,6 +24,13 @@ json read_json_file(const std::string& path) {
     }
 }
 
+void write_json_file(const std::string& path, const json& value) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << value.dump(2) << "\n";
+    out.close();
+    if (!out) fail("cannot write {}", path);
+}
+
 namespace {
 
 // Typed field access that names the file and the field in every error.
@@ -174,9 +181,11 @@ std::optional<Fp8BlockQuantization> resolve_quantization(const json& root,
     if (!it->is_object()) fail("{}: field 'quantization_config' must be an object", source);
     Fields quant(*it, source);
     auto method = quant.string("quant_method");
+    // NVFP4 checkpoints: read_quantization_scheme (formats/quantization_scheme.h) checks them.
+    if (method && (*method == "compressed-tensors" || *method == "modelopt")) return std::nullopt;
     refuse_unless(method && *method == "fp8", source,
                   fmt::format("quantization_config.quant_method '{}' (supported: 'fp8' with "
-                              "128x128 blocks)",
+                              "128x128 blocks, NVFP4 'compressed-tensors' and 'modelopt')",
                               method.value_or("(missing)")));
     auto format = quant.string("fmt");
     refuse_unless(!format || *format == "float8_e4m3fn", source,

@@ -38,7 +38,7 @@ struct MiniMaxM2Config {
     bool tie_word_embeddings = false;
     std::optional<int64_t> bos_token_id;
     std::vector<int64_t> eos_token_ids;
-    std::optional<Fp8BlockQuantization> fp8;
+    std::optional<Fp8BlockQuantization> fp8;  // NVFP4 schemes: formats/quantization_scheme.h
 
     int64_t q_width() const { return num_attention_heads * head_dim; }
     int64_t kv_width() const { return num_key_value_heads * head_dim; }
@@ -67,5 +67,7 @@ GenerationDefaults load_generation_defaults(const std::string& model_dir);
 
 // Reads and parses a JSON file, with the file and the parser's position in any error.
 nlohmann::json read_json_file(const std::string& path);
+// Writes `json` indented by 2 with a final newline; Error naming the path on failure.
+void write_json_file(const std::string& path, const nlohmann::json& json);
 
 }  // namespace fourbit

@@ -31,10 +31,20 @@ struct ModelWeights {
     LinearWeight lm_head;  // [vocab, hidden]
 };
 
-// Reads DIR/config.json and the checkpoint's tensors (BF16, F32, or MiniMax's FP8 E4M3 with
-// 128x128 `weight_scale_inv` blocks). A missing tensor, a wrong shape or dtype, or an FP8
-// weight without a valid scale is an Error naming the tensor.
-ModelWeights load_model_weights(const std::string& model_dir);
+struct LoadOptions {
+    // NVFP4 modules that carry an input scale quantize-dequantize their activations as W4A4
+    // hardware would (LinearWeight::emulate_w4a4); the others stay weight-only.
+    bool emulate_w4a4 = false;
+};
+
+// Reads DIR/config.json and the checkpoint's tensors: BF16, F32, MiniMax's FP8 E4M3 with
+// 128x128 `weight_scale_inv` blocks, or NVFP4 in the compressed-tensors or ModelOpt layout
+// (modules on the ignore list stay BF16). A missing tensor, a wrong shape or dtype, an FP8
+// weight without a valid scale, an NVFP4 scale that is NaN, infinite or not positive, fused
+// modules (q/k/v, an expert's w1/w3) with different global scales, or a linear module of an
+// NVFP4 checkpoint neither quantized nor ignored is an Error naming the checkpoint directory
+// and the module or tensor.
+ModelWeights load_model_weights(const std::string& model_dir, const LoadOptions& options = {});
 
 // The official tensor names, e.g. "model.layers.3.block_sparse_moe.experts.7.w1.weight".
 std::string layer_tensor_name(int64_t layer, const std::string& suffix);
