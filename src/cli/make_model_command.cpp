@@ -13,6 +13,7 @@ void add_make_model_command(CLI::App& app) {
         bool dry_run = false;
         std::string quant = "bf16";
         std::string format;
+        std::string nvfp4_layers = "seed";
     };
     auto options = std::make_shared<Options>();
     CLI::App* command = app.add_subcommand(
@@ -37,11 +38,18 @@ void add_make_model_command(CLI::App& app) {
         ->add_option("--format", options->format,
                      "NVFP4 layout: compressed-tensors (default) or modelopt")
         ->check(CLI::IsMember({"compressed-tensors", "modelopt"}));
+    command
+        ->add_option("--nvfp4-layers", options->nvfp4_layers,
+                     "seed: the first and last layer stay BF16, as the recipe's seed ignore list "
+                     "says; all: every layer NVFP4 (only lm_head, embeddings and routers BF16)")
+        ->check(CLI::IsMember({"seed", "all"}))
+        ->capture_default_str();
     command->add_flag("--dry-run", options->dry_run,
                       "print the tensor inventory and total bytes, write nothing");
     command->callback([options] {
         Options& o = *options;
         o.make.max_shard_bytes = o.shard_mb * 1'000'000;
+        o.make.keep_edge_layers_bf16 = o.nvfp4_layers == "seed";
         if (o.quant == "nvfp4") {
             o.make.format = o.format == "modelopt" ? QuantizationFormat::nvfp4_modelopt
                                                    : QuantizationFormat::nvfp4_compressed_tensors;
@@ -51,7 +59,8 @@ void add_make_model_command(CLI::App& app) {
         if (o.dry_run) {
             MiniMaxM2Config config = preset_config(o.make.preset, o.make.layers);
             uint64_t total = 0;
-            for (const TensorPlan& plan : model_tensor_plan(config, o.make.format)) {
+            for (const TensorPlan& plan :
+                 model_tensor_plan(config, o.make.format, o.make.keep_edge_layers_bf16)) {
                 uint64_t bytes = shape_numel(plan.shape) * dtype_size_bytes(plan.dtype);
                 total += bytes;
                 std::printf("%s %s %s %llu\n", plan.name.c_str(),

@@ -71,12 +71,14 @@ float nvfp4_export_global_scale(float amax) {
     return reciprocal_stable_scale(nvfp4_global_scale(amax));
 }
 
-std::vector<std::string> seed_ignore_list(const MiniMaxM2Config& config,
-                                          QuantizationFormat format) {
+std::vector<std::string> seed_ignore_list(const MiniMaxM2Config& config, QuantizationFormat format,
+                                          bool keep_edge_layers) {
     // Written once as wildcards; compressed-tensors gets their regex twins.
-    const std::vector<std::string> wildcards = {
-        "lm_head", "*embed_tokens*", "*block_sparse_moe.gate", "model.layers.0.*",
-        fmt::format("model.layers.{}.*", config.num_hidden_layers - 1)};
+    std::vector<std::string> wildcards = {"lm_head", "*embed_tokens*", "*block_sparse_moe.gate"};
+    if (keep_edge_layers) {
+        wildcards.push_back("model.layers.0.*");
+        wildcards.push_back(fmt::format("model.layers.{}.*", config.num_hidden_layers - 1));
+    }
     std::vector<ModulePattern> patterns;
     for (const std::string& text : wildcards) {
         patterns.push_back(ModulePattern::parse(text, "the seed ignore list"));
@@ -88,9 +90,9 @@ namespace {
 
 // The seed ignore list, parsed: whether make-model quantizes a module.
 std::vector<ModulePattern> seed_ignore_patterns(const MiniMaxM2Config& config,
-                                                QuantizationFormat format) {
+                                                QuantizationFormat format, bool keep_edge_layers) {
     std::vector<ModulePattern> patterns;
-    for (const std::string& text : seed_ignore_list(config, format)) {
+    for (const std::string& text : seed_ignore_list(config, format, keep_edge_layers)) {
         patterns.push_back(ModulePattern::parse(text, "the seed ignore list"));
     }
     return patterns;
@@ -98,11 +100,13 @@ std::vector<ModulePattern> seed_ignore_patterns(const MiniMaxM2Config& config,
 
 }  // namespace
 
-std::vector<TensorPlan> model_tensor_plan(const MiniMaxM2Config& c, QuantizationFormat format) {
+std::vector<TensorPlan> model_tensor_plan(const MiniMaxM2Config& c, QuantizationFormat format,
+                                          bool keep_edge_layers) {
     FOURBIT_ASSERT(format == QuantizationFormat::none || is_nvfp4(format),
                    "make-model writes BF16 or NVFP4");
     const std::vector<ModulePattern> ignore =
-        is_nvfp4(format) ? seed_ignore_patterns(c, format) : std::vector<ModulePattern>{};
+        is_nvfp4(format) ? seed_ignore_patterns(c, format, keep_edge_layers)
+                         : std::vector<ModulePattern>{};
     std::vector<TensorPlan> plan;
     auto add = [&plan](std::string name, Shape shape) {
         plan.push_back({std::move(name), DType::bf16, std::move(shape)});
@@ -167,7 +171,9 @@ double uniform(uint64_t key, uint64_t i) {
 }
 
 // Uniform on [-sqrt(3), sqrt(3)]: unit variance, and cheap enough to write the full M2.7 shape.
-double unit_variance(uint64_t key, uint64_t i) { return 1.7320508075688772 * (2.0 * uniform(key, i) - 1.0); }
+double unit_variance(uint64_t key, uint64_t i) {
+    return 1.7320508075688772 * (2.0 * uniform(key, i) - 1.0);
+}
 
 bool ends_with(const std::string& text, const std::string& suffix) {
     return text.size() >= suffix.size() &&
@@ -187,10 +193,18 @@ void fill_random(const TensorPlan& plan, std::span<uint8_t> out, uint64_t seed) 
     for (int64_t i = 0; i < n; ++i) {
         double value = 0;
         switch (kind) {
-            case Kind::norm: value = 0.5 + uniform(key, i); break;         // in (0.5, 1.5)
-            case Kind::bias: value = 0.1 * unit_variance(key, i); break;   // shifts selection
-            case Kind::embedding: value = unit_variance(key, i); break;    // rows of norm ~sqrt(H)
-            case Kind::matrix: value = matrix_std * unit_variance(key, i); break;  // unit-variance outputs
+            case Kind::norm:
+                value = 0.5 + uniform(key, i);
+                break;  // in (0.5, 1.5)
+            case Kind::bias:
+                value = 0.1 * unit_variance(key, i);
+                break;  // shifts selection
+            case Kind::embedding:
+                value = unit_variance(key, i);
+                break;  // rows of norm ~sqrt(H)
+            case Kind::matrix:
+                value = matrix_std * unit_variance(key, i);
+                break;  // unit-variance outputs
         }
         values[i] = f32_to_bf16(static_cast<float>(value));
     }
@@ -216,9 +230,11 @@ std::vector<float> bf16_weight_values(const LinearModule& module, uint64_t seed)
 // right after its codes, are not quantized twice.
 class NvFp4Filler {
 public:
-    NvFp4Filler(const MiniMaxM2Config& config, QuantizationFormat format, uint64_t seed)
+    NvFp4Filler(const MiniMaxM2Config& config, QuantizationFormat format, uint64_t seed,
+                bool keep_edge_layers)
         : format_(format), seed_(seed) {
-        const std::vector<ModulePattern> ignore = seed_ignore_patterns(config, format);
+        const std::vector<ModulePattern> ignore =
+            seed_ignore_patterns(config, format, keep_edge_layers);
         modules_ = minimax_m2_linear_modules(config);
         for (const LinearModule& module : modules_) {
             if (first_match(ignore, module.prefix) != nullptr) continue;
@@ -335,7 +351,8 @@ void make_model(const MakeModelOptions& options) {
     if (is_nvfp4(options.format)) {
         NvFp4ExportConfig export_config;
         export_config.format = options.format;
-        export_config.ignore = seed_ignore_list(config, options.format);
+        export_config.ignore =
+            seed_ignore_list(config, options.format, options.keep_edge_layers_bf16);
         export_config.input_scales = true;
         write_nvfp4_configs(dir.string(), config_json, export_config);
     } else {
@@ -343,13 +360,14 @@ void make_model(const MakeModelOptions& options) {
         std::error_code ignored;  // a ModelOpt file left by an earlier run would mislabel it
         std::filesystem::remove(dir / "hf_quant_config.json", ignored);
     }
-    nlohmann::json generation = {{"do_sample", true}, {"temperature", 1.0}, {"top_p", 0.95},
-                                 {"top_k", 40}};
+    nlohmann::json generation = {
+        {"do_sample", true}, {"temperature", 1.0}, {"top_p", 0.95}, {"top_k", 40}};
     if (config.bos_token_id) generation["bos_token_id"] = *config.bos_token_id;
     if (!config.eos_token_ids.empty()) generation["eos_token_id"] = config.eos_token_ids.front();
     write_json_file((dir / "generation_config.json").string(), generation);
     const uint64_t seed = options.seed;
-    std::vector<TensorPlan> plan = model_tensor_plan(config, options.format);
+    std::vector<TensorPlan> plan =
+        model_tensor_plan(config, options.format, options.keep_edge_layers_bf16);
     if (!is_nvfp4(options.format)) {
         write_sharded_checkpoint(
             dir.string(), plan,
@@ -359,7 +377,7 @@ void make_model(const MakeModelOptions& options) {
             options.max_shard_bytes);
         return;
     }
-    NvFp4Filler filler(config, options.format, seed);
+    NvFp4Filler filler(config, options.format, seed, options.keep_edge_layers_bf16);
     write_sharded_checkpoint(
         dir.string(), plan,
         [&filler](const TensorPlan& tensor, std::span<uint8_t> out) { filler.fill(tensor, out); },

@@ -27,14 +27,18 @@ MiniMaxM2Config preset_config(const std::string& preset, std::optional<int64_t> 
 // NVFP4 every linear module the seed ignore list does not name stored as that layout's tensors
 // (nvfp4_tensors.h) in place of its `.weight`.
 std::vector<TensorPlan> model_tensor_plan(const MiniMaxM2Config& config,
-                                          QuantizationFormat format = QuantizationFormat::none);
+                                          QuantizationFormat format = QuantizationFormat::none,
+                                          bool keep_edge_layers = true);
 
 // The seed recipe's ignore list (recipe.md §1): lm_head, the embeddings, every MoE router
 // (`block_sparse_moe.gate`, not the experts) and all of the first and the last layer stay BF16.
 // In `format`'s spelling: fnmatch wildcards for ModelOpt (`*block_sparse_moe.gate`,
 // `model.layers.0.*`), `re:` regexes for compressed-tensors (`re:.*block_sparse_moe\.gate$`,
 // `re:model\.layers\.0\.`).
-std::vector<std::string> seed_ignore_list(const MiniMaxM2Config& config, QuantizationFormat format);
+// keep_edge_layers false: only lm_head, the embeddings and the routers stay BF16 (every layer's
+// attention and experts NVFP4, the shape llama.cpp's published CPU figures use).
+std::vector<std::string> seed_ignore_list(const MiniMaxM2Config& config, QuantizationFormat format,
+                                          bool keep_edge_layers = true);
 
 // make-model's activation amax for every quantized module: random weights have no calibration
 // data, so every input scale is that of an activation range of +-8 (8 / 2688, nudged as
@@ -55,6 +59,8 @@ struct MakeModelOptions {
     // nudged up to the nearest value whose reciprocal round-trips (reciprocal_stable_scale), so
     // that both layouts store it exactly; input scales from kMakeModelInputAmax.
     QuantizationFormat format = QuantizationFormat::none;
+    // The seed's first and last layers in BF16 (true), or NVFP4 like every other (false).
+    bool keep_edge_layers_bf16 = true;
     std::string out_dir;
     uint64_t seed = 0;
     std::optional<int64_t> layers;

@@ -267,6 +267,21 @@ TEST_F(Nvfp4Cli, InspectAndLoadRefuseANanScaleNamingTheModule) {
     EXPECT_NE(text.out.find("weight_scale_2 = nan"), std::string::npos) << text.out;
 }
 
+TEST_F(Nvfp4Cli, AllLayersOptionQuantizesTheEdgeLayersToo) {
+    const fs::path dir = temp_->path() / "all";
+    ASSERT_TRUE(succeeded(run_fourbit({"make-model", "--preset", "tiny", "--seed", "1", "--quant",
+                                       "nvfp4", "--nvfp4-layers", "all", "--out", dir.string()})));
+    CommandResult json_result = run_fourbit({"inspect", dir.string(), "--json"});
+    ASSERT_TRUE(succeeded(json_result));
+    nlohmann::json report = nlohmann::json::parse(json_result.out);
+    EXPECT_EQ(report["clean"], true);
+    // Every layer's attention and experts; lm_head, embeddings and routers stay BF16.
+    EXPECT_EQ(report["modules"]["nvfp4"]["modules"], 4 * (4 + 48));
+    EXPECT_EQ(report["layers"][0]["attention"], nlohmann::json({{"nvfp4", 4}}));
+    EXPECT_EQ(report["layers"][3]["router"], nlohmann::json({{"bf16", 1}}));
+    EXPECT_EQ(logits(dir, "all").rows, 7);
+}
+
 TEST_F(Nvfp4Cli, InspectOfTheBf16ModelIsClean) {
     CommandResult result = run_fourbit({"inspect", tiny_dir().string(), "--json"});
     ASSERT_TRUE(succeeded(result));
