@@ -1,0 +1,108 @@
+// The serving engine: requests join and leave one running batch at every step (continuous
+// batching); long prompts are prefilled in chunks under a per-step token budget so that
+// running decodes keep going. One engine thread runs the model; callers submit requests from
+// any thread and hear back through callbacks, which run on the engine thread and must be quick.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "model/minimax_m2.h"
+#include "runtime/sampler.h"
+
+namespace fourbit {
+
+struct EngineOptions {
+    int64_t max_num_seqs = 16;              // sequences in the running batch at most
+    int64_t max_num_batched_tokens = 2048;  // tokens one step may run (prefill chunks + decodes)
+    int64_t max_model_len = 0;              // prompt + output per sequence; 0: the model's
+};
+
+struct GenerationRequest {
+    std::vector<int32_t> prompt_ids;
+    SamplingParams sampling;
+    int64_t max_tokens = 16;  // the caller resolves defaults (e.g. the rest of the context)
+    std::vector<int64_t> stop_token_ids;  // end the output, and are part of it
+    bool ignore_eos = false;              // if set, stop_token_ids are ignored
+    int top_logprobs = 0;                 // alternatives reported per token (0: none)
+    bool logprobs = false;                // report the chosen token's log-probability
+};
+
+struct TokenEvent {
+    int32_t token_id = 0;
+    float logprob = 0.0f;                                 // when requested
+    std::vector<std::pair<int32_t, float>> top_logprobs;  // most likely first
+};
+
+struct FinishEvent {
+    std::string reason;  // "stop" (a stop token), "length" (max_tokens or the context),
+                         // "cancelled", or "error"
+    std::string error;   // the message, for "error"
+    int64_t prompt_tokens = 0;
+    int64_t completion_tokens = 0;
+    double time_to_first_token_s = 0;
+};
+
+using TokenCallback = std::function<void(const TokenEvent&)>;
+using FinishCallback = std::function<void(const FinishEvent&)>;
+
+// What the engine is doing, for /metrics and /health; a consistent snapshot.
+struct EngineStats {
+    int64_t requests_running = 0;
+    int64_t requests_waiting = 0;
+    int64_t prompt_tokens_total = 0;
+    int64_t generation_tokens_total = 0;
+    int64_t requests_finished_total = 0;
+    int64_t kv_tokens_in_use = 0;               // tokens held in the running sequences' caches
+    int64_t kv_tokens_capacity = 0;             // max_num_seqs * max_model_len
+    std::vector<double> time_to_first_token_s;  // of requests finished since the last call
+    std::vector<double> inter_token_s;          // of tokens generated since the last call
+};
+
+class Engine {
+public:
+    Engine(const MiniMaxM2& model, const EngineOptions& options);
+    ~Engine();  // cancels what is left and stops the thread
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    // Queues a request; returns its id. The finish callback runs exactly once. A request that
+    // cannot run (empty prompt, prompt + max_tokens over max_model_len, bad sampling
+    // parameters) throws Error here, before it is queued.
+    uint64_t submit(GenerationRequest request, TokenCallback on_token, FinishCallback on_finish);
+    // Stops a request (a client went away): it finishes with "cancelled" at the next step and
+    // its cache is freed. Unknown or finished ids are ignored.
+    void cancel(uint64_t request_id);
+
+    // Takes the stats; the latency samples are handed over once.
+    EngineStats take_stats();
+    const EngineOptions& options() const { return options_; }
+
+private:
+    struct Sequence;
+    void run();
+    void step(std::vector<std::unique_ptr<Sequence>>& running);
+    void finish(Sequence& sequence, const std::string& reason, const std::string& error = "");
+
+    const MiniMaxM2& model_;
+    EngineOptions options_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<std::unique_ptr<Sequence>> waiting_;
+    std::vector<uint64_t> cancelled_;
+    uint64_t next_id_ = 1;
+    bool stopping_ = false;
+    EngineStats stats_;
+    std::thread thread_;
+};
+
+}  // namespace fourbit
