@@ -21,4 +21,8 @@ void add_convert_command(CLI::App& app);
 // "5,17,3" -> {5, 17, 3}; Error naming the flag and the bad item otherwise.
 std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& flag);
 
+// The whole of the file `path` that option `flag` names ("-": standard input); an Error naming
+// the flag, the file and why when it cannot be read.
+std::string read_input_file(const std::string& flag, const std::string& path);
+
 }  // namespace fourbit

@@ -1,13 +1,7 @@
 // `fourbit parse`: model output text -> the OpenAI assistant message (reasoning, content, tool
 // calls), through the same parsers the server uses; --stream-chunk-bytes shows the deltas.
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
-#include <iostream>
-#include <iterator>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "text/message_parser.h"
@@ -18,21 +12,9 @@ namespace fourbit {
 
 namespace {
 
-// The whole file ("-": standard input).
-std::string read_text(const std::string& path, const std::string& flag) {
-    if (path == "-") {
-        return std::string(std::istreambuf_iterator<char>(std::cin), {});
-    }
-    std::ifstream file(path, std::ios::binary);
-    if (!file) fail("{} {}: cannot read: {}", flag, path, std::strerror(errno));
-    std::ostringstream bytes;
-    bytes << file.rdbuf();
-    return bytes.str();
-}
-
 // The `tools` array of a file holding either that array or a request body with a `tools` field.
 nlohmann::json read_tools(const std::string& path) {
-    const std::string text = read_text(path, "--tools");
+    const std::string text = read_input_file("--tools", path);
     nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (json.is_discarded()) fail("--tools {}: not valid JSON", path);
     if (json.is_object()) {
@@ -94,7 +76,7 @@ void add_parse_command(CLI::App& app) {
         parser_options.tools = tool_call_parser_from_name(o.tool_call_parser);
         parser_options.prompt_opens_think = o.prompt_opens_think;
         if (!o.tools_file.empty()) parser_options.tool_schemas = read_tools(o.tools_file);
-        const std::string text = read_text(o.text_file, "--text-file");
+        const std::string text = read_input_file("--text-file", o.text_file);
 
         bool truncated = false;
         if (o.stream_chunk_bytes > 0) {

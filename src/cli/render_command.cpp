@@ -1,35 +1,13 @@
 // `fourbit render`: the exact prompt text an OpenAI chat-completions request renders to, as the
 // server would feed it to the tokenizer.
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
-#include <iostream>
 #include <memory>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "text/chat_template.h"
 #include "util/error.h"
 
 namespace fourbit {
-
-namespace {
-
-std::string read_request(const std::string& path) {
-    std::ostringstream text;
-    if (path == "-") {
-        text << std::cin.rdbuf();
-        return text.str();
-    }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail("--request {}: cannot open: {}", path, std::strerror(errno));
-    text << in.rdbuf();
-    if (in.bad()) fail("--request {}: cannot read", path);
-    return text.str();
-}
-
-}  // namespace
 
 void add_render_command(CLI::App& app) {
     struct Options {
@@ -51,7 +29,7 @@ void add_render_command(CLI::App& app) {
         const ChatTemplate chat_template = o.model_dir.empty()
                                                ? ChatTemplate::builtin()
                                                : ChatTemplate::load_from_model_dir(o.model_dir);
-        const std::string body = read_request(o.request_path);
+        const std::string body = read_input_file("--request", o.request_path);
         std::string prompt;
         try {
             prompt = chat_template.render(parse_chat_request_text(body));

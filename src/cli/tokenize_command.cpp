@@ -1,37 +1,15 @@
 // `fourbit tokenize` and `fourbit detokenize`: the tokenizer alone, for debugging and tests.
 // tokenize prints the ids of a text as a JSON array; detokenize prints the text of ids exactly
 // (no newline added), as the server's decode would produce it.
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
-#include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
 
 namespace fourbit {
-
-namespace {
-
-std::string read_text_file(const std::string& path) {
-    std::ostringstream text;
-    if (path == "-") {
-        text << std::cin.rdbuf();
-        return text.str();
-    }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail("--text-file {}: cannot open: {}", path, std::strerror(errno));
-    text << in.rdbuf();
-    if (in.bad()) fail("--text-file {}: cannot read", path);
-    return text.str();
-}
-
-}  // namespace
 
 void add_tokenize_commands(CLI::App& app) {
     struct TokenizeOptions {
@@ -52,7 +30,7 @@ void add_tokenize_commands(CLI::App& app) {
         if (file_option->count() == 0 && text_option->count() == 0) {
             fail("tokenize: give the text with --text or --text-file");
         }
-        const std::string text = o.text ? *o.text : read_text_file(o.text_file);
+        const std::string text = o.text ? *o.text : read_input_file("--text-file", o.text_file);
         const Tokenizer tokenizer = Tokenizer::load(o.tokenizer_path);
         const nlohmann::json ids = tokenizer.encode(text);
         std::printf("%s\n", ids.dump().c_str());

@@ -34,38 +34,6 @@ const Tables& tables() {
     return t;
 }
 
-// Length of the valid UTF-8 sequence at the start of `s` (s non-empty), or 0 if there is none.
-// `*invalid` receives the length of the maximal invalid subpart when 0 is returned.
-size_t valid_sequence(std::string_view s, size_t* invalid) {
-    const auto b0 = static_cast<uint8_t>(s[0]);
-    if (b0 < 0x80) return 1;
-    size_t length = 0;
-    uint8_t low = 0x80, high = 0xbf;  // range of the second byte
-    if (b0 >= 0xc2 && b0 <= 0xdf) {
-        length = 2;
-    } else if (b0 >= 0xe0 && b0 <= 0xef) {
-        length = 3;
-        if (b0 == 0xe0) low = 0xa0;
-        if (b0 == 0xed) high = 0x9f;
-    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-        length = 4;
-        if (b0 == 0xf0) low = 0x90;
-        if (b0 == 0xf4) high = 0x8f;
-    } else {
-        *invalid = 1;
-        return 0;
-    }
-    size_t i = 1;
-    for (; i < length && i < s.size(); ++i) {
-        const auto b = static_cast<uint8_t>(s[i]);
-        const bool ok = i == 1 ? (b >= low && b <= high) : (b >= 0x80 && b <= 0xbf);
-        if (!ok) break;
-    }
-    if (i == length) return length;
-    *invalid = i;  // the lead byte and the continuation bytes that were still possible
-    return 0;
-}
-
 }  // namespace
 
 uint32_t char_of_byte(uint8_t byte) { return tables().char_of_byte[byte]; }
@@ -102,25 +70,6 @@ std::string unmapped_bytes(std::string_view token) {
     std::string bytes;
     if (!unmap(token, bytes)) bytes.assign(token);
     return bytes;
-}
-
-void append_lossy_utf8(std::string& out, std::string_view bytes) {
-    size_t i = 0;
-    while (i < bytes.size()) {
-        // Copy the run of ASCII and valid sequences in one go.
-        size_t start = i;
-        size_t invalid = 0;
-        while (i < bytes.size()) {
-            const size_t n = valid_sequence(bytes.substr(i), &invalid);
-            if (n == 0) break;
-            i += n;
-        }
-        out.append(bytes.data() + start, i - start);
-        if (i < bytes.size()) {
-            out.append("\xef\xbf\xbd");  // U+FFFD
-            i += invalid;
-        }
-    }
 }
 
 }  // namespace fourbit::byte_level

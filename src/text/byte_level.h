@@ -1,5 +1,5 @@
-// The GPT-2 byte <-> unicode map of byte-level BPE, and the lossy UTF-8 conversion that its
-// decoder ends with. Internal to the tokenizer.
+// The GPT-2 byte <-> unicode map of byte-level BPE. Internal to the tokenizer (the lossy UTF-8
+// conversion its decoder ends with is utf8::append_lossy).
 #pragma once
 
 #include <cstdint>
@@ -25,9 +25,5 @@ bool unmap(std::string_view token, std::string& bytes);
 // every character is in the map; otherwise the entry's own UTF-8 bytes (added tokens such as
 // "<｜User｜>").
 std::string unmapped_bytes(std::string_view token);
-
-// Appends `bytes` as UTF-8, each maximal invalid subpart replaced by U+FFFD (what Rust's
-// String::from_utf8_lossy and Python's errors="replace" do).
-void append_lossy_utf8(std::string& out, std::string_view bytes);
 
 }  // namespace fourbit::byte_level

@@ -59,48 +59,6 @@ TagMatch find_tag(std::string_view text, std::initializer_list<std::string_view>
     return {text.size(), kNoTag};
 }
 
-// Bytes a UTF-8 sequence starting with `lead` has, 0 if it cannot start one.
-int sequence_length(uint8_t lead) {
-    if (lead < 0x80) return 1;
-    if (lead >= 0xc2 && lead <= 0xdf) return 2;
-    if (lead >= 0xe0 && lead <= 0xef) return 3;
-    if (lead >= 0xf0 && lead <= 0xf4) return 4;
-    return 0;
-}
-
-bool valid_continuation(uint8_t lead, size_t position, uint8_t byte) {
-    if ((byte & 0xc0) != 0x80) return false;
-    if (position != 1) return true;
-    if (lead == 0xe0) return byte >= 0xa0;  // overlong
-    if (lead == 0xed) return byte <= 0x9f;  // surrogate
-    if (lead == 0xf0) return byte >= 0x90;  // overlong
-    if (lead == 0xf4) return byte <= 0x8f;  // past U+10FFFF
-    return true;
-}
-
-// Appends `bytes` with each maximal ill-formed subsequence replaced by U+FFFD. Decoding
-// restarts at every ASCII byte, so cutting text before a tag or where
-// utf8::complete_prefix_length says gives the same result as converting it whole.
-void append_valid_utf8(std::string& out, std::string_view bytes) {
-    size_t i = 0;
-    while (i < bytes.size()) {
-        const auto lead = static_cast<uint8_t>(bytes[i]);
-        const int length = sequence_length(lead);
-        size_t good = length == 0 ? 0 : 1;
-        while (good > 0 && good < static_cast<size_t>(length) && i + good < bytes.size() &&
-               valid_continuation(lead, good, static_cast<uint8_t>(bytes[i + good]))) {
-            ++good;
-        }
-        if (length > 0 && good == static_cast<size_t>(length)) {
-            out.append(bytes.substr(i, good));
-            i += good;
-        } else {
-            out += "\xef\xbf\xbd";
-            i += std::max<size_t>(good, 1);
-        }
-    }
-}
-
 // vLLM's _extract_name: surrounding whitespace off, then one pair of matching quotes.
 std::string clean_name(std::string_view raw) {
     while (!raw.empty() && is_ascii_space(raw.front())) raw.remove_prefix(1);
@@ -369,7 +327,7 @@ private:
         invoke_.properties = find_tool_properties(options_.tool_schemas, name);
         Call call;
         call.id = options_.tool_call_ids();
-        append_valid_utf8(call.name, name);
+        utf8::append_lossy(call.name, name);
         ToolCallDelta delta;
         delta.index = invoke_.index;
         delta.id = call.id;
@@ -475,7 +433,7 @@ private:
             runs_to_end && !at_end ? utf8::complete_prefix_length(text) : text.size();
         if (length == 0) return 0;
         std::string valid;
-        append_valid_utf8(valid, text.substr(0, length));
+        utf8::append_lossy(valid, text.substr(0, length));
         channel.write(valid, out);
         return length;
     }

@@ -89,7 +89,7 @@ void pre_tokenize_piece(const TokenizerState& state, EncodeScratch& scratch, siz
 std::string_view sanitized(std::string_view text, EncodeScratch& scratch) {
     if (utf8::is_valid(text)) return text;
     scratch.sanitized.clear();
-    byte_level::append_lossy_utf8(scratch.sanitized, text);
+    utf8::append_lossy(scratch.sanitized, text);
     return scratch.sanitized;
 }
 
@@ -166,7 +166,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
     }
     if (utf8::is_valid(bytes)) return bytes;
     std::string text;
-    byte_level::append_lossy_utf8(text, bytes);
+    utf8::append_lossy(text, bytes);
     return text;
 }
 
@@ -216,13 +216,13 @@ void StreamDetokenizer::push(int32_t id, std::string& out) {
     // wait. Invalid bytes count as complete and become U+FFFD exactly as decode() makes them,
     // since a maximal invalid subpart never straddles the cut.
     const size_t ready = utf8::complete_prefix_length(pending_);
-    byte_level::append_lossy_utf8(out, std::string_view(pending_).substr(0, ready));
+    utf8::append_lossy(out, std::string_view(pending_).substr(0, ready));
     pending_.erase(0, ready);
 }
 
 std::string StreamDetokenizer::flush() {
     std::string out;
-    byte_level::append_lossy_utf8(out, pending_);
+    utf8::append_lossy(out, pending_);
     pending_.clear();
     return out;
 }

@@ -3,12 +3,12 @@
 #include "formats/checkpoint.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace fourbit {
@@ -17,25 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// A fresh directory per test, removed afterwards. The pid keeps parallel ctest runs apart.
-class CheckpointTest : public ::testing::Test {
-protected:
-    void SetUp() override {
-        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-        dir_ = fs::temp_directory_path() /
-               fmt::format("fourbit_{}_{}_{}", info->test_suite_name(), info->name(), ::getpid());
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-    }
-    void TearDown() override {
-        std::error_code ignored;
-        fs::remove_all(dir_, ignored);
-    }
-    std::string dir() const { return dir_.string(); }
-    std::string path(const std::string& file_name) const { return (dir_ / file_name).string(); }
-
-    fs::path dir_;
-};
+using CheckpointTest = test_support::TempDirTest;
 
 // Every byte of tensor `name` is derived from the name and the position.
 uint8_t pattern_byte(const std::string& name, size_t i) {

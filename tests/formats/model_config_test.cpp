@@ -4,7 +4,6 @@
 #include "formats/model_config.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -12,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace fourbit {
@@ -409,28 +409,13 @@ TEST(ModelConfigRefuses, NotAnObject) {
 
 // ---- files ----------------------------------------------------------------------------------
 
-// A fresh directory per test, removed afterwards. The pid keeps parallel ctest runs apart.
-class ConfigFileTest : public ::testing::Test {
+class ConfigFileTest : public test_support::TempDirTest {
 protected:
-    void SetUp() override {
-        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-        dir_ = fs::temp_directory_path() /
-               fmt::format("fourbit_{}_{}_{}", info->test_suite_name(), info->name(), ::getpid());
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-    }
-    void TearDown() override {
-        std::error_code ignored;
-        fs::remove_all(dir_, ignored);
-    }
-    std::string dir() const { return dir_.string(); }
     std::string write(const std::string& name, const std::string& text) const {
-        const std::string path = (dir_ / name).string();
-        std::ofstream(path, std::ios::binary) << text;
-        return path;
+        const std::string file = path(name);
+        std::ofstream(file, std::ios::binary) << text;
+        return file;
     }
-
-    fs::path dir_;
 };
 
 TEST_F(ConfigFileTest, MalformedJsonNamesTheFile) {

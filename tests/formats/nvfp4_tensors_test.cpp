@@ -4,7 +4,6 @@
 #include "formats/nvfp4_tensors.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +11,7 @@
 #include <filesystem>
 #include <limits>
 
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace fourbit {
@@ -65,20 +65,8 @@ ModuleTensors make_module(QuantizationFormat format, int64_t rows = 4, int64_t c
              {names.input_scale, scalar(format, stored_scale(format, 0.25f))}}};
 }
 
-class Nvfp4Tensors : public ::testing::Test {
+class Nvfp4Tensors : public test_support::TempDirTest {
 protected:
-    void SetUp() override {
-        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-        dir_ = fs::temp_directory_path() /
-               fmt::format("fourbit_{}_{}_{}", info->test_suite_name(), info->name(), ::getpid());
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-    }
-    void TearDown() override {
-        std::error_code ignored;
-        fs::remove_all(dir_, ignored);
-    }
-
     // Writes the tensors as a checkpoint and reads the module back, collecting problems.
     std::optional<NvFp4Linear> read(QuantizationFormat format, const ModuleTensors& module,
                                     int64_t rows = 4, int64_t cols = 32) {
@@ -97,7 +85,6 @@ protected:
         EXPECT_NE(problems_[0].message.find(needle), std::string::npos) << problems_[0].message;
     }
 
-    fs::path dir_;
     std::unique_ptr<Checkpoint> checkpoint_;
     std::vector<CheckpointProblem> problems_;
 };

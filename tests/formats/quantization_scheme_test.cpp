@@ -4,12 +4,12 @@
 #include "formats/quantization_scheme.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "formats/model_config.h"
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace fourbit {
@@ -118,8 +118,8 @@ TEST(QuantizationScheme, ModelOptFlatInConfigJsonAndWeightOnly) {
 }
 
 TEST(QuantizationScheme, ReadsHfQuantConfigFromTheDirectory) {
-    const fs::path dir = fs::temp_directory_path() / fmt::format("fourbit_scheme_{}", ::getpid());
-    fs::create_directories(dir);
+    const test_support::TempDir temp("fourbit_scheme");
+    const fs::path& dir = temp.path();
     write_json_file((dir / "hf_quant_config.json").string(), kHfQuantConfig);
     QuantizationScheme modelopt = read_quantization_scheme(dir.string(), json::object());
     EXPECT_EQ(modelopt.format, QuantizationFormat::nvfp4_modelopt);
@@ -128,7 +128,6 @@ TEST(QuantizationScheme, ReadsHfQuantConfigFromTheDirectory) {
     QuantizationScheme ct =
         read_quantization_scheme(dir.string(), with_quantization(kCompressedTensors));
     EXPECT_EQ(ct.format, QuantizationFormat::nvfp4_compressed_tensors);
-    fs::remove_all(dir);
 }
 
 TEST(QuantizationScheme, RefusesWhatFourbitDoesNotRun) {

@@ -3,13 +3,13 @@
 #include "formats/safetensors.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
 
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace fourbit {
@@ -17,24 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory per test, removed afterwards. The pid keeps parallel ctest runs apart.
-class SafetensorsTest : public ::testing::Test {
-protected:
-    void SetUp() override {
-        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-        dir_ = fs::temp_directory_path() /
-               fmt::format("fourbit_{}_{}_{}", info->test_suite_name(), info->name(), ::getpid());
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-    }
-    void TearDown() override {
-        std::error_code ignored;
-        fs::remove_all(dir_, ignored);
-    }
-    std::string path(const std::string& file_name) const { return (dir_ / file_name).string(); }
-
-    fs::path dir_;
-};
+using SafetensorsTest = test_support::TempDirTest;
 
 std::string le64(uint64_t value) {
     std::string bytes(8, '\0');

@@ -18,7 +18,6 @@
 #include <string_view>
 #include <vector>
 
-#include "text/byte_level.h"
 #include "text/tokenizer.h"
 #include "text/utf8.h"
 
@@ -84,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
     } else {
         std::string replaced;
-        fourbit::byte_level::append_lossy_utf8(replaced, text);
+        fourbit::utf8::append_lossy(replaced, text);
         check(t.tokenizer.encode(replaced) == ids, "encode(x) != encode(lossy(x))");
     }
 

@@ -197,19 +197,6 @@ CommandResult run_fourbit(const std::vector<std::string>& args) {
     return ::testing::AssertionSuccess();
 }
 
-TempDir::TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "fourbit_cli_test_XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-        throw std::runtime_error("mkdtemp " + pattern + ": " + std::strerror(errno));
-    }
-    path_ = pattern;
-}
-
-TempDir::~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-}
-
 std::string read_file(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw std::runtime_error("cannot read " + path.string());
@@ -314,7 +301,7 @@ struct SharedModels {
 SharedModels& shared_models() {
     static SharedModels models;
     if (!models.dir) {
-        models.dir = std::make_unique<TempDir>();
+        models.dir = std::make_unique<TempDir>("fourbit_cli_test");
         models.tiny = models.dir->path() / "tiny";
         models.tiny_sharded = models.dir->path() / "tiny_sharded";
     }
@@ -338,7 +325,7 @@ void CliTest::SetUpTestSuite() { shared_models(); }
 
 void CliTest::SetUp() {
     ASSERT_TRUE(fs::exists(FOURBIT_BINARY)) << "no fourbit binary at " << FOURBIT_BINARY;
-    temp_ = std::make_unique<TempDir>();
+    temp_ = std::make_unique<TempDir>("fourbit_cli_test");
 }
 
 const fs::path& CliTest::tiny_dir() { return ensure_tiny_model(shared_models().tiny, {}); }

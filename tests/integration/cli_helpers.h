@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.h"
+
 namespace fourbit::cli_test {
 
 namespace fs = std::filesystem;
@@ -42,19 +44,7 @@ CommandResult run_fourbit(const std::vector<std::string>& args);
 ::testing::AssertionResult failed_cleanly(const CommandResult& result,
                                           const std::vector<std::string>& needles);
 
-// A fresh directory under the system temporary directory, removed with everything in it.
-class TempDir {
-public:
-    TempDir();
-    ~TempDir();
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const fs::path& path() const { return path_; }
-    std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-    fs::path path_;
-};
+using test_support::TempDir;
 
 std::string read_file(const fs::path& path);
 void write_file(const fs::path& path, const std::string& bytes);

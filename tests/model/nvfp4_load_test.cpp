@@ -3,7 +3,6 @@
 // tensor). Also inspect_checkpoint on the same corruptions: every anomaly, not just the first.
 // The checkpoints are make_model's tiny preset (layers 1-2 NVFP4, layers 0 and 3 BF16).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -19,6 +18,7 @@
 #include "model/make_model.h"
 #include "model/weights.h"
 #include "nvfp4/quantize.h"
+#include "support/temp_dir.h"
 #include "tensor/numeric.h"
 #include "util/error.h"
 
@@ -30,26 +30,14 @@ using nlohmann::json;
 constexpr QuantizationFormat kCt = QuantizationFormat::nvfp4_compressed_tensors;
 constexpr QuantizationFormat kMo = QuantizationFormat::nvfp4_modelopt;
 
-class Nvfp4Load : public ::testing::Test {
+class Nvfp4Load : public test_support::TempDirTest {
 protected:
-    void SetUp() override {
-        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-        root_ = fs::temp_directory_path() /
-                fmt::format("fourbit_{}_{}_{}", info->test_suite_name(), info->name(), ::getpid());
-        fs::remove_all(root_);
-        fs::create_directories(root_);
-    }
-    void TearDown() override {
-        std::error_code ignored;
-        fs::remove_all(root_, ignored);
-    }
-
     std::string make(QuantizationFormat format, const std::string& name) {
         MakeModelOptions options;
         options.preset = "tiny";
         options.seed = 1;
         options.format = format;
-        options.out_dir = (root_ / name).string();
+        options.out_dir = (dir_ / name).string();
         make_model(options);
         return options.out_dir;
     }
@@ -113,8 +101,6 @@ protected:
         ADD_FAILURE() << "loaded a checkpoint it should refuse: " << dir;
         return "";
     }
-
-    fs::path root_;
 };
 
 const std::string kQ1 = "model.layers.1.self_attn.q_proj";
@@ -147,7 +133,7 @@ TEST_F(Nvfp4Load, BothLayoutsLoadAsNvfp4WithIgnoredModulesBf16) {
             EXPECT_EQ(weights.layers[layer].experts[0].down.format(), WeightFormat::dense);
         }
         EXPECT_EQ(weights.lm_head.format(), WeightFormat::dense);
-        fs::remove_all(root_ / "m");
+        fs::remove_all(dir_ / "m");
     }
 }
 

@@ -13,25 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "support/reference_values.h"
+
 namespace fourbit::cpu {
 namespace {
 
-constexpr double kUnitRoundoff = 0x1.0p-24;  // f32
-
-// Higham's gamma_n: |fl(sum of n rounded terms) - exact| <= gamma_n * sum |terms|, for any
-// summation order, which covers every lane split and tail a SIMD dot product can use.
-double gamma(int64_t n) { return n * kUnitRoundoff / (1.0 - n * kUnitRoundoff); }
-
-double e4m3_value(uint8_t code) {
-    const double sign = (code & 0x80u) ? -1.0 : 1.0;
-    const int exponent = (code >> 3) & 0xf;
-    const int mantissa = code & 0x7;
-    if (exponent == 0xf && mantissa == 0x7) return std::numeric_limits<double>::quiet_NaN();
-    if (exponent == 0) return sign * (mantissa / 8.0) * std::pow(2.0, -6);
-    return sign * (1.0 + mantissa / 8.0) * std::pow(2.0, exponent - 7);
-}
-
-double bf16_value(uint16_t code) { return std::bit_cast<float>(static_cast<uint32_t>(code) << 16); }
+using test_support::bf16_value;
+using test_support::e4m3_value;
+using test_support::gamma;
+using test_support::kUnitRoundoff;
 
 std::vector<float> random_floats(size_t n, std::mt19937& rng, float low = -1.0f, float high = 1.0f) {
     std::uniform_real_distribution<float> dist(low, high);

@@ -20,25 +20,15 @@
 #include "ops/moe.h"
 #include "ops/rms_norm.h"
 #include "ops/rope.h"
+#include "support/reference_values.h"
 
 namespace fourbit {
 namespace {
 
-constexpr double kUnitRoundoff = 0x1.0p-24;  // f32
-
-// Higham's gamma_n: the worst-case relative error of an n-term f32 sum in any order.
-double gamma(int64_t n) { return n * kUnitRoundoff / (1.0 - n * kUnitRoundoff); }
-
-double bf16_value(uint16_t code) { return std::bit_cast<float>(static_cast<uint32_t>(code) << 16); }
-
-double e4m3_value(uint8_t code) {
-    const double sign = (code & 0x80u) ? -1.0 : 1.0;
-    const int exponent = (code >> 3) & 0xf;
-    const int mantissa = code & 0x7;
-    if (exponent == 0xf && mantissa == 0x7) return std::numeric_limits<double>::quiet_NaN();
-    if (exponent == 0) return sign * (mantissa / 8.0) * std::pow(2.0, -6);
-    return sign * (1.0 + mantissa / 8.0) * std::pow(2.0, exponent - 7);
-}
+using test_support::bf16_value;
+using test_support::e4m3_value;
+using test_support::gamma;
+using test_support::kUnitRoundoff;
 
 Tensor random_f32(Shape shape, std::mt19937& rng, float low = -1.0f, float high = 1.0f) {
     Tensor tensor = Tensor::zeros(DType::f32, std::move(shape));

@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "support/reference_values.h"
 #include "tensor/dtype.h"
 #include "tensor/numeric.h"
 #include "tensor/tensor.h"
@@ -18,6 +19,8 @@ namespace fourbit {
 namespace {
 
 // ---- independent references -----------------------------------------------------------------
+
+using test_support::e4m3_value;
 
 // The value of a bf16 code, or +-2^128 for the infinities: the overflow threshold of
 // round-to-nearest treats "one past the largest finite" as if the exponent range went on.
@@ -63,16 +66,6 @@ double reference_f16_value(uint16_t code) {
     return sign * (1.0 + mantissa / 1024.0) * std::pow(2.0, exponent - 15);
 }
 
-// float8_e4m3fn per the OCP FP8 spec: 1-4-3, bias 7, subnormals, no infinities, S.1111.111 NaN.
-double reference_e4m3_value(uint8_t code) {
-    const double sign = (code & 0x80u) ? -1.0 : 1.0;
-    const int exponent = (code >> 3) & 0xf;
-    const int mantissa = code & 0x7;
-    if (exponent == 0xf && mantissa == 0x7) return std::numeric_limits<double>::quiet_NaN();
-    if (exponent == 0) return sign * (mantissa / 8.0) * std::pow(2.0, -6);
-    return sign * (1.0 + mantissa / 8.0) * std::pow(2.0, exponent - 7);
-}
-
 // Nearest e4m3 code by brute force over the 127 non-negative finite codes, ties to the even
 // code, magnitudes beyond 448 saturated.
 uint8_t reference_f32_to_e4m3(float value) {
@@ -81,7 +74,7 @@ uint8_t reference_f32_to_e4m3(float value) {
     uint8_t best = 0;
     double best_distance = std::numeric_limits<double>::infinity();
     for (int code = 0; code <= 0x7e; ++code) {
-        const double distance = std::fabs(reference_e4m3_value(static_cast<uint8_t>(code)) - magnitude);
+        const double distance = std::fabs(e4m3_value(static_cast<uint8_t>(code)) - magnitude);
         if (distance < best_distance || (distance == best_distance && code % 2 == 0)) {
             best = static_cast<uint8_t>(code);
             best_distance = distance;
@@ -228,7 +221,7 @@ TEST(E4m3, DecodesSpotValues) {
 TEST(E4m3, DecodesAll256CodesLikeTheFormula) {
     int nan_count = 0;
     for (int code = 0; code < 256; ++code) {
-        const double expected = reference_e4m3_value(static_cast<uint8_t>(code));
+        const double expected = e4m3_value(static_cast<uint8_t>(code));
         const float value = f8_e4m3_to_f32(static_cast<uint8_t>(code));
         if (std::isnan(expected)) {
             ++nan_count;
@@ -250,8 +243,8 @@ TEST(E4m3, RoundTripsEveryFiniteCode) {
 
 TEST(E4m3, TiesBetweenNeighboursGoToTheEvenCode) {
     for (int code = 0; code < 0x7e; ++code) {
-        const double low = reference_e4m3_value(static_cast<uint8_t>(code));
-        const double high = reference_e4m3_value(static_cast<uint8_t>(code + 1));
+        const double low = e4m3_value(static_cast<uint8_t>(code));
+        const double high = e4m3_value(static_cast<uint8_t>(code + 1));
         const float middle = static_cast<float>((low + high) / 2);  // exact: 4 significant bits
         ASSERT_EQ(static_cast<double>(middle), (low + high) / 2);
         const uint8_t even = static_cast<uint8_t>(code % 2 == 0 ? code : code + 1);

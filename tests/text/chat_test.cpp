@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.h"
 #include "text/chat_template.h"
 #include "text/python_json.h"
 #include "util/error.h"
@@ -43,19 +44,7 @@ void write_file(const fs::path& path, const std::string& text) {
     out << text;
 }
 
-// A fresh directory, removed with its contents.
-class TempDir {
-public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "fourbit_chat_XXXXXX").string();
-        path_ = mkdtemp(pattern.data());
-    }
-    ~TempDir() { fs::remove_all(path_); }
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
+using test_support::TempDir;
 
 // The message of the Error `body` throws, or "" when it throws none.
 template <typename Body>

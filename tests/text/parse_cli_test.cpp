@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <random>
 
+#include "support/temp_dir.h"
 #include "text/parser_test_helpers.h"
 
 namespace fourbit::parser_test {
@@ -36,20 +36,14 @@ CommandRun run_fourbit(const std::string& arguments, bool with_stderr) {
     return run;
 }
 
-class ParseCli : public ::testing::Test {
+class ParseCli : public test_support::TempDirTest {
 protected:
-    void SetUp() override {
-        dir_ = fs::temp_directory_path() /
-               ("fourbit_parse_cli_" + std::to_string(std::random_device{}()));
-        fs::create_directories(dir_);
-    }
-    void TearDown() override { fs::remove_all(dir_); }
+    // Writes `bytes` to `name` in the test's directory; returns its path quoted for the shell.
     std::string write(const std::string& name, const std::string& bytes) {
-        const fs::path path = dir_ / name;
-        std::ofstream(path, std::ios::binary) << bytes;
-        return fmt::format("'{}'", path.string());
+        const std::string file = path(name);
+        std::ofstream(file, std::ios::binary) << bytes;
+        return fmt::format("'{}'", file);
     }
-    fs::path dir_;
 };
 
 TEST_F(ParseCli, PrintsTheAssistantMessage) {
