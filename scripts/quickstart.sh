@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's two commands:
-#   scripts/quickstart.sh serve   set up, build, and start fourbit on the default model
+#   scripts/quickstart.sh serve [FLAGS]   set up, build, and serve the default model (OpenAI API
+#                                         on 127.0.0.1:8000; FLAGS go to `fourbit serve`)
 #   scripts/quickstart.sh test    set up, build, and run the whole test suite (ctest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +21,11 @@ if [ "$mode" = test ]; then
     exec ctest --output-on-failure --timeout 900 -j "$(nproc)"
 fi
 
-# Until the server and the bundled demo model exist, the default model is the tiny preset made
-# here, and the command generates from it.
+# Until the bundled demo model exists, the default model is the tiny preset (random weights),
+# made here once; the server then answers OpenAI requests on http://127.0.0.1:8000/v1 until
+# Ctrl-C. Arguments after `serve` go to `fourbit serve` (e.g. --port 9000, --api-key K).
 model_dir="$build_dir/models/tiny"
 [ -f "$model_dir/config.json" ] || "$build_dir/fourbit" make-model --preset tiny --out "$model_dir"
-exec "$build_dir/fourbit" generate --model "$model_dir" --prompt-ids 1,2,3 --max-tokens 32 \
-    --temperature 0 --output json
+shift
+exec "$build_dir/fourbit" serve --model "$model_dir" --served-model-name tiny --max-model-len 4096 \
+    --enable-auto-tool-choice "$@"
