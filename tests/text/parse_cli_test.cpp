@@ -88,7 +88,7 @@ TEST_F(ParseCli, StreamsDeltasThatAssembleToTheMessage) {
     }
     EXPECT_EQ(reasoning, "R");
     ASSERT_EQ(arguments.size(), 2u);
-    EXPECT_EQ(arguments[1], golden.expected.at("tool_calls")[1].at("arguments"));
+    EXPECT_EQ(arguments[1], golden.expected.at("tool_calls")[1].at("arguments").get<std::string>());
 }
 
 TEST_F(ParseCli, UnknownParserAndBadToolsAreCleanErrors) {
