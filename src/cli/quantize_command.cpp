@@ -16,7 +16,7 @@ void add_quantize_command(CLI::App& app) {
         std::vector<std::string> datasets, ignore;
         bool resume = false, export_only = false, skip_bad_records = false;
         std::optional<double> memory_budget_gb, wallclock_budget_s, wallclock_hard_s;
-        std::optional<int64_t> samples_per_dataset, checkpoint_every;
+        std::optional<int64_t> samples_per_dataset, checkpoint_every, held_out_samples;
         int64_t kill_after_checkpoints = 0;
     };
     auto options = std::make_shared<Options>();
@@ -48,6 +48,8 @@ void add_quantize_command(CLI::App& app) {
                         "samples drawn from each dataset");
     command->add_option("--checkpoint-every", options->checkpoint_every,
                         "samples between checkpoints");
+    command->add_option("--held-out-samples", options->held_out_samples,
+                        "samples per dataset kept out of calibration for the KL smoke test");
     // Tests only: SIGKILL right after the Nth checkpoint, to prove resume is exact.
     command->add_option("--test-kill-after-checkpoints", options->kill_after_checkpoints)
         ->group("");
@@ -71,6 +73,7 @@ void add_quantize_command(CLI::App& app) {
             for (RecipeDataset& dataset : recipe.datasets) dataset.n_samples.reset();
         }
         if (options->checkpoint_every) recipe.checkpoint_every = *options->checkpoint_every;
+        if (options->held_out_samples) recipe.held_out_samples = *options->held_out_samples;
         run.model_dir = options->model_dir.empty() ? recipe.input_dir : options->model_dir;
         run.out_dir = options->out_dir.empty() ? recipe.output_dir : options->out_dir;
         if (run.model_dir.empty()) fail("--model (or INPUT_DIR) is required");
