@@ -1,6 +1,7 @@
 // Drawing, rendering, tokenizing and length-filtering calibration samples.
 #include "quantize/calibration_samples.h"
 
+#include <filesystem>
 #include <numeric>
 
 #include "quantize/calibration_data.h"
@@ -20,7 +21,7 @@ uint64_t splitmix64(uint64_t& state) {
 
 CalibrationSample make_sample(const CalibrationRecord& record, int64_t dataset,
                               const Recipe& recipe, const ChatTemplate& chat_template,
-                              const Tokenizer& tokenizer, int64_t vocab_size) {
+                              const Tokenizer* tokenizer, int64_t vocab_size) {
     CalibrationSample sample;
     sample.dataset = dataset;
     sample.where = record.where;
@@ -40,6 +41,12 @@ CalibrationSample make_sample(const CalibrationRecord& record, int64_t dataset,
 
 }  // namespace
 
+std::optional<Tokenizer> load_model_tokenizer(const std::string& model_dir) {
+    const std::string path = (std::filesystem::path(model_dir) / "tokenizer.json").string();
+    if (!std::filesystem::exists(path)) return std::nullopt;
+    return Tokenizer::load(path);
+}
+
 std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
     std::vector<int64_t> order(n);
     std::iota(order.begin(), order.end(), 0);
@@ -52,15 +59,19 @@ std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
 }
 
 std::vector<int32_t> tokenize_record(const CalibrationRecord& record,
-                                     const ChatTemplate& chat_template, const Tokenizer& tokenizer) {
+                                     const ChatTemplate& chat_template, const Tokenizer* tokenizer) {
+    if (record.layout == RecordLayout::input_ids) return record.token_ids;
+    if (tokenizer == nullptr) {
+        fail("{}: a {} record needs the model's tokenizer.json, which it lacks (input_ids "
+             "records need none)",
+             record.where, record_layout_name(record.layout));
+    }
     switch (record.layout) {
-        case RecordLayout::input_ids:
-            return record.token_ids;
         case RecordLayout::text:
-            return tokenizer.encode(record.text);
+            return tokenizer->encode(record.text);
         default:
             try {
-                return tokenizer.encode(chat_template.render(record.chat, false));
+                return tokenizer->encode(chat_template.render(record.chat, false));
             } catch (const Error& error) {
                 fail("{}: {}", record.where, error.what());
             }
@@ -68,7 +79,7 @@ std::vector<int32_t> tokenize_record(const CalibrationRecord& record,
 }
 
 CalibrationQueue build_calibration_queue(const Recipe& recipe, const ChatTemplate& chat_template,
-                                         const Tokenizer& tokenizer, int64_t vocab_size) {
+                                         const Tokenizer* tokenizer, int64_t vocab_size) {
     CalibrationQueue queue;
     Sha256 identity;
     for (size_t d = 0; d < recipe.datasets.size(); ++d) {

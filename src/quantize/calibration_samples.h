@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,13 +43,17 @@ struct CalibrationQueue {
 };
 
 // Renders a record as the model sees it: chat through `chat_template` (no generation prompt),
-// text as is, token ids unchanged.
+// text as is, token ids unchanged. `tokenizer` may be null (a checkpoint without
+// tokenizer.json): then only input_ids records are usable, others are an Error naming them.
 std::vector<int32_t> tokenize_record(const CalibrationRecord& record,
-                                     const ChatTemplate& chat_template, const Tokenizer& tokenizer);
+                                     const ChatTemplate& chat_template, const Tokenizer* tokenizer);
+
+// DIR/tokenizer.json when present.
+std::optional<Tokenizer> load_model_tokenizer(const std::string& model_dir);
 
 // Builds the queue. A token id outside [0, vocab_size) is an Error naming the record.
 CalibrationQueue build_calibration_queue(const Recipe& recipe, const ChatTemplate& chat_template,
-                                         const Tokenizer& tokenizer, int64_t vocab_size);
+                                         const Tokenizer* tokenizer, int64_t vocab_size);
 
 // A seeded permutation of [0, n): the same on every machine (no std::shuffle, whose algorithm
 // the standard leaves open).

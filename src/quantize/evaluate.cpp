@@ -43,8 +43,7 @@ EvalResult evaluate_models(const EvalRequest& request) {
                  model.config().vocab_size);
         }
     }
-    const Tokenizer tokenizer =
-        Tokenizer::load((fs::path(request.model_dir) / "tokenizer.json").string());
+    const std::optional<Tokenizer> tokenizer = load_model_tokenizer(request.model_dir);
     const ChatTemplate chat_template = ChatTemplate::load_from_model_dir(request.model_dir);
 
     struct Item {
@@ -57,7 +56,7 @@ EvalResult evaluate_models(const EvalRequest& request) {
         const std::string name = fs::path(path).stem().string();
         for (size_t i = 0; i < file.records.size() && static_cast<int64_t>(i) < request.max_samples;
              ++i) {
-            std::vector<int32_t> ids = tokenize_record(file.records[i], chat_template, tokenizer);
+            std::vector<int32_t> ids = tokenize_record(file.records[i], chat_template, tokenizer ? &*tokenizer : nullptr);
             if (static_cast<int64_t>(ids.size()) > request.max_tokens) ids.resize(request.max_tokens);
             for (int32_t id : ids) {
                 if (id < 0 || id >= model.config().vocab_size) {

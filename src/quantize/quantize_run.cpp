@@ -117,10 +117,11 @@ int run_quantize(const QuantizeOptions& options) {
                  plan.n_quantized(), plan.n_linears(), plan.quantizers_inserted(),
                  plan.quantizers_active(), plan.quantizers_disabled());
 
-    const Tokenizer tokenizer = Tokenizer::load((fs::path(options.model_dir) / "tokenizer.json").string());
+    const std::optional<Tokenizer> tokenizer = load_model_tokenizer(options.model_dir);
     const ChatTemplate chat_template = ChatTemplate::load_from_model_dir(options.model_dir);
     const CalibrationQueue queue =
-        build_calibration_queue(recipe, chat_template, tokenizer, config.vocab_size);
+        build_calibration_queue(recipe, chat_template, tokenizer ? &*tokenizer : nullptr,
+                                config.vocab_size);
     for (const DatasetCounts& counts : queue.datasets) {
         spdlog::info("{}: {} queued, {} kept, {} too short, {} tokens", counts.name,
                      counts.n_queued, counts.n_kept, counts.n_too_short, counts.n_tokens);

@@ -360,6 +360,61 @@ TEST_F(QuantizeCliTest, RecipeEnvironmentAndTheModelOptLayout) {
     EXPECT_TRUE(succeeded(run_fourbit({"inspect", out.string()})));
 }
 
+// MiniMax's official format read in place: FP8 E4M3 weights times their 128x128
+// `weight_scale_inv` blocks are what gets quantized (or written as BF16 where ignored).
+TEST_F(QuantizeCliTest, ReadsMiniMaxFp8BlocksDirectly) {
+    const fs::path model = temp_->path() / "fp8";
+    copy_model_dir(fs::path(FOURBIT_SOURCE_DIR) / "tests/golden/minimax_m2/fp8", model);
+    std::string ids;
+    for (int r = 0; r < 5; ++r) {
+        nlohmann::json row = nlohmann::json::array();
+        for (int i = 0; i < 20 + 5 * r; ++i) row.push_back((r * 131 + i * 37) % 512);
+        ids += nlohmann::json{{"input_ids", row}}.dump() + "\n";
+    }
+    write_file(data_ / "ids.jsonl", ids);
+    const fs::path out = temp_->path() / "fp8_out";
+    // Its experts' K of 136 is no multiple of 16: w2 stays unquantized (BF16).
+    CommandResult result = run_fourbit(
+        {"quantize", "--model", model.string(), "--out", out.string(), "--dataset",
+         (data_ / "ids.jsonl").string(), "--samples-per-dataset", "4", "--held-out-samples", "1",
+         "--ignore", "lm_head", "--ignore", "*block_sparse_moe.gate", "--ignore", "*.w2"});
+    ASSERT_TRUE(succeeded(result));
+    EXPECT_TRUE(succeeded(run_fourbit({"inspect", out.string()})));
+    const Checkpoint source = Checkpoint::open(model.string());
+    const Checkpoint exported = Checkpoint::open(out.string());
+    auto dequantized = [&](const std::string& prefix) {
+        const Tensor w = source.tensor(prefix + ".weight");
+        const Tensor s = source.tensor(prefix + ".weight_scale_inv");
+        EXPECT_EQ(w.dtype(), DType::f8_e4m3);
+        std::vector<float> values(w.numel());
+        for (int64_t r = 0; r < w.dim(0); ++r) {
+            for (int64_t c = 0; c < w.dim(1); ++c) {
+                values[r * w.dim(1) + c] = f8_e4m3_to_f32(w.data<uint8_t>()[r * w.dim(1) + c]) *
+                                           s.data<float>()[(r / 128) * s.dim(1) + c / 128];
+            }
+        }
+        return values;
+    };
+    const std::string expert = "model.layers.1.block_sparse_moe.experts.2.";
+    float amax = 0;
+    for (const char* m : {"w1", "w3"}) {
+        for (float v : dequantized(expert + m)) amax = std::max(amax, std::fabs(v));
+    }
+    const std::vector<float> w1 = dequantized(expert + "w1");
+    const NvFp4Matrix expected =
+        quantize_nvfp4(w1, 136, 160, nvfp4_export_global_scale(amax), expert + "w1");
+    const Tensor packed = exported.tensor(expert + "w1.weight_packed");
+    ASSERT_EQ(packed.size_bytes(), expected.packed.size());
+    EXPECT_EQ(0, std::memcmp(packed.raw(), expected.packed.data(), packed.size_bytes()));
+    const Tensor w2 = exported.tensor(expert + "w2.weight");
+    ASSERT_EQ(w2.dtype(), DType::bf16);
+    const std::vector<float> w2_values = dequantized(expert + "w2");
+    for (size_t i = 0; i < w2_values.size(); ++i) {
+        ASSERT_EQ(w2.data<uint16_t>()[i], f32_to_bf16(w2_values[i])) << i;
+    }
+    EXPECT_FALSE(read_json(out / "config.json")["quantization_config"].contains("weight_block_size"));
+}
+
 TEST_F(QuantizeCliTest, EvalReportsKlTopOneAndPerplexityPerDataset) {
     const fs::path out = reference();
     CommandResult same = run_fourbit({"eval", "--model", tiny_dir().string(), "--reference",
