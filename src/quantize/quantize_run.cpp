@@ -103,6 +103,21 @@ std::map<std::string, NextTokenMetrics> kl_smoke_test(const QuantizeOptions& opt
     return metrics;
 }
 
+// OUT/calibration/queue.jsonl: the token ids calibrated, one sample a line, so that a
+// reference (tools/reference/check_quantize.py) can run the very same tokens.
+void write_queue_file(const std::string& dir, const CalibrationQueue& queue) {
+    std::string text;
+    for (const CalibrationSample& sample : queue.samples) {
+        text += nlohmann::json{{"dataset", queue.datasets[sample.dataset].name},
+                               {"where", sample.where},
+                               {"input_ids", sample.token_ids}}
+                    .dump() +
+                "\n";
+    }
+    fs::create_directories(dir);
+    write_file_atomically((fs::path(dir) / "queue.jsonl").string(), text);
+}
+
 }  // namespace
 
 int run_quantize(const QuantizeOptions& options) {
@@ -150,6 +165,7 @@ int run_quantize(const QuantizeOptions& options) {
                  "--export-only to export it, or choose another --out",
                  options.out_dir, checkpoint_path);
         }
+        write_queue_file(store.dir(), queue);
         state = CalibrationState::empty(queue.sha256, static_cast<int64_t>(queue.samples.size()),
                                         plan.n_linears(), config.num_hidden_layers,
                                         config.num_local_experts,
