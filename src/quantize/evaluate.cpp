@@ -1,5 +1,6 @@
 #include "quantize/evaluate.h"
 
+#include <chrono>
 #include <filesystem>
 
 #include "model/minimax_m2.h"
@@ -71,7 +72,11 @@ EvalResult evaluate_models(const EvalRequest& request) {
     EvalResult result;
     Progress progress("evaluating", items.size(), "samples");
     for (const Item& item : items) {
+        const auto begin = std::chrono::steady_clock::now();
         const Tensor logits = sequence_logits(model, item.ids);
+        result.model_seconds +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+        result.n_tokens += static_cast<int64_t>(item.ids.size());
         NextTokenMetrics& metrics = result.datasets[item.dataset];
         if (reference) {
             const Tensor reference_logits = sequence_logits(*reference, item.ids);
@@ -94,7 +99,11 @@ nlohmann::json eval_result_json(const EvalRequest& request, const EvalResult& re
                                                         : nlohmann::json(request.reference_dir)},
             {"w4a4_emulated", request.emulate_w4a4},
             {"datasets", datasets},
-            {"all", metrics_json(result.all)}};
+            {"all", metrics_json(result.all)},
+            {"tokens", result.n_tokens},
+            {"model_seconds", result.model_seconds},
+            {"model_tokens_per_second",
+             result.model_seconds > 0 ? result.n_tokens / result.model_seconds : 0.0}};
 }
 
 std::string eval_result_table(const EvalResult& result) {

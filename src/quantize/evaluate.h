@@ -26,6 +26,8 @@ struct EvalRequest {
 struct EvalResult {
     std::map<std::string, NextTokenMetrics> datasets;  // by file stem
     NextTokenMetrics all;
+    int64_t n_tokens = 0;         // run through the model (per model)
+    double model_seconds = 0;     // in the evaluated model's forward passes
 };
 
 // Samples are rendered and tokenized with the model's tokenizer and chat template (the
