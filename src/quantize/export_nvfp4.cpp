@@ -167,25 +167,28 @@ ExportSummary export_nvfp4(const ExportRequest& request) {
     }
 
     ExportSummary summary;
-    summary.weight_amax = source_weight_amax(dir, plan);
     // One global scale and one input scale per fused group: the maximum over its members.
     std::map<std::string, float> group_weight_amax, group_input_amax;
     std::map<std::string, size_t> module_index;
     for (size_t i = 0; i < plan.modules.size(); ++i) {
         module_index.emplace(plan.modules[i].prefix, i);
         if (!plan.quantized[i]) continue;
+        // Checked per member: a NaN would vanish in the group's maximum.
+        const float amax = request.input_amax.at(i);
+        if (!std::isfinite(amax) || !(amax > 0.0f)) {
+            fail("{} has no finite, positive calibrated input amax ({}){}; refusing to export an "
+                 "input scale for it",
+                 plan.modules[i].prefix, amax,
+                 amax == 0.0f ? " (no calibration token reached it)" : "");
+        }
         const std::string& group = group_of(plan.modules[i]);
-        group_weight_amax[group] = std::max(group_weight_amax[group], summary.weight_amax[i]);
-        group_input_amax[group] = std::max(group_input_amax[group], request.input_amax.at(i));
+        group_input_amax[group] = std::max(group_input_amax[group], amax);
     }
+    summary.weight_amax = source_weight_amax(dir, plan);
     for (size_t i = 0; i < plan.modules.size(); ++i) {
         if (!plan.quantized[i]) continue;
-        const float amax = group_input_amax.at(group_of(plan.modules[i]));
-        if (!(amax > 0.0f) || !std::isfinite(amax)) {
-            fail("{} has no calibrated input amax (no calibration token reached it); refusing "
-                 "to export an input scale for it",
-                 plan.modules[i].prefix);
-        }
+        float& group_amax = group_weight_amax[group_of(plan.modules[i])];
+        group_amax = std::max(group_amax, summary.weight_amax[i]);
         ++summary.n_quantized;
     }
 

@@ -13,6 +13,7 @@
 #include "quantize/calibration_samples.h"
 #include "quantize/calibration_state.h"
 #include "quantize/eval_metrics.h"
+#include "quantize/export_nvfp4.h"
 #include "quantize/quantized_modules.h"
 #include "quantize/recipe.h"
 #include "quantize/sha256.h"
@@ -310,6 +311,40 @@ TEST(EvalMetrics, KlPerplexityAndTopOneAgainstHandComputedValues) {
     EXPECT_NEAR(self.mean_kl(), 0.0, 1e-12);
     EXPECT_EQ(self.top1_agreement(), 1.0);
     EXPECT_NEAR(self.perplexity(), m.perplexity(), 1e-12);
+}
+
+// The refusals of a broken export (recipe.md §3: a published checkpoint shipped NaN input
+// scales): nothing is written under the final names when any quantized module lacks a finite,
+// positive calibrated amax.
+TEST(ExportNvFp4, RefusesModulesWithoutAFiniteCalibratedAmax) {
+    TempDir dir;
+    MakeModelOptions make;
+    make.preset = "tiny";
+    make.out_dir = dir / "model";
+    make_model(make);
+    const MiniMaxM2Config config = preset_config("tiny", std::nullopt);
+    const QuantizationPlan plan = make_quantization_plan(
+        config, default_ignore_list(config, QuantizationFormat::nvfp4_compressed_tensors));
+    ExportRequest request;
+    request.source_dir = dir / "model";
+    request.out_dir = dir / "out";
+    request.plan = &plan;
+    request.input_amax.assign(plan.n_linears(), 1.0f);
+    const size_t missing = 5 + 4 * 53 / 4;  // some module of layer 1
+    ASSERT_TRUE(plan.quantized.at(missing));
+    for (float bad : {0.0f, std::nanf(""), INFINITY, -1.0f}) {
+        request.input_amax[missing] = bad;
+        try {
+            export_nvfp4(request);
+            FAIL() << "exported with an amax of " << bad;
+        } catch (const Error& error) {
+            const std::string message = error.what();
+            EXPECT_NE(message.find(plan.modules[missing].prefix.substr(0, 20)), std::string::npos)
+                << message;
+            EXPECT_NE(message.find("refusing"), std::string::npos) << message;
+        }
+        EXPECT_FALSE(std::filesystem::exists(dir.path() / "out" / "model.safetensors.index.json"));
+    }
 }
 
 }  // namespace
