@@ -11,7 +11,9 @@ void add_serve_command(CLI::App& app) {
     auto options = std::make_shared<ServeOptions>();
     CLI::App* command =
         app.add_subcommand("serve", "serve a model over an OpenAI-compatible HTTP API");
-    command->add_option("--model", options->model_dir, "checkpoint directory");
+    command->add_option("--model", options->model_dir,
+                        "checkpoint directory (default: the bundled demo model, "
+                        "models/minimax-m2-demo, served as minimax-m2-demo)");
     command->add_option("--host", options->host, "address to bind")->capture_default_str();
     command->add_option("--port", options->port, "port (0: any free port, logged)")
         ->capture_default_str();
@@ -53,6 +55,12 @@ void add_serve_command(CLI::App& app) {
                      "HTTP worker threads (0: max-num-seqs + 16, at least 32)")
         ->capture_default_str();
     command->callback([options] {
+        if (options->model_dir.empty()) {
+            options->model_dir = FOURBIT_DEMO_MODEL_DIR;
+            if (options->served_model_names.empty()) {
+                options->served_model_names = {"minimax-m2-demo"};
+            }
+        }
         const int code = run_server(*options);
         if (code != 0) throw CLI::RuntimeError(code);
     });
