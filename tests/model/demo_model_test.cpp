@@ -21,6 +21,7 @@
 #include "formats/model_config.h"
 #include "formats/safetensors.h"
 #include "model/minimax_m2.h"
+#include "model/sequence_cache.h"
 #include "runtime/generate.h"
 #include "text/tokenizer.h"
 
@@ -48,9 +49,8 @@ std::string read_text(const std::string& path) {
 }
 
 Tensor prefill(const MiniMaxM2& model, const std::vector<int32_t>& ids) {
-    KvCache cache(model.config());
-    SequenceInput input{ids, &cache, true};
-    return model.forward(std::span<const SequenceInput>(&input, 1));
+    SequenceCache cache(model.config(), static_cast<int64_t>(ids.size()));
+    return cache.forward(model, ids, LogitRows::all);
 }
 
 // Sum over positions t of -log softmax(logits[t])[ids[t + 1]], in double.
@@ -165,15 +165,13 @@ TEST_F(DemoModel, HeldOutPerplexityMatchesTransformers) {
 TEST_F(DemoModel, IncrementalDecodeEqualsOnePrefill) {
     std::vector<int32_t> ids = ids_of(reference().tensor("prompt.2"));
     Tensor full = prefill(*model_, ids);
-    KvCache cache(model_->config());
+    SequenceCache cache(model_->config(), static_cast<int64_t>(ids.size()));
     const int64_t split = static_cast<int64_t>(ids.size()) - 8;
     std::vector<int32_t> head(ids.begin(), ids.begin() + split);
-    SequenceInput first{head, &cache, true};
-    model_->forward(std::span<const SequenceInput>(&first, 1));
+    cache.forward(*model_, head);
     for (int64_t t = split; t < static_cast<int64_t>(ids.size()); ++t) {
         std::vector<int32_t> one{ids[t]};
-        SequenceInput step{one, &cache, false};
-        Tensor logits = model_->forward(std::span<const SequenceInput>(&step, 1));
+        Tensor logits = cache.forward(*model_, one);
         Tensor expected = full.rows(t, 1);
         float largest = 0;
         for (int64_t k = 0; k < expected.numel(); ++k) {
