@@ -13,7 +13,9 @@ void add_serve_command(CLI::App& app) {
     auto speculative = std::make_shared<SpeculativeFlags>();
     CLI::App* command =
         app.add_subcommand("serve", "serve a model over an OpenAI-compatible HTTP API");
-    command->add_option("--model", options->model_dir, "checkpoint directory");
+    command->add_option("--model", options->model_dir,
+                        "checkpoint directory (default: the bundled demo model, "
+                        "models/minimax-m2-demo, served as minimax-m2-demo)");
     command->add_option("--host", options->host, "address to bind")->capture_default_str();
     command->add_option("--port", options->port, "port (0: any free port, logged)")
         ->capture_default_str();
@@ -67,6 +69,12 @@ void add_serve_command(CLI::App& app) {
     add_speculative_flags(*command, *speculative);
     command->callback([options, speculative] {
         options->speculative = resolve_speculative_flags(*speculative);
+        if (options->model_dir.empty()) {
+            options->model_dir = FOURBIT_DEMO_MODEL_DIR;
+            if (options->served_model_names.empty()) {
+                options->served_model_names = {"minimax-m2-demo"};
+            }
+        }
         const int code = run_server(*options);
         if (code != 0) throw CLI::RuntimeError(code);
     });

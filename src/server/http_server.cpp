@@ -262,7 +262,7 @@ void set_error_response(httplib::Response& response, const ApiError& error) {
 }
 
 int run_server(const ServeOptions& options) {
-    if (options.model_dir.empty()) fail("--model is required (there is no bundled model yet)");
+    if (options.model_dir.empty()) fail("no model directory given (--model)");
     if (options.port < 0 || options.port > 65535)
         fail("--port must be in 0..65535, got {}", options.port);
     if (!(options.sse_ping_interval_s > 0)) fail("--sse-ping-interval must be positive");
