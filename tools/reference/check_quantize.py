@@ -5,7 +5,7 @@ so it runs on the GPU machine (tools/reference/run_quantize_check.sh), not in CI
   fourbit make-model --preset tiny --seed 1 --out BF16
   fourbit quantize --model BF16 --out CT --dataset ... (compressed-tensors)
   fourbit quantize --model BF16 --out MO --dataset ... --format modelopt   (same data)
-  check_quantize.py BF16 CT MO OUT_DIR
+  check_quantize.py BF16 CT MO OUT_DIR      (MO "-": skip B)
 
 A. Calibration amax: transformers' MiniMaxM2ForCausalLM (float64, the same bf16 weights) runs
    the very tokens fourbit calibrated (CT/calibration/queue.jsonl) with forward hooks; every
@@ -234,13 +234,16 @@ def main():
     import transformers
     log(f"torch {torch.__version__}, transformers {transformers.__version__}")
     reference_amax = {}
-    for step, run in [("A", lambda: check_amax(bf16_dir, ct_dir, log)),
-                      ("B", lambda: subprocess.run(
-                          [sys.executable, os.path.join(os.path.dirname(__file__),
-                                                        "check_compressed_tensors.py"),
-                           ct_dir, mo_dir, bf16_dir], check=True, capture_output=True, text=True)),
-                      ("C", lambda: check_llmcompressor(bf16_dir, ct_dir, out_dir,
-                                                        reference_amax, log))]:
+    steps = [
+        ("A", lambda: check_amax(bf16_dir, ct_dir, log)),
+        ("B", lambda: subprocess.run(
+            [sys.executable, os.path.join(os.path.dirname(__file__), "check_compressed_tensors.py"),
+             ct_dir, mo_dir, bf16_dir], check=True, capture_output=True, text=True)),
+        ("C", lambda: check_llmcompressor(bf16_dir, ct_dir, out_dir, reference_amax, log)),
+    ]
+    if mo_dir == "-":  # no ModelOpt export given: skip B
+        steps = [step for step in steps if step[0] != "B"]
+    for step, run in steps:
         try:
             result = run()
             if step == "A":
