@@ -18,4 +18,7 @@ for wheel in "$carry"/wheels/*.whl; do
     python3 -m pip install -q --no-index --no-deps --target "$pylib" "$wheel" 2>&1 | tail -2
 done
 export PYTHONPATH="$pylib${PYTHONPATH:+:$PYTHONPATH}"
-python3 "$here/check_quantize.py" "$carry/bf16" "$carry/ct" "$carry/mo" "${OUT:-/tmp/out}"
+# Arguments: BF16 CT MO (default: the carried tiny model and its two exports; MO "-" skips
+# the compressed-tensors step).
+python3 "$here/check_quantize.py" "${1:-$carry/bf16}" "${2:-$carry/ct}" "${3:-$carry/mo}" \
+    "${OUT:-/tmp/out}"
