@@ -3,18 +3,20 @@
 # mix and once on chat only (same number of samples), then compare each NVFP4 (W4A4 emulated)
 # model with the BF16 one on held-out tool-call conversations, chat and code: perplexity,
 # mean KL and top-1 agreement. Prints markdown for bench/results/quantize.md.
-# Usage: bench/quantize_demo_compare.sh [BUILD_DIR] [DEMO_DIR] [DEMO_TOOLS_DIR] [N]
+# Usage: bench/quantize_demo_compare.sh [BUILD_DIR] [DEMO_DIR] [DEMO_TOOLS_DIR] [N] [N_EVAL]
+# (N samples per dataset of the mix, 2N of chat; N_EVAL held-out samples per evaluation set)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build}
 demo=$(realpath "${2:-$here/models/minimax-m2-demo}")
 tools=$(realpath "${3:-$here/tools/demo-model}")
 n=${4:-32}
+n_eval=${5:-16}
 fourbit=$(realpath "$build/fourbit")
 python=${PYTHON:-$here/build/venv/bin/python}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$python" "$here/bench/quantize_demo_data.py" "$tools" "$work/data" "$((2 * n))" "$n"
+"$python" "$here/bench/quantize_demo_data.py" "$tools" "$work/data" "$((2 * n))" "$n_eval"
 d=$work/data
 "$fourbit" quantize --model "$demo" --out "$work/mix" --dataset "$d/code.jsonl" \
     --dataset "$d/tools.jsonl" --samples-per-dataset "$n" --held-out-samples 0 >/dev/null 2>&1
@@ -22,8 +24,8 @@ d=$work/data
     --samples-per-dataset "$((2 * n))" --held-out-samples 0 >/dev/null 2>&1
 for variant in mix chat; do
     "$fourbit" eval --model "$work/$variant" --reference "$demo" --data "$d/tools_eval.jsonl" \
-        --data "$d/chat_eval.jsonl" --data "$d/code_eval.jsonl" --max-samples "$n" \
-        --max-tokens 1024 --output json >"$work/$variant.json" 2>/dev/null
+        --data "$d/chat_eval.jsonl" --data "$d/code_eval.jsonl" --max-samples "$n_eval" \
+        --max-tokens 768 --output json >"$work/$variant.json" 2>/dev/null
 done
 python3 - "$work" <<'PY'
 import json, sys
