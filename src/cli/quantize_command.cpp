@@ -45,9 +45,11 @@ void add_quantize_command(CLI::App& app) {
     command->add_option("--wallclock-hard-s", options->wallclock_hard_s,
                         "hard stop: end the process after this long");
     command->add_option("--samples-per-dataset", options->samples_per_dataset,
-                        "samples drawn from each dataset");
+                        "samples drawn from each dataset")
+        ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
     command->add_option("--checkpoint-every", options->checkpoint_every,
-                        "samples between checkpoints");
+                        "samples between checkpoints")
+        ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
     command->add_option("--held-out-samples", options->held_out_samples,
                         "samples per dataset kept out of calibration for the KL smoke test");
     // Tests only: SIGKILL right after the Nth checkpoint, to prove resume is exact.

@@ -190,6 +190,11 @@ EnvLookup process_environment() {
 }
 
 void validate_recipe(const Recipe& recipe) {
+    if (recipe.samples_per_dataset < 1 || recipe.checkpoint_every < 1 || recipe.max_seq < 2) {
+        fail("samples per dataset ({}), checkpoint interval ({}) and max_seq ({}) must be "
+             "positive (max_seq at least 2)",
+             recipe.samples_per_dataset, recipe.checkpoint_every, recipe.max_seq);
+    }
     if (recipe.datasets.empty()) {
         fail("no calibration data: give --dataset FILE or a recipe with 'datasets'");
     }
