@@ -65,9 +65,9 @@ int main(int argc, char** argv) {
     g_model = std::make_unique<MiniMaxM2>(load_model_weights(dir));
     benchmark::AddCustomContext("threads", std::to_string(omp_get_max_threads()));
     for (auto* function : {BM_PlainForward, BM_ObservedForward}) {
-        benchmark::RegisterBenchmark(function == BM_PlainForward ? "small/forward"
-                                                                  : "small/calibration_forward",
-                                     function)
+        benchmark::RegisterBenchmark(
+            function == BM_PlainForward ? "small/forward" : "small/calibration_forward",
+            function)
             ->Arg(512)
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime()  // wall time: the forward runs on every OpenMP thread

@@ -22,8 +22,9 @@ void add_eval_command(CLI::App& app) {
         ->required();
     command->add_option("--reference", options->request.reference_dir,
                         "reference checkpoint (same vocabulary) for KL and top-1");
-    command->add_option("--data", options->request.data_files,
-                        "data file (JSONL or JSON, the calibration layouts); may repeat")
+    command
+        ->add_option("--data", options->request.data_files,
+                     "data file (JSONL or JSON, the calibration layouts); may repeat")
         ->required();
     command->add_option("--max-samples", options->request.max_samples, "samples per file")
         ->capture_default_str()

@@ -44,11 +44,12 @@ void add_quantize_command(CLI::App& app) {
                         "soft stop: checkpoint and exit cleanly after this long");
     command->add_option("--wallclock-hard-s", options->wallclock_hard_s,
                         "hard stop: end the process after this long");
-    command->add_option("--samples-per-dataset", options->samples_per_dataset,
-                        "samples drawn from each dataset")
+    command
+        ->add_option("--samples-per-dataset", options->samples_per_dataset,
+                     "samples drawn from each dataset")
         ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
-    command->add_option("--checkpoint-every", options->checkpoint_every,
-                        "samples between checkpoints")
+    command
+        ->add_option("--checkpoint-every", options->checkpoint_every, "samples between checkpoints")
         ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
     command->add_option("--held-out-samples", options->held_out_samples,
                         "samples per dataset kept out of calibration for the KL smoke test");
@@ -65,7 +66,8 @@ void add_quantize_command(CLI::App& app) {
                 {path, std::filesystem::path(path).stem().string(), std::nullopt});
         }
         if (!options->ignore.empty()) recipe.ignore = options->ignore;
-        if (!options->format.empty()) recipe.format = parse_export_format(options->format, "--format");
+        if (!options->format.empty())
+            recipe.format = parse_export_format(options->format, "--format");
         if (options->skip_bad_records) recipe.skip_bad_records = true;
         if (options->memory_budget_gb) recipe.memory_budget_gb = *options->memory_budget_gb;
         if (options->wallclock_budget_s) recipe.wallclock_budget_s = *options->wallclock_budget_s;

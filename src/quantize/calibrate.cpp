@@ -41,8 +41,7 @@ CalibrationOutcome run_calibration(const CalibrationLoop& loop, CalibrationState
         if (loop.after_checkpoint) loop.after_checkpoint(n_checkpoints);
     };
     auto elapsed_s = [&] {
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - loop.start)
-            .count();
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - loop.start).count();
     };
     for (size_t i = 0; i < queue.samples.size(); ++i) {
         if (state.done[i]) continue;
@@ -51,9 +50,10 @@ CalibrationOutcome run_calibration(const CalibrationLoop& loop, CalibrationState
         const uint64_t bytes = forward_bytes_estimate(config, n_tokens);
         if (loop.memory_budget_bytes > 0 && bytes > loop.memory_budget_bytes) {
             if (!state.deferred[i]) {
-                spdlog::warn("{}: {} tokens need about {:.1f} MB, over the memory budget of "
-                             "{:.1f} MB; deferred",
-                             sample.where, n_tokens, bytes / 1e6, loop.memory_budget_bytes / 1e6);
+                spdlog::warn(
+                    "{}: {} tokens need about {:.1f} MB, over the memory budget of "
+                    "{:.1f} MB; deferred",
+                    sample.where, n_tokens, bytes / 1e6, loop.memory_budget_bytes / 1e6);
                 state.deferred[i] = 1;
             }
             progress.advance(static_cast<uint64_t>(n_tokens));

@@ -88,7 +88,8 @@ ChatRequest from_messages(const ordered_json& record, const std::string& where) 
 
 ChatRequest from_conversations(const ordered_json& record, const std::string& where) {
     const ordered_json& turns = record.at("conversations");
-    if (!turns.is_array() || turns.empty()) fail("{}: 'conversations' must be a non-empty list", where);
+    if (!turns.is_array() || turns.empty())
+        fail("{}: 'conversations' must be a non-empty list", where);
     ordered_json messages = ordered_json::array();
     for (size_t i = 0; i < turns.size(); ++i) {
         const ordered_json& turn = turns[i];
@@ -120,13 +121,13 @@ ChatRequest from_query_answers(const ordered_json& record, const std::string& wh
             fail("{}: answers[{}] needs a string 'name'", where, i);
         }
         ordered_json arguments = answer.value("arguments", ordered_json::object());
-        calls.push_back(ordered_json{
-            {"id", fmt::format("call_{}", i)},
-            {"type", "function"},
-            {"function",
-             {{"name", answer["name"]},
-              {"arguments", arguments.is_string() ? arguments.get<std::string>()
-                                                  : python_json_dumps(arguments)}}}});
+        calls.push_back(
+            ordered_json{{"id", fmt::format("call_{}", i)},
+                         {"type", "function"},
+                         {"function",
+                          {{"name", answer["name"]},
+                           {"arguments", arguments.is_string() ? arguments.get<std::string>()
+                                                               : python_json_dumps(arguments)}}}});
     }
     ordered_json messages = ordered_json::array();
     messages.push_back(ordered_json{{"role", "user"}, {"content", query}});

@@ -21,7 +21,14 @@
 
 namespace fourbit {
 
-enum class RecordLayout { input_ids, messages, conversations, query_answers, instruction_output, text };
+enum class RecordLayout {
+    input_ids,
+    messages,
+    conversations,
+    query_answers,
+    instruction_output,
+    text
+};
 const char* record_layout_name(RecordLayout layout);
 
 struct CalibrationRecord {

@@ -59,12 +59,14 @@ std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
 }
 
 std::vector<int32_t> tokenize_record(const CalibrationRecord& record,
-                                     const ChatTemplate& chat_template, const Tokenizer* tokenizer) {
+                                     const ChatTemplate& chat_template,
+                                     const Tokenizer* tokenizer) {
     if (record.layout == RecordLayout::input_ids) return record.token_ids;
     if (tokenizer == nullptr) {
-        fail("{}: a {} record needs the model's tokenizer.json, which it lacks (input_ids "
-             "records need none)",
-             record.where, record_layout_name(record.layout));
+        fail(
+            "{}: a {} record needs the model's tokenizer.json, which it lacks (input_ids "
+            "records need none)",
+            record.where, record_layout_name(record.layout));
     }
     switch (record.layout) {
         case RecordLayout::text:

@@ -176,7 +176,8 @@ std::optional<CalibrationState> CheckpointStore::load_latest(
             continue;
         }
         std::string marker = read_text(path + ".sha256");
-        while (!marker.empty() && (marker.back() == '\n' || marker.back() == ' ')) marker.pop_back();
+        while (!marker.empty() && (marker.back() == '\n' || marker.back() == ' '))
+            marker.pop_back();
         if (marker != sha256_hex(text)) {
             spdlog::warn("{}: sha256 does not match its marker; skipped", path);
             continue;

@@ -18,11 +18,11 @@
 namespace fourbit {
 
 struct CalibrationState {
-    std::string queue_sha256;          // the queue this state belongs to
-    std::vector<uint8_t> done;         // per queue sample
-    std::vector<uint8_t> deferred;     // per queue sample: over the memory budget, not yet run
-    std::vector<float> input_amax;     // per plan module: max |x| of its inputs, 0 = none seen
-    std::vector<int64_t> expert_tokens;  // [layer * n_experts + expert]: tokens routed to it
+    std::string queue_sha256;             // the queue this state belongs to
+    std::vector<uint8_t> done;            // per queue sample
+    std::vector<uint8_t> deferred;        // per queue sample: over the memory budget, not yet run
+    std::vector<float> input_amax;        // per plan module: max |x| of its inputs, 0 = none seen
+    std::vector<int64_t> expert_tokens;   // [layer * n_experts + expert]: tokens routed to it
     std::vector<int64_t> dataset_tokens;  // per dataset: tokens processed
     int64_t n_experts = 0;
 

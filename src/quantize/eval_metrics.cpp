@@ -14,7 +14,8 @@ namespace {
 void log_softmax(const float* row, int64_t vocab, std::vector<double>& out, int64_t row_index) {
     double max = -std::numeric_limits<double>::infinity();
     for (int64_t v = 0; v < vocab; ++v) {
-        if (!std::isfinite(row[v])) fail("logit row {} holds a non-finite value at {}", row_index, v);
+        if (!std::isfinite(row[v]))
+            fail("logit row {} holds a non-finite value at {}", row_index, v);
         max = std::max(max, static_cast<double>(row[v]));
     }
     double sum = 0;

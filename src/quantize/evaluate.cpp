@@ -57,8 +57,10 @@ EvalResult evaluate_models(const EvalRequest& request) {
         const std::string name = fs::path(path).stem().string();
         for (size_t i = 0; i < file.records.size() && static_cast<int64_t>(i) < request.max_samples;
              ++i) {
-            std::vector<int32_t> ids = tokenize_record(file.records[i], chat_template, tokenizer ? &*tokenizer : nullptr);
-            if (static_cast<int64_t>(ids.size()) > request.max_tokens) ids.resize(request.max_tokens);
+            std::vector<int32_t> ids =
+                tokenize_record(file.records[i], chat_template, tokenizer ? &*tokenizer : nullptr);
+            if (static_cast<int64_t>(ids.size()) > request.max_tokens)
+                ids.resize(request.max_tokens);
             for (int32_t id : ids) {
                 if (id < 0 || id >= model.config().vocab_size) {
                     fail("{}: token id {} is outside the vocabulary", file.records[i].where, id);

@@ -17,17 +17,17 @@ struct EvalRequest {
     std::string model_dir;
     std::string reference_dir;  // "" = none
     std::vector<std::string> data_files;
-    int64_t max_samples = 64;    // per file, the first ones
-    int64_t max_tokens = 2048;   // per sample, truncated
-    bool emulate_w4a4 = true;    // NVFP4 modules with input scales quantize their activations
+    int64_t max_samples = 64;   // per file, the first ones
+    int64_t max_tokens = 2048;  // per sample, truncated
+    bool emulate_w4a4 = true;   // NVFP4 modules with input scales quantize their activations
     bool skip_bad_records = false;
 };
 
 struct EvalResult {
     std::map<std::string, NextTokenMetrics> datasets;  // by file stem
     NextTokenMetrics all;
-    int64_t n_tokens = 0;         // run through the model (per model)
-    double model_seconds = 0;     // in the evaluated model's forward passes
+    int64_t n_tokens = 0;      // run through the model (per model)
+    double model_seconds = 0;  // in the evaluated model's forward passes
 };
 
 // Samples are rendered and tokenized with the model's tokenizer and chat template (the

@@ -43,8 +43,9 @@ std::vector<float> weight_values(const Checkpoint& checkpoint, const MiniMaxM2Co
             break;
         }
         case DType::f8_e4m3: {
-            if (!config.fp8) fail("{}: {}.weight is FP8 but config.json has no fp8 scheme",
-                                  checkpoint.dir(), prefix);
+            if (!config.fp8)
+                fail("{}: {}.weight is FP8 but config.json has no fp8 scheme", checkpoint.dir(),
+                     prefix);
             const Tensor scale = checkpoint.tensor(prefix + ".weight_scale_inv");
             const int64_t block_rows = config.fp8->block_rows, block_cols = config.fp8->block_cols;
             if (scale.dtype() != DType::f32 || scale.rank() != 2 ||
@@ -99,9 +100,9 @@ NvFp4Matrix quantize_rows_parallel(const std::vector<float>& values, int64_t row
     for (int64_t band = 0; band < n_bands; ++band) {
         const int64_t row = band * kBand, n = std::min(kBand, rows - row);
         try {
-            NvFp4Matrix part = quantize_nvfp4(
-                std::span<const float>(values).subspan(row * cols, n * cols), n, cols,
-                global_scale, name);
+            NvFp4Matrix part =
+                quantize_nvfp4(std::span<const float>(values).subspan(row * cols, n * cols), n,
+                               cols, global_scale, name);
             std::copy(part.packed.begin(), part.packed.end(), out.packed.begin() + row * cols / 2);
             std::copy(part.block_scales.begin(), part.block_scales.end(),
                       out.block_scales.begin() + row * cols / kNvFp4BlockSize);
@@ -176,10 +177,11 @@ ExportSummary export_nvfp4(const ExportRequest& request) {
         // Checked per member: a NaN would vanish in the group's maximum.
         const float amax = request.input_amax.at(i);
         if (!std::isfinite(amax) || !(amax > 0.0f)) {
-            fail("{} has no finite, positive calibrated input amax ({}){}; refusing to export an "
-                 "input scale for it",
-                 plan.modules[i].prefix, amax,
-                 amax == 0.0f ? " (no calibration token reached it)" : "");
+            fail(
+                "{} has no finite, positive calibrated input amax ({}){}; refusing to export an "
+                "input scale for it",
+                plan.modules[i].prefix, amax,
+                amax == 0.0f ? " (no calibration token reached it)" : "");
         }
         const std::string& group = group_of(plan.modules[i]);
         group_input_amax[group] = std::max(group_input_amax[group], amax);
@@ -298,8 +300,8 @@ ExportSummary export_nvfp4(const ExportRequest& request) {
         }
         const float input = nvfp4_export_global_scale(group_input_amax.at(group));
         if (!std::isfinite(input) || !(input > 0) || !std::isfinite(1.0f / input)) {
-            fail("{}: input scale {} (amax {}) is out of range; refusing to write it", group,
-                 input, group_input_amax.at(group));
+            fail("{}: input scale {} (amax {}) is out of range; refusing to write it", group, input,
+                 group_input_amax.at(group));
         }
     }
 

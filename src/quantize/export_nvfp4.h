@@ -28,7 +28,7 @@ struct ExportRequest {
 struct ExportSummary {
     int64_t n_quantized = 0;
     int64_t n_tensors = 0;
-    int64_t n_dequantized_fp8 = 0;  // ignored FP8 modules written as BF16
+    int64_t n_dequantized_fp8 = 0;   // ignored FP8 modules written as BF16
     std::vector<float> weight_amax;  // per plan module (0 for those not quantized)
     uint64_t bytes_written = 0;
 };

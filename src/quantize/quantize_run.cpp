@@ -3,11 +3,11 @@
 #include <cmath>
 #include <condition_variable>
 #include <csignal>
-#include <mutex>
-#include <optional>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "formats/model_config.h"
@@ -134,9 +134,8 @@ int run_quantize(const QuantizeOptions& options) {
 
     const std::optional<Tokenizer> tokenizer = load_model_tokenizer(options.model_dir);
     const ChatTemplate chat_template = ChatTemplate::load_from_model_dir(options.model_dir);
-    const CalibrationQueue queue =
-        build_calibration_queue(recipe, chat_template, tokenizer ? &*tokenizer : nullptr,
-                                config.vocab_size);
+    const CalibrationQueue queue = build_calibration_queue(
+        recipe, chat_template, tokenizer ? &*tokenizer : nullptr, config.vocab_size);
     for (const DatasetCounts& counts : queue.datasets) {
         spdlog::info("{}: {} queued, {} kept, {} too short, {} tokens", counts.name,
                      counts.n_queued, counts.n_kept, counts.n_too_short, counts.n_tokens);
@@ -152,18 +151,20 @@ int run_quantize(const QuantizeOptions& options) {
                  options.export_only ? "export from" : "resume");
         }
         if (loaded->queue_sha256 != queue.sha256 || loaded->done.size() != queue.samples.size()) {
-            fail("{} was made from other calibration samples (the datasets, recipe or tokenizer "
-                 "changed); resume needs the same ones",
-                 checkpoint_path);
+            fail(
+                "{} was made from other calibration samples (the datasets, recipe or tokenizer "
+                "changed); resume needs the same ones",
+                checkpoint_path);
         }
         state = std::move(*loaded);
         spdlog::info("resuming from {}: {} of {} samples done", checkpoint_path, state.n_done(),
                      state.done.size());
     } else {
         if (loaded) {
-            fail("{} already holds a calibration checkpoint ({}); pass --resume to continue it, "
-                 "--export-only to export it, or choose another --out",
-                 options.out_dir, checkpoint_path);
+            fail(
+                "{} already holds a calibration checkpoint ({}); pass --resume to continue it, "
+                "--export-only to export it, or choose another --out",
+                options.out_dir, checkpoint_path);
         }
         write_queue_file(store.dir(), queue);
         state = CalibrationState::empty(queue.sha256, static_cast<int64_t>(queue.samples.size()),
@@ -200,15 +201,16 @@ int run_quantize(const QuantizeOptions& options) {
         }
         const CalibrationOutcome outcome = run_calibration(loop, state, report.timings);
         if (outcome != CalibrationOutcome::complete) {
-            report.status = outcome == CalibrationOutcome::soft_stopped ? "soft_stopped"
-                                                                        : "deferred_left";
+            report.status =
+                outcome == CalibrationOutcome::soft_stopped ? "soft_stopped" : "deferred_left";
             write_calibration_report(report_dir, calibration_report_json(report));
             if (outcome == CalibrationOutcome::soft_stopped) {
-                std::printf("stopped at the wall-clock budget of %.0f s after %lld of %zu samples; "
-                            "the state is checkpointed in %s. Run again with --resume to "
-                            "continue.\n",
-                            recipe.wallclock_budget_s, static_cast<long long>(state.n_done()),
-                            state.done.size(), store.dir().c_str());
+                std::printf(
+                    "stopped at the wall-clock budget of %.0f s after %lld of %zu samples; "
+                    "the state is checkpointed in %s. Run again with --resume to "
+                    "continue.\n",
+                    recipe.wallclock_budget_s, static_cast<long long>(state.n_done()),
+                    state.done.size(), store.dir().c_str());
             } else {
                 uint64_t largest = 0;
                 for (size_t i = 0; i < state.deferred.size(); ++i) {
@@ -217,18 +219,20 @@ int run_quantize(const QuantizeOptions& options) {
                                                         config, queue.samples[i].token_ids.size()));
                     }
                 }
-                std::printf("%lld samples exceed the memory budget of %.3f GB and were deferred; "
-                            "the rest is checkpointed in %s. Run again with --resume and a "
-                            "memory budget of at least %.3f GB to finish.\n",
-                            static_cast<long long>(state.n_deferred()), recipe.memory_budget_gb,
-                            store.dir().c_str(), largest / 1e9);
+                std::printf(
+                    "%lld samples exceed the memory budget of %.3f GB and were deferred; "
+                    "the rest is checkpointed in %s. Run again with --resume and a "
+                    "memory budget of at least %.3f GB to finish.\n",
+                    static_cast<long long>(state.n_deferred()), recipe.memory_budget_gb,
+                    store.dir().c_str(), largest / 1e9);
             }
             return 0;
         }
     } else if (!state.complete()) {
-        fail("{} has {} of {} samples calibrated; --export-only needs a finished calibration "
-             "(use --resume)",
-             checkpoint_path, state.n_done(), state.done.size());
+        fail(
+            "{} has {} of {} samples calibrated; --export-only needs a finished calibration "
+            "(use --resume)",
+            checkpoint_path, state.n_done(), state.done.size());
     }
 
     report.starved = find_starved_experts(plan, state, recipe.starved_min_tokens);
@@ -238,8 +242,8 @@ int run_quantize(const QuantizeOptions& options) {
                      recipe.starved_min_tokens);
     }
     try {
-        report.export_input_amax = rescue_starved_experts(plan, state, *report.starved,
-                                                          recipe.starved_expert_pct_abort);
+        report.export_input_amax =
+            rescue_starved_experts(plan, state, *report.starved, recipe.starved_expert_pct_abort);
     } catch (const Error&) {
         report.status = "aborted_starved_experts";
         write_calibration_report(report_dir, calibration_report_json(report));

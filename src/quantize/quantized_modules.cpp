@@ -31,8 +31,9 @@ QuantizationPlan make_quantization_plan(const MiniMaxM2Config& config,
         plan.quantized.push_back(first_match(patterns, module.prefix) == nullptr);
     }
     if (plan.quantized.back()) {
-        fail("the ignore list must keep lm_head unquantized (fourbit quantize does not calibrate "
-             "the head): add 'lm_head' to it (a given --ignore list replaces the default one)");
+        fail(
+            "the ignore list must keep lm_head unquantized (fourbit quantize does not calibrate "
+            "the head): add 'lm_head' to it (a given --ignore list replaces the default one)");
     }
     // vLLM loads q/k/v and w1/w3 as one matrix: a fused group is quantized whole or not at all.
     for (size_t i = 0; i < plan.modules.size(); ++i) {

@@ -93,7 +93,8 @@ Recipe read_recipe_file(const std::string& path) {
                 } else {
                     fail("{} must be a path or {{\"path\", \"name\", \"samples\"}}", item);
                 }
-                if (fs::path(dataset.path).is_relative()) dataset.path = (base / dataset.path).string();
+                if (fs::path(dataset.path).is_relative())
+                    dataset.path = (base / dataset.path).string();
                 if (dataset.name.empty()) dataset.name = fs::path(dataset.path).stem().string();
                 recipe.datasets.push_back(std::move(dataset));
             }
@@ -142,9 +143,10 @@ void apply_recipe_environment(Recipe& recipe, const EnvLookup& getenv) {
     };
     if (auto value = getenv("PHASE")) {
         if (*value != "A" && *value != "B" && *value != "C") {
-            fail("environment variable PHASE='{}' must be A (calibrate), B (resume) or C "
-                 "(export only)",
-                 *value);
+            fail(
+                "environment variable PHASE='{}' must be A (calibrate), B (resume) or C "
+                "(export only)",
+                *value);
         }
         recipe.phase = *value;
         note("PHASE", *value);
@@ -174,9 +176,8 @@ void apply_recipe_environment(Recipe& recipe, const EnvLookup& getenv) {
     }
     for (const char* name : {"TARGET_REPO_ID", "BUCKET_REPO_ID", "BUCKET_PREFIX"}) {
         if (auto value = getenv(name)) {
-            recipe.notes.push_back(
-                fmt::format("{} ignored: fourbit writes local files only (copy OUT yourself)",
-                            name));
+            recipe.notes.push_back(fmt::format(
+                "{} ignored: fourbit writes local files only (copy OUT yourself)", name));
         }
     }
 }
@@ -191,9 +192,10 @@ EnvLookup process_environment() {
 
 void validate_recipe(const Recipe& recipe) {
     if (recipe.samples_per_dataset < 1 || recipe.checkpoint_every < 1 || recipe.max_seq < 2) {
-        fail("samples per dataset ({}), checkpoint interval ({}) and max_seq ({}) must be "
-             "positive (max_seq at least 2)",
-             recipe.samples_per_dataset, recipe.checkpoint_every, recipe.max_seq);
+        fail(
+            "samples per dataset ({}), checkpoint interval ({}) and max_seq ({}) must be "
+            "positive (max_seq at least 2)",
+            recipe.samples_per_dataset, recipe.checkpoint_every, recipe.max_seq);
     }
     if (recipe.datasets.empty()) {
         fail("no calibration data: give --dataset FILE or a recipe with 'datasets'");

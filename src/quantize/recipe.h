@@ -29,16 +29,16 @@ struct Recipe {
     double wallclock_budget_s = 0;      // WALLCLOCK_BUDGET_S: soft stop; 0 = none
     double wallclock_hard_s = 0;        // hard stop (kill); 0 = soft budget x 1.1 + 60 s, or none
     double starved_expert_pct_abort = 1.0;  // STARVED_EXPERT_PCT_ABORT
-    int64_t starved_min_tokens = 1;     // an expert routed fewer tokens than this is starved
-    double memory_budget_gb = 0;        // per-sample forward memory; 0 = no limit
-    int64_t held_out_samples = 4;       // per dataset, for the export's KL smoke test
-    bool skip_bad_records = false;      // else a bad record is an error naming file and line
-    std::vector<std::string> ignore;    // empty: the GB10 list (lm_head, embeddings, routers,
-                                        // first and last layer)
+    int64_t starved_min_tokens = 1;         // an expert routed fewer tokens than this is starved
+    double memory_budget_gb = 0;            // per-sample forward memory; 0 = no limit
+    int64_t held_out_samples = 4;           // per dataset, for the export's KL smoke test
+    bool skip_bad_records = false;          // else a bad record is an error naming file and line
+    std::vector<std::string> ignore;        // empty: the GB10 list (lm_head, embeddings, routers,
+                                            // first and last layer)
     QuantizationFormat format = QuantizationFormat::nvfp4_compressed_tensors;
-    std::string phase = "A";  // PHASE: A calibrate+export, B resume, C export only
-    std::string input_dir;    // INPUT_DIR
-    std::string output_dir;   // OUTPUT_DIR
+    std::string phase = "A";         // PHASE: A calibrate+export, B resume, C export only
+    std::string input_dir;           // INPUT_DIR
+    std::string output_dir;          // OUTPUT_DIR
     std::vector<std::string> notes;  // what was taken from the environment, for the report
 };
 

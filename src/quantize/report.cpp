@@ -1,9 +1,10 @@
 #include "quantize/report.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fmt/format.h>
 
 #include "quantize/calibration_state.h"
 
@@ -73,13 +74,11 @@ json calibration_report_json(const ReportInputs& in) {
     for (size_t i = 0; i < state.deferred.size(); ++i) {
         if (!state.deferred[i]) continue;
         const CalibrationSample& sample = in.queue->samples[i];
-        deferred.push_back({{"sample", i},
-                            {"where", sample.where},
-                            {"tokens", sample.token_ids.size()}});
+        deferred.push_back(
+            {{"sample", i}, {"where", sample.where}, {"tokens", sample.token_ids.size()}});
     }
-    report["samples"] = {{"total", state.done.size()},
-                         {"done", state.n_done()},
-                         {"deferred", deferred}};
+    report["samples"] = {
+        {"total", state.done.size()}, {"done", state.n_done()}, {"deferred", deferred}};
     // Tokens per expert over the layers whose experts are quantized.
     std::vector<int64_t> expert_tokens;
     json per_layer = json::array();
@@ -122,12 +121,12 @@ json calibration_report_json(const ReportInputs& in) {
     }
     report["amax"] = amax;
     const double seconds = in.timings.forward_seconds;
-    report["timings"] = {{"forward_seconds", seconds},
-                         {"samples_run", in.timings.n_samples_run},
-                         {"tokens_run", in.timings.n_tokens_run},
-                         {"tokens_per_second",
-                          seconds > 0 ? in.timings.n_tokens_run / seconds : 0.0},
-                         {"export_seconds", in.export_seconds}};
+    report["timings"] = {
+        {"forward_seconds", seconds},
+        {"samples_run", in.timings.n_samples_run},
+        {"tokens_run", in.timings.n_tokens_run},
+        {"tokens_per_second", seconds > 0 ? in.timings.n_tokens_run / seconds : 0.0},
+        {"export_seconds", in.export_seconds}};
     if (!in.smoke_test.empty()) {
         json smoke = json::object();
         NextTokenMetrics all;
@@ -159,7 +158,8 @@ std::string calibration_report_summary(const json& r) {
                            d["dropped_too_short"].get<int64_t>(), d["tokens"].get<int64_t>(),
                            d["tokens_calibrated"].get<int64_t>());
         if (d["skipped_bad_records"].get<int64_t>() > 0) {
-            out += fmt::format("  {} bad records skipped\n", d["skipped_bad_records"].get<int64_t>());
+            out +=
+                fmt::format("  {} bad records skipped\n", d["skipped_bad_records"].get<int64_t>());
         }
     }
     const json& s = r["samples"];
@@ -172,24 +172,25 @@ std::string calibration_report_summary(const json& r) {
     out += "\n";
     if (r.contains("starved_experts")) {
         const json& starved = r["starved_experts"];
-        out += fmt::format("starved experts: {} of {} ({:.2f}%, abort above {}%)\n",
-                           starved["starved"].size(), starved["checked"].get<int64_t>(),
-                           starved["percent"].get<double>(),
-                           starved["abort_percent"].get<double>());
+        out +=
+            fmt::format("starved experts: {} of {} ({:.2f}%, abort above {}%)\n",
+                        starved["starved"].size(), starved["checked"].get<int64_t>(),
+                        starved["percent"].get<double>(), starved["abort_percent"].get<double>());
     }
     const json& t = r["timings"];
     out += fmt::format("calibration: {} tokens in {:.2f} s ({:.1f} tokens/s); export {:.2f} s\n",
                        t["tokens_run"].get<int64_t>(), t["forward_seconds"].get<double>(),
                        t["tokens_per_second"].get<double>(), t["export_seconds"].get<double>());
     if (r.contains("kl_smoke_test")) {
-        out += fmt::format("KL smoke test (held-out, NVFP4 W4A4 vs source):\n  {:<22} {:>8} {:>10} "
-                           "{:>10} {:>8}\n",
-                           "dataset", "tokens", "mean KL", "ppl", "top-1");
+        out += fmt::format(
+            "KL smoke test (held-out, NVFP4 W4A4 vs source):\n  {:<22} {:>8} {:>10} "
+            "{:>10} {:>8}\n",
+            "dataset", "tokens", "mean KL", "ppl", "top-1");
         for (const auto& [name, m] : r["kl_smoke_test"].items()) {
-            out += fmt::format("  {:<22} {:>8} {:>10.5f} {:>10.3f} {:>7.2f}%\n", name,
-                               m["predictions"].get<int64_t>(), m.value("mean_kl", 0.0),
-                               m["perplexity"].get<double>(),
-                               100.0 * m.value("top1_agreement", 0.0));
+            out +=
+                fmt::format("  {:<22} {:>8} {:>10.5f} {:>10.3f} {:>7.2f}%\n", name,
+                            m["predictions"].get<int64_t>(), m.value("mean_kl", 0.0),
+                            m["perplexity"].get<double>(), 100.0 * m.value("top1_agreement", 0.0));
         }
     }
     return out;

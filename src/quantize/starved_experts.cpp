@@ -39,7 +39,8 @@ StarvedExperts find_starved_experts(const QuantizationPlan& plan, const Calibrat
             if (!plan.quantized[modules.expert_w1[e]]) continue;
             ++out.n_experts_checked;
             const int64_t tokens = state.tokens_of_expert(layer, static_cast<int64_t>(e));
-            if (tokens < min_tokens) out.starved.push_back({layer, static_cast<int64_t>(e), tokens});
+            if (tokens < min_tokens)
+                out.starved.push_back({layer, static_cast<int64_t>(e), tokens});
         }
     }
     return out;
@@ -55,10 +56,11 @@ std::vector<float> rescue_starved_experts(const QuantizationPlan& plan,
             examples += fmt::format("{}layer {} expert {} ({} tokens)", i ? ", " : "", s.layer,
                                     s.expert, s.n_tokens);
         }
-        fail("{} of {} experts ({:.2f}%) are starved, more than STARVED_EXPERT_PCT_ABORT = {}%: "
-             "{}{}; calibrate on more (or more varied) data",
-             starved.starved.size(), starved.n_experts_checked, starved.percent(), abort_percent,
-             examples, starved.starved.size() > 5 ? ", ..." : "");
+        fail(
+            "{} of {} experts ({:.2f}%) are starved, more than STARVED_EXPERT_PCT_ABORT = {}%: "
+            "{}{}; calibrate on more (or more varied) data",
+            starved.starved.size(), starved.n_experts_checked, starved.percent(), abort_percent,
+            examples, starved.starved.size() > 5 ? ", ..." : "");
     }
     std::vector<float> amax = state.input_amax;
     if (starved.starved.empty()) return amax;

@@ -25,9 +25,10 @@ namespace {
 
 // Deterministic text of `n_words` words, different per (dataset, index).
 std::string words(int dataset, int index, int n_words) {
-    static const char* kWords[] = {"the", "model", "returns", "a", "list", "of", "values", "when",
-                                   "called", "with", "two", "numbers", "and", "prints", "them",
-                                   "weather", "in", "Paris", "function", "code"};
+    static const char* kWords[] = {"the",     "model",   "returns", "a",        "list",
+                                   "of",      "values",  "when",    "called",   "with",
+                                   "two",     "numbers", "and",     "prints",   "them",
+                                   "weather", "in",      "Paris",   "function", "code"};
     std::string text;
     for (int i = 0; i < n_words; ++i) {
         text += (i ? " " : "") + std::string(kWords[(dataset * 7 + index * 3 + i * i) % 20]);
@@ -44,19 +45,29 @@ protected:
         std::string code, tools, chat;
         for (int i = 0; i < 6; ++i) {
             const int n = 4 + 7 * i;  // from short to about a hundred tokens
-            code += nlohmann::json{{"instruction", words(0, i, n)}, {"output", words(1, i, n)}}
-                        .dump() + "\n";
-            const std::string tool_list = nlohmann::json::array(
-                {{{"name", "get_weather"}, {"description", words(2, i, 6)},
-                  {"parameters", {{"city", {{"type", "str"}, {"description", "city"}}}}}}}).dump();
-            const std::string answers =
-                nlohmann::json::array({{{"name", "get_weather"}, {"arguments", {{"city", words(3, i, 2)}}}}})
+            code +=
+                nlohmann::json{{"instruction", words(0, i, n)}, {"output", words(1, i, n)}}.dump() +
+                "\n";
+            const std::string tool_list =
+                nlohmann::json::array(
+                    {{{"name", "get_weather"},
+                      {"description", words(2, i, 6)},
+                      {"parameters", {{"city", {{"type", "str"}, {"description", "city"}}}}}}})
                     .dump();
-            tools += nlohmann::json{{"query", words(4, i, n)}, {"tools", tool_list},
-                                    {"answers", answers}}.dump() + "\n";
-            chat += nlohmann::json{{"messages", {{{"role", "user"}, {"content", words(5, i, n)}},
-                                                 {{"role", "assistant"}, {"content", words(6, i, n)}}}}}
-                        .dump() + "\n";
+            const std::string answers =
+                nlohmann::json::array(
+                    {{{"name", "get_weather"}, {"arguments", {{"city", words(3, i, 2)}}}}})
+                    .dump();
+            tools +=
+                nlohmann::json{
+                    {"query", words(4, i, n)}, {"tools", tool_list}, {"answers", answers}}
+                    .dump() +
+                "\n";
+            chat += nlohmann::json{{"messages",
+                                    {{{"role", "user"}, {"content", words(5, i, n)}},
+                                     {{"role", "assistant"}, {"content", words(6, i, n)}}}}}
+                        .dump() +
+                    "\n";
         }
         write_file(data_ / "code.jsonl", code);
         write_file(data_ / "tools.jsonl", tools);
@@ -64,10 +75,22 @@ protected:
     }
 
     std::vector<std::string> quantize_args(const fs::path& out) const {
-        return {"quantize", "--model", tiny_dir().string(), "--out", out.string(),
-                "--dataset", (data_ / "code.jsonl").string(), "--dataset",
-                (data_ / "tools.jsonl").string(), "--dataset", (data_ / "chat.jsonl").string(),
-                "--samples-per-dataset", "3", "--checkpoint-every", "2", "--held-out-samples",
+        return {"quantize",
+                "--model",
+                tiny_dir().string(),
+                "--out",
+                out.string(),
+                "--dataset",
+                (data_ / "code.jsonl").string(),
+                "--dataset",
+                (data_ / "tools.jsonl").string(),
+                "--dataset",
+                (data_ / "chat.jsonl").string(),
+                "--samples-per-dataset",
+                "3",
+                "--checkpoint-every",
+                "2",
+                "--held-out-samples",
                 "1"};
     }
     CommandResult quantize(const fs::path& out, std::vector<std::string> extra = {}) const {
@@ -149,8 +172,10 @@ TEST_F(QuantizeCliTest, ExportFollowsTheFormulasAndLoadsClean) {
             const Tensor packed = exported.tensor(m + ".weight_packed");
             const Tensor scales = exported.tensor(m + ".weight_scale");
             ASSERT_EQ(packed.size_bytes(), expected.packed.size());
-            EXPECT_EQ(0, std::memcmp(packed.raw(), expected.packed.data(), packed.size_bytes())) << m;
-            EXPECT_EQ(0, std::memcmp(scales.raw(), expected.block_scales.data(), scales.size_bytes()))
+            EXPECT_EQ(0, std::memcmp(packed.raw(), expected.packed.data(), packed.size_bytes()))
+                << m;
+            EXPECT_EQ(0,
+                      std::memcmp(scales.raw(), expected.block_scales.data(), scales.size_bytes()))
                 << m;
             EXPECT_EQ(scalar(m + ".weight_global_scale"), 1.0f / global_scale) << m;
             // compressed-tensors' input global scale is 2688 / amax (to the few ulps the
@@ -160,9 +185,10 @@ TEST_F(QuantizeCliTest, ExportFollowsTheFormulasAndLoadsClean) {
         }
     }
     // Ignored modules stay BF16, byte for byte.
-    for (const std::string& name : {"model.layers.0.self_attn.q_proj.weight",
-                                    "model.layers.3.block_sparse_moe.experts.1.w2.weight",
-                                    "model.layers.1.block_sparse_moe.gate.weight", "lm_head.weight"}) {
+    for (const std::string& name :
+         {"model.layers.0.self_attn.q_proj.weight",
+          "model.layers.3.block_sparse_moe.experts.1.w2.weight",
+          "model.layers.1.block_sparse_moe.gate.weight", "lm_head.weight"}) {
         ASSERT_TRUE(exported.contains(name)) << name;
         EXPECT_EQ(exported.entry(name).dtype, DType::bf16);
         EXPECT_EQ(0, std::memcmp(exported.tensor(name).raw(), source.tensor(name).raw(),
@@ -217,8 +243,9 @@ TEST_F(QuantizeCliTest, RealKillNineAtVariousMomentsThenResume) {
                 has_checkpoint |= entry.path().extension() == ".sha256";
             }
         }
-        CommandResult recovered = quantize(out, has_checkpoint ? std::vector<std::string>{"--resume"}
-                                                               : std::vector<std::string>{});
+        CommandResult recovered =
+            quantize(out, has_checkpoint ? std::vector<std::string>{"--resume"}
+                                         : std::vector<std::string>{});
         ASSERT_TRUE(succeeded(recovered)) << delay_ms << ": " << recovered.describe();
         expect_same_output(expected, out);
     }
@@ -261,7 +288,8 @@ TEST_F(QuantizeCliTest, StarvedExpertsAreRescuedByPolicyOrAbortTheRun) {
     // A threshold that starves some experts but leaves each quantized layer a well-fed one.
     int64_t threshold = INT64_MAX;
     for (int layer : {1, 2}) {
-        threshold = std::min(threshold, base["expert_tokens"]["layers"][layer]["max"].get<int64_t>());
+        threshold =
+            std::min(threshold, base["expert_tokens"]["layers"][layer]["max"].get<int64_t>());
     }
     const fs::path recipe = temp_->path() / "recipe.json";
     write_json(recipe, {{"starved_min_tokens", threshold}, {"starved_expert_pct_abort", 100}});
@@ -288,8 +316,9 @@ TEST_F(QuantizeCliTest, StarvedExpertsAreRescuedByPolicyOrAbortTheRun) {
                 is_starved |= t["layer"] == s["layer"] && t["expert"] == e;
             }
             if (!is_starved) {
-                sibling = std::max(sibling, amax[prefix + std::to_string(e) + ".w2"]
-                                                ["input_amax_observed"].get<float>());
+                sibling = std::max(
+                    sibling,
+                    amax[prefix + std::to_string(e) + ".w2"]["input_amax_observed"].get<float>());
             }
         }
         EXPECT_EQ(amax[expert + ".w2"]["input_amax"].get<float>(), sibling);
@@ -327,14 +356,18 @@ TEST_F(QuantizeCliTest, ExportOnlyReexportsAndAResumeNeedsTheSameData) {
 TEST_F(QuantizeCliTest, RecipeEnvironmentAndTheModelOptLayout) {
     const fs::path out = temp_->path() / "modelopt";
     const fs::path recipe = temp_->path() / "recipe.json";
-    write_json(recipe, {{"datasets", {(data_ / "code.jsonl").string(), (data_ / "tools.jsonl").string()}},
-                        {"format", "modelopt"}, {"samples_per_dataset", 9}, {"held_out_samples", 1}});
+    write_json(recipe,
+               {{"datasets", {(data_ / "code.jsonl").string(), (data_ / "tools.jsonl").string()}},
+                {"format", "modelopt"},
+                {"samples_per_dataset", 9},
+                {"held_out_samples", 1}});
     setenv("INPUT_DIR", tiny_dir().c_str(), 1);
     setenv("OUTPUT_DIR", out.c_str(), 1);
     setenv("NUM_CALIB_PER_DS", "2", 1);
     setenv("CKPT_EVERY", "3", 1);
     CommandResult result = run_fourbit({"quantize", "--recipe", recipe.string()});
-    for (const char* name : {"INPUT_DIR", "OUTPUT_DIR", "NUM_CALIB_PER_DS", "CKPT_EVERY"}) unsetenv(name);
+    for (const char* name : {"INPUT_DIR", "OUTPUT_DIR", "NUM_CALIB_PER_DS", "CKPT_EVERY"})
+        unsetenv(name);
     ASSERT_TRUE(succeeded(result));
     const nlohmann::json report = read_json(out / "calibration" / "report.json");
     EXPECT_EQ(report["datasets"][0]["queued"], 2);
@@ -413,23 +446,23 @@ TEST_F(QuantizeCliTest, ReadsMiniMaxFp8BlocksDirectly) {
     for (size_t i = 0; i < w2_values.size(); ++i) {
         ASSERT_EQ(w2.data<uint16_t>()[i], f32_to_bf16(w2_values[i])) << i;
     }
-    EXPECT_FALSE(read_json(out / "config.json")["quantization_config"].contains("weight_block_size"));
+    EXPECT_FALSE(
+        read_json(out / "config.json")["quantization_config"].contains("weight_block_size"));
 }
 
 TEST_F(QuantizeCliTest, EvalReportsKlTopOneAndPerplexityPerDataset) {
     const fs::path out = reference();
-    CommandResult same = run_fourbit({"eval", "--model", tiny_dir().string(), "--reference",
-                                      tiny_dir().string(), "--data",
-                                      (data_ / "tools.jsonl").string(), "--max-samples", "2",
-                                      "--output", "json"});
+    CommandResult same = run_fourbit(
+        {"eval", "--model", tiny_dir().string(), "--reference", tiny_dir().string(), "--data",
+         (data_ / "tools.jsonl").string(), "--max-samples", "2", "--output", "json"});
     ASSERT_TRUE(succeeded(same));
     const nlohmann::json self = nlohmann::json::parse(same.out);
     EXPECT_NEAR(self["all"]["mean_kl"].get<double>(), 0.0, 1e-9);
     EXPECT_EQ(self["all"]["top1_agreement"], 1.0);
-    CommandResult quantized = run_fourbit(
-        {"eval", "--model", out.string(), "--reference", tiny_dir().string(), "--data",
-         (data_ / "tools.jsonl").string(), "--data", (data_ / "chat.jsonl").string(),
-         "--max-samples", "2", "--json", (temp_->path() / "eval.json").string()});
+    CommandResult quantized =
+        run_fourbit({"eval", "--model", out.string(), "--reference", tiny_dir().string(), "--data",
+                     (data_ / "tools.jsonl").string(), "--data", (data_ / "chat.jsonl").string(),
+                     "--max-samples", "2", "--json", (temp_->path() / "eval.json").string()});
     ASSERT_TRUE(succeeded(quantized));
     EXPECT_NE(quantized.out.find("mean KL"), std::string::npos) << quantized.out;
     const nlohmann::json result = read_json(temp_->path() / "eval.json");

@@ -62,15 +62,23 @@ TEST(QuantizedModules, KeepsTheHeadAndFusedGroupsWhole) {
 TEST(CalibrationData, RecognisesEveryLayoutByItsFields) {
     TempDir dir;
     const std::string path = dir / "mix.jsonl";
-    write_text(path,
-               R"J({"text": "plain text"})J" "\n"
-               R"J({"input_ids": [1, 2, 3]})J" "\n"
-               R"J({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{\"a\": 1}"}}]}, {"role": "tool", "content": "42"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]})J" "\n"
-               "\n"
-               R"J({"instruction": "write code", "input": "in python", "output": "print(1)"})J" "\n"
-               R"J({"query": "weather?", "tools": "[{\"name\": \"get_weather\", \"description\": \"d\", \"parameters\": {\"city\": {\"type\": \"str\"}}}]", "answers": "[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]"})J" "\n"
-               R"J({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]})J" "\n"
-               R"J({"messages": "[{\"role\": \"user\", \"content\": \"as text\"}]"})J" "\n");
+    write_text(
+        path,
+        R"J({"text": "plain text"})J"
+        "\n"
+        R"J({"input_ids": [1, 2, 3]})J"
+        "\n"
+        R"J({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{\"a\": 1}"}}]}, {"role": "tool", "content": "42"}], "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]})J"
+        "\n"
+        "\n"
+        R"J({"instruction": "write code", "input": "in python", "output": "print(1)"})J"
+        "\n"
+        R"J({"query": "weather?", "tools": "[{\"name\": \"get_weather\", \"description\": \"d\", \"parameters\": {\"city\": {\"type\": \"str\"}}}]", "answers": "[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]"})J"
+        "\n"
+        R"J({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]})J"
+        "\n"
+        R"J({"messages": "[{\"role\": \"user\", \"content\": \"as text\"}]"})J"
+        "\n");
     const DatasetFile file = read_dataset_file(path, false);
     ASSERT_EQ(file.records.size(), 7u);
     EXPECT_EQ(file.records[0].layout, RecordLayout::text);
@@ -96,7 +104,11 @@ TEST(CalibrationData, RecognisesEveryLayoutByItsFields) {
 TEST(CalibrationData, BadRecordsNameFileAndLineOrAreSkippedAndCounted) {
     TempDir dir;
     const std::string path = dir / "bad.jsonl";
-    write_text(path, R"J({"text": "ok"})J" "\n" R"J({"prompt": 1, "label": 2})J" "\n" "{not json\n");
+    write_text(path, R"J({"text": "ok"})J"
+                     "\n"
+                     R"J({"prompt": 1, "label": 2})J"
+                     "\n"
+                     "{not json\n");
     try {
         read_dataset_file(path, false);
         FAIL() << "a record of no known layout was accepted";
@@ -132,8 +144,10 @@ TEST(Recipe, FileThenEnvironmentWithErrorsNamingTheKey) {
     EXPECT_EQ(recipe.datasets[0].name, "code");
     EXPECT_EQ(recipe.datasets[1].n_samples, 3);
     EXPECT_EQ(recipe.format, QuantizationFormat::nvfp4_modelopt);
-    std::map<std::string, std::string> env = {{"NUM_CALIB_PER_DS", "5"}, {"MAX_SEQ", "64"},
-                                              {"CKPT_EVERY", "9"}, {"PHASE", "B"},
+    std::map<std::string, std::string> env = {{"NUM_CALIB_PER_DS", "5"},
+                                              {"MAX_SEQ", "64"},
+                                              {"CKPT_EVERY", "9"},
+                                              {"PHASE", "B"},
                                               {"WALLCLOCK_BUDGET_S", "12.5"},
                                               {"STARVED_EXPERT_PCT_ABORT", "2"},
                                               {"BUCKET_REPO_ID", "x"}};
@@ -250,8 +264,8 @@ TEST(CalibrationState, JsonRoundTripIsExactAndCheckpointsSurviveATornWrite) {
 
 TEST(StarvedExperts, DetectRescueByPolicyAndAbortOverThePercentage) {
     const MiniMaxM2Config config = preset_config("tiny", std::nullopt);  // 4 layers, 16 experts
-    const QuantizationPlan plan =
-        make_quantization_plan(config, default_ignore_list(config, QuantizationFormat::nvfp4_modelopt));
+    const QuantizationPlan plan = make_quantization_plan(
+        config, default_ignore_list(config, QuantizationFormat::nvfp4_modelopt));
     CalibrationState state = CalibrationState::empty("q", 1, plan.n_linears(), 4, 16, 1);
     const int64_t per_layer = 5 + 3 * 16;
     for (int64_t l = 0; l < 4; ++l) {
@@ -263,7 +277,7 @@ TEST(StarvedExperts, DetectRescueByPolicyAndAbortOverThePercentage) {
             state.input_amax[w1 + 1] = 2.0f + e;
         }
     }
-    state.expert_tokens[1 * 16 + 3] = 0;  // layer 1 expert 3: none
+    state.expert_tokens[1 * 16 + 3] = 0;   // layer 1 expert 3: none
     state.expert_tokens[2 * 16 + 15] = 4;  // layer 2 expert 15: too few
     state.expert_tokens[0 * 16 + 5] = 0;   // layer 0 is ignored: not checked
     const StarvedExperts starved = find_starved_experts(plan, state, 5);
@@ -273,11 +287,11 @@ TEST(StarvedExperts, DetectRescueByPolicyAndAbortOverThePercentage) {
     EXPECT_EQ(starved.starved[0].expert, 3);
     const std::vector<float> amax = rescue_starved_experts(plan, state, starved, 10.0);
     const int64_t w1 = 1 * per_layer + 5 + 3 * 3;
-    EXPECT_EQ(amax[w1], 11.0f);       // layer 1's router input amax
+    EXPECT_EQ(amax[w1], 11.0f);  // layer 1's router input amax
     EXPECT_EQ(amax[w1 + 2], 11.0f);
     EXPECT_EQ(amax[w1 + 1], 2.0f + 15);  // the largest sibling w2 amax
     const int64_t w1_l2 = 2 * per_layer + 5 + 3 * 15;
-    EXPECT_EQ(amax[w1_l2 + 1], 2.0f + 14);  // its own (largest) is not a sibling
+    EXPECT_EQ(amax[w1_l2 + 1], 2.0f + 14);              // its own (largest) is not a sibling
     EXPECT_EQ(amax[w1 + 3], state.input_amax[w1 + 3]);  // others untouched
     try {
         rescue_starved_experts(plan, state, starved, 5.0);  // 6.25% > 5%
@@ -291,7 +305,7 @@ TEST(EvalMetrics, KlPerplexityAndTopOneAgainstHandComputedValues) {
     // Two positions, vocabulary 2; tokens [0, 1, 0].
     Tensor q = Tensor::zeros(DType::f32, {3, 2});
     Tensor p = Tensor::zeros(DType::f32, {3, 2});
-    const float q_values[] = {0, 0, 1, 0, 5, 5};           // uniform; e/(1+e) on token 0
+    const float q_values[] = {0, 0, 1, 0, 5, 5};               // uniform; e/(1+e) on token 0
     const float p_values[] = {0, std::log(3.0f), 0, 0, 0, 0};  // 1/4, 3/4; uniform
     std::copy_n(q_values, 6, q.data<float>());
     std::copy_n(p_values, 6, p.data<float>());

@@ -51,17 +51,20 @@ int main(int argc, char** argv) {
     int n_modules = 0, global_bf16 = 0;
     for (const std::string& name : lc.tensor_names()) {
         if (!name.ends_with(".weight_global_scale")) continue;
-        const std::string m = name.substr(0, name.size() - std::string(".weight_global_scale").size());
+        const std::string m =
+            name.substr(0, name.size() - std::string(".weight_global_scale").size());
         const float g = *lc.tensor(name).data<float>();
         float group_amax = 0;
         for (const std::string& member : fused_group(m)) {
             const Tensor w = source.tensor(member + ".weight");
-            for (int64_t i = 0; i < w.numel(); ++i) group_amax = std::max(group_amax, std::fabs(weight(member, i)));
+            for (int64_t i = 0; i < w.numel(); ++i)
+                group_amax = std::max(group_amax, std::fabs(weight(member, i)));
         }
         ++n_modules;
         global_bf16 += g == to_bf16(2688.0f / group_amax);
         const Tensor w = source.tensor(m + ".weight");
-        const Tensor packed = lc.tensor(m + ".weight_packed"), scales = lc.tensor(m + ".weight_scale");
+        const Tensor packed = lc.tensor(m + ".weight_packed"),
+                     scales = lc.tensor(m + ".weight_scale");
         const int64_t rows = w.dim(0), cols = w.dim(1);
         for (int64_t r = 0; r < rows; ++r) {
             for (int64_t b = 0; b < cols / 16; ++b) {
@@ -93,9 +96,10 @@ int main(int argc, char** argv) {
     }
     std::printf("%d modules: global scale == bfloat16(2688 / fused-group amax) for %d\n", n_modules,
                 global_bf16);
-    std::printf("block scales: f32 arithmetic differs in %ld of %ld; block max / 6 in bfloat16 "
-                "differs in %ld\n",
-                scale_diff[0], n_blocks, scale_diff[1]);
+    std::printf(
+        "block scales: f32 arithmetic differs in %ld of %ld; block max / 6 in bfloat16 "
+        "differs in %ld\n",
+        scale_diff[0], n_blocks, scale_diff[1]);
     std::printf("codes from its block scales, x / (scale / global) in f32: differ in %ld of %ld\n",
                 code_diff, n_codes);
 }
