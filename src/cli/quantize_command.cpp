@@ -25,7 +25,7 @@ void add_quantize_command(CLI::App& app) {
     command->add_option("--model", options->model_dir,
                         "source checkpoint (BF16 or MiniMax FP8); or INPUT_DIR");
     command->add_option("--out", options->out_dir, "output directory; or OUTPUT_DIR");
-    command->add_option("--recipe", options->recipe_path, "recipe JSON (docs/quantize.md)");
+    command->add_option("--recipe", options->recipe_path, "recipe JSON (src/quantize/README.md)");
     command->add_option("--dataset", options->datasets,
                         "calibration data file (JSONL or JSON); may repeat");
     command->add_option("--ignore", options->ignore,

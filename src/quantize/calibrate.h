@@ -5,7 +5,7 @@
 // finishes the current sample, checkpoints and stops cleanly.
 //
 // Streaming order: sample by sample through the whole model, whose weights are memory-mapped
-// views of the checkpoint, so only the pages a forward touches are resident (docs/quantize.md
+// views of the checkpoint, so only the pages a forward touches are resident (src/quantize/README.md
 // says what is held at once and how it grows). Checkpoints are per N samples because that is
 // the unit of work this order completes.
 #pragma once

@@ -1,6 +1,7 @@
 // The calibration recipe: what `fourbit quantize` reads from --recipe FILE.json, overridden by
 // the release script's environment variables (read here and nowhere else), overridden in turn
-// by command-line flags. recipe.md §3 names the variables; docs/quantize.md documents the file.
+// by command-line flags. recipe.md §3 names the variables; src/quantize/README.md documents the
+// file.
 #pragma once
 
 #include <cstdint>
