@@ -1,0 +1,344 @@
+#include "bench/grid_runner.h"
+
+#include <fmt/chrono.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "util/error.h"
+#include "util/log.h"
+#include "util/progress.h"
+
+namespace fourbit::bench {
+
+using nlohmann::json;
+
+namespace {
+
+// Characters of the nested calibration probes: long enough that the per-character rate
+// dominates the template's overhead, short enough for any context length.
+constexpr size_t kShortProbeChars = 1000;
+constexpr size_t kLongProbeChars = 4000;
+constexpr const char* kContextLoadUserMessage = ".";  // some servers reject empty user content
+constexpr int kLatencyProbes = 3;
+constexpr size_t kErrorsKept = 3;
+
+json message(const char* role, const std::string& content) {
+    return {{"role", role}, {"content", content}};
+}
+
+json messages(const std::string& context, const std::string& prompt) {
+    json out = json::array();
+    if (!context.empty()) out.push_back(message("system", context));
+    out.push_back(message("user", prompt.empty() ? kContextLoadUserMessage : prompt));
+    return out;
+}
+
+struct Prompt {
+    std::string context, user;
+};
+
+// Shared by the threads of a batch: counts every request and the prompt tokens it was charged.
+struct SentCounter {
+    std::atomic<int64_t> requests{0};
+    std::atomic<int64_t> prompt_tokens{0};
+    void add(int64_t usage_prompt_tokens) {
+        requests += 1;
+        prompt_tokens += usage_prompt_tokens;
+    }
+};
+
+class GridRunner {
+public:
+    GridRunner(const Endpoint& endpoint, const GridOptions& options)
+        : endpoint_(endpoint), options_(options), client_(endpoint),
+          prose_(embedded_prose(), options.seed) {}
+
+    GridReport run();
+
+private:
+    int64_t probe_prompt_tokens(const json& probe_messages);
+    void calibrate();
+    double measure_latency_s();
+    std::vector<RecordedStream> run_batch(const std::vector<json>& bodies);
+    json stream_body(const json& chat_messages, int64_t max_tokens) const;
+    void run_cell(int64_t depth, int64_t pp, int64_t tg, int64_t concurrency, Progress& progress);
+    CellResult summarize_cell(int64_t depth, int64_t pp, int64_t tg, int64_t concurrency,
+                              bool context_phase, const std::vector<std::vector<RecordedStream>>& runs,
+                              int64_t expected_prompt_tokens) const;
+
+    Endpoint endpoint_;
+    GridOptions options_;
+    ApiClient client_;
+    ProseSource prose_;
+    PromptCalibration calibration_;
+    double latency_s_ = 0;
+    SentCounter sent_;
+    GridReport report_;
+};
+
+int64_t GridRunner::probe_prompt_tokens(const json& probe_messages) {
+    const json answer = client_.post_json(
+        "/chat/completions",
+        {{"model", options_.model}, {"messages", probe_messages}, {"max_tokens", 1}});
+    const json* tokens = nullptr;
+    if (answer.contains("usage") && answer["usage"].is_object()) {
+        auto it = answer["usage"].find("prompt_tokens");
+        if (it != answer["usage"].end() && it->is_number_integer()) tokens = &*it;
+    }
+    if (!tokens) {
+        fail("{}: the answer has no usage.prompt_tokens, which prompt sizing needs",
+             client_.url("/chat/completions"));
+    }
+    sent_.add(tokens->get<int64_t>());
+    return tokens->get<int64_t>();
+}
+
+// Two nested user prompts give the tokens per character and the user template overhead; a
+// system prompt with a one-character user message gives the context overhead. These probes
+// are also the warmup llama-benchy does before measuring.
+void GridRunner::calibrate() {
+    const std::string short_text = prose_.prefix(kShortProbeChars);
+    const std::string long_text = prose_.prefix(kLongProbeChars);
+    const int64_t short_tokens = probe_prompt_tokens(messages("", short_text));
+    const int64_t long_tokens = probe_prompt_tokens(messages("", long_text));
+    const int64_t context_tokens = probe_prompt_tokens(messages(long_text, ""));
+    if (long_tokens <= short_tokens) {
+        fail("{}: usage.prompt_tokens does not grow with the prompt ({} tokens for {} "
+             "characters, {} for {}); cannot size prompts",
+             client_.url("/chat/completions"), short_tokens, short_text.size(), long_tokens,
+             long_text.size());
+    }
+    calibration_.tokens_per_char =
+        double(long_tokens - short_tokens) / double(long_text.size() - short_text.size());
+    const auto text_tokens = [&](const std::string& text) {
+        return std::llround(calibration_.tokens_per_char * double(text.size()));
+    };
+    calibration_.user_overhead = std::max<int64_t>(0, short_tokens - text_tokens(short_text));
+    calibration_.context_overhead =
+        std::max<int64_t>(0, context_tokens - text_tokens(long_text));
+    spdlog::info("bench: {:.3f} tokens per character; chat template adds {} tokens (user), {} "
+             "(system + user)",
+             calibration_.tokens_per_char, calibration_.user_overhead,
+             calibration_.context_overhead);
+}
+
+double GridRunner::measure_latency_s() {
+    if (options_.latency_mode == "none") return 0;
+    double sum = 0;
+    for (int i = 0; i < kLatencyProbes; ++i) {
+        sum += options_.latency_mode == "api" ? client_.models_latency_s()
+                                              : client_.generation_latency_s(options_.model);
+    }
+    return sum / kLatencyProbes;
+}
+
+json GridRunner::stream_body(const json& chat_messages, int64_t max_tokens) const {
+    json body = {{"model", options_.model},
+                 {"messages", chat_messages},
+                 {"max_tokens", max_tokens},
+                 {"stream", true},
+                 {"return_token_ids", true},
+                 {"stream_options", {{"include_usage", true}}}};
+    if (options_.no_cache) body["cache_prompt"] = false;
+    return body;
+}
+
+// One request per thread, all started together, each on its own connection.
+std::vector<RecordedStream> GridRunner::run_batch(const std::vector<json>& bodies) {
+    std::vector<RecordedStream> streams(bodies.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < bodies.size(); ++i) {
+        threads.emplace_back([this, &bodies, &streams, i] {
+            ApiClient client(endpoint_);
+            streams[i] = client.stream_chat(bodies[i]);
+        });
+    }
+    for (std::thread& thread : threads) thread.join();
+    for (const RecordedStream& stream : streams) sent_.add(stream.usage_prompt_tokens);
+    return streams;
+}
+
+void GridRunner::run_cell(int64_t depth, int64_t pp, int64_t tg, int64_t concurrency,
+                          Progress& progress) {
+    // As llama-benchy's prompt adaptation: the template's overhead comes off the prompt at
+    // depth 0 and off the context otherwise, so the server sees about pp + depth tokens.
+    const int64_t suffix_tokens =
+        options_.no_cache ? std::llround(33 * calibration_.tokens_per_char) : 0;
+    const int64_t user_tokens =
+        depth == 0 ? std::max<int64_t>(1, pp - calibration_.user_overhead) : pp;
+    const int64_t context_tokens =
+        depth == 0 ? 0 : std::max<int64_t>(1, depth - calibration_.context_overhead);
+    const bool two_phase = options_.prefix_caching && depth > 0;
+    std::vector<std::vector<RecordedStream>> context_runs, prompt_runs;
+    const int total_runs = options_.runs + (options_.warmup ? 1 : 0);
+    for (int run = 0; run < total_runs; ++run) {
+        const bool is_warmup = options_.warmup && run == 0;
+        std::vector<Prompt> prompts;
+        for (int64_t i = 0; i < concurrency; ++i) {
+            Prompt prompt;
+            prompt.context = prose_.slice(calibration_.chars_for(context_tokens));
+            prompt.user = prose_.slice(calibration_.chars_for(std::max<int64_t>(1, user_tokens - suffix_tokens)));
+            if (options_.no_cache) prompt.user += prose_.unique_suffix();
+            prompts.push_back(std::move(prompt));
+        }
+        if (two_phase) {
+            std::vector<json> bodies;
+            for (const Prompt& p : prompts) bodies.push_back(stream_body(messages(p.context, ""), tg));
+            auto streams = run_batch(bodies);
+            progress.advance(streams.size());
+            if (!is_warmup) context_runs.push_back(std::move(streams));
+        }
+        std::vector<json> bodies;
+        for (const Prompt& p : prompts) bodies.push_back(stream_body(messages(p.context, p.user), tg));
+        auto streams = run_batch(bodies);
+        progress.advance(streams.size());
+        if (!is_warmup) prompt_runs.push_back(std::move(streams));
+    }
+    if (two_phase) {
+        report_.cells.push_back(summarize_cell(depth, pp, tg, concurrency, true, context_runs,
+                                               context_tokens));
+        report_.cells.push_back(
+            summarize_cell(depth, pp, tg, concurrency, false, prompt_runs, user_tokens));
+    } else {
+        report_.cells.push_back(summarize_cell(depth, pp, tg, concurrency, false, prompt_runs,
+                                               user_tokens + context_tokens));
+    }
+}
+
+CellResult GridRunner::summarize_cell(int64_t depth, int64_t pp, int64_t tg, int64_t concurrency,
+                                      bool context_phase,
+                                      const std::vector<std::vector<RecordedStream>>& runs,
+                                      int64_t expected_prompt_tokens) const {
+    CellResult cell;
+    cell.concurrency = concurrency;
+    cell.depth = depth;
+    cell.prompt_size = pp;
+    cell.response_size = tg;
+    cell.context_phase = context_phase;
+    cell.expected_prompt_tokens = expected_prompt_tokens;
+    std::vector<double> prefill_req, decode_req, prefill_total, decode_total, peak_total, peak_req;
+    std::vector<double> ttfr, est_ppt, e2e_ttft;
+    for (const std::vector<RecordedStream>& batch : runs) {
+        for (const RecordedStream& stream : batch) {
+            if (stream.error.empty()) continue;
+            cell.failed_requests += 1;
+            if (cell.errors.size() < kErrorsKept) cell.errors.push_back(stream.error);
+        }
+        const BatchMetrics metrics = batch_metrics(batch, latency_s_, expected_prompt_tokens);
+        if (metrics.prefill_total_tps) prefill_total.push_back(*metrics.prefill_total_tps);
+        if (metrics.decode_total_tps) decode_total.push_back(*metrics.decode_total_tps);
+        if (metrics.peak_total_tps) peak_total.push_back(*metrics.peak_total_tps);
+        std::vector<double> all_times;
+        for (const RecordedStream& stream : batch) {
+            if (!stream.error.empty()) continue;
+            cell.usage_prompt_tokens.push_back(stream.usage_prompt_tokens);
+            const TokenTimes times = token_times(stream);
+            all_times.insert(all_times.end(), times.times_s.begin(), times.times_s.end());
+        }
+        cell.throughput_series.push_back(throughput_series(std::move(all_times)));
+        for (const RequestMetrics& request : metrics.requests) {
+            cell.generated_tokens.push_back(request.generated_tokens);
+            cell.tokens_from_ids = cell.tokens_from_ids && request.tokens_from_ids;
+            if (request.prefill_tps) prefill_req.push_back(*request.prefill_tps);
+            if (request.decode_tps) decode_req.push_back(*request.decode_tps);
+            if (request.peak_tps) peak_req.push_back(*request.peak_tps);
+            if (request.ttfr_s) ttfr.push_back(*request.ttfr_s * 1000);
+            if (request.est_ppt_s) est_ppt.push_back(*request.est_ppt_s * 1000);
+            if (request.e2e_ttft_s) e2e_ttft.push_back(*request.e2e_ttft_s * 1000);
+        }
+    }
+    cell.prefill_req_tps = summarize(prefill_req);
+    cell.decode_req_tps = summarize(decode_req);
+    cell.prefill_tps = concurrency > 1 ? summarize(prefill_total) : cell.prefill_req_tps;
+    cell.decode_tps = concurrency > 1 ? summarize(decode_total) : cell.decode_req_tps;
+    cell.peak_tps = summarize(peak_total);
+    cell.peak_req_tps = summarize(peak_req);
+    cell.ttfr_ms = summarize(ttfr);
+    cell.est_ppt_ms = summarize(est_ppt);
+    cell.e2e_ttft_ms = summarize(e2e_ttft);
+    return cell;
+}
+
+GridReport GridRunner::run() {
+    report_.base_url = client_.url("");
+    report_.model = options_.model;
+    report_.latency_mode = options_.latency_mode;
+    report_.prefix_caching = options_.prefix_caching;
+    report_.max_concurrency =
+        *std::max_element(options_.concurrencies.begin(), options_.concurrencies.end());
+    calibrate();
+    report_.calibration = calibration_;
+    latency_s_ = measure_latency_s();
+    report_.latency_ms = latency_s_ * 1000;
+    spdlog::info("bench: latency ({}) {:.2f} ms", options_.latency_mode, report_.latency_ms);
+
+    uint64_t total_requests = 0;
+    const uint64_t runs = options_.runs + (options_.warmup ? 1 : 0);
+    for (int64_t depth : options_.depths) {
+        const uint64_t phases = options_.prefix_caching && depth > 0 ? 2 : 1;
+        for (int64_t concurrency : options_.concurrencies) {
+            total_requests += options_.prompt_sizes.size() * options_.response_sizes.size() *
+                              runs * phases * uint64_t(concurrency);
+        }
+    }
+    Progress progress("bench", total_requests, "requests");
+    for (int64_t depth : options_.depths) {
+        for (int64_t pp : options_.prompt_sizes) {
+            for (int64_t tg : options_.response_sizes) {
+                for (int64_t concurrency : options_.concurrencies) {
+                    run_cell(depth, pp, tg, concurrency, progress);
+                }
+            }
+        }
+    }
+    progress.finish();
+    bool warned = false;
+    for (const CellResult& cell : report_.cells) {
+        if (!cell.tokens_from_ids && !warned) {
+            spdlog::warn("bench: the server sent no token_ids; tokens were counted as chunks, which "
+                     "undercounts when a chunk holds several tokens (speculative decoding)");
+            warned = true;
+        }
+        if (cell.failed_requests > 0) {
+            spdlog::warn("bench: {} request(s) failed in pp{} tg{} d{} c{}: {}", cell.failed_requests,
+                     cell.prompt_size, cell.response_size, cell.depth, cell.concurrency,
+                     cell.errors.front());
+        }
+    }
+    report_.timestamp_utc =
+        fmt::format("{:%Y-%m-%d %H:%M:%SZ}", fmt::gmtime(std::time(nullptr)));
+    report_.requests_sent = sent_.requests.load();
+    report_.usage_prompt_tokens_sent = sent_.prompt_tokens.load();
+    return report_;
+}
+
+}  // namespace
+
+void validate(const GridOptions& options) {
+    const auto check = [](const std::vector<int64_t>& values, const char* flag, int64_t least) {
+        if (values.empty()) fail("{}: give at least one value", flag);
+        for (int64_t v : values) {
+            if (v < least) fail("{}: {} is not allowed (at least {})", flag, v, least);
+        }
+    };
+    check(options.prompt_sizes, "--pp", 1);
+    check(options.response_sizes, "--tg", 1);
+    check(options.depths, "--depth", 0);
+    check(options.concurrencies, "--concurrency", 1);
+    if (options.runs < 1) fail("--runs: {} is not allowed (at least 1)", options.runs);
+    if (options.latency_mode != "api" && options.latency_mode != "generation" &&
+        options.latency_mode != "none") {
+        fail("--latency-mode: {} is not one of api, generation, none", options.latency_mode);
+    }
+}
+
+GridReport run_grid(const Endpoint& endpoint, const GridOptions& options) {
+    validate(options);
+    return GridRunner(endpoint, options).run();
+}
+
+}  // namespace fourbit::bench
