@@ -167,6 +167,7 @@ ordered_json run_task(ApiClient& client, const json& suite, const json& task,
     if (options.max_tokens) max_tokens = std::min(max_tokens, *options.max_tokens);
     const int64_t max_turns = task.value("max_turns", int64_t(1));
     json messages = task["messages"];
+    const json sampling = suite.value("sampling", json::object());
 
     double wall_s = 0, decode_span_s = 0;
     int64_t completion_tokens = 0, prompt_tokens = 0, generated_tokens = 0, decode_tokens = 0;
@@ -179,7 +180,7 @@ ordered_json run_task(ApiClient& client, const json& suite, const json& task,
         json body = {{"model", options.model}, {"messages", messages}, {"max_tokens", max_tokens},
                      {"stream", true}, {"return_token_ids", true},
                      {"stream_options", {{"include_usage", true}}}};
-        for (const auto& [key, value] : suite.value("sampling", json::object()).items()) body[key] = value;
+        for (const auto& [key, value] : sampling.items()) body[key] = value;
         if (!tool_names.empty()) {
             body["tools"] = tools_request_json(suite_tools, tool_names);
             body["tool_choice"] = "auto";

@@ -100,8 +100,8 @@ ApiClient::ApiClient(const Endpoint& endpoint)
 
 ApiClient::~ApiClient() = default;
 
-std::string ApiClient::url(const std::string& path) const {
-    return endpoint_.scheme_host_port + endpoint_.path_prefix + path;
+std::string ApiClient::url(const std::string& path, bool under_prefix) const {
+    return endpoint_.scheme_host_port + (under_prefix ? endpoint_.path_prefix : "") + path;
 }
 
 namespace {
@@ -118,10 +118,10 @@ json parse_answer(const httplib::Result& result, const std::string& url) {
 
 }  // namespace
 
-json ApiClient::post_json(const std::string& path, const json& body) {
-    auto result = connection_->client.Post(endpoint_.path_prefix + path, connection_->headers,
-                                           body.dump(), "application/json");
-    return parse_answer(result, url(path));
+json ApiClient::post_json(const std::string& path, const json& body, bool under_prefix) {
+    auto result = connection_->client.Post((under_prefix ? endpoint_.path_prefix : "") + path,
+                                           connection_->headers, body.dump(), "application/json");
+    return parse_answer(result, url(path, under_prefix));
 }
 
 json ApiClient::get_json(const std::string& path) {

@@ -59,9 +59,11 @@ public:
     explicit ApiClient(const Endpoint& endpoint);
     ~ApiClient();
 
-    // POST {prefix}{path} with a JSON body; the parsed JSON answer, or an Error naming the URL
-    // and the status and body the server sent.
-    nlohmann::json post_json(const std::string& path, const nlohmann::json& body);
+    // POST {prefix}{path} (or {path} at the server's root: vLLM and fourbit serve /tokenize
+    // there) with a JSON body; the parsed JSON answer, or an Error naming the URL and the status
+    // and body the server sent.
+    nlohmann::json post_json(const std::string& path, const nlohmann::json& body,
+                             bool under_prefix = true);
     // GET {prefix}{path}; as post_json.
     nlohmann::json get_json(const std::string& path);
 
@@ -75,7 +77,7 @@ public:
     // Seconds to the first bytes of a streamed 1-token chat request ("generation" latency).
     double generation_latency_s(const std::string& model);
 
-    std::string url(const std::string& path) const;
+    std::string url(const std::string& path, bool under_prefix = true) const;
 
 private:
     Endpoint endpoint_;

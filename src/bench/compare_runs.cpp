@@ -101,10 +101,17 @@ std::string compare_grid(const json& a, const std::string& a_name, const json& b
 
 }  // namespace
 
+std::string result_kind(const json& result) {
+    if (!result.is_object()) return "";
+    if (result.contains("kind") && result["kind"].is_string()) return result["kind"];
+    // llama-benchy's own JSON: the same grid fields, without "kind".
+    return result.contains("benchmarks") && result["benchmarks"].is_array() ? "grid" : "";
+}
+
 std::string compare_markdown(const json& a, const std::string& a_name, const json& b,
                              const std::string& b_name) {
-    const std::string a_kind = a.is_object() ? a.value("kind", std::string()) : "";
-    const std::string b_kind = b.is_object() ? b.value("kind", std::string()) : "";
+    const std::string a_kind = result_kind(a);
+    const std::string b_kind = result_kind(b);
     if (a_kind != "grid" && a_kind != "agentic") {
         fail("--compare {}: not a fourbit bench result (\"kind\" is not grid or agentic)", a_name);
     }

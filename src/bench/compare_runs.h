@@ -9,6 +9,10 @@
 
 namespace fourbit::bench {
 
+// "grid", "agentic", or "" for anything else; llama-benchy's JSON (no "kind", a "benchmarks"
+// array of the same fields) is a grid, so fourbit's and llama-benchy's runs compare directly.
+std::string result_kind(const nlohmann::json& result);
+
 // An Error naming the files when their kinds differ or are not "grid"/"agentic".
 std::string compare_markdown(const nlohmann::json& a, const std::string& a_name,
                              const nlohmann::json& b, const std::string& b_name);

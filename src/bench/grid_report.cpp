@@ -108,7 +108,8 @@ ordered_json grid_json(const GridReport& report) {
     out["prefix_caching_enabled"] = report.prefix_caching;
     out["max_concurrency"] = report.max_concurrency;
     out["base_url"] = report.base_url;
-    out["prompt_calibration"] = {{"tokens_per_char", report.calibration.tokens_per_char},
+    out["prompt_calibration"] = {{"method", report.calibration.method},
+                                 {"tokens_per_char", report.calibration.tokens_per_char},
                                  {"user_overhead", report.calibration.user_overhead},
                                  {"context_overhead", report.calibration.context_overhead}};
     out["requests_sent"] = report.requests_sent;

@@ -55,13 +55,17 @@ class GridRunner {
 public:
     GridRunner(const Endpoint& endpoint, const GridOptions& options)
         : endpoint_(endpoint), options_(options), client_(endpoint),
-          prose_(embedded_prose(), options.seed) {}
+          prose_(embedded_prose(), options.seed), token_rng_(options.seed + 1) {}
 
     GridReport run();
 
 private:
     int64_t probe_prompt_tokens(const json& probe_messages);
-    void calibrate();
+    bool tokenize_prose();
+    std::string text_of_tokens(size_t start, int64_t n_tokens);
+    std::string prose_text(int64_t n_tokens);
+    void calibrate_by_tokens();
+    void calibrate_by_characters();
     double measure_latency_s();
     std::vector<RecordedStream> run_batch(const std::vector<json>& bodies);
     json stream_body(const json& chat_messages, int64_t max_tokens) const;
@@ -74,6 +78,8 @@ private:
     GridOptions options_;
     ApiClient client_;
     ProseSource prose_;
+    std::mt19937_64 token_rng_;
+    std::vector<int32_t> prose_tokens_;  // the prose in the server's tokens, when it can tell
     PromptCalibration calibration_;
     double latency_s_ = 0;
     SentCounter sent_;
@@ -97,10 +103,61 @@ int64_t GridRunner::probe_prompt_tokens(const json& probe_messages) {
     return tokens->get<int64_t>();
 }
 
-// Two nested user prompts give the tokens per character and the user template overhead; a
-// system prompt with a one-character user message gives the context overhead. These probes
-// are also the warmup llama-benchy does before measuring.
-void GridRunner::calibrate() {
+// The prose in the server's own token ids, through its /tokenize (vLLM and fourbit serve it at
+// the root); false when the server has none.
+bool GridRunner::tokenize_prose() {
+    try {
+        const json answer = client_.post_json(
+            "/tokenize", {{"model", options_.model}, {"prompt", embedded_prose()}}, false);
+        if (!answer.contains("tokens") || !answer["tokens"].is_array() || answer["tokens"].size() < 1000) {
+            return false;
+        }
+        prose_tokens_ = answer["tokens"].get<std::vector<int32_t>>();
+        return true;
+    } catch (const std::exception& error) {
+        spdlog::info("bench: no usable /tokenize ({}); prompts are sized by characters", error.what());
+        return false;
+    }
+}
+
+// `n_tokens` of the prose's tokens from `start` (wrapping around), as text.
+std::string GridRunner::text_of_tokens(size_t start, int64_t n_tokens) {
+    std::vector<int32_t> ids;
+    ids.reserve(size_t(n_tokens));
+    for (int64_t i = 0; i < n_tokens; ++i) ids.push_back(prose_tokens_[(start + size_t(i)) % prose_tokens_.size()]);
+    const json answer =
+        client_.post_json("/detokenize", {{"model", options_.model}, {"tokens", ids}}, false);
+    if (!answer.contains("prompt") || !answer["prompt"].is_string()) {
+        fail("{}: the answer has no \"prompt\" text", client_.url("/detokenize", false));
+    }
+    return answer["prompt"];
+}
+
+// About `n_tokens` of prose from a random place, as the server will count it.
+std::string GridRunner::prose_text(int64_t n_tokens) {
+    if (n_tokens <= 0) return {};
+    if (prose_tokens_.empty()) return prose_.slice(calibration_.chars_for(n_tokens));
+    const size_t start = std::uniform_int_distribution<size_t>(0, prose_tokens_.size() - 1)(token_rng_);
+    return text_of_tokens(start, n_tokens);
+}
+
+// Prompts are cut from the token ids, so only the chat template's overhead is left to measure:
+// a user message and a system message of known token counts. These probes are also the warmup
+// llama-benchy does before measuring.
+void GridRunner::calibrate_by_tokens() {
+    constexpr int64_t kProbeTokens = 256;
+    const std::string text = text_of_tokens(0, kProbeTokens);
+    calibration_.method = "tokenize";
+    calibration_.tokens_per_char = double(prose_tokens_.size()) / double(embedded_prose().size());
+    calibration_.user_overhead =
+        std::max<int64_t>(0, probe_prompt_tokens(messages("", text)) - kProbeTokens);
+    calibration_.context_overhead =
+        std::max<int64_t>(0, probe_prompt_tokens(messages(text, "")) - kProbeTokens);
+}
+
+// Without /tokenize: two nested user prompts give the tokens per character and the user template
+// overhead; a system prompt with a one-character user message gives the context overhead.
+void GridRunner::calibrate_by_characters() {
     const std::string short_text = prose_.prefix(kShortProbeChars);
     const std::string long_text = prose_.prefix(kLongProbeChars);
     const int64_t short_tokens = probe_prompt_tokens(messages("", short_text));
@@ -112,6 +169,7 @@ void GridRunner::calibrate() {
              client_.url("/chat/completions"), short_tokens, short_text.size(), long_tokens,
              long_text.size());
     }
+    calibration_.method = "characters";
     calibration_.tokens_per_char =
         double(long_tokens - short_tokens) / double(long_text.size() - short_text.size());
     const auto text_tokens = [&](const std::string& text) {
@@ -120,10 +178,6 @@ void GridRunner::calibrate() {
     calibration_.user_overhead = std::max<int64_t>(0, short_tokens - text_tokens(short_text));
     calibration_.context_overhead =
         std::max<int64_t>(0, context_tokens - text_tokens(long_text));
-    spdlog::info("bench: {:.3f} tokens per character; chat template adds {} tokens (user), {} "
-             "(system + user)",
-             calibration_.tokens_per_char, calibration_.user_overhead,
-             calibration_.context_overhead);
 }
 
 double GridRunner::measure_latency_s() {
@@ -180,8 +234,8 @@ void GridRunner::run_cell(int64_t depth, int64_t pp, int64_t tg, int64_t concurr
         std::vector<Prompt> prompts;
         for (int64_t i = 0; i < concurrency; ++i) {
             Prompt prompt;
-            prompt.context = prose_.slice(calibration_.chars_for(context_tokens));
-            prompt.user = prose_.slice(calibration_.chars_for(std::max<int64_t>(1, user_tokens - suffix_tokens)));
+            prompt.context = prose_text(context_tokens);
+            prompt.user = prose_text(std::max<int64_t>(1, user_tokens - suffix_tokens));
             if (options_.no_cache) prompt.user += prose_.unique_suffix();
             prompts.push_back(std::move(prompt));
         }
@@ -270,7 +324,15 @@ GridReport GridRunner::run() {
     report_.prefix_caching = options_.prefix_caching;
     report_.max_concurrency =
         *std::max_element(options_.concurrencies.begin(), options_.concurrencies.end());
-    calibrate();
+    if (tokenize_prose()) {
+        calibrate_by_tokens();
+    } else {
+        calibrate_by_characters();
+    }
+    spdlog::info("bench: prompts sized by {}: {:.3f} tokens per character; the chat template "
+                 "adds {} tokens (user), {} (system + user)",
+                 calibration_.method, calibration_.tokens_per_char, calibration_.user_overhead,
+                 calibration_.context_overhead);
     report_.calibration = calibration_;
     latency_s_ = measure_latency_s();
     report_.latency_ms = latency_s_ * 1000;

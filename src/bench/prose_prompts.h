@@ -19,7 +19,10 @@ const std::string& embedded_prose();
 // How the server counts a prompt: tokens per character of this prose, and the tokens its chat
 // template adds around a user message alone (user) and around a system message followed by a
 // one-character user message (context). Measured with 1-token probes (see GridRunner).
+// `method`: "tokenize" when prompts are cut from the prose's token ids (the server's /tokenize
+// and /detokenize, exact), "characters" when sized by tokens_per_char (any server, about ±10%).
 struct PromptCalibration {
+    std::string method = "characters";
     double tokens_per_char = 0.25;
     int64_t user_overhead = 0;
     int64_t context_overhead = 0;

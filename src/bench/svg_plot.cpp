@@ -7,6 +7,7 @@
 #include <map>
 #include <vector>
 
+#include "bench/compare_runs.h"
 #include "util/error.h"
 
 namespace fourbit::bench {
@@ -145,8 +146,7 @@ std::string series_label(int64_t depth, int64_t concurrency, bool several) {
 }  // namespace
 
 std::string grid_svg(const json& grid) {
-    if (!grid.is_object() || grid.value("kind", std::string()) != "grid" ||
-        !grid.contains("benchmarks")) {
+    if (result_kind(grid) != "grid") {
         fail("--plot: the result is not a grid result");
     }
     const bool several = grid.value("max_concurrency", 1) > 1;

@@ -100,10 +100,8 @@ void run_bench(BenchOptions& options) {
     }
     if (!options.from_path.empty()) {
         const nlohmann::json result = read_json_file("--from", options.from_path);
-        const std::string kind = result.is_object() ? result.value("kind", std::string()) : "";
-        if (kind != "grid" && kind != "agentic") {
-            fail("--from {}: not a fourbit bench result", options.from_path);
-        }
+        const std::string kind = bench::result_kind(result);
+        if (kind.empty()) fail("--from {}: not a fourbit bench or llama-benchy result", options.from_path);
         emit(options, result, kind == "grid");
         return;
     }
@@ -170,7 +168,8 @@ void add_bench_command(CLI::App& app) {
                         "print comparison tables of two saved JSON results: A.json B.json")
         ->expected(2);
     command->add_option("--from", options->from_path,
-                        "re-render a saved JSON result (with --format, --save, --plot)");
+                        "re-render a saved JSON result, fourbit's or llama-benchy's (with --format, "
+                        "--save, --plot)");
     command->callback([options] { run_bench(*options); });
 }
 

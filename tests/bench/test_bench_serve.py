@@ -148,13 +148,15 @@ def test_bad_input_is_a_clear_error(server, tmp_path):
     for args, needle in [
         (["--pp", "0"], "--pp: 0"),
         (["--latency-mode", "fast"], "--latency-mode: fast"),
-        (["--base-url", "localhost:1"], "--base-url localhost:1"),
         (["--suite", str(tmp_path / "missing.json")], "missing.json"),
     ]:
         argv = [binary(), "bench", "--base-url", server.base_url + "/v1", "--api-key", API_KEY, *args]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         assert result.returncode == 1, (args, result.stderr)
         assert needle in result.stderr, (args, result.stderr)
+    bad_url = subprocess.run([binary(), "bench", "--base-url", "localhost:1"],
+                             capture_output=True, text=True, timeout=60)
+    assert bad_url.returncode == 1 and "--base-url localhost:1" in bad_url.stderr, bad_url.stderr
     wrong_key = subprocess.run([binary(), "bench", "--base-url", server.base_url + "/v1",
                                 "--api-key", "nope", "--pp", "8", "--tg", "2", "--runs", "1"],
                                capture_output=True, text=True, timeout=60)
