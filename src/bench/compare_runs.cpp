@@ -87,7 +87,11 @@ std::string compare_grid(const json& a, const std::string& a_name, const json& b
         const std::string suffix = fmt::format("{}{}", depth > 0 ? fmt::format(" @ d{}", depth) : "",
                                                fmt::format(" (c{})", cell.at("concurrency").get<int64_t>()));
         const std::string pp_name = ctx ? "ctx_pp" : fmt::format("pp{}", cell.at("prompt_size").get<int64_t>());
-        const std::string tg_name = ctx ? "ctx_tg" : fmt::format("tg{}", cell.at("response_size").get<int64_t>());
+        // tg rows carry their prompt size: several cells share a tg name.
+        const std::string tg_name =
+            ctx ? "ctx_tg"
+                : fmt::format("tg{} [pp{}]", cell.at("response_size").get<int64_t>(),
+                              cell.at("prompt_size").get<int64_t>());
         const json a_pp = mean(cell["pp_throughput"]), b_pp = mean(o.value("pp_throughput", json(nullptr)));
         const json a_tg = mean(cell["tg_throughput"]), b_tg = mean(o.value("tg_throughput", json(nullptr)));
         out += fmt::format("| {}{} | {} | {} | {} | {} | {} |\n", pp_name, suffix, number(a_pp),

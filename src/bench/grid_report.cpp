@@ -146,8 +146,10 @@ std::string grid_markdown(const json& grid) {
                                mean_std_text(row.e2e_ttft));
         }
     }
-    out += fmt::format("\n{} | date: {} | latency mode: {} ({:.2f} ms)\n",
-                       grid.value("version", std::string(kTool)),
+    // llama-benchy's JSON holds its bare version number.
+    std::string version = grid.value("version", std::string(kTool));
+    if (version.rfind("fourbit", 0) != 0) version = "llama-benchy " + version;
+    out += fmt::format("\n{} | date: {} | latency mode: {} ({:.2f} ms)\n", version,
                        grid.value("timestamp", std::string()),
                        grid.value("latency_mode", std::string()), grid.value("latency_ms", 0.0));
     return out;

@@ -70,9 +70,6 @@ private:
     std::vector<RecordedStream> run_batch(const std::vector<json>& bodies);
     json stream_body(const json& chat_messages, int64_t max_tokens) const;
     void run_cell(int64_t depth, int64_t pp, int64_t tg, int64_t concurrency, Progress& progress);
-    CellResult summarize_cell(int64_t depth, int64_t pp, int64_t tg, int64_t concurrency,
-                              bool context_phase, const std::vector<std::vector<RecordedStream>>& runs,
-                              int64_t expected_prompt_tokens) const;
 
     Endpoint endpoint_;
     GridOptions options_;
@@ -253,68 +250,14 @@ void GridRunner::run_cell(int64_t depth, int64_t pp, int64_t tg, int64_t concurr
         if (!is_warmup) prompt_runs.push_back(std::move(streams));
     }
     if (two_phase) {
-        report_.cells.push_back(summarize_cell(depth, pp, tg, concurrency, true, context_runs,
-                                               context_tokens));
+        report_.cells.push_back(summarize_cell({concurrency, depth, pp, tg, true}, context_runs,
+                                               latency_s_, context_tokens));
         report_.cells.push_back(
-            summarize_cell(depth, pp, tg, concurrency, false, prompt_runs, user_tokens));
+            summarize_cell({concurrency, depth, pp, tg, false}, prompt_runs, latency_s_, user_tokens));
     } else {
-        report_.cells.push_back(summarize_cell(depth, pp, tg, concurrency, false, prompt_runs,
-                                               user_tokens + context_tokens));
+        report_.cells.push_back(summarize_cell({concurrency, depth, pp, tg, false}, prompt_runs,
+                                               latency_s_, user_tokens + context_tokens));
     }
-}
-
-CellResult GridRunner::summarize_cell(int64_t depth, int64_t pp, int64_t tg, int64_t concurrency,
-                                      bool context_phase,
-                                      const std::vector<std::vector<RecordedStream>>& runs,
-                                      int64_t expected_prompt_tokens) const {
-    CellResult cell;
-    cell.concurrency = concurrency;
-    cell.depth = depth;
-    cell.prompt_size = pp;
-    cell.response_size = tg;
-    cell.context_phase = context_phase;
-    cell.expected_prompt_tokens = expected_prompt_tokens;
-    std::vector<double> prefill_req, decode_req, prefill_total, decode_total, peak_total, peak_req;
-    std::vector<double> ttfr, est_ppt, e2e_ttft;
-    for (const std::vector<RecordedStream>& batch : runs) {
-        for (const RecordedStream& stream : batch) {
-            if (stream.error.empty()) continue;
-            cell.failed_requests += 1;
-            if (cell.errors.size() < kErrorsKept) cell.errors.push_back(stream.error);
-        }
-        const BatchMetrics metrics = batch_metrics(batch, latency_s_, expected_prompt_tokens);
-        if (metrics.prefill_total_tps) prefill_total.push_back(*metrics.prefill_total_tps);
-        if (metrics.decode_total_tps) decode_total.push_back(*metrics.decode_total_tps);
-        if (metrics.peak_total_tps) peak_total.push_back(*metrics.peak_total_tps);
-        std::vector<double> all_times;
-        for (const RecordedStream& stream : batch) {
-            if (!stream.error.empty()) continue;
-            cell.usage_prompt_tokens.push_back(stream.usage_prompt_tokens);
-            const TokenTimes times = token_times(stream);
-            all_times.insert(all_times.end(), times.times_s.begin(), times.times_s.end());
-        }
-        cell.throughput_series.push_back(throughput_series(std::move(all_times)));
-        for (const RequestMetrics& request : metrics.requests) {
-            cell.generated_tokens.push_back(request.generated_tokens);
-            cell.tokens_from_ids = cell.tokens_from_ids && request.tokens_from_ids;
-            if (request.prefill_tps) prefill_req.push_back(*request.prefill_tps);
-            if (request.decode_tps) decode_req.push_back(*request.decode_tps);
-            if (request.peak_tps) peak_req.push_back(*request.peak_tps);
-            if (request.ttfr_s) ttfr.push_back(*request.ttfr_s * 1000);
-            if (request.est_ppt_s) est_ppt.push_back(*request.est_ppt_s * 1000);
-            if (request.e2e_ttft_s) e2e_ttft.push_back(*request.e2e_ttft_s * 1000);
-        }
-    }
-    cell.prefill_req_tps = summarize(prefill_req);
-    cell.decode_req_tps = summarize(decode_req);
-    cell.prefill_tps = concurrency > 1 ? summarize(prefill_total) : cell.prefill_req_tps;
-    cell.decode_tps = concurrency > 1 ? summarize(decode_total) : cell.decode_req_tps;
-    cell.peak_tps = summarize(peak_total);
-    cell.peak_req_tps = summarize(peak_req);
-    cell.ttfr_ms = summarize(ttfr);
-    cell.est_ppt_ms = summarize(est_ppt);
-    cell.e2e_ttft_ms = summarize(e2e_ttft);
-    return cell;
 }
 
 GridReport GridRunner::run() {
@@ -379,6 +322,60 @@ GridReport GridRunner::run() {
 }
 
 }  // namespace
+
+CellResult summarize_cell(const CellCoordinates& where,
+                          const std::vector<std::vector<RecordedStream>>& runs, double latency_s,
+                          int64_t expected_prompt_tokens) {
+    CellResult cell;
+    cell.concurrency = where.concurrency;
+    cell.depth = where.depth;
+    cell.prompt_size = where.prompt_size;
+    cell.response_size = where.response_size;
+    cell.context_phase = where.context_phase;
+    cell.expected_prompt_tokens = expected_prompt_tokens;
+    const int64_t concurrency = where.concurrency;
+    std::vector<double> prefill_req, decode_req, prefill_total, decode_total, peak_total, peak_req;
+    std::vector<double> ttfr, est_ppt, e2e_ttft;
+    for (const std::vector<RecordedStream>& batch : runs) {
+        for (const RecordedStream& stream : batch) {
+            if (stream.error.empty()) continue;
+            cell.failed_requests += 1;
+            if (cell.errors.size() < kErrorsKept) cell.errors.push_back(stream.error);
+        }
+        const BatchMetrics metrics = batch_metrics(batch, latency_s, expected_prompt_tokens);
+        if (metrics.prefill_total_tps) prefill_total.push_back(*metrics.prefill_total_tps);
+        if (metrics.decode_total_tps) decode_total.push_back(*metrics.decode_total_tps);
+        if (metrics.peak_total_tps) peak_total.push_back(*metrics.peak_total_tps);
+        std::vector<double> all_times;
+        for (const RecordedStream& stream : batch) {
+            if (!stream.error.empty()) continue;
+            cell.usage_prompt_tokens.push_back(stream.usage_prompt_tokens);
+            const TokenTimes times = token_times(stream);
+            all_times.insert(all_times.end(), times.times_s.begin(), times.times_s.end());
+        }
+        cell.throughput_series.push_back(throughput_series(std::move(all_times)));
+        for (const RequestMetrics& request : metrics.requests) {
+            cell.generated_tokens.push_back(request.generated_tokens);
+            cell.tokens_from_ids = cell.tokens_from_ids && request.tokens_from_ids;
+            if (request.prefill_tps) prefill_req.push_back(*request.prefill_tps);
+            if (request.decode_tps) decode_req.push_back(*request.decode_tps);
+            if (request.peak_tps) peak_req.push_back(*request.peak_tps);
+            if (request.ttfr_s) ttfr.push_back(*request.ttfr_s * 1000);
+            if (request.est_ppt_s) est_ppt.push_back(*request.est_ppt_s * 1000);
+            if (request.e2e_ttft_s) e2e_ttft.push_back(*request.e2e_ttft_s * 1000);
+        }
+    }
+    cell.prefill_req_tps = summarize(prefill_req);
+    cell.decode_req_tps = summarize(decode_req);
+    cell.prefill_tps = concurrency > 1 ? summarize(prefill_total) : cell.prefill_req_tps;
+    cell.decode_tps = concurrency > 1 ? summarize(decode_total) : cell.decode_req_tps;
+    cell.peak_tps = summarize(peak_total);
+    cell.peak_req_tps = summarize(peak_req);
+    cell.ttfr_ms = summarize(ttfr);
+    cell.est_ppt_ms = summarize(est_ppt);
+    cell.e2e_ttft_ms = summarize(e2e_ttft);
+    return cell;
+}
 
 void validate(const GridOptions& options) {
     const auto check = [](const std::vector<int64_t>& values, const char* flag, int64_t least) {

@@ -62,4 +62,16 @@ struct GridReport {
 
 GridReport run_grid(const Endpoint& endpoint, const GridOptions& options);
 
+struct CellCoordinates {
+    int64_t concurrency = 1, depth = 0, prompt_size = 0, response_size = 0;
+    bool context_phase = false;
+};
+// A cell's figures from its recorded runs (one batch of `concurrency` streams per run), as
+// llama-benchy aggregates them: per-request figures pooled over runs, batch totals one per run,
+// the "total" columns being the batch totals when concurrency > 1. Failed requests are counted
+// and left out.
+CellResult summarize_cell(const CellCoordinates& where,
+                          const std::vector<std::vector<RecordedStream>>& runs, double latency_s,
+                          int64_t expected_prompt_tokens);
+
 }  // namespace fourbit::bench

@@ -16,7 +16,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr double kPanelWidth = 400, kPanelHeight = 300, kMarginLeft = 64, kMarginTop = 56;
+constexpr double kPanelWidth = 400, kPanelHeight = 300, kMarginLeft = 64, kMarginTop = 76;
 constexpr double kPlotWidth = 300, kPlotHeight = 200;
 constexpr size_t kMaxSeries = 10;
 const char* const kColors[kMaxSeries] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
@@ -119,10 +119,11 @@ std::string panel(double left, double top, const std::string& title, const std::
                            path, color, markers ? 2 : 1.2);
         if (markers) {
             for (const Point& p : s.points) {
-                if (p.err > 0) {
+                if (p.err > 0) {  // mean ± std, clipped to the axes
                     out += fmt::format("<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1:.1f}\" "
                                        "y2=\"{2:.1f}\" stroke=\"{3}\"/>\n",
-                                       px(p.x), py(p.y - p.err), py(p.y + p.err), color);
+                                       px(p.x), py(std::max(0.0, p.y - p.err)),
+                                       py(std::min(y_max, p.y + p.err)), color);
                 }
                 out += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"/>\n",
                                    px(p.x), py(p.y), color);
@@ -132,6 +133,11 @@ std::string panel(double left, double top, const std::string& title, const std::
         out += fmt::format("<line x1=\"0\" x2=\"18\" y1=\"{0}\" y2=\"{0}\" stroke=\"{1}\" "
                            "stroke-width=\"3\"/><text x=\"24\" y=\"{2}\" font-size=\"11\">{3}</text>\n",
                            ly - 4, color, ly, escape(s.label));
+    }
+    if (all_series.size() > kMaxSeries) {
+        out += fmt::format("<text x=\"0\" y=\"{}\" font-size=\"11\" fill=\"#555\">(the first {} "
+                           "of {} shown)</text>\n",
+                           kPlotHeight + 50 + 14 * double(kMaxSeries), kMaxSeries, all_series.size());
     }
     out += "</g>\n";
     return out;
@@ -194,7 +200,7 @@ std::string grid_svg(const json& grid) {
         return out;
     };
     const double width = 3 * kPanelWidth + 40;
-    const double height = kPanelHeight + 14 * double(kMaxSeries) + 40;
+    const double height = kMarginTop + kPlotHeight + 50 + 14 * double(kMaxSeries + 1) + 10;
     std::string out = fmt::format(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" "
         "viewBox=\"0 0 {0} {1}\" font-family=\"sans-serif\">\n<rect width=\"100%\" "

@@ -75,7 +75,7 @@ TEST(Compare, GridRatiosAndKindChecks) {
     const json b = grid_json(two_cell_report(1, 2));
     const std::string table = compare_markdown(a, "a.json", b, "b.json");
     EXPECT_NE(table.find("| pp512 (c1) | 1100.00 | 2200.00 | 2.00x |"), std::string::npos) << table;
-    EXPECT_NE(table.find("| tg32 (c1) | 50.00 | 100.00 | 2.00x |"), std::string::npos) << table;
+    EXPECT_NE(table.find("| tg32 [pp512] (c1) | 50.00 | 100.00 | 2.00x |"), std::string::npos) << table;
     json agentic = {{"kind", "agentic"}};
     EXPECT_THROW(compare_markdown(a, "a.json", agentic, "c.json"), Error);
     EXPECT_THROW(compare_markdown(json::object(), "a.json", a, "b.json"), Error);
