@@ -3,15 +3,19 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/speculative_flags.h"
 #include "server/http_server.h"
 
 namespace fourbit {
 
 void add_serve_command(CLI::App& app) {
     auto options = std::make_shared<ServeOptions>();
+    auto speculative = std::make_shared<SpeculativeFlags>();
     CLI::App* command =
         app.add_subcommand("serve", "serve a model over an OpenAI-compatible HTTP API");
-    command->add_option("--model", options->model_dir, "checkpoint directory");
+    command->add_option("--model", options->model_dir,
+                        "checkpoint directory (default: the bundled demo model, "
+                        "models/minimax-m2-demo, served as minimax-m2-demo)");
     command->add_option("--host", options->host, "address to bind")->capture_default_str();
     command->add_option("--port", options->port, "port (0: any free port, logged)")
         ->capture_default_str();
@@ -38,8 +42,18 @@ void add_serve_command(CLI::App& app) {
         ->capture_default_str();
     command->add_flag("--enable-auto-tool-choice", options->enable_auto_tool_choice,
                       "let the model decide to call tools (tool_choice \"auto\")");
-    command->add_flag("--enable-prefix-caching", options->enable_prefix_caching,
-                      "accepted for vLLM compatibility (no prefix cache yet)");
+    command
+        ->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching",
+                   options->enable_prefix_caching,
+                   "reuse the KV of repeated prompt prefixes (full blocks)")
+        ->capture_default_str();
+    command->add_option("--block-size", options->block_size, "tokens per KV-cache block")
+        ->capture_default_str();
+    command->add_option("--kv-cache-memory-bytes", options->kv_cache_memory_bytes,
+                        "memory for the KV cache (0: enough for max-num-seqs full contexts, at "
+                        "most a quarter of RAM)");
+    command->add_option("--num-kv-blocks", options->num_kv_blocks,
+                        "KV-cache blocks (overrides --kv-cache-memory-bytes)");
     command
         ->add_option("--sse-ping-interval", options->sse_ping_interval_s,
                      "seconds between `: ping` comments while a stream waits")
@@ -52,7 +66,15 @@ void add_serve_command(CLI::App& app) {
         ->add_option("--http-threads", options->http_threads,
                      "HTTP worker threads (0: max-num-seqs + 16, at least 32)")
         ->capture_default_str();
-    command->callback([options] {
+    add_speculative_flags(*command, *speculative);
+    command->callback([options, speculative] {
+        options->speculative = resolve_speculative_flags(*speculative);
+        if (options->model_dir.empty()) {
+            options->model_dir = FOURBIT_DEMO_MODEL_DIR;
+            if (options->served_model_names.empty()) {
+                options->served_model_names = {"minimax-m2-demo"};
+            }
+        }
         const int code = run_server(*options);
         if (code != 0) throw CLI::RuntimeError(code);
     });

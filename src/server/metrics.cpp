@@ -117,15 +117,30 @@ std::string ServerMetrics::render(const EngineStats& stats) {
     gauge("fourbit:num_requests_waiting", "Number of requests waiting to be processed.",
           static_cast<double>(stats.requests_waiting));
     gauge("fourbit:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
-          stats.kv_tokens_capacity > 0 ? static_cast<double>(stats.kv_tokens_in_use) /
-                                             static_cast<double>(stats.kv_tokens_capacity)
-                                       : 0.0);
-    // NOTE: no prefix cache yet: the counters exist (at 0) so that dashboards find them.
+          stats.kv_blocks_total > 0 ? static_cast<double>(stats.kv_blocks_in_use) /
+                                          static_cast<double>(stats.kv_blocks_total)
+                                    : 0.0);
     counter("fourbit:prefix_cache_queries_total",
-            "Prefix cache queries, in terms of number of queried tokens.", 0);
+            "Prefix cache queries, in terms of number of queried tokens.",
+            stats.prefix_cache_queries);
     counter("fourbit:prefix_cache_hits_total",
-            "Prefix cache hits, in terms of number of cached tokens.", 0);
-    counter("fourbit:num_preemptions_total", "Cumulative number of preemptions.", 0);
+            "Prefix cache hits, in terms of number of cached tokens.", stats.prefix_cache_hits);
+    counter("fourbit:num_preemptions_total", "Cumulative number of preemptions.",
+            stats.num_preemptions);
+    counter("fourbit:spec_decode_num_drafts_total", "Number of spec decoding drafts.",
+            stats.spec_drafts);
+    counter("fourbit:spec_decode_num_draft_tokens_total", "Number of draft tokens.",
+            stats.spec_draft_tokens);
+    counter("fourbit:spec_decode_num_accepted_tokens_total", "Number of accepted tokens.",
+            stats.spec_accepted_tokens);
+    header(out, "fourbit:spec_decode_num_accepted_tokens_per_pos_total", "counter",
+           "Accepted tokens per draft position.");
+    for (size_t i = 0; i < stats.spec_accepted_per_position.size(); ++i) {
+        fmt::format_to(std::back_inserter(out),
+                       "fourbit:spec_decode_num_accepted_tokens_per_pos_total{{position=\"{}\",{}}} "
+                       "{}\n",
+                       i, labels_, stats.spec_accepted_per_position[i]);
+    }
     counter("fourbit:prompt_tokens_total", "Number of prefill tokens processed.",
             stats.prompt_tokens_total);
     counter("fourbit:generation_tokens_total", "Number of generation tokens processed.",
