@@ -3,10 +3,9 @@
 # bench/llama-benchy-requirements.txt, own venv build/venv-benchy) and `fourbit bench` against
 # the same `fourbit serve`, same grid, alternating benchy, fourbit, benchy, fourbit so each
 # tool's run-to-run spread is measured as well. Writes bench/results/bench_agreement_*.
-# Usage: bench/bench_agreement.sh [build_dir]; FOURBIT_BENCH_MODEL=DIR serves that checkpoint
-# (e.g. the demo model), else a `make-model --preset ${FOURBIT_BENCH_PRESET:-tiny}` one.
-# NOTE: not `small` for now: its tokenizer covers 5,411 of its 8,192 ids, and the server
-# answers 400 when the random model samples one of the others.
+# Usage: bench/bench_agreement.sh [build_dir]; serves FOURBIT_BENCH_MODEL (default: the demo
+# model, models/minimax-m2-demo), or with FOURBIT_BENCH_MODEL="" a
+# `make-model --preset ${FOURBIT_BENCH_PRESET:-tiny}` one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -14,6 +13,7 @@ fourbit=$build/fourbit
 pp=(128 512)
 tg=32
 runs=3
+rounds=${FOURBIT_BENCH_ROUNDS:-3}
 
 venv=$build/venv-benchy
 requirements=bench/llama-benchy-requirements.txt
@@ -31,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-model_dir=${FOURBIT_BENCH_MODEL:-}
+model_dir=${FOURBIT_BENCH_MODEL-models/minimax-m2-demo}
 if [ -z "$model_dir" ]; then
     model_dir=$work/model
     "$fourbit" make-model --preset "${FOURBIT_BENCH_PRESET:-tiny}" --out "$model_dir" >/dev/null
@@ -57,7 +57,7 @@ mkdir -p "$HOME/.cache/llama-benchy"
 cp models/tokenizer_corpus.txt "$HOME/.cache/llama-benchy/$(printf %s "$book_url" | md5sum | cut -d' ' -f1).txt"
 
 out=bench/results/bench_agreement
-for round in 1 2; do
+for round in $(seq "$rounds"); do
     "$venv/bin/llama-benchy" --base-url "$base" --model "$name" --tokenizer "$model_dir/tokenizer.json" \
         --book-url "$book_url" --pp "${pp[@]}" --tg "$tg" --runs "$runs" --latency-mode api \
         --skip-coherence --format json --save-result "${out}_llama_benchy_$round.json" \
@@ -65,29 +65,26 @@ for round in 1 2; do
     "$fourbit" bench --base-url "$base" --model "$name" --pp "$(IFS=,; echo "${pp[*]}")" --tg "$tg" \
         --runs "$runs" --latency-mode api --format json --save "${out}_fourbit_$round.json" >/dev/null
 done
-for tool in llama_benchy fourbit; do
-    for round in 1 2; do
-        "$fourbit" bench --from "${out}_${tool}_$round.json" --format md >"$work/${tool}_$round.md"
-    done
-done
 {
     echo "# llama-benchy 0.4.0 vs fourbit bench, same fourbit serve, same grid"
     echo
-    echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores (shared; other"
-    echo "work was running). Date: $(date -u '+%Y-%m-%d %H:%M UTC'). Model: $name"
-    echo "($( [ -n "${FOURBIT_BENCH_MODEL:-}" ] && echo "$model_dir" || echo "make-model --preset ${FOURBIT_BENCH_PRESET:-tiny}")),"
-    echo "served with --max-model-len 4096. Grid: pp ${pp[*]}, tg $tg, $runs runs, latency mode api;"
-    echo "order: llama-benchy, fourbit, llama-benchy, fourbit."
+    echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, shared with other"
+    echo "work (load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)). Date: $(date -u '+%Y-%m-%d %H:%M UTC')."
+    echo "Model: $model_dir, \`fourbit serve --max-model-len 4096\` (CPU). Grid: pp ${pp[*]}, tg $tg,"
+    echo "$runs runs, latency mode api; $rounds rounds of llama-benchy then fourbit bench. Every run's"
+    echo "values pooled per tool; \"within noise\": |difference of means| <= sqrt(std_a^2 + std_b^2)."
     echo
-    for round in 1 2; do
-        echo "## Round $round: llama-benchy"; echo; cat "$work/llama_benchy_$round.md"; echo
-        echo "## Round $round: fourbit bench"; echo; cat "$work/fourbit_$round.md"; echo
+    benchy_files=() fourbit_files=()
+    for round in $(seq "$rounds"); do
+        benchy_files+=("${out}_llama_benchy_$round.json")
+        fourbit_files+=("${out}_fourbit_$round.json")
     done
-    echo "## Same tool, two rounds (run-to-run noise)"; echo
-    "$fourbit" bench --compare "${out}_llama_benchy_1.json" "${out}_llama_benchy_2.json"; echo
-    "$fourbit" bench --compare "${out}_fourbit_1.json" "${out}_fourbit_2.json"; echo
-    echo "## llama-benchy vs fourbit bench, each round"; echo
-    "$fourbit" bench --compare "${out}_llama_benchy_1.json" "${out}_fourbit_1.json"; echo
-    "$fourbit" bench --compare "${out}_llama_benchy_2.json" "${out}_fourbit_2.json"
+    python3 bench/agreement_summary.py "${benchy_files[@]}" -- "${fourbit_files[@]}"
+    for round in $(seq "$rounds"); do
+        echo; echo "## Round $round: llama-benchy"; echo
+        "$fourbit" bench --from "${out}_llama_benchy_$round.json" --format md
+        echo; echo "## Round $round: fourbit bench"; echo
+        "$fourbit" bench --from "${out}_fourbit_$round.json" --format md
+    done
 } >"$out.md"
 echo "wrote $out.md"
