@@ -112,6 +112,7 @@ ordered_json grid_json(const GridReport& report) {
                                  {"tokens_per_char", report.calibration.tokens_per_char},
                                  {"user_overhead", report.calibration.user_overhead},
                                  {"context_overhead", report.calibration.context_overhead}};
+    out["seed"] = report.seed;
     out["requests_sent"] = report.requests_sent;
     out["usage_prompt_tokens_sent"] = report.usage_prompt_tokens_sent;
     ordered_json cells = ordered_json::array();

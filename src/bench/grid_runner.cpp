@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <random>
 #include <thread>
 
 #include "util/error.h"
@@ -51,11 +52,16 @@ struct SentCounter {
     }
 };
 
+GridOptions with_seed(GridOptions options) {
+    while (options.seed == 0) options.seed = (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
+    return options;
+}
+
 class GridRunner {
 public:
     GridRunner(const Endpoint& endpoint, const GridOptions& options)
-        : endpoint_(endpoint), options_(options), client_(endpoint),
-          prose_(embedded_prose(), options.seed), token_rng_(options.seed + 1) {}
+        : endpoint_(endpoint), options_(with_seed(options)), client_(endpoint),
+          prose_(embedded_prose(), options_.seed), token_rng_(options_.seed + 1) {}
 
     GridReport run();
 
@@ -265,6 +271,7 @@ GridReport GridRunner::run() {
     report_.model = options_.model;
     report_.latency_mode = options_.latency_mode;
     report_.prefix_caching = options_.prefix_caching;
+    report_.seed = options_.seed;
     report_.max_concurrency =
         *std::max_element(options_.concurrencies.begin(), options_.concurrencies.end());
     if (tokenize_prose()) {

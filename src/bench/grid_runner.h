@@ -25,7 +25,9 @@ struct GridOptions {
     bool no_cache = false;             // unique prompts, cache_prompt: false
     bool prefix_caching = false;       // at depth > 0: load the context, then the prompt on it
     bool warmup = true;                // one unrecorded run before each cell's runs
-    uint64_t seed = 1;
+    // Picks the prompts. NOTE: a fixed seed repeats the same prompts run after run, which a
+    // server's prefix cache then answers without prefill; 0 (the default) draws a fresh seed.
+    uint64_t seed = 0;
 };
 // An Error naming the flag when a list is empty or holds a non-positive size.
 void validate(const GridOptions& options);
@@ -53,6 +55,7 @@ struct GridReport {
     bool prefix_caching = false;
     int64_t max_concurrency = 1;
     PromptCalibration calibration;
+    uint64_t seed = 0;  // the one used, to repeat a run's prompts
     std::vector<CellResult> cells;
     // Every request the benchmark sent (probes and warmups included) and the prompt tokens the
     // server reported for them: checkable against the server's own counters.

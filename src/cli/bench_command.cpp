@@ -155,7 +155,9 @@ void add_bench_command(CLI::App& app) {
     command->add_flag("--prefix-caching,--enable-prefix-caching", options->grid.prefix_caching,
                       "at depth > 0: load the context first (ctx_pp/ctx_tg rows), then the prompt");
     command->add_flag("--no-warmup", options->no_warmup, "skip the unrecorded run before each test");
-    command->add_option("--seed", options->grid.seed, "prompt selection seed")->capture_default_str();
+    command->add_option("--seed", options->grid.seed,
+                        "prompt selection seed (0: a fresh one; the JSON records it)")
+        ->capture_default_str();
     command->add_option("--format", options->format, "md, json or csv")->capture_default_str();
     command->add_option("--save", options->save_path, "write the result here in --format");
     command->add_option("--plot", options->plot_path,
