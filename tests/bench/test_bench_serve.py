@@ -64,6 +64,8 @@ def test_grid_every_cell_present_positive_and_usage_matches_server(server, tmp_p
     after = counters(server)
 
     assert grid["kind"] == "grid" and grid["model"] == "tiny"
+    assert grid["seed"] > 0  # drawn fresh, recorded so the prompts can be repeated
+    assert grid["prompt_calibration"]["method"] == "tokenize"
     assert grid["latency_ms"] > 0
     cells = {(c["context_size"], c["prompt_size"], c["response_size"], c["concurrency"]): c
              for c in grid["benchmarks"]}
@@ -100,6 +102,7 @@ def test_prefix_caching_grid_has_context_rows(server, tmp_path):
     grid, _ = run_bench(server, ["--pp", "32", "--tg", "8", "--depth", "128", "--runs", "1",
                                  "--prefix-caching", "--no-warmup", "--latency-mode", "none"],
                         tmp_path, "ctx")
+    assert grid["seed"] > 0
     phases = sorted(c["is_context_prefill_phase"] for c in grid["benchmarks"])
     assert phases == [False, True]
     assert grid["latency_ms"] == 0
