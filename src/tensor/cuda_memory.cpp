@@ -34,6 +34,9 @@ private:
 }  // namespace
 
 void cuda_call_failed(cudaError_t status, const char* call, const char* file, int line) {
+    // Clear the thread's last error (it holds this one) so that a later launch check does not
+    // report it again; sticky errors (a kernel fault) stay with the context regardless.
+    cudaGetLastError();
     throw CudaError(fmt::format("CUDA error {} ({}) in `{}` at {}:{}", cudaGetErrorName(status),
                                 cudaGetErrorString(status), call, file, line));
 }

@@ -55,7 +55,7 @@ Tensor Tensor::zeros(DType dtype, Shape shape, Device device) {
     tensor.dtype_ = dtype;
     tensor.shape_ = std::move(shape);
     tensor.device_ = device;
-    const size_t bytes = tensor.size_bytes();
+    const size_t bytes = static_cast<size_t>(tensor.numel()) * dtype_size_bytes(dtype);
     std::shared_ptr<void> memory = cuda_allocate(bytes, device.index);
     cuda_zero(memory.get(), bytes, device.index);
     tensor.data_ = memory.get();
