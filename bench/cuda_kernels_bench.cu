@@ -152,6 +152,14 @@ __global__ void read_kernel(const uint4* data, int64_t n, uint32_t* sink) {
     if (acc == 0x12345678u) *sink = acc;
 }
 
+// Copies a buffer with 16-byte loads and stores.
+__global__ void copy_kernel(const uint4* source, uint4* destination, int64_t n) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x) {
+        destination[i] = cuda::nvfp4::load_streaming(source + i);
+    }
+}
+
 struct Ceilings {
     double copy_bytes_per_s;  // device-to-device copy, bytes read + written
     double read_bytes_per_s;  // 16-byte streaming reads
@@ -162,12 +170,21 @@ Ceilings measure_ceilings() {
     Tensor a = Tensor::zeros(DType::u8, {bytes}, kGpu), b = Tensor::zeros(DType::u8, {bytes}, kGpu);
     Tensor sink = Tensor::zeros(DType::u32, {1}, kGpu);
     Ceilings c{};
-    c.copy_bytes_per_s = 2.0 * bytes / seconds_per_call(4, [&](int) {
+    // The copy two ways, the better one counting: cudaMemcpy (in a graph it may take the copy
+    // engines, which measured far below the SMs here) and a kernel.
+    const double memcpy_rate = 2.0 * bytes / seconds_per_call(4, [&](int) {
         FOURBIT_CUDA_CHECK(cudaMemcpyAsync(b.data<uint8_t>(), a.data<uint8_t>(), bytes,
                                            cudaMemcpyDeviceToDevice, cuda::current_stream()));
     });
     int sms = 0;
     FOURBIT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    const double kernel_rate = 2.0 * bytes / seconds_per_call(4, [&](int) {
+        copy_kernel<<<sms * 8, 256, 0, cuda::current_stream()>>>(a.data<uint4>(), b.data<uint4>(),
+                                                                  bytes / 16);
+    });
+    std::printf("copy: cudaMemcpyAsync %.0f GB/s, copy kernel %.0f GB/s (read + write)\n",
+                memcpy_rate / 1e9, kernel_rate / 1e9);
+    c.copy_bytes_per_s = std::max(memcpy_rate, kernel_rate);
     c.read_bytes_per_s = bytes / seconds_per_call(4, [&](int) {
         read_kernel<<<sms * 8, 256, 0, cuda::current_stream()>>>(a.data<uint4>(), bytes / 16,
                                                                   sink.data<uint32_t>());
@@ -213,15 +230,8 @@ cuda::nvfp4::TilesView tiles_of(const LinearWeight& w) {
 
 template <int kChunk>
 void launch_variant(const LinearWeight& w, const Tensor& x, Tensor& y) {
-    const int m = static_cast<int>(x.dim(0));
-    const cuda::nvfp4::TilesView tiles = tiles_of(w);
-    if (m <= 8) {
-        cuda::nvfp4::linear_kernel<1, kChunk><<<tiles.n / 16, cuda::nvfp4::kThreads, 0, cuda::current_stream()>>>(
-            tiles, x.data<float>(), m, y.data<float>());
-    } else {
-        cuda::nvfp4::linear_kernel<2, kChunk><<<tiles.n / 16, cuda::nvfp4::kThreads, 0, cuda::current_stream()>>>(
-            tiles, x.data<float>(), m, y.data<float>());
-    }
+    FOURBIT_CUDA_CHECK(cuda::nvfp4::launch_linear_block<kChunk>(
+        tiles_of(w), x.data<float>(), static_cast<int>(x.dim(0)), y.data<float>(), cuda::current_stream()));
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
@@ -256,7 +266,7 @@ void gemv_ladder() {
             };
             if (m == 1 || m == 16) {
                 variant("chunk 2", launch_variant<2>);
-                variant("chunk 4", launch_variant<4>);
+                variant("chunk 6", launch_variant<6>);
                 variant("chunk 8", launch_variant<8>);
             }
         }

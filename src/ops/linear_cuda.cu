@@ -53,8 +53,8 @@ void linear(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     const nvfp4::TilesView tiles{weight.weight.data<uint4>(), weight.block_scale.data<uint2>(),
                                  static_cast<int>(weight.rows()), static_cast<int>(weight.cols()),
                                  std::ldexp(weight.global_scale, kNvFp4TileExponent)};
-    nvfp4::launch_linear(tiles, x.data<float>(), static_cast<int>(x.dim(0)), y.data<float>(),
-                         current_stream());
+    FOURBIT_CUDA_CHECK(nvfp4::launch_linear(tiles, x.data<float>(), static_cast<int>(x.dim(0)),
+                                            y.data<float>(), current_stream()));
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 

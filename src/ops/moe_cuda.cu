@@ -137,17 +137,10 @@ void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert
                                   static_cast<int>(experts.intermediate)};
     const int64_t slots = n_tokens * top_k;
     Scratch mid(static_cast<size_t>(slots * experts.intermediate) * sizeof(float));
-    const dim3 gate_up_grid(static_cast<unsigned>(2 * experts.intermediate / 16),
-                            static_cast<unsigned>(slots));
-    nvfp4::moe_gate_up_kernel<nvfp4::kChunk><<<gate_up_grid, nvfp4::kThreads, 0, stream>>>(
-        view, expert_ids.data<int32_t>(), h.data<float>(), static_cast<int>(top_k),
-        mid.as<float>());
-    FOURBIT_CUDA_CHECK_LAUNCH();
-    const dim3 down_grid(static_cast<unsigned>(experts.hidden / 16),
-                         static_cast<unsigned>(n_tokens));
-    nvfp4::moe_down_kernel<nvfp4::kChunk><<<down_grid, nvfp4::kThreads, 0, stream>>>(
-        view, expert_ids.data<int32_t>(), expert_weights.data<float>(), mid.as<float>(),
-        static_cast<int>(top_k), out.data<float>());
+    FOURBIT_CUDA_CHECK(nvfp4::launch_moe(view, expert_ids.data<int32_t>(),
+                                         expert_weights.data<float>(), h.data<float>(),
+                                         static_cast<int>(n_tokens), static_cast<int>(top_k),
+                                         mid.as<float>(), out.data<float>(), stream));
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
