@@ -228,10 +228,10 @@ cuda::nvfp4::TilesView tiles_of(const LinearWeight& w) {
             static_cast<int>(w.cols()), std::ldexp(w.global_scale, kNvFp4TileExponent)};
 }
 
-template <int kChunk>
+template <int kChunk, bool kPdl>
 void launch_variant(const LinearWeight& w, const Tensor& x, Tensor& y) {
-    FOURBIT_CUDA_CHECK(cuda::nvfp4::launch_linear_block<kChunk>(
-        tiles_of(w), x.data<float>(), static_cast<int>(x.dim(0)), y.data<float>(), cuda::current_stream()));
+    FOURBIT_CUDA_CHECK((cuda::nvfp4::launch_linear_block<kChunk, kPdl>(
+        tiles_of(w), x.data<float>(), static_cast<int>(x.dim(0)), y.data<float>(), cuda::current_stream())));
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
@@ -265,9 +265,10 @@ void gemv_ladder() {
                         1e6 * seconds_per_call(copies, [&](int i) { launch(weights[i], x, y_variant); }), bytes, floor_us});
             };
             if (m == 1 || m == 16) {
-                variant("chunk 2", launch_variant<2>);
-                variant("chunk 6", launch_variant<6>);
-                variant("chunk 8", launch_variant<8>);
+                variant("chunk 4, no PDL", launch_variant<4, false>);
+                variant("chunk 2", launch_variant<2, true>);
+                variant("chunk 6", launch_variant<6, true>);
+                variant("chunk 8", launch_variant<8, true>);
             }
         }
     }

@@ -17,6 +17,8 @@
 
 #include <cuda_runtime.h>
 
+#include <utility>
+
 #include "ops/cuda/nvfp4_mma.cuh"
 
 namespace fourbit::cuda::nvfp4 {
@@ -163,13 +165,15 @@ template <int kTokenTiles, int kChunk, bool kStaged>
 __global__ void __launch_bounds__(kThreads) linear_kernel(TilesView w, const float* x,
                                                           int n_tokens, float* y) {
     extern __shared__ float staged[];
+    allow_dependents();
     const int stripe = blockIdx.x, warp = threadIdx.x >> 5;
     const int groups = w.k / kGroupCols;
     const int begin = warp * groups / kWarps, end = (warp + 1) * groups / kWarps;
     const uint4* codes = w.codes + static_cast<int64_t>(stripe) * groups * 32;
     const uint2* scales = w.scales + static_cast<int64_t>(stripe) * groups * 8;
     WeightChunk<kChunk> first;
-    load_chunk(first, codes, scales, begin, end);
+    load_chunk(first, codes, scales, begin, end);  // weights: no kernel writes them
+    wait_for_prerequisites();                       // x and y: the previous kernels' business
     const float* rows = x;
     int stride = w.k;
     if constexpr (kStaged) {
@@ -305,26 +309,43 @@ inline cudaError_t allow_shared_bytes(Kernel kernel, size_t bytes) {
                                 static_cast<int>(bytes));
 }
 
+// Launches `kernel` with programmatic dependent launch allowed (see allow_dependents).
+template <typename... Parameters, typename... Arguments>
+inline cudaError_t launch_with_pdl(void (*kernel)(Parameters...), dim3 grid, size_t shared_bytes,
+                                   cudaStream_t stream, Arguments&&... arguments) {
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = dim3(kThreads);
+    config.dynamicSmemBytes = shared_bytes;
+    config.stream = stream;
+    cudaLaunchAttribute attribute;
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    return cudaLaunchKernelEx(&config, kernel, std::forward<Arguments>(arguments)...);
+}
+
 // y = W x for up to 16 tokens (kChunk groups in flight per warp): x staged in shared memory
-// when it fits, else read through L1.
-template <int kChunk>
+// when it fits, else read through L1. kPdl: launched so that its weight loads overlap the tail
+// of the previous kernel.
+template <int kChunk, bool kPdl>
 inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m, float* y,
                                        cudaStream_t stream) {
     const size_t bytes = staged_bytes(m, w.k);
     const bool staged = bytes <= kMaxStagedBytes;
-    cudaError_t status = cudaSuccess;
-    if (m <= 8 && staged) {
-        status = allow_shared_bytes(linear_kernel<1, kChunk, true>, bytes);
-        linear_kernel<1, kChunk, true><<<w.n / 16, kThreads, bytes, stream>>>(w, x, m, y);
-    } else if (m <= 8) {
-        linear_kernel<1, kChunk, false><<<w.n / 16, kThreads, 0, stream>>>(w, x, m, y);
-    } else if (staged) {
-        status = allow_shared_bytes(linear_kernel<2, kChunk, true>, bytes);
-        linear_kernel<2, kChunk, true><<<w.n / 16, kThreads, bytes, stream>>>(w, x, m, y);
+    void (*kernel)(TilesView, const float*, int, float*) =
+        m <= 8 ? (staged ? linear_kernel<1, kChunk, true> : linear_kernel<1, kChunk, false>)
+               : (staged ? linear_kernel<2, kChunk, true> : linear_kernel<2, kChunk, false>);
+    const size_t shared_bytes = staged ? bytes : 0;
+    cudaError_t status = allow_shared_bytes(kernel, shared_bytes);
+    if (status != cudaSuccess) return status;
+    if constexpr (kPdl) {
+        return launch_with_pdl(kernel, dim3(w.n / 16), shared_bytes, stream, w, x, m, y);
     } else {
-        linear_kernel<2, kChunk, false><<<w.n / 16, kThreads, 0, stream>>>(w, x, m, y);
+        kernel<<<w.n / 16, kThreads, shared_bytes, stream>>>(w, x, m, y);
+        return cudaSuccess;
     }
-    return status;
 }
 
 // y = W x for any number of tokens, 16 at a time (each block of 16 re-reads W: a decode kernel,
@@ -333,7 +354,7 @@ inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_token
                                  cudaStream_t stream) {
     for (int t0 = 0; t0 < n_tokens; t0 += 16) {
         const int m = n_tokens - t0 < 16 ? n_tokens - t0 : 16;
-        const cudaError_t status = launch_linear_block<kProductionChunk>(
+        const cudaError_t status = launch_linear_block<kProductionChunk, true>(
             w, x + static_cast<int64_t>(t0) * w.k, m, y + static_cast<int64_t>(t0) * w.n, stream);
         if (status != cudaSuccess) return status;
     }
