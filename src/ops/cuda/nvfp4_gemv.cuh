@@ -1,23 +1,18 @@
 // The NVFP4 weight-only GEMV family for decode (1 to 16 tokens): dense linear, MoE gate/up with
-// SiLU, MoE down with the routed sum. FP4 weights dequantized in registers, activations rounded
-// to bf16 for the tensor cores, f32 accumulation. Included by linear_cuda.cu, moe_cuda.cu and
-// the benchmark ladder, so the benchmark times exactly these kernels.
+// SiLU, MoE down with the routed sum. FP4 weights dequantized in registers, activations f32
+// rounded to bf16 for the tensor cores, f32 accumulation. Included by linear_cuda.cu,
+// moe_cuda.cu and the benchmark ladder, so the benchmark times exactly these kernels.
 //
 // Partition (one CTA = 8 warps = one stripe of 16 output rows):
 //
 //        k groups of 64 columns  ->
 //   +------+------+------+-- ... --+------+
 //   |  w0  |  w1  |  w2  |   ...   |  w7  |   16 rows: warp w takes groups [w G/8, (w+1) G/8),
-//   +------+------+------+-- ... --+------+   two chunks of its loads in flight (ping-pong);
+//   +------+------+------+-- ... --+------+   all of its loads of a chunk in flight at once;
 //   partial sums meet in shared memory in a fixed order (deterministic, no atomics).
 //
 // The MoE down kernel instead gives warp w the routed slot w over the whole k, so the routed
 // sum is the same fixed-order shared-memory reduction.
-//
-// Per CTA: the first weight chunk is requested, then (after the previous kernel finished, see
-// wait_for_prerequisites) the activations are staged into shared memory as ready-made bf16 B
-// fragments, then the math. At one token the kernel is issue-bound as much as memory-bound
-// (about 20 instructions per 256 weights), so every instruction in compute_chunk counts.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -42,51 +37,6 @@ struct TilesView {
     float out_scale;  // global scale x 2^19 (kNvFp4TileExponent)
 };
 
-// ---- activations: staged B fragments ------------------------------------------------------
-
-// Staged rows hold, per k-tile and lane quarter t, the lane's whole B fragment as one uint2:
-// {bf16x2 of columns 2t, 2t+1 ; bf16x2 of columns 2t+8, 2t+9}. Row stride k/4 + 4 uint2: the
-// 4 extra put the rows that one half-warp reads on distinct banks (stride = 4 mod 16).
-__host__ __device__ inline int staged_stride(int k) { return k / 4 + 4; }
-inline size_t staged_bytes(int n_rows, int k) {
-    return static_cast<size_t>(n_rows) * staged_stride(k) * sizeof(uint2);
-}
-// Up to this much shared memory per CTA for staged rows (two CTAs still fit an SM).
-inline constexpr size_t kMaxStagedBytes = 100 * 1024;
-
-// Stages n_rows rows of x (k floats each, row stride x_stride) into `shared`, then syncs the CTA.
-// Eight fragments per thread per round, all loads first: one L2 latency per round.
-__device__ __forceinline__ void stage_fragments(uint2* shared, const float* x, int x_stride,
-                                                int n_rows, int k) {
-    constexpr int kPerThread = 8;
-    const int per_row = k / 4, total = n_rows * per_row, stride = staged_stride(k);
-    for (int base = threadIdx.x; base < total; base += kThreads * kPerThread) {
-        float2 low[kPerThread], high[kPerThread];
-#pragma unroll
-        for (int u = 0; u < kPerThread; ++u) {
-            const int index = base + u * kThreads;
-            if (index < total) {
-                const int r = index / per_row, c = index % per_row;  // c = 4 k-tile + t
-                const float* p = x + static_cast<int64_t>(r) * x_stride + (c >> 2) * 16 + 2 * (c & 3);
-                low[u] = __ldg(reinterpret_cast<const float2*>(p));
-                high[u] = __ldg(reinterpret_cast<const float2*>(p + 8));
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < kPerThread; ++u) {
-            const int index = base + u * kThreads;
-            if (index < total) {
-                const int r = index / per_row, c = index % per_row;
-                shared[r * stride + c] =
-                    make_uint2(pack_bf16x2(low[u].x, low[u].y), pack_bf16x2(high[u].x, high[u].y));
-            }
-        }
-    }
-    __syncthreads();
-}
-
-// ---- weights -------------------------------------------------------------------------------
-
 // One chunk of a warp's weights: kChunk groups, 16 bytes of codes and 8 of scales per lane each.
 template <int kChunk>
 struct WeightChunk {
@@ -108,12 +58,29 @@ __device__ __forceinline__ void load_chunk(WeightChunk<kChunk>& chunk, const uin
     }
 }
 
-// The math of one loaded chunk for up to 8 * kTokenTiles staged token rows (rows >= n_tokens
-// are zero): per k-tile, dequantize (9 instructions), scale (4 + 4), one B load, one mma per
-// token tile.
-template <int kTokenTiles, int kChunk>
+// The B fragment of one k-tile for token row `token` of the activations: columns k0, k0 + 1 and
+// k0 + 8, k0 + 9 as bf16 pairs. kStaged: the rows sit in shared memory (stage_rows), else they
+// are read through L1 from global memory.
+template <bool kStaged>
+__device__ __forceinline__ void load_b(const float* rows, int stride, int token, int k0,
+                                       uint32_t (&b)[2]) {
+    const float* row = rows + static_cast<int64_t>(token) * stride + k0;
+    float2 low, high;
+    if constexpr (kStaged) {
+        low = *reinterpret_cast<const float2*>(row);
+        high = *reinterpret_cast<const float2*>(row + 8);
+    } else {
+        low = __ldg(reinterpret_cast<const float2*>(row));
+        high = __ldg(reinterpret_cast<const float2*>(row + 8));
+    }
+    b[0] = pack_bf16x2(low.x, low.y);
+    b[1] = pack_bf16x2(high.x, high.y);
+}
+
+// The math of one loaded chunk for up to 8 * kTokenTiles token rows (rows >= n_tokens are zero).
+template <int kTokenTiles, int kChunk, bool kStaged>
 __device__ __forceinline__ void compute_chunk(const WeightChunk<kChunk>& chunk, int group0, int end,
-                                              const uint2* rows, int stride, int n_tokens,
+                                              const float* rows, int stride, int n_tokens,
                                               float (&acc)[kTokenTiles][4]) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
 #pragma unroll
@@ -131,15 +98,11 @@ __device__ __forceinline__ void compute_chunk(const WeightChunk<kChunk>& chunk, 
                 a[1] = mul_bf16x2(a[1], scale_g8);
                 a[2] = mul_bf16x2(a[2], scale_g);
                 a[3] = mul_bf16x2(a[3], scale_g8);
-                const int fragment = ((group0 + u) * 4 + i) * 4 + t;
+                const int k0 = (group0 + u) * kGroupCols + i * 16 + 2 * t;
 #pragma unroll
                 for (int j = 0; j < kTokenTiles; ++j) {
                     uint32_t b[2] = {0u, 0u};
-                    if (8 * j + g < n_tokens) {
-                        const uint2 staged = rows[(8 * j + g) * stride + fragment];
-                        b[0] = staged.x;
-                        b[1] = staged.y;
-                    }
+                    if (8 * j + g < n_tokens) load_b<kStaged>(rows, stride, 8 * j + g, k0, b);
                     mma_bf16_16x8x16(acc[j], a, b);
                 }
             }
@@ -147,23 +110,42 @@ __device__ __forceinline__ void compute_chunk(const WeightChunk<kChunk>& chunk, 
     }
 }
 
-// One warp's share of a stripe, groups [begin, end), two chunks in flight: `a` (loaded by the
-// caller before staging, so the weights' latency and the staging overlap) and `b` ping-pong,
-// each reloaded right after its math (no register copies, which would wait for the loads).
-template <int kTokenTiles, int kChunk>
-__device__ __forceinline__ void stripe_partial(WeightChunk<kChunk>& a, const uint4* codes,
+// One warp's share of a stripe, groups [begin, end): two chunks in flight, the next loading
+// while the current one is multiplied. `first` was loaded by the caller (before it staged the
+// activations, so that the weights' latency and the staging overlap).
+template <int kTokenTiles, int kChunk, bool kStaged>
+__device__ __forceinline__ void stripe_partial(WeightChunk<kChunk>& first, const uint4* codes,
                                                const uint2* scales, int begin, int end,
-                                               const uint2* rows, int stride, int n_tokens,
+                                               const float* rows, int stride, int n_tokens,
                                                float (&acc)[kTokenTiles][4]) {
-    WeightChunk<kChunk> b;
-    for (int group0 = begin; group0 < end; group0 += 2 * kChunk) {
-        if (group0 + kChunk < end) load_chunk(b, codes, scales, group0 + kChunk, end);
-        compute_chunk<kTokenTiles, kChunk>(a, group0, end, rows, stride, n_tokens, acc);
-        if (group0 + kChunk >= end) break;
-        if (group0 + 2 * kChunk < end) load_chunk(a, codes, scales, group0 + 2 * kChunk, end);
-        compute_chunk<kTokenTiles, kChunk>(b, group0 + kChunk, end, rows, stride, n_tokens, acc);
+    WeightChunk<kChunk> next;
+    for (int group0 = begin; group0 < end; group0 += kChunk) {
+        if (group0 + kChunk < end) load_chunk(next, codes, scales, group0 + kChunk, end);
+        compute_chunk<kTokenTiles, kChunk, kStaged>(first, group0, end, rows, stride, n_tokens, acc);
+        first = next;
     }
 }
+
+// Copies `n_rows` activation rows of k floats into shared memory (row stride k + 8 floats: the
+// 8 lanes of a fragment read 8 rows at one column without bank conflicts) with cp.async, then
+// waits and synchronises the CTA. Rows must be 16-byte aligned (k % 4 == 0).
+__device__ __forceinline__ void stage_rows(float* shared, const float* x, int x_stride,
+                                           int n_rows, int k) {
+    const int vectors = k / 4;
+    for (int index = threadIdx.x; index < n_rows * vectors; index += kThreads) {
+        const int r = index / vectors, c = index % vectors;
+        copy_async_16(shared + r * (k + 8) + 4 * c, x + static_cast<int64_t>(r) * x_stride + 4 * c);
+    }
+    wait_async_copies();
+    __syncthreads();
+}
+
+// Shared memory for n_rows staged rows of k floats.
+inline size_t staged_bytes(int n_rows, int k) {
+    return static_cast<size_t>(n_rows) * (k + 8) * sizeof(float);
+}
+// Up to this much the activations are staged (two CTAs of 8 warps still fit an SM).
+inline constexpr size_t kMaxStagedBytes = 96 * 1024;
 
 // Each warp's accumulators into shared memory, [warp][register][lane].
 template <int kTokenTiles>
@@ -177,14 +159,12 @@ __device__ __forceinline__ void store_partials(float (*partial)[kTokenTiles * 4]
     }
 }
 
-// ---- kernels -------------------------------------------------------------------------------
-
-// y[token, row] = W x[token] for up to 8 * kTokenTiles tokens; grid = n / 16 stripes; dynamic
-// shared memory staged_bytes(n_tokens, k).
-template <int kTokenTiles, int kChunk>
-__global__ void __launch_bounds__(kThreads, 3) linear_kernel(TilesView w, const float* x,
+// y[token, row] = W x[token] for up to 8 * kTokenTiles tokens; grid = n / 16 stripes. kStaged:
+// x sits in dynamic shared memory (staged_bytes(n_tokens, k)).
+template <int kTokenTiles, int kChunk, bool kStaged>
+__global__ void __launch_bounds__(kThreads) linear_kernel(TilesView w, const float* x,
                                                           int n_tokens, float* y) {
-    extern __shared__ uint2 staged[];
+    extern __shared__ float staged[];
     allow_dependents();
     const int stripe = blockIdx.x, warp = threadIdx.x >> 5;
     const int groups = w.k / kGroupCols;
@@ -194,10 +174,16 @@ __global__ void __launch_bounds__(kThreads, 3) linear_kernel(TilesView w, const 
     WeightChunk<kChunk> first;
     load_chunk(first, codes, scales, begin, end);  // weights: no kernel writes them
     wait_for_prerequisites();                       // x and y: the previous kernels' business
-    stage_fragments(staged, x, w.k, n_tokens, w.k);
+    const float* rows = x;
+    int stride = w.k;
+    if constexpr (kStaged) {
+        stage_rows(staged, x, w.k, n_tokens, w.k);
+        rows = staged;
+        stride = w.k + 8;
+    }
     float acc[kTokenTiles][4] = {};
-    stripe_partial<kTokenTiles, kChunk>(first, codes, scales, begin, end, staged,
-                                        staged_stride(w.k), n_tokens, acc);
+    stripe_partial<kTokenTiles, kChunk, kStaged>(first, codes, scales, begin, end, rows, stride,
+                                                 n_tokens, acc);
     __shared__ float partial[kWarps][kTokenTiles * 4][32];
     store_partials<kTokenTiles>(partial, acc);
     __syncthreads();
@@ -226,14 +212,14 @@ struct ExpertsView {
 };
 
 // mid[p, i] = silu(gate_e h[p / top_k])_i * (up_e h[p / top_k])_i, e = ids[p], one routed
-// slot p per grid row; grid = (2 intermediate / 16, n_tokens * top_k); dynamic shared memory
-// staged_bytes(1, hidden). The expert id comes from the router's kernel: read it first.
+// slot p per grid row; grid = (2 intermediate / 16, n_tokens * top_k); the slot's h row staged
+// in shared memory (staged_bytes(1, hidden)).
 template <int kChunk>
-__global__ void __launch_bounds__(kThreads, 3) moe_gate_up_kernel(ExpertsView experts,
+__global__ void __launch_bounds__(kThreads) moe_gate_up_kernel(ExpertsView experts,
                                                                const int32_t* ids,
                                                                const float* h, int top_k,
                                                                float* mid) {
-    extern __shared__ uint2 staged[];
+    extern __shared__ float staged[];
     const int stripe = blockIdx.x, slot = blockIdx.y, warp = threadIdx.x >> 5;
     const int expert = ids[slot];
     const int groups = experts.hidden / kGroupCols;
@@ -243,11 +229,11 @@ __global__ void __launch_bounds__(kThreads, 3) moe_gate_up_kernel(ExpertsView ex
     const uint2* scales = experts.gate_up_scales + tile * groups * 8;
     WeightChunk<kChunk> first;
     load_chunk(first, codes, scales, begin, end);
-    stage_fragments(staged, h + static_cast<int64_t>(slot / top_k) * experts.hidden,
-                    experts.hidden, 1, experts.hidden);
+    stage_rows(staged, h + static_cast<int64_t>(slot / top_k) * experts.hidden, experts.hidden, 1,
+               experts.hidden);
     float acc[1][4] = {};
-    stripe_partial<1, kChunk>(first, codes, scales, begin, end, staged,
-                              staged_stride(experts.hidden), 1, acc);
+    stripe_partial<1, kChunk, true>(first, codes, scales, begin, end, staged, experts.hidden + 8,
+                                    1, acc);
     __shared__ float partial[kWarps][4][32];
     store_partials<1>(partial, acc);
     __syncthreads();
@@ -269,14 +255,14 @@ __global__ void __launch_bounds__(kThreads, 3) moe_gate_up_kernel(ExpertsView ex
 
 // out[t, row] = sum_j weights[t, j] (down_e mid[t top_k + j])_row, e = ids[t, j], in slot
 // order; warp j computes slot j over the whole intermediate width. grid = (hidden / 16,
-// n_tokens); top_k <= 8; dynamic shared memory staged_bytes(top_k, intermediate).
+// n_tokens); top_k <= 8; the token's top_k mid rows staged (staged_bytes(top_k, intermediate)).
 template <int kChunk>
-__global__ void __launch_bounds__(kThreads, 3) moe_down_kernel(ExpertsView experts,
+__global__ void __launch_bounds__(kThreads) moe_down_kernel(ExpertsView experts,
                                                             const int32_t* ids,
                                                             const float* weights,
                                                             const float* mid, int top_k,
                                                             float* out) {
-    extern __shared__ uint2 staged[];
+    extern __shared__ float staged[];
     const int stripe = blockIdx.x, token = blockIdx.y, warp = threadIdx.x >> 5;
     const int groups = experts.intermediate / kGroupCols;
     const int64_t stripes = experts.hidden / 16;
@@ -290,13 +276,13 @@ __global__ void __launch_bounds__(kThreads, 3) moe_down_kernel(ExpertsView exper
         scales = experts.down_scales + tile * groups * 8;
         load_chunk(first, codes, scales, 0, groups);
     }
-    const int stride = staged_stride(experts.intermediate);
-    stage_fragments(staged, mid + static_cast<int64_t>(token) * top_k * experts.intermediate,
-                    experts.intermediate, top_k, experts.intermediate);
+    const int stride = experts.intermediate + 8;
+    stage_rows(staged, mid + static_cast<int64_t>(token) * top_k * experts.intermediate,
+               experts.intermediate, top_k, experts.intermediate);
     float acc[1][4] = {};
     if (active) {
-        stripe_partial<1, kChunk>(first, codes, scales, 0, groups, staged + warp * stride, stride, 1,
-                                  acc);
+        stripe_partial<1, kChunk, true>(first, codes, scales, 0, groups, staged + warp * stride,
+                                        stride, 1, acc);
     }
     __shared__ float partial[kWarps][4][32];
     store_partials<1>(partial, acc);
@@ -311,8 +297,6 @@ __global__ void __launch_bounds__(kThreads, 3) moe_down_kernel(ExpertsView exper
         out[static_cast<int64_t>(token) * experts.hidden + stripe * 16 + row] = sum;
     }
 }
-
-// ---- launchers -----------------------------------------------------------------------------
 
 // The production configuration (bench/cuda_kernels_bench.cu sweeps the chunk).
 inline constexpr int kProductionChunk = 4;
@@ -342,40 +326,34 @@ inline cudaError_t launch_with_pdl(void (*kernel)(Parameters...), dim3 grid, siz
     return cudaLaunchKernelEx(&config, kernel, std::forward<Arguments>(arguments)...);
 }
 
-// The most tokens one launch takes for a k: 16, or fewer where their staged rows would not fit
-// (0: not even one row fits).
-inline int max_tokens_per_launch(int k) {
-    int m = 16;
-    while (m > 0 && staged_bytes(m, k) > kMaxStagedBytes) m /= 2;
-    return m;
-}
-
-// y = W x for up to max_tokens_per_launch(k) tokens. kPdl: launched so that its weight loads
-// overlap the tail of the previous kernel.
+// y = W x for up to 16 tokens (kChunk groups in flight per warp): x staged in shared memory
+// when it fits, else read through L1. kPdl: launched so that its weight loads overlap the tail
+// of the previous kernel.
 template <int kChunk, bool kPdl>
 inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m, float* y,
                                        cudaStream_t stream) {
-    void (*kernel)(TilesView, const float*, int, float*) =
-        m <= 8 ? linear_kernel<1, kChunk> : linear_kernel<2, kChunk>;
     const size_t bytes = staged_bytes(m, w.k);
-    cudaError_t status = allow_shared_bytes(kernel, bytes);
+    const bool staged = bytes <= kMaxStagedBytes;
+    void (*kernel)(TilesView, const float*, int, float*) =
+        m <= 8 ? (staged ? linear_kernel<1, kChunk, true> : linear_kernel<1, kChunk, false>)
+               : (staged ? linear_kernel<2, kChunk, true> : linear_kernel<2, kChunk, false>);
+    const size_t shared_bytes = staged ? bytes : 0;
+    cudaError_t status = allow_shared_bytes(kernel, shared_bytes);
     if (status != cudaSuccess) return status;
     if constexpr (kPdl) {
-        return launch_with_pdl(kernel, dim3(w.n / 16), bytes, stream, w, x, m, y);
+        return launch_with_pdl(kernel, dim3(w.n / 16), shared_bytes, stream, w, x, m, y);
     } else {
-        kernel<<<w.n / 16, kThreads, bytes, stream>>>(w, x, m, y);
+        kernel<<<w.n / 16, kThreads, shared_bytes, stream>>>(w, x, m, y);
         return cudaSuccess;
     }
 }
 
-// y = W x for any number of tokens, a block of tokens per launch (each block re-reads W: a
-// decode kernel, not a prefill GEMM). One staged row must fit (k up to about 51,000).
+// y = W x for any number of tokens, 16 at a time (each block of 16 re-reads W: a decode kernel,
+// not a prefill GEMM).
 inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_tokens, float* y,
                                  cudaStream_t stream) {
-    const int block = max_tokens_per_launch(w.k);
-    if (block == 0) return cudaErrorInvalidValue;
-    for (int t0 = 0; t0 < n_tokens; t0 += block) {
-        const int m = n_tokens - t0 < block ? n_tokens - t0 : block;
+    for (int t0 = 0; t0 < n_tokens; t0 += 16) {
+        const int m = n_tokens - t0 < 16 ? n_tokens - t0 : 16;
         const cudaError_t status = launch_linear_block<kProductionChunk, true>(
             w, x + static_cast<int64_t>(t0) * w.k, m, y + static_cast<int64_t>(t0) * w.n, stream);
         if (status != cudaSuccess) return status;
@@ -396,11 +374,11 @@ inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, co
     }
     if (status != cudaSuccess) return status;
     const dim3 gate_up_grid(2 * experts.intermediate / 16, n_tokens * top_k);
-    moe_gate_up_kernel<kProductionChunk><<<gate_up_grid, kThreads, gate_up_bytes, stream>>>(
-        experts, ids, h, top_k, mid);
+    moe_gate_up_kernel<kProductionChunk><<<gate_up_grid, kThreads, gate_up_bytes, stream>>>(experts, ids, h,
+                                                                                 top_k, mid);
     const dim3 down_grid(experts.hidden / 16, n_tokens);
-    moe_down_kernel<kProductionChunk><<<down_grid, kThreads, down_bytes, stream>>>(
-        experts, ids, weights, mid, top_k, out);
+    moe_down_kernel<kProductionChunk><<<down_grid, kThreads, down_bytes, stream>>>(experts, ids, weights, mid,
+                                                                        top_k, out);
     return cudaSuccess;
 }
 

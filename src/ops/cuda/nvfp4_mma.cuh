@@ -39,6 +39,18 @@ __device__ __forceinline__ uint32_t mul_bf16x2(uint32_t a, uint32_t b) {
     return d;
 }
 
+// Asynchronous 16-byte copy global -> shared (cp.async, sm_80+): the activations reach shared
+// memory while the first weights are in flight, and hold no registers meanwhile. .cg: through L2
+// only, every CTA reads the same activations.
+__device__ __forceinline__ void copy_async_16(void* shared, const void* global) {
+    const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(address), "l"(global));
+}
+
+__device__ __forceinline__ void wait_async_copies() {
+    asm volatile("cp.async.wait_all;" ::: "memory");
+}
+
 // Programmatic dependent launch (sm_90): a kernel launched with the PDL attribute may start
 // while the previous kernel on its stream finishes. It may read only data no earlier kernel
 // writes (the weights) before wait_for_prerequisites, which returns once the previous grid has
