@@ -1,7 +1,9 @@
 #include "ops/nvfp4_tiles.h"
 
-#include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "nvfp4/e2m1.h"
 #include "tensor/numeric.h"
@@ -25,20 +27,58 @@ FragmentSlot fragment_slot(int rr, int cc) {
     return {4 * g + t, pair, (cc % 2) == 1};
 }
 
-// The scale byte re-encoded E5M3 (see the header); flags a zero or negative scale.
-uint8_t tile_scale_code(uint8_t e4m3, bool& zero, bool& negative, const char* what) {
+// The scale byte re-encoded E5M3 (see the header), with what it does to its block's codes.
+struct TileScale {
+    uint8_t code = 0;
+    bool zero = false;      // zeroes the block's codes
+    bool negative = false;  // flips their signs
+    bool nan = false;
+};
+
+TileScale tile_scale(uint8_t e4m3) {
+    TileScale scale;
     const float value = f8_e4m3_to_f32(e4m3);
-    if (std::isnan(value)) fail("{}: NaN block scale (e4m3 byte {:#04x})", what, e4m3);
-    zero = value == 0.0f;
-    negative = value < 0.0f;
-    if (zero) return 0;
+    scale.nan = std::isnan(value);
+    scale.zero = value == 0.0f;
+    scale.negative = value < 0.0f;
+    if (scale.nan || scale.zero) return scale;
     int exponent = 0;
     const float fraction = std::frexp(std::fabs(value), &exponent);  // [0.5, 1) x 2^exponent
     const int e = exponent - 1;                                       // value = 2^e x (1 + m/8)
     const float mantissa = (fraction * 2.0f - 1.0f) * 8.0f;
     FOURBIT_ASSERT(e >= -9 && e <= 8 && mantissa == std::floor(mantissa),
                    "e4m3 {:#04x} has no E5M3 code", e4m3);
-    return static_cast<uint8_t>(((e + 10) << 3) | static_cast<int>(mantissa));
+    scale.code = static_cast<uint8_t>(((e + 10) << 3) | static_cast<int>(mantissa));
+    return scale;
+}
+
+// Every e4m3 byte's tile scale, made once.
+const std::array<TileScale, 256>& tile_scales() {
+    static const std::array<TileScale, 256> table = [] {
+        std::array<TileScale, 256> t;
+        for (int byte = 0; byte < 256; ++byte) t[byte] = tile_scale(static_cast<uint8_t>(byte));
+        return t;
+    }();
+    return table;
+}
+
+// A source byte (codes of columns 2c and 2c + 1) as fragment pair j of a word (the header's
+// bit placement): low code -> low half-word, high code -> high half-word.
+uint32_t pair_bits(uint32_t byte, int j) {
+    return ((byte & 0x7u) << (3 * j)) | (((byte >> 3) & 1u) << (15 - j)) |
+           (((byte >> 4) & 0x7u) << (16 + 3 * j)) | ((byte >> 7) << (31 - j));
+}
+
+// pair_bits for every byte and pair, made once: a word is then four lookups.
+const std::array<std::array<uint32_t, 256>, 4>& pair_table() {
+    static const std::array<std::array<uint32_t, 256>, 4> table = [] {
+        std::array<std::array<uint32_t, 256>, 4> t;
+        for (int j = 0; j < 4; ++j) {
+            for (uint32_t byte = 0; byte < 256; ++byte) t[j][byte] = pair_bits(byte, j);
+        }
+        return t;
+    }();
+    return table;
 }
 
 }  // namespace
@@ -50,32 +90,47 @@ void nvfp4_to_tiles(int64_t n, int64_t k, const std::function<NvFp4SourceRow(int
              "of {}",
              what, n, k, kNvFp4TileRows, kNvFp4TileCols);
     }
-    const int64_t groups = k / kNvFp4TileCols;
-    std::fill(codes, codes + n * k / 2, uint8_t{0});  // words are assembled by OR
+    const int64_t groups = k / kNvFp4TileCols, blocks = k / 16;
+    std::vector<NvFp4SourceRow> rows(n);
+    for (int64_t r = 0; r < n; ++r) rows[r] = source_row(r);
+    // Scales first, serially: a NaN is reported here, outside any parallel region.
+    const std::array<TileScale, 256>& table = tile_scales();
+    for (int64_t r = 0; r < n; ++r) {
+        for (int64_t b = 0; b < blocks; ++b) {
+            const TileScale& scale = table[rows[r].scales[b]];
+            if (scale.nan) {
+                fail("{}: NaN block scale (e4m3 byte {:#04x}) at row {}, block {}", what,
+                     rows[r].scales[b], r, b);
+            }
+            const int64_t s = r / kNvFp4TileRows, rr = r % kNvFp4TileRows;
+            scales[(s * groups + b / 4) * 64 + (rr % 8) * 8 + (rr >= 8 ? 4 : 0) + b % 4] = scale.code;
+        }
+    }
+    // Codes: each lane's word of each k-tile from four source bytes (rows g and g + 8, columns
+    // 2t.. and 2t+8..), with its blocks' zero / negative scales applied.
+    const std::array<std::array<uint32_t, 256>, 4>& pairs = pair_table();
+#pragma omp parallel for schedule(static) if (n * k >= (int64_t(1) << 20))
     for (int64_t s = 0; s < n / kNvFp4TileRows; ++s) {
-        for (int rr = 0; rr < kNvFp4TileRows; ++rr) {
-            const NvFp4SourceRow row = source_row(s * kNvFp4TileRows + rr);
-            for (int64_t kg = 0; kg < groups; ++kg) {
-                uint8_t* tile_codes = codes + (s * groups + kg) * 512;
-                uint8_t* tile_scales = scales + (s * groups + kg) * 64;
-                for (int i = 0; i < 4; ++i) {
-                    const int64_t block = kg * 4 + i;  // the 16-column scale block
-                    bool zero = false, negative = false;
-                    tile_scales[(rr % 8) * 8 + (rr >= 8 ? 4 : 0) + i] =
-                        tile_scale_code(row.scales[block], zero, negative, what);
-                    for (int cc = 0; cc < 16; ++cc) {
-                        const int64_t col = block * 16 + cc;
-                        uint8_t code = (row.codes[col / 2] >> (4 * (col % 2))) & 0xf;
-                        if (zero) code = 0;
-                        if (negative) code ^= 0x8;
-                        const FragmentSlot slot = fragment_slot(rr, cc);
-                        uint32_t word_bits = 0;
-                        word_bits |= static_cast<uint32_t>(code & 0x7) << (3 * slot.pair);
-                        word_bits |= static_cast<uint32_t>(code >> 3) << (15 - slot.pair);
-                        if (slot.high) word_bits <<= 16;
-                        uint8_t* word = tile_codes + slot.lane * 16 + i * 4;
-                        for (int b = 0; b < 4; ++b) word[b] |= static_cast<uint8_t>(word_bits >> (8 * b));
-                    }
+        for (int64_t b = 0; b < blocks; ++b) {
+            uint8_t* tile_codes = codes + (s * groups + b / 4) * 512 + (b % 4) * 4;
+            for (int g = 0; g < 8; ++g) {
+                const NvFp4SourceRow& top = rows[s * kNvFp4TileRows + g];
+                const NvFp4SourceRow& bottom = rows[s * kNvFp4TileRows + g + 8];
+                // byte & keep ^ flip: a zero scale keeps nothing, a negative one flips both signs.
+                const TileScale& top_scale = table[top.scales[b]];
+                const TileScale& bottom_scale = table[bottom.scales[b]];
+                const uint32_t top_keep = top_scale.zero ? 0u : 0xffu;
+                const uint32_t top_flip = top_scale.negative ? 0x88u : 0u;
+                const uint32_t bottom_keep = bottom_scale.zero ? 0u : 0xffu;
+                const uint32_t bottom_flip = bottom_scale.negative ? 0x88u : 0u;
+                const uint8_t* top_bytes = top.codes + 8 * b;
+                const uint8_t* bottom_bytes = bottom.codes + 8 * b;
+                for (int t = 0; t < 4; ++t) {
+                    const uint32_t word = pairs[0][(top_bytes[t] & top_keep) ^ top_flip] |
+                                          pairs[1][(bottom_bytes[t] & bottom_keep) ^ bottom_flip] |
+                                          pairs[2][(top_bytes[t + 4] & top_keep) ^ top_flip] |
+                                          pairs[3][(bottom_bytes[t + 4] & bottom_keep) ^ bottom_flip];
+                    std::memcpy(tile_codes + (4 * g + t) * 16, &word, 4);  // little-endian bytes
                 }
             }
         }
