@@ -17,6 +17,7 @@
 #include "memory_bandwidth.h"
 #include "model/make_model.h"
 #include "model/minimax_m2.h"
+#include "model/sequence_cache.h"
 #include "ops/cpu/kernels.h"
 
 namespace fourbit {
@@ -40,9 +41,8 @@ void BM_Prefill(benchmark::State& state) {
     const int64_t n = state.range(0);
     std::vector<int32_t> ids = prompt_ids(n, g_model->config().vocab_size);
     for (auto _ : state) {
-        KvCache cache(g_model->config());
-        SequenceInput input{ids, &cache, false};
-        Tensor logits = g_model->forward(std::span<const SequenceInput>(&input, 1));
+        SequenceCache cache(g_model->config(), n);
+        Tensor logits = cache.forward(*g_model, ids);
         benchmark::DoNotOptimize(logits.data<float>());
     }
     state.counters["tok/s"] =
@@ -52,18 +52,19 @@ void BM_Prefill(benchmark::State& state) {
 void BM_Decode(benchmark::State& state) {
     const int64_t context = state.range(0);
     std::vector<int32_t> ids = prompt_ids(context, g_model->config().vocab_size);
-    KvCache cache(g_model->config());
-    SequenceInput prefill{ids, &cache, false};
-    g_model->forward(std::span<const SequenceInput>(&prefill, 1));
+    const int64_t block_size = 16;
+    KvPool pool(g_model->config(), context / block_size + 1, block_size);
+    std::vector<int32_t> table(pool.num_blocks());
+    std::iota(table.begin(), table.end(), 0);
+    SequenceInput prefill{ids, 0, table, LogitRows::none};
+    g_model->forward(std::span<const SequenceInput>(&prefill, 1), pool);
     std::vector<int32_t> next{1};
     for (auto _ : state) {
-        SequenceInput step{next, &cache, false};
-        Tensor logits = g_model->forward(std::span<const SequenceInput>(&step, 1));
+        // Always position `context`: the context length stays fixed, each step overwriting the
+        // token the one before decoded.
+        SequenceInput step{next, context, table, LogitRows::last};
+        Tensor logits = g_model->forward(std::span<const SequenceInput>(&step, 1), pool);
         benchmark::DoNotOptimize(logits.data<float>());
-        // Keep the context length fixed: drop the token just decoded.
-        state.PauseTiming();
-        cache.truncate(context);
-        state.ResumeTiming();
     }
     const double bytes = static_cast<double>(weight_bytes_per_decoded_token(g_model->weights()));
     state.counters["tok/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);

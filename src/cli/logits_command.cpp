@@ -1,6 +1,7 @@
 #include "cli/commands.h"
 #include "formats/safetensors.h"
 #include "model/minimax_m2.h"
+#include "model/sequence_cache.h"
 
 namespace fourbit {
 
@@ -23,9 +24,8 @@ void add_logits_command(CLI::App& app) {
     command->callback([options] {
         std::vector<int32_t> ids = parse_token_ids(options->ids, "--ids");
         MiniMaxM2 model(load_model_weights(options->model_dir, options->load));
-        KvCache cache(model.config());
-        SequenceInput input{ids, &cache, true};
-        Tensor logits = model.forward(std::span<const SequenceInput>(&input, 1));
+        SequenceCache cache(model.config(), static_cast<int64_t>(ids.size()));
+        Tensor logits = cache.forward(model, ids, LogitRows::all);
         write_safetensors(options->out, std::vector<NamedTensor>{{"logits", logits}});
     });
 }

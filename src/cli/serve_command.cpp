@@ -38,8 +38,18 @@ void add_serve_command(CLI::App& app) {
         ->capture_default_str();
     command->add_flag("--enable-auto-tool-choice", options->enable_auto_tool_choice,
                       "let the model decide to call tools (tool_choice \"auto\")");
-    command->add_flag("--enable-prefix-caching", options->enable_prefix_caching,
-                      "accepted for vLLM compatibility (no prefix cache yet)");
+    command
+        ->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching",
+                   options->enable_prefix_caching,
+                   "reuse the KV of repeated prompt prefixes (full blocks)")
+        ->capture_default_str();
+    command->add_option("--block-size", options->block_size, "tokens per KV-cache block")
+        ->capture_default_str();
+    command->add_option("--kv-cache-memory-bytes", options->kv_cache_memory_bytes,
+                        "memory for the KV cache (0: enough for max-num-seqs full contexts, at "
+                        "most a quarter of RAM)");
+    command->add_option("--num-kv-blocks", options->num_kv_blocks,
+                        "KV-cache blocks (overrides --kv-cache-memory-bytes)");
     command
         ->add_option("--sse-ping-interval", options->sse_ping_interval_s,
                      "seconds between `: ping` comments while a stream waits")

@@ -23,15 +23,16 @@ Tensor f32(int64_t rows, int64_t cols) { return Tensor::zeros(DType::f32, {rows,
 
 }  // namespace
 
-Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch) const {
+Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& pool) const {
     const MiniMaxM2Config& c = weights_.config;
     const float eps = static_cast<float>(c.rms_norm_eps);
 
-    // Flatten the batch: every projection sees all T tokens at once; only attention is per
-    // sequence. Positions continue each sequence's cache.
+    // Flatten the batch: every projection sees all T tokens at once; only the KV cache and
+    // attention are per sequence. Positions continue each sequence's cache.
     std::vector<int32_t> ids, positions;
     std::vector<int64_t> first_row;
     for (const SequenceInput& sequence : batch) {
+        FOURBIT_ASSERT(!sequence.token_ids.empty(), "a sequence with no new tokens in a batch");
         first_row.push_back(static_cast<int64_t>(ids.size()));
         for (size_t i = 0; i < sequence.token_ids.size(); ++i) {
             int32_t id = sequence.token_ids[i];
@@ -39,7 +40,7 @@ Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch) const {
                 fail("token id {} is outside the vocabulary [0, {})", id, c.vocab_size);
             }
             ids.push_back(id);
-            positions.push_back(static_cast<int32_t>(sequence.cache->n_tokens() + i));
+            positions.push_back(static_cast<int32_t>(sequence.n_cached + i));
         }
     }
     const int64_t T = static_cast<int64_t>(ids.size());
@@ -74,14 +75,17 @@ Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch) const {
         // Partial RoPE: only the first rotary_dim of each head's head_dim dimensions rotate.
         rope_neox(q, positions, q_rope);
         rope_neox(k, positions, k_rope);
+        // Every sequence writes its keys and values before any reads (see the header's NOTE).
         for (size_t s = 0; s < batch.size(); ++s) {
             const int64_t n = static_cast<int64_t>(batch[s].token_ids.size());
-            KvCache& cache = *batch[s].cache;
-            cache.append(l, k.rows(first_row[s], n), v.rows(first_row[s], n));
-            const int64_t n_ctx = cache.n_tokens() + n;
+            kv_cache_write(k.rows(first_row[s], n), v.rows(first_row[s], n), batch[s].n_cached,
+                           pool.pages(l, batch[s].block_table));
+        }
+        for (size_t s = 0; s < batch.size(); ++s) {
+            const int64_t n = static_cast<int64_t>(batch[s].token_ids.size());
             Tensor out = attended.rows(first_row[s], n);
-            attention_causal(q.rows(first_row[s], n), cache.keys(l, n_ctx), cache.values(l, n_ctx),
-                             attention_shape, out);
+            attention_paged(q.rows(first_row[s], n), pool.pages(l, batch[s].block_table),
+                            batch[s].n_cached + n, attention_shape, out);
         }
         linear(attended, layer.o, block_out);  // [T, H]
         add(x, block_out);
@@ -94,22 +98,26 @@ Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch) const {
         moe_experts(h, expert_ids, expert_weights, layer.experts, block_out);
         add(x, block_out);
     }
-    for (const SequenceInput& sequence : batch) {
-        sequence.cache->commit(static_cast<int64_t>(sequence.token_ids.size()));
-    }
 
     // Only the rows whose logits are wanted go through the final norm and the head.
+    auto rows_wanted = [](const SequenceInput& sequence) -> int64_t {
+        switch (sequence.logits) {
+            case LogitRows::none: return 0;
+            case LogitRows::last: return 1;
+            case LogitRows::all: return static_cast<int64_t>(sequence.token_ids.size());
+        }
+        return 0;
+    };
     int64_t n_rows = 0;
-    for (const SequenceInput& sequence : batch) {
-        n_rows += sequence.all_logits ? static_cast<int64_t>(sequence.token_ids.size()) : 1;
-    }
+    for (const SequenceInput& sequence : batch) n_rows += rows_wanted(sequence);
+    if (n_rows == 0) return f32(0, c.vocab_size);
     Tensor final_rows = f32(n_rows, c.hidden_size);
     int64_t row = 0;
     for (size_t s = 0; s < batch.size(); ++s) {
         const int64_t n = static_cast<int64_t>(batch[s].token_ids.size());
-        const int64_t begin = batch[s].all_logits ? first_row[s] : first_row[s] + n - 1;
-        const int64_t count = batch[s].all_logits ? n : 1;
-        Tensor source = x.rows(begin, count);
+        const int64_t count = rows_wanted(batch[s]);
+        if (count == 0) continue;
+        Tensor source = x.rows(first_row[s] + n - count, count);
         std::copy_n(source.data<float>(), source.numel(),
                     final_rows.data<float>() + row * c.hidden_size);
         row += count;

@@ -5,16 +5,26 @@
 #include <span>
 #include <vector>
 
-#include "model/kv_cache.h"
+#include "model/kv_pool.h"
 #include "model/weights.h"
 
 namespace fourbit {
 
-// One sequence's part of a batch: its new tokens, appended after what its cache holds.
+// Which of a sequence's new tokens get a row of logits.
+enum class LogitRows : uint8_t {
+    none,  // a prompt chunk that does not end the prompt: nothing to sample yet
+    last,  // the next token's distribution
+    all,   // every new token's (scoring, verification)
+};
+
+// One sequence's part of a batch: its new tokens, at positions n_cached ... after what its
+// blocks already hold.
 struct SequenceInput {
     std::span<const int32_t> token_ids;
-    KvCache* cache;
-    bool all_logits = false;  // logits for every new token, else only the last
+    int64_t n_cached = 0;  // positions whose keys and values the pool holds for this sequence
+    // The sequence's blocks in the pool, covering n_cached + token_ids.size() positions.
+    std::span<const int32_t> block_table;
+    LogitRows logits = LogitRows::last;
 };
 
 class MiniMaxM2 {
@@ -24,10 +34,13 @@ public:
     const MiniMaxM2Config& config() const { return weights_.config; }
     const ModelWeights& weights() const { return weights_; }
 
-    // Runs the new tokens of every sequence through the model, extends each cache, and returns
-    // logits [rows, vocab] f32: per sequence in batch order, all its new tokens' rows or its
-    // last one. A token id outside the vocabulary is an Error.
-    Tensor forward(std::span<const SequenceInput> batch) const;
+    // Runs the new tokens of every sequence through the model, writes their keys and values
+    // into `pool` through each block table, and returns logits [rows, vocab] f32: per sequence
+    // in batch order, the rows its LogitRows asks for (possibly none at all: then [0, vocab]).
+    // A token id outside the vocabulary is an Error.
+    // NOTE: every sequence's keys and values are written before any attention reads the pool,
+    // so sequences of one batch may share blocks that one of them fills in this very step.
+    Tensor forward(std::span<const SequenceInput> batch, const KvPool& pool) const;
 
 private:
     ModelWeights weights_;

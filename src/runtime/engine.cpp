@@ -1,12 +1,13 @@
 #include "runtime/engine.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <exception>
 #include <span>
 
-#include "model/kv_cache.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -31,6 +32,35 @@ std::vector<float> log_softmax(std::span<const float> logits) {
     return out;
 }
 
+int64_t physical_memory_bytes() {
+    return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+}
+
+// The pool's size in blocks, from the options (see EngineOptions), checked to hold one whole
+// context: with that, preemption can always make room and every request eventually runs.
+int64_t resolve_num_blocks(const EngineOptions& options, const MiniMaxM2Config& config) {
+    const int64_t block_bytes = KvPool::bytes_per_block(config, options.kv_block_size);
+    const int64_t context_blocks =
+        (options.max_model_len + options.kv_block_size - 1) / options.kv_block_size;
+    int64_t blocks = options.num_kv_blocks;
+    if (blocks <= 0 && options.kv_cache_memory_bytes > 0) {
+        blocks = options.kv_cache_memory_bytes / block_bytes;
+    }
+    if (blocks <= 0) {
+        blocks = std::min(options.max_num_seqs * context_blocks,
+                          std::max<int64_t>(1, physical_memory_bytes() / 4 / block_bytes));
+    }
+    if (blocks < context_blocks) {
+        fail(
+            "the KV cache holds {} blocks of {} tokens ({} MiB), fewer than one context of "
+            "max_model_len {} tokens needs ({} blocks, {} MiB): lower --max-model-len or give the "
+            "cache more memory",
+            blocks, options.kv_block_size, blocks * block_bytes >> 20, options.max_model_len,
+            context_blocks, context_blocks * block_bytes >> 20);
+    }
+    return blocks;
+}
+
 }  // namespace
 
 struct Engine::Sequence {
@@ -38,17 +68,10 @@ struct Engine::Sequence {
     GenerationRequest request;
     TokenCallback on_token;
     FinishCallback on_finish;
-    std::unique_ptr<KvCache> cache;
     std::unique_ptr<Sampler> sampler;
-    int64_t prefilled = 0;  // prompt tokens in the cache
-    std::vector<int32_t> output;
+    int64_t n_output = 0;
     Clock::time_point submitted, last_token;
     double time_to_first_token_s = 0;
-    bool finished = false;
-
-    bool prefill_done() const {
-        return prefilled == static_cast<int64_t>(request.prompt_ids.size());
-    }
 };
 
 Engine::Engine(const MiniMaxM2& model, const EngineOptions& options)
@@ -57,7 +80,18 @@ Engine::Engine(const MiniMaxM2& model, const EngineOptions& options)
         options_.max_model_len = model.config().max_position_embeddings;
     if (options_.max_num_seqs <= 0) fail("max_num_seqs must be positive");
     if (options_.max_num_batched_tokens <= 0) fail("max_num_batched_tokens must be positive");
-    stats_.kv_tokens_capacity = options_.max_num_seqs * options_.max_model_len;
+    if (options_.kv_block_size <= 0) fail("the KV block size must be positive");
+    options_.num_kv_blocks = resolve_num_blocks(options_, model.config());
+    pool_ = std::make_unique<KvPool>(model.config(), options_.num_kv_blocks,
+                                     options_.kv_block_size);
+    SchedulerOptions scheduling;
+    scheduling.max_num_seqs = options_.max_num_seqs;
+    scheduling.max_num_batched_tokens = options_.max_num_batched_tokens;
+    scheduling.num_blocks = options_.num_kv_blocks;
+    scheduling.block_size = options_.kv_block_size;
+    scheduling.enable_prefix_caching = options_.enable_prefix_caching;
+    scheduler_ = std::make_unique<Scheduler>(scheduling);
+    stats_.kv_blocks_total = options_.num_kv_blocks;
     thread_ = std::thread([this] { run(); });
 }
 
@@ -93,7 +127,6 @@ uint64_t Engine::submit(GenerationRequest request, TokenCallback on_token,
     sequence->request = std::move(request);
     sequence->on_token = std::move(on_token);
     sequence->on_finish = std::move(on_finish);
-    sequence->cache = std::make_unique<KvCache>(model_.config());
     sequence->sampler = std::make_unique<Sampler>(sequence->request.sampling);
     sequence->submitted = Clock::now();
     uint64_t id;
@@ -102,7 +135,7 @@ uint64_t Engine::submit(GenerationRequest request, TokenCallback on_token,
         if (stopping_) fail("the engine is shutting down");
         id = next_id_++;
         sequence->id = id;
-        waiting_.push_back(std::move(sequence));
+        submitted_.push_back(std::move(sequence));
         ++stats_.requests_waiting;
     }
     wake_.notify_all();
@@ -126,124 +159,105 @@ EngineStats Engine::take_stats() {
 }
 
 void Engine::finish(Sequence& sequence, const std::string& reason, const std::string& error) {
-    if (sequence.finished) return;
-    sequence.finished = true;
+    scheduler_->remove(sequence.id);
     FinishEvent event;
     event.reason = reason;
     event.error = error;
     event.prompt_tokens = static_cast<int64_t>(sequence.request.prompt_ids.size());
-    event.completion_tokens = static_cast<int64_t>(sequence.output.size());
+    event.completion_tokens = sequence.n_output;
     event.time_to_first_token_s = sequence.time_to_first_token_s;
     {
         std::lock_guard lock(mutex_);
         ++stats_.requests_finished_total;
-        if (!sequence.output.empty()) {
+        if (sequence.n_output > 0) {
             stats_.time_to_first_token_s.push_back(sequence.time_to_first_token_s);
         }
     }
     if (sequence.on_finish) sequence.on_finish(event);
+    sequences_.erase(sequence.id);  // last: `sequence` dies here
 }
 
 void Engine::run() {
-    std::vector<std::unique_ptr<Sequence>> running;
     for (;;) {
-        std::vector<std::unique_ptr<Sequence>> dropped;  // cancelled while waiting
+        std::vector<std::unique_ptr<Sequence>> arrived;
         std::vector<uint64_t> cancelled;
+        bool stopping;
         {
             std::unique_lock lock(mutex_);
             wake_.wait(lock, [&] {
-                return stopping_ || !waiting_.empty() || !running.empty() || !cancelled_.empty();
+                return stopping_ || !submitted_.empty() || !cancelled_.empty() ||
+                       !sequences_.empty();
             });
-            if (stopping_) {
-                for (auto& sequence : waiting_) dropped.push_back(std::move(sequence));
-                waiting_.clear();
-            }
+            stopping = stopping_;
+            for (auto& sequence : submitted_) arrived.push_back(std::move(sequence));
+            submitted_.clear();
             cancelled.swap(cancelled_);
-            for (auto it = waiting_.begin(); it != waiting_.end();) {
-                if (std::find(cancelled.begin(), cancelled.end(), (*it)->id) != cancelled.end()) {
-                    dropped.push_back(std::move(*it));
-                    it = waiting_.erase(it);
-                } else {
-                    ++it;
-                }
-            }
-            // First come, first served, up to max_num_seqs in the running batch.
-            while (!waiting_.empty() &&
-                   static_cast<int64_t>(running.size()) < options_.max_num_seqs) {
-                running.push_back(std::move(waiting_.front()));
-                waiting_.pop_front();
-            }
-            stats_.requests_waiting = static_cast<int64_t>(waiting_.size());
-            stats_.requests_running = static_cast<int64_t>(running.size());
         }
-        for (auto& sequence : dropped) finish(*sequence, "cancelled");
-        for (auto& sequence : running) {
-            if (stopping_ ||
-                std::find(cancelled.begin(), cancelled.end(), sequence->id) != cancelled.end()) {
-                finish(*sequence, "cancelled");
-            }
+        for (auto& sequence : arrived) {
+            const uint64_t id = sequence->id;
+            scheduler_->add(id, sequence->request.prompt_ids);
+            sequences_.emplace(id, std::move(sequence));
         }
-        std::erase_if(running, [](const auto& sequence) { return sequence->finished; });
-        if (stopping_) return;
-        if (!running.empty()) step(running);
-        std::erase_if(running, [](const auto& sequence) { return sequence->finished; });
-        int64_t kv_tokens = 0;
-        for (const auto& sequence : running) kv_tokens += sequence->cache->n_tokens();
-        std::lock_guard lock(mutex_);
-        stats_.kv_tokens_in_use = kv_tokens;
-        stats_.requests_running = static_cast<int64_t>(running.size());
+        // Between steps every block holds finished KV, so cancelled sequences free theirs now.
+        if (stopping) {
+            cancelled.clear();
+            for (const auto& [id, sequence] : sequences_) cancelled.push_back(id);
+        }
+        for (uint64_t id : cancelled) {
+            auto it = sequences_.find(id);
+            if (it != sequences_.end()) finish(*it->second, "cancelled");
+        }
+        if (stopping) return;
+        if (!sequences_.empty()) step();
+        publish_scheduler_stats();
     }
 }
 
-void Engine::step(std::vector<std::unique_ptr<Sequence>>& running) {
-    // The step's token budget goes to decodes first (one token each), then to prompt chunks in
-    // arrival order, so that a long prompt never stalls the sequences already generating.
-    int64_t budget = options_.max_num_batched_tokens;
-    std::vector<Sequence*> members;
-    std::vector<std::vector<int32_t>> inputs;
-    for (auto& sequence : running) {
-        if (!sequence->prefill_done() || budget == 0) continue;
-        members.push_back(sequence.get());
-        inputs.push_back({sequence->output.back()});
-        --budget;
-    }
-    for (auto& sequence : running) {
-        if (sequence->prefill_done() || budget == 0) continue;
-        const auto& prompt = sequence->request.prompt_ids;
-        const int64_t chunk =
-            std::min<int64_t>(budget, static_cast<int64_t>(prompt.size()) - sequence->prefilled);
-        members.push_back(sequence.get());
-        inputs.emplace_back(prompt.begin() + sequence->prefilled,
-                            prompt.begin() + sequence->prefilled + chunk);
-        budget -= chunk;
-    }
-    if (members.empty()) return;
+void Engine::publish_scheduler_stats() {
+    const KvCacheStats kv = scheduler_->kv_stats();
+    std::lock_guard lock(mutex_);
+    stats_.requests_running = scheduler_->num_running();
+    stats_.requests_waiting = scheduler_->num_waiting() + static_cast<int64_t>(submitted_.size());
+    stats_.kv_blocks_in_use = kv.num_blocks_in_use;
+    stats_.prefix_cache_queries = kv.prefix_cache_query_tokens;
+    stats_.prefix_cache_hits = kv.prefix_cache_hit_tokens;
+    stats_.num_preemptions = scheduler_->num_preemptions();
+}
 
+void Engine::step() {
+    const StepPlan plan = scheduler_->schedule();
+    if (plan.empty()) return;
+    // Admissions and preemptions are visible before any callback of this step answers a
+    // client, so a client that reads /metrics after its reply sees its own prefix-cache hits.
+    publish_scheduler_stats();
+    // Only chunks that reach the end of their sequence's known tokens need a row of logits.
     std::vector<SequenceInput> batch;
-    for (size_t i = 0; i < members.size(); ++i) {
-        batch.push_back({inputs[i], members[i]->cache.get(), false});
+    for (const ScheduledChunk& chunk : plan.chunks) {
+        batch.push_back({chunk.token_ids, chunk.n_cached, chunk.block_table,
+                         chunk.completes ? LogitRows::last : LogitRows::none});
     }
     Tensor logits;
     try {
-        logits = model_.forward(batch);
+        logits = model_.forward(batch, *pool_);
     } catch (const std::exception& error) {
         spdlog::error("engine step failed: {}", error.what());
-        for (Sequence* sequence : members) finish(*sequence, "error", error.what());
+        for (const ScheduledChunk& chunk : plan.chunks) {
+            finish(*sequences_.at(chunk.id), "error", error.what());
+        }
+        scheduler_->discard_failed_step();
         return;
     }
+    scheduler_->commit(plan);
 
     const auto now = Clock::now();
     const int64_t vocab = logits.dim(1);
-    int64_t prompt_tokens = 0, generated = 0;
+    int64_t prompt_tokens = 0, generated = 0, row_index = 0;
     std::vector<double> inter_token;
-    for (size_t i = 0; i < members.size(); ++i) {
-        Sequence& sequence = *members[i];
-        if (!sequence.prefill_done()) {
-            sequence.prefilled += static_cast<int64_t>(inputs[i].size());
-            prompt_tokens += static_cast<int64_t>(inputs[i].size());
-            if (!sequence.prefill_done()) continue;  // more prompt to come: no token yet
-        }
-        std::span<const float> row(logits.data<float>() + i * vocab, static_cast<size_t>(vocab));
+    for (const ScheduledChunk& chunk : plan.chunks) {
+        Sequence& sequence = *sequences_.at(chunk.id);
+        if (!chunk.completes) continue;  // more prompt to come: no token yet
+        std::span<const float> row(logits.data<float>() + row_index++ * vocab,
+                                   static_cast<size_t>(vocab));
         if (std::any_of(row.begin(), row.end(), [](float x) { return !std::isfinite(x); })) {
             finish(sequence, "error", "the model produced non-finite logits");
             continue;
@@ -265,24 +279,27 @@ void Engine::step(std::vector<std::unique_ptr<Sequence>>& running) {
                 event.top_logprobs.emplace_back(order[j], log_probabilities[order[j]]);
             }
         }
-        if (sequence.output.empty()) {
+        if (sequence.n_output == 0) {
+            // As vLLM counts them: a request's whole prompt, cached part included, once, when
+            // its first token comes (a recomputation after a preemption does not count again).
+            prompt_tokens += static_cast<int64_t>(sequence.request.prompt_ids.size());
             sequence.time_to_first_token_s = seconds_between(sequence.submitted, now);
         } else {
             inter_token.push_back(seconds_between(sequence.last_token, now));
         }
         sequence.last_token = now;
-        sequence.output.push_back(event.token_id);
+        ++sequence.n_output;
+        scheduler_->append_token(sequence.id, event.token_id);
         ++generated;
         if (sequence.on_token) sequence.on_token(event);
 
         const auto& stops = sequence.request.stop_token_ids;
         const bool stop = !sequence.request.ignore_eos &&
                           std::find(stops.begin(), stops.end(), event.token_id) != stops.end();
-        const int64_t context = sequence.cache->n_tokens() + 1;
         if (stop) {
             finish(sequence, "stop");
-        } else if (static_cast<int64_t>(sequence.output.size()) >= sequence.request.max_tokens ||
-                   context >= options_.max_model_len) {
+        } else if (sequence.n_output >= sequence.request.max_tokens ||
+                   scheduler_->n_tokens(sequence.id) >= options_.max_model_len) {
             finish(sequence, "length");
         }
     }

@@ -1,7 +1,9 @@
 // The serving engine: requests join and leave one running batch at every step (continuous
 // batching); long prompts are prefilled in chunks under a per-step token budget so that
-// running decodes keep going. One engine thread runs the model; callers submit requests from
-// any thread and hear back through callbacks, which run on the engine thread and must be quick.
+// running decodes keep going; keys and values live in a paged pool shared by all sequences,
+// with automatic prefix caching (the Scheduler decides, the engine runs the model). One engine
+// thread runs the model; callers submit requests from any thread and hear back through
+// callbacks, which run on the engine thread and must be quick.
 #pragma once
 
 #include <atomic>
@@ -13,11 +15,13 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "model/minimax_m2.h"
 #include "runtime/sampler.h"
+#include "runtime/scheduler.h"
 
 namespace fourbit {
 
@@ -25,6 +29,13 @@ struct EngineOptions {
     int64_t max_num_seqs = 16;              // sequences in the running batch at most
     int64_t max_num_batched_tokens = 2048;  // tokens one step may run (prefill chunks + decodes)
     int64_t max_model_len = 0;              // prompt + output per sequence; 0: the model's
+    int64_t kv_block_size = 32;             // tokens per KV block (engine.md §2.1)
+    // The KV pool: num_kv_blocks if set, else as many blocks as kv_cache_memory_bytes holds,
+    // else enough for max_num_seqs full contexts but at most a quarter of physical memory.
+    // It must hold at least one max_model_len context (else the constructor says so).
+    int64_t num_kv_blocks = 0;
+    int64_t kv_cache_memory_bytes = 0;
+    bool enable_prefix_caching = true;
 };
 
 struct GenerationRequest {
@@ -62,8 +73,11 @@ struct EngineStats {
     int64_t prompt_tokens_total = 0;
     int64_t generation_tokens_total = 0;
     int64_t requests_finished_total = 0;
-    int64_t kv_tokens_in_use = 0;               // tokens held in the running sequences' caches
-    int64_t kv_tokens_capacity = 0;             // max_num_seqs * max_model_len
+    int64_t kv_blocks_total = 0;
+    int64_t kv_blocks_in_use = 0;          // held by a running sequence (cached-only ones are free)
+    int64_t prefix_cache_queries = 0;      // prompt tokens of admitted sequences
+    int64_t prefix_cache_hits = 0;         // of those, tokens whose KV came from the cache
+    int64_t num_preemptions = 0;
     std::vector<double> time_to_first_token_s;  // of requests finished since the last call
     std::vector<double> inter_token_s;          // of tokens generated since the last call
 };
@@ -85,19 +99,24 @@ public:
 
     // Takes the stats; the latency samples are handed over once.
     EngineStats take_stats();
-    const EngineOptions& options() const { return options_; }
+    const EngineOptions& options() const { return options_; }  // with defaults resolved
 
 private:
     struct Sequence;
     void run();
-    void step(std::vector<std::unique_ptr<Sequence>>& running);
+    void step();
+    void publish_scheduler_stats();
+    // Ends a sequence: the callback, the stats, and its blocks back to the pool.
     void finish(Sequence& sequence, const std::string& reason, const std::string& error = "");
 
     const MiniMaxM2& model_;
     EngineOptions options_;
+    std::unique_ptr<KvPool> pool_;
+    std::unique_ptr<Scheduler> scheduler_;  // the engine thread's alone
+    std::unordered_map<uint64_t, std::unique_ptr<Sequence>> sequences_;  // the engine thread's
     std::mutex mutex_;
     std::condition_variable wake_;
-    std::deque<std::unique_ptr<Sequence>> waiting_;
+    std::deque<std::unique_ptr<Sequence>> submitted_;  // not yet handed to the scheduler
     std::vector<uint64_t> cancelled_;
     uint64_t next_id_ = 1;
     bool stopping_ = false;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "model/sequence_cache.h"
 #include "util/error.h"
 
 namespace fourbit {
@@ -16,12 +17,11 @@ GenerateResult generate(const MiniMaxM2& model, const std::vector<int32_t>& prom
     using Clock = std::chrono::steady_clock;
     GenerateResult result;
     result.finish_reason = "length";
-    KvCache cache(model.config());
+    SequenceCache cache(model.config(), static_cast<int64_t>(prompt.size()) + options.max_tokens);
     std::vector<int32_t> next = prompt;
     auto start = Clock::now();
     for (int64_t step = 0; step < options.max_tokens; ++step) {
-        SequenceInput input{next, &cache, false};
-        Tensor logits = model.forward(std::span<const SequenceInput>(&input, 1));
+        Tensor logits = cache.forward(model, next);
         auto now = Clock::now();
         (step == 0 ? result.prefill_seconds : result.decode_seconds) +=
             std::chrono::duration<double>(now - start).count();

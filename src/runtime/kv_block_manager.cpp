@@ -270,6 +270,17 @@ void KvBlockManager::free(uint64_t request_id) {
     requests_.erase(found);
 }
 
+void KvBlockManager::reset_prefix_cache() {
+    while (cached_list_.head != kNone) {
+        const int32_t block_id = cached_list_.head;
+        Block& block = blocks_[block_id];
+        unlink(block_id);
+        hash_to_block_.erase(block.hash);
+        block.has_hash = false;
+        push_back(Place::kFree, block_id);
+    }
+}
+
 std::span<const int32_t> KvBlockManager::block_table(uint64_t request_id) const {
     const auto found = requests_.find(request_id);
     if (found == requests_.end()) return {};

@@ -116,6 +116,11 @@ public:
     // is only found through all of its predecessors. Unknown ids are ignored.
     void free(uint64_t request_id);
 
+    // Forgets the key of every cached block that no request holds (they become free). For when
+    // a step failed after allocate(): blocks it keyed may hold no KV; free() the step's
+    // requests first, then call this. Blocks that requests hold keep their keys.
+    void reset_prefix_cache();
+
     std::span<const int32_t> block_table(uint64_t request_id) const;  // empty if unknown
     bool holds(uint64_t request_id) const { return requests_.contains(request_id); }
     int64_t num_requests() const { return static_cast<int64_t>(requests_.size()); }

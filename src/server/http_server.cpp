@@ -53,11 +53,21 @@ std::unique_ptr<LoadedModel> load_model(const ServeOptions& options) {
     engine_options.max_num_seqs = options.max_num_seqs;
     engine_options.max_num_batched_tokens = options.max_num_batched_tokens;
     engine_options.max_model_len = loaded->max_model_len;
+    engine_options.kv_block_size = options.block_size;
+    engine_options.kv_cache_memory_bytes = options.kv_cache_memory_bytes;
+    engine_options.num_kv_blocks = options.num_kv_blocks;
+    engine_options.enable_prefix_caching = options.enable_prefix_caching;
     loaded->engine = std::make_unique<Engine>(loaded->model, engine_options);
-    spdlog::info("model {} loaded in {:.1f}s: {} layers, vocabulary {}, max_model_len {}",
-                 options.model_dir,
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count(),
-                 config.num_hidden_layers, config.vocab_size, loaded->max_model_len);
+    const EngineOptions& engine = loaded->engine->options();
+    spdlog::info(
+        "model {} loaded in {:.1f}s: {} layers, vocabulary {}, max_model_len {}; KV cache {} "
+        "blocks of {} tokens ({} MiB), prefix caching {}",
+        options.model_dir,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count(),
+        config.num_hidden_layers, config.vocab_size, loaded->max_model_len, engine.num_kv_blocks,
+        engine.kv_block_size,
+        engine.num_kv_blocks * KvPool::bytes_per_block(config, engine.kv_block_size) >> 20,
+        engine.enable_prefix_caching ? "on" : "off");
     return loaded;
 }
 
@@ -252,9 +262,9 @@ int run_server(const ServeOptions& options) {
     if (options.max_num_seqs < 1) fail("--max-num-seqs must be positive");
     if (options.max_num_batched_tokens < 1) fail("--max-num-batched-tokens must be positive");
     if (options.max_model_len < 0) fail("--max-model-len must be positive (or 0 for the model's)");
-    if (options.enable_prefix_caching) {
-        spdlog::warn("--enable-prefix-caching: the engine has no prefix cache yet; ignored");
-    }
+    if (options.block_size < 1) fail("--block-size must be positive");
+    if (options.kv_cache_memory_bytes < 0) fail("--kv-cache-memory-bytes must be >= 0");
+    if (options.num_kv_blocks < 0) fail("--num-kv-blocks must be >= 0");
     ServerState state(options);
     httplib::Server server;
     configure(server, state);

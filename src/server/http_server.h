@@ -28,7 +28,10 @@ struct ServeOptions {
     std::string reasoning_parser = "minimax_m2";
     std::string tool_call_parser = "minimax_m2";
     bool enable_auto_tool_choice = false;
-    bool enable_prefix_caching = false;    // accepted; the engine has no prefix cache yet
+    bool enable_prefix_caching = EngineOptions{}.enable_prefix_caching;
+    int64_t block_size = EngineOptions{}.kv_block_size;
+    int64_t kv_cache_memory_bytes = 0;  // 0: EngineOptions' default
+    int64_t num_kv_blocks = 0;          // 0: from kv_cache_memory_bytes
     double sse_ping_interval_s = 15;       // SSE comment pings while a stream has nothing to say
     size_t max_request_bytes = 32u << 20;  // larger bodies: 413
     int64_t max_n = 128;

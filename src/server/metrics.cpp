@@ -117,15 +117,16 @@ std::string ServerMetrics::render(const EngineStats& stats) {
     gauge("fourbit:num_requests_waiting", "Number of requests waiting to be processed.",
           static_cast<double>(stats.requests_waiting));
     gauge("fourbit:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
-          stats.kv_tokens_capacity > 0 ? static_cast<double>(stats.kv_tokens_in_use) /
-                                             static_cast<double>(stats.kv_tokens_capacity)
-                                       : 0.0);
-    // NOTE: no prefix cache yet: the counters exist (at 0) so that dashboards find them.
+          stats.kv_blocks_total > 0 ? static_cast<double>(stats.kv_blocks_in_use) /
+                                          static_cast<double>(stats.kv_blocks_total)
+                                    : 0.0);
     counter("fourbit:prefix_cache_queries_total",
-            "Prefix cache queries, in terms of number of queried tokens.", 0);
+            "Prefix cache queries, in terms of number of queried tokens.",
+            stats.prefix_cache_queries);
     counter("fourbit:prefix_cache_hits_total",
-            "Prefix cache hits, in terms of number of cached tokens.", 0);
-    counter("fourbit:num_preemptions_total", "Cumulative number of preemptions.", 0);
+            "Prefix cache hits, in terms of number of cached tokens.", stats.prefix_cache_hits);
+    counter("fourbit:num_preemptions_total", "Cumulative number of preemptions.",
+            stats.num_preemptions);
     counter("fourbit:prompt_tokens_total", "Number of prefill tokens processed.",
             stats.prompt_tokens_total);
     counter("fourbit:generation_tokens_total", "Number of generation tokens processed.",

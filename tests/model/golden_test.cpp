@@ -13,13 +13,17 @@
 // 4e-3, so greedy ids must match exactly.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "formats/model_config.h"
 #include "formats/safetensors.h"
 #include "model/minimax_m2.h"
+#include "model/sequence_cache.h"
 #include "runtime/generate.h"
 
 namespace fourbit {
@@ -49,9 +53,20 @@ float max_abs_difference(const Tensor& a, const Tensor& b) {
 }
 
 Tensor prefill(const MiniMaxM2& model, const std::vector<int32_t>& ids) {
-    KvCache cache(model.config());
-    SequenceInput input{ids, &cache, true};
-    return model.forward(std::span<const SequenceInput>(&input, 1));
+    SequenceCache cache(model.config(), static_cast<int64_t>(ids.size()));
+    return cache.forward(model, ids, LogitRows::all);
+}
+
+// Block tables over one shared pool whose blocks are dealt out in a scrambled order, so that
+// no sequence's positions are contiguous in memory.
+std::vector<std::vector<int32_t>> scrambled_tables(int64_t n_sequences, int64_t blocks_each,
+                                                   uint32_t seed) {
+    std::vector<int32_t> ids(n_sequences * blocks_each);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::shuffle(ids.begin(), ids.end(), std::mt19937(seed));
+    std::vector<std::vector<int32_t>> tables(n_sequences);
+    for (int64_t i = 0; i < n_sequences * blocks_each; ++i) tables[i % n_sequences].push_back(ids[i]);
+    return tables;
 }
 
 class Golden : public ::testing::TestWithParam<std::string> {
@@ -92,16 +107,15 @@ TEST_P(Golden, GreedyContinuationMatchesTransformers) {
 TEST_P(Golden, IncrementalDecodeEqualsOnePrefill) {
     std::vector<int32_t> ids = prompt(3);
     Tensor full = prefill(*model_, ids);
-    KvCache cache(model_->config());
+    // Blocks of 16 with a split at 40: the decode steps cross block boundaries.
+    SequenceCache cache(model_->config(), static_cast<int64_t>(ids.size()), 16);
     const int64_t split = 40;
     std::vector<int32_t> head(ids.begin(), ids.begin() + split);
-    SequenceInput first{head, &cache, true};
-    Tensor head_logits = model_->forward(std::span<const SequenceInput>(&first, 1));
+    Tensor head_logits = cache.forward(*model_, head, LogitRows::all);
     EXPECT_LT(max_abs_difference(head_logits, full.rows(0, split)), 1e-4f);
     for (int64_t t = split; t < static_cast<int64_t>(ids.size()); ++t) {
         std::vector<int32_t> one{ids[t]};
-        SequenceInput step{one, &cache, false};
-        Tensor logits = model_->forward(std::span<const SequenceInput>(&step, 1));
+        Tensor logits = cache.forward(*model_, one);
         EXPECT_LT(max_abs_difference(logits, full.rows(t, 1)), 1e-4f) << "position " << t;
     }
     EXPECT_EQ(cache.n_tokens(), static_cast<int64_t>(ids.size()));
@@ -109,10 +123,15 @@ TEST_P(Golden, IncrementalDecodeEqualsOnePrefill) {
 
 TEST_P(Golden, BatchOfThreeEqualsEachAlone) {
     std::vector<std::vector<int32_t>> prompts = {prompt(0), prompt(1), prompt(2)};
-    std::vector<KvCache> caches(3, KvCache(model_->config()));
+    const int64_t block_size = 8;
+    int64_t longest = 0;
+    for (const auto& p : prompts) longest = std::max<int64_t>(longest, p.size() + 1);
+    const int64_t blocks_each = (longest + block_size - 1) / block_size;
+    KvPool pool(model_->config(), 3 * blocks_each, block_size);
+    std::vector<std::vector<int32_t>> tables = scrambled_tables(3, blocks_each, 7);
     std::vector<SequenceInput> batch;
-    for (int i = 0; i < 3; ++i) batch.push_back({prompts[i], &caches[i], true});
-    Tensor together = model_->forward(batch);
+    for (int i = 0; i < 3; ++i) batch.push_back({prompts[i], 0, tables[i], LogitRows::all});
+    Tensor together = model_->forward(batch, pool);
     int64_t row = 0;
     for (int i = 0; i < 3; ++i) {
         Tensor alone = prefill(*model_, prompts[i]);
@@ -120,11 +139,13 @@ TEST_P(Golden, BatchOfThreeEqualsEachAlone) {
             << "sequence " << i;
         row += alone.dim(0);
     }
-    // And a decode step of all three at once, each from its own cache.
+    // And a decode step of all three at once, each from its own blocks.
     std::vector<int32_t> next[3] = {{1}, {2}, {3}};
     std::vector<SequenceInput> step;
-    for (int i = 0; i < 3; ++i) step.push_back({next[i], &caches[i], false});
-    Tensor stepped = model_->forward(step);
+    for (int i = 0; i < 3; ++i) {
+        step.push_back({next[i], static_cast<int64_t>(prompts[i].size()), tables[i]});
+    }
+    Tensor stepped = model_->forward(step, pool);
     for (int i = 0; i < 3; ++i) {
         std::vector<int32_t> extended = prompts[i];
         extended.push_back(next[i][0]);
@@ -133,6 +154,37 @@ TEST_P(Golden, BatchOfThreeEqualsEachAlone) {
                   1e-4f)
             << "sequence " << i;
     }
+}
+
+TEST_P(Golden, SharedPrefixBlocksServeASecondSequence) {
+    // Sequence A prefills a prompt; B shares A's first two full blocks (its table starts with
+    // A's block ids) and computes only its own tail, in the same batch as A's next step. B's
+    // logits must equal a prefill of B's whole prompt alone: the shared blocks hold exactly the
+    // keys and values B would have computed.
+    const int64_t block_size = 16;
+    std::vector<int32_t> a = prompt(3);
+    ASSERT_GE(a.size(), 3 * static_cast<size_t>(block_size));
+    std::vector<int32_t> b(a.begin(), a.begin() + 2 * block_size);
+    for (int32_t id : prompt(1)) b.push_back(id);
+    KvPool pool(model_->config(), 32, block_size);
+    std::vector<int32_t> table_a, table_b = {0, 0};
+    for (int32_t i = 0; i < 12; ++i) table_a.push_back(i * 2);      // even blocks
+    for (int32_t i = 0; i < 12; ++i) table_b.push_back(i * 2 + 1);  // odd blocks after the two
+    table_b[0] = table_a[0];
+    table_b[1] = table_a[1];
+    SequenceInput first{a, 0, table_a, LogitRows::none};
+    Tensor none = model_->forward(std::span<const SequenceInput>(&first, 1), pool);
+    EXPECT_EQ(none.dim(0), 0) << "LogitRows::none asks for no rows";
+    std::vector<int32_t> tail(b.begin() + 2 * block_size, b.end());
+    std::vector<int32_t> next_a{5};
+    std::vector<SequenceInput> batch = {
+        {next_a, static_cast<int64_t>(a.size()), table_a, LogitRows::last},
+        {tail, 2 * block_size, table_b, LogitRows::all}};
+    Tensor logits = model_->forward(batch, pool);
+    Tensor alone = prefill(*model_, b);
+    EXPECT_LT(max_abs_difference(logits.rows(1, static_cast<int64_t>(tail.size())),
+                                 alone.rows(2 * block_size, static_cast<int64_t>(tail.size()))),
+              1e-4f);
 }
 
 TEST_P(Golden, TransformersNativeConfigReadsTheSame) {

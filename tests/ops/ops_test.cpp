@@ -1,7 +1,7 @@
 // The CPU ops, each against a naive double-precision reference written here from the op's
 // contract (its header): linear in f32/bf16/block-scaled FP8 on both the streaming and the
-// panel path, rms_norm, partial NeoX RoPE, causal GQA attention, the MoE router and experts,
-// swiglu, embedding and add.
+// panel path, rms_norm, partial NeoX RoPE, the MoE router and experts,
+// swiglu, embedding and add (attention: attention_test.cpp).
 #include <gtest/gtest.h>
 #include <unistd.h>
 #include <sys/wait.h>
@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "ops/add.h"
-#include "ops/attention.h"
 #include "ops/embedding.h"
 #include "ops/linear.h"
 #include "ops/moe.h"
@@ -333,82 +332,6 @@ TEST(Rope, PairsDimensionJWithJPlusHalf) {
     EXPECT_NEAR(x.data<float>()[2], std::sin(1.0), 1e-7);
     EXPECT_EQ(x.data<float>()[3], 0.0f);
     for (int i = 4; i < 8; ++i) EXPECT_EQ(x.data<float>()[i], 0.0f);
-}
-
-// ---- attention_causal -----------------------------------------------------------------------
-
-void expect_attention_matches(const AttentionShape& shape, int64_t n_new, int64_t n_ctx,
-                              std::mt19937& rng) {
-    const int64_t d = shape.head_dim;
-    const int64_t q_width = shape.n_heads * d, kv_width = shape.n_kv_heads * d;
-    Tensor q = random_f32({n_new, q_width}, rng, -2, 2);
-    Tensor keys = random_f32({n_ctx, kv_width}, rng, -2, 2);
-    Tensor values = random_f32({n_ctx, kv_width}, rng);
-    Tensor out = Tensor::zeros(DType::f32, {n_new, q_width});
-    attention_causal(q, keys, values, shape, out);
-    const int64_t heads_per_kv = shape.n_heads / shape.n_kv_heads;
-    for (int64_t t = 0; t < n_new; ++t) {
-        const int64_t position = n_ctx - n_new + t;  // the queries are the last n_new tokens
-        for (int64_t h = 0; h < shape.n_heads; ++h) {
-            const int64_t kv = h / heads_per_kv;
-            std::vector<double> scores(position + 1);
-            double max_score = -INFINITY;
-            for (int64_t s = 0; s <= position; ++s) {
-                double dot = 0;
-                for (int64_t i = 0; i < d; ++i) {
-                    dot += static_cast<double>(q.data<float>()[t * q_width + h * d + i]) *
-                           keys.data<float>()[s * kv_width + kv * d + i];
-                }
-                scores[s] = dot / std::sqrt(static_cast<double>(d));
-                max_score = std::max(max_score, scores[s]);
-            }
-            double total = 0;
-            for (double& score : scores) total += (score = std::exp(score - max_score));
-            for (int64_t i = 0; i < d; ++i) {
-                double expected = 0;
-                for (int64_t s = 0; s <= position; ++s) {
-                    expected += scores[s] / total * values.data<float>()[s * kv_width + kv * d + i];
-                }
-                // f32 scores (|q.k| <= 4d, summed with gamma(d)), f32 exp and weights: the
-                // softmax weights carry a relative error of ~1e-6; the output, a convex
-                // combination of values in [-1, 1], is off by no more than that absolutely.
-                ASSERT_NEAR(out.data<float>()[t * q_width + h * d + i], expected, 1e-5)
-                    << "token " << t << " head " << h << " dim " << i << " n_new " << n_new
-                    << " n_ctx " << n_ctx;
-            }
-        }
-    }
-}
-
-TEST(Attention, GroupedQueryDecodeAndChunk) {
-    std::mt19937 rng(40);
-    const AttentionShape shape{6, 2, 24};  // 3 query heads per kv head; 24 leaves a vector tail
-    expect_attention_matches(shape, 1, 1, rng);
-    expect_attention_matches(shape, 1, 19, rng);   // decode after a prompt
-    expect_attention_matches(shape, 4, 11, rng);   // a chunk at the end of the context
-    expect_attention_matches(shape, 9, 9, rng);    // prefill from empty
-}
-
-TEST(Attention, MiniMaxHeadShape) {
-    std::mt19937 rng(41);
-    expect_attention_matches({6, 1, 128}, 3, 40, rng);
-    expect_attention_matches({4, 4, 16}, 5, 5, rng);  // no grouping
-}
-
-TEST(Attention, FirstQueryOfPrefillSeesOnlyItself) {
-    // With n_new == n_ctx the first query attends only to position 0: out = v[0] exactly up to
-    // the softmax weight 1.
-    std::mt19937 rng(42);
-    const AttentionShape shape{2, 1, 16};
-    Tensor q = random_f32({3, 32}, rng), keys = random_f32({3, 16}, rng),
-           values = random_f32({3, 16}, rng);
-    Tensor out = Tensor::zeros(DType::f32, {3, 32});
-    attention_causal(q, keys, values, shape, out);
-    for (int h = 0; h < 2; ++h) {
-        for (int i = 0; i < 16; ++i) {
-            EXPECT_EQ(out.data<float>()[h * 16 + i], values.data<float>()[i]) << h << " " << i;
-        }
-    }
 }
 
 // ---- moe_route ------------------------------------------------------------------------------

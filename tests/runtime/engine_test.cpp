@@ -1,6 +1,7 @@
 // The serving engine on the transformers-made golden model (tests/golden/minimax_m2/bf16):
 // greedy output through the engine equals transformers' continuation, concurrent requests
-// under chunked prefill equal each run alone, and stops, cancellation, logprobs and refusals.
+// under chunked prefill equal each run alone, preemption under a small KV pool and prefix-cache
+// hits change no output, and stops, cancellation, logprobs and refusals.
 #include "runtime/engine.h"
 
 #include <gtest/gtest.h>
@@ -11,8 +12,10 @@
 #include <future>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "formats/safetensors.h"
+#include "model/sequence_cache.h"
 #include "runtime/generate.h"
 #include "util/error.h"
 
@@ -78,6 +81,26 @@ GenerationRequest greedy(std::vector<int32_t> prompt, int64_t max_tokens) {
     return request;
 }
 
+std::vector<int32_t> greedy_alone(const std::vector<int32_t>& prompt, int64_t max_tokens) {
+    SamplingParams params;
+    params.temperature = 0;
+    Sampler sampler(params);
+    GenerateOptions alone;
+    alone.max_tokens = max_tokens;
+    alone.ignore_eos = true;
+    return generate(golden_model(), prompt, alone, sampler).token_ids;
+}
+
+// Waits until the engine thread has published the stats of its last step.
+EngineStats settled_stats(Engine& engine) {
+    EngineStats stats = engine.take_stats();
+    for (int i = 0; i < 200 && (stats.requests_running != 0 || stats.kv_blocks_in_use != 0); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        stats = engine.take_stats();
+    }
+    return stats;
+}
+
 TEST(Engine, GreedyOutputEqualsTransformers) {
     Engine engine(golden_model(), {});
     std::vector<int32_t> expected = reference_ids("greedy.0");
@@ -117,7 +140,7 @@ TEST(Engine, ConcurrentRequestsWithChunkedPrefillEqualEachAlone) {
     EngineStats stats = engine.take_stats();
     EXPECT_EQ(stats.requests_running, 0);
     EXPECT_EQ(stats.requests_waiting, 0);
-    EXPECT_EQ(stats.kv_tokens_in_use, 0);
+    EXPECT_EQ(stats.kv_blocks_in_use, 0);
     EXPECT_EQ(stats.generation_tokens_total, 4 * 12);
     int64_t prompt_total = 0;
     for (const auto& prompt : prompts) prompt_total += int64_t(prompt.size());
@@ -161,12 +184,103 @@ TEST(Engine, CancelledRequestFinishesOnceAndFreesItsCache) {
     EXPECT_EQ(finish.reason, "cancelled");
     EXPECT_LT(finish.completion_tokens, 2000);
     engine.cancel(id);  // a finished id is ignored
-    for (int i = 0; i < 100 && engine.take_stats().kv_tokens_in_use != 0; ++i) {
+    for (int i = 0; i < 100 && engine.take_stats().kv_blocks_in_use != 0; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     EngineStats stats = engine.take_stats();
-    EXPECT_EQ(stats.kv_tokens_in_use, 0);
+    EXPECT_EQ(stats.kv_blocks_in_use, 0);
     EXPECT_EQ(stats.requests_running, 0);
+}
+
+TEST(Engine, PreemptionUnderASmallPoolChangesNoOutput) {
+    // Four requests (prompts of 7, 19, 12 and 64 tokens, 40 outputs each: 34 blocks of 8 in
+    // all) share a pool of 13 blocks, just one full context of 104 tokens: they cannot all hold
+    // their blocks at once, so the newest are preempted and recomputed. Greedy outputs must
+    // still equal each request run alone.
+    EngineOptions options;
+    options.max_model_len = 104;
+    options.kv_block_size = 8;
+    options.num_kv_blocks = 13;
+    options.max_num_batched_tokens = 16;
+    Engine engine(golden_model(), options);
+    std::vector<std::vector<int32_t>> prompts;
+    for (int i = 0; i < 4; ++i) prompts.push_back(reference_ids("prompt." + std::to_string(i)));
+    std::vector<std::unique_ptr<Collected>> results;
+    for (const auto& prompt : prompts) {
+        results.push_back(std::make_unique<Collected>());
+        engine.submit(greedy(prompt, 40), results.back()->on_token(), results.back()->on_finish());
+    }
+    for (size_t i = 0; i < prompts.size(); ++i) {
+        FinishEvent finish = results[i]->wait();
+        EXPECT_EQ(finish.reason, "length");
+        EXPECT_EQ(finish.completion_tokens, 40);
+        EXPECT_EQ(results[i]->ids(), greedy_alone(prompts[i], 40)) << "request " << i;
+    }
+    EngineStats stats = settled_stats(engine);
+    EXPECT_GT(stats.num_preemptions, 0) << "the pool was meant to run out";
+    EXPECT_EQ(stats.kv_blocks_in_use, 0);
+    EXPECT_EQ(stats.kv_blocks_total, 13);
+    EXPECT_EQ(stats.generation_tokens_total, 4 * 40) << "recomputation generates nothing twice";
+}
+
+TEST(Engine, RepeatedPrefixIsServedFromTheCache) {
+    // A second request that repeats the first one's prompt and output and adds a turn (what an
+    // agent sends every turn) finds the full blocks of that history cached: the hit count is
+    // every full block of it, and the output is unchanged.
+    EngineOptions options;
+    options.kv_block_size = 16;
+    Engine engine(golden_model(), options);
+    std::vector<int32_t> first_prompt = reference_ids("prompt.3");
+    Collected first;
+    engine.submit(greedy(first_prompt, 8), first.on_token(), first.on_finish());
+    first.wait();
+    std::vector<int32_t> second_prompt = first_prompt;
+    for (int32_t id : first.ids()) second_prompt.push_back(id);
+    for (int32_t id : reference_ids("prompt.1")) second_prompt.push_back(id);
+    const EngineStats before = settled_stats(engine);
+    Collected second;
+    engine.submit(greedy(second_prompt, 6), second.on_token(), second.on_finish());
+    second.wait();
+    const EngineStats after = settled_stats(engine);
+    // The first request's KV covers its prompt and all outputs but the last (never fed back).
+    const int64_t computed_before = int64_t(first_prompt.size()) + 8 - 1;
+    const int64_t expected_hit = computed_before / 16 * 16;
+    ASSERT_GT(expected_hit, 0);
+    EXPECT_EQ(after.prefix_cache_hits - before.prefix_cache_hits, expected_hit);
+    EXPECT_EQ(after.prefix_cache_queries - before.prefix_cache_queries,
+              int64_t(second_prompt.size()));
+    EXPECT_EQ(second.ids(), greedy_alone(second_prompt, 6));
+    EXPECT_EQ(after.prompt_tokens_total - before.prompt_tokens_total,
+              int64_t(second_prompt.size()))
+        << "usage counts the whole prompt, cached or not";
+}
+
+TEST(Engine, PrefixCachingOffComputesEverything) {
+    EngineOptions options;
+    options.enable_prefix_caching = false;
+    Engine engine(golden_model(), options);
+    for (int round = 0; round < 2; ++round) {
+        Collected collected;
+        engine.submit(greedy(reference_ids("prompt.3"), 2), collected.on_token(),
+                      collected.on_finish());
+        collected.wait();
+    }
+    EXPECT_EQ(settled_stats(engine).prefix_cache_hits, 0);
+}
+
+TEST(Engine, RefusesAPoolThatCannotHoldOneContext) {
+    EngineOptions options;
+    options.max_model_len = 100;
+    options.kv_block_size = 16;
+    options.num_kv_blocks = 6;  // 96 positions < 100
+    try {
+        Engine engine(golden_model(), options);
+        FAIL() << "a pool smaller than one context was accepted";
+    } catch (const Error& error) {
+        const std::string message = error.what();
+        EXPECT_NE(message.find("6 blocks"), std::string::npos) << message;
+        EXPECT_NE(message.find("max_model_len 100"), std::string::npos) << message;
+    }
 }
 
 TEST(Engine, LogprobsAreTheModelsLogSoftmax) {
@@ -180,9 +294,8 @@ TEST(Engine, LogprobsAreTheModelsLogSoftmax) {
     ASSERT_EQ(collected.tokens.size(), 1u);
     const TokenEvent& event = collected.tokens[0];
     // The same row computed directly, normalised in double.
-    KvCache cache(golden_model().config());
-    SequenceInput input{request.prompt_ids, &cache, false};
-    Tensor logits = golden_model().forward(std::span<const SequenceInput>(&input, 1));
+    SequenceCache cache(golden_model().config(), static_cast<int64_t>(request.prompt_ids.size()));
+    Tensor logits = cache.forward(golden_model(), request.prompt_ids);
     double total = 0;
     for (int64_t i = 0; i < logits.dim(1); ++i) total += std::exp(double(logits.data<float>()[i]));
     auto expected = [&](int32_t id) { return double(logits.data<float>()[id]) - std::log(total); };

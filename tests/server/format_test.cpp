@@ -186,8 +186,11 @@ TEST(ServerMetrics, TextExposition) {
     stats.requests_waiting = 1;
     stats.prompt_tokens_total = 100;
     stats.generation_tokens_total = 50;
-    stats.kv_tokens_in_use = 256;
-    stats.kv_tokens_capacity = 1024;
+    stats.kv_blocks_in_use = 16;
+    stats.kv_blocks_total = 64;
+    stats.prefix_cache_queries = 300;
+    stats.prefix_cache_hits = 128;
+    stats.num_preemptions = 2;
     stats.time_to_first_token_s = {0.003, 0.2};
     stats.inter_token_s = {0.02};
     const std::string text = metrics.render(stats);
@@ -197,8 +200,9 @@ TEST(ServerMetrics, TextExposition) {
     EXPECT_EQ(sample(text, "fourbit:kv_cache_usage_perc{" + labels + "}"), 0.25);
     EXPECT_EQ(sample(text, "fourbit:prompt_tokens_total{" + labels + "}"), 100);
     EXPECT_EQ(sample(text, "fourbit:generation_tokens_total{" + labels + "}"), 50);
-    EXPECT_EQ(sample(text, "fourbit:prefix_cache_queries_total{" + labels + "}"), 0);
-    EXPECT_EQ(sample(text, "fourbit:prefix_cache_hits_total{" + labels + "}"), 0);
+    EXPECT_EQ(sample(text, "fourbit:prefix_cache_queries_total{" + labels + "}"), 300);
+    EXPECT_EQ(sample(text, "fourbit:prefix_cache_hits_total{" + labels + "}"), 128);
+    EXPECT_EQ(sample(text, "fourbit:num_preemptions_total{" + labels + "}"), 2);
     EXPECT_EQ(
         sample(text, "fourbit:request_success_total{finished_reason=\"stop\"," + labels + "}"), 2);
     EXPECT_EQ(

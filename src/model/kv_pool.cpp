@@ -1,0 +1,48 @@
+#include "model/kv_pool.h"
+
+#include <sys/mman.h>
+
+#include <memory>
+
+#include "util/error.h"
+
+namespace fourbit {
+
+namespace {
+
+// Anonymous memory, zero and page-aligned: the kernel commits a page when it is first written,
+// so a pool sized for max_num_seqs full contexts costs only what sequences actually fill.
+Tensor lazily_committed_f32(int64_t rows, int64_t cols) {
+    const size_t bytes = static_cast<size_t>(rows * cols) * sizeof(float);
+    void* memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) fail("out of memory reserving {} MiB for the KV cache", bytes >> 20);
+    std::shared_ptr<const void> owner(memory, [bytes](const void* p) {
+        munmap(const_cast<void*>(p), bytes);
+    });
+    return Tensor::borrow(DType::f32, {rows, cols}, memory, std::move(owner));
+}
+
+}  // namespace
+
+KvPool::KvPool(const MiniMaxM2Config& config, int64_t num_blocks, int64_t block_size)
+    : num_blocks_(num_blocks), block_size_(block_size) {
+    if (num_blocks < 1 || block_size < 1) {
+        fail("a KV pool needs at least one block of at least one token, got {} blocks of {}",
+             num_blocks, block_size);
+    }
+    for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
+        keys_.push_back(lazily_committed_f32(num_blocks * block_size, config.kv_width()));
+        values_.push_back(lazily_committed_f32(num_blocks * block_size, config.kv_width()));
+    }
+}
+
+int64_t KvPool::bytes_per_block(const MiniMaxM2Config& config, int64_t block_size) {
+    return config.num_hidden_layers * 2 * block_size * config.kv_width() *
+           static_cast<int64_t>(sizeof(float));
+}
+
+KvPages KvPool::pages(int64_t layer, std::span<const int32_t> block_table) const {
+    return KvPages{keys_.at(layer), values_.at(layer), block_size_, block_table};
+}
+
+}  // namespace fourbit

@@ -1,0 +1,143 @@
+#include "runtime/scheduler.h"
+
+#include <algorithm>
+
+#include "util/error.h"
+
+namespace fourbit {
+
+namespace {
+
+KvBlockManagerOptions manager_options(const SchedulerOptions& options) {
+    KvBlockManagerOptions out;
+    out.num_blocks = options.num_blocks;
+    out.block_size = options.block_size;
+    out.enable_prefix_caching = options.enable_prefix_caching;
+    return out;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(const SchedulerOptions& options)
+    : options_(options), kv_(manager_options(options)) {
+    FOURBIT_ASSERT(options.max_num_seqs > 0 && options.max_num_batched_tokens > 0 &&
+                       options.num_blocks > 0 && options.block_size > 0,
+                   "scheduler options");
+}
+
+void Scheduler::add(uint64_t id, std::vector<int32_t> prompt_ids) {
+    FOURBIT_ASSERT(!prompt_ids.empty(), "sequence {} has no prompt", id);
+    const bool inserted = sequences_.emplace(id, SequenceState{std::move(prompt_ids), 0}).second;
+    FOURBIT_ASSERT(inserted, "sequence {} added twice", id);
+    waiting_.push_back(id);
+}
+
+void Scheduler::remove(uint64_t id) {
+    if (sequences_.erase(id) == 0) return;
+    kv_.free(id);
+    std::erase(running_, id);
+    std::erase(waiting_, id);
+}
+
+int64_t Scheduler::n_tokens(uint64_t id) const {
+    return static_cast<int64_t>(sequences_.at(id).tokens.size());
+}
+
+void Scheduler::preempt(uint64_t id) {
+    kv_.free(id);
+    sequences_.at(id).n_computed = 0;
+    ++num_preemptions_;
+}
+
+StepPlan Scheduler::schedule() {
+    StepPlan plan;
+    int64_t budget = options_.max_num_batched_tokens;
+    std::vector<bool> scheduled(running_.size(), false), preempted(running_.size(), false);
+
+    auto add_chunk = [&](uint64_t id, const SequenceState& state, int64_t n_new,
+                         const KvAllocation& allocation) {
+        std::span<const int32_t> tokens(state.tokens);
+        plan.chunks.push_back({id, tokens.subspan(state.n_computed, n_new), state.n_computed,
+                               allocation.block_ids,
+                               state.n_computed + n_new == static_cast<int64_t>(tokens.size())});
+        budget -= n_new;
+    };
+    // The victim when sequence i finds no block: the newest running sequence this step has not
+    // scheduled (its blocks hold finished KV, so freeing them is safe), else i itself.
+    auto victim_for = [&](size_t i) {
+        for (size_t j = running_.size(); j-- > 0;) {
+            if (j != i && !scheduled[j] && !preempted[j]) return j;
+        }
+        return i;
+    };
+
+    for (const bool decode_pass : {true, false}) {
+        for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
+            if (scheduled[i] || preempted[i]) continue;
+            const uint64_t id = running_[i];
+            SequenceState& state = sequences_.at(id);
+            const int64_t remaining = static_cast<int64_t>(state.tokens.size()) - state.n_computed;
+            if ((remaining == 1) != decode_pass) continue;
+            const int64_t n_new = std::min(remaining, budget);
+            for (;;) {
+                std::optional<KvAllocation> allocation =
+                    kv_.allocate(id, state.tokens, state.n_computed, n_new);
+                if (allocation) {
+                    scheduled[i] = true;
+                    add_chunk(id, state, n_new, *allocation);
+                    break;
+                }
+                const size_t victim = victim_for(i);
+                preempted[victim] = true;
+                preempt(running_[victim]);
+                plan.preempted.push_back(running_[victim]);
+                if (victim == i) break;
+            }
+        }
+    }
+
+    if (!plan.preempted.empty()) {
+        // Back to the head of the queue, oldest first, ahead of everything that waits.
+        std::vector<uint64_t> kept, sent_back;
+        for (size_t i = 0; i < running_.size(); ++i) {
+            (preempted[i] ? sent_back : kept).push_back(running_[i]);
+        }
+        running_ = std::move(kept);
+        waiting_.insert(waiting_.begin(), sent_back.begin(), sent_back.end());
+        return plan;  // no admissions in a step that had to preempt
+    }
+
+    while (!waiting_.empty() && num_running() < options_.max_num_seqs && budget > 0) {
+        const uint64_t id = waiting_.front();
+        SequenceState& state = sequences_.at(id);
+        const int64_t cached =
+            options_.enable_prefix_caching ? kv_.find_cached_prefix(state.tokens) : 0;
+        const int64_t n_new =
+            std::min(static_cast<int64_t>(state.tokens.size()) - cached, budget);
+        std::optional<KvAllocation> allocation = kv_.allocate(id, state.tokens, cached, n_new);
+        if (!allocation) break;  // first come, first served: nobody overtakes the head
+        state.n_computed = cached;
+        waiting_.pop_front();
+        running_.push_back(id);
+        add_chunk(id, state, n_new, *allocation);
+    }
+    return plan;
+}
+
+void Scheduler::commit(const StepPlan& plan) {
+    for (const ScheduledChunk& chunk : plan.chunks) {
+        sequences_.at(chunk.id).n_computed =
+            chunk.n_cached + static_cast<int64_t>(chunk.token_ids.size());
+    }
+}
+
+void Scheduler::append_token(uint64_t id, int32_t token_id) {
+    SequenceState& state = sequences_.at(id);
+    FOURBIT_ASSERT(state.n_computed == static_cast<int64_t>(state.tokens.size()),
+                   "sequence {} got a token before its known tokens were computed", id);
+    state.tokens.push_back(token_id);
+}
+
+void Scheduler::discard_failed_step() { kv_.reset_prefix_cache(); }
+
+}  // namespace fourbit
