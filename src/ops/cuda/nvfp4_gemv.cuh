@@ -110,9 +110,11 @@ __device__ __forceinline__ void compute_chunk(const WeightChunk<kChunk>& chunk, 
     }
 }
 
-// One warp's share of a stripe, groups [begin, end): two chunks in flight, the next loading
-// while the current one is multiplied. `first` was loaded by the caller (before it staged the
-// activations, so that the weights' latency and the staging overlap).
+// One warp's share of a stripe, groups [begin, end): the next chunk loads while the current one
+// is multiplied. `first` was loaded by the caller (before it staged the activations, so that
+// the weights' latency and the staging overlap). NOTE: `first = next` waits for the next
+// chunk's loads, so each further chunk still costs about one memory latency (measured on the
+// H200: bench/results/cuda_kernels.md); a ping-pong without the copy did not pay off alone.
 template <int kTokenTiles, int kChunk, bool kStaged>
 __device__ __forceinline__ void stripe_partial(WeightChunk<kChunk>& first, const uint4* codes,
                                                const uint2* scales, int begin, int end,
