@@ -4,6 +4,7 @@
 // for comparison, and one MoE layer's decode step (router, top 8, experts) against its byte
 // floor. Every timed region is a CUDA graph of many calls over distinct weights (several times
 // the L2), replayed; the median replay counts. Prints a markdown table; writes JSON to argv[1].
+// With --profile instead: three untimed calls of the q_proj GEMV at one token, for ncu.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -356,6 +357,16 @@ void moe_layer() {
     }
 }
 
+// For a profiler (check.sh runs ncu on this): three eager calls of the production q_proj GEMV at
+// one token, nothing timed.
+void profile_targets() {
+    LinearWeight q_proj = random_tiled_nvfp4(6144, 3072, 1);
+    Tensor x = random_f32({1, 3072}, 7);
+    Tensor y = Tensor::zeros(DType::f32, {1, 6144}, kGpu);
+    for (int i = 0; i < 3; ++i) linear(x, q_proj, y);
+    FOURBIT_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
 void write_json(const char* path, const std::string& card) {
     FILE* f = std::fopen(path, "w");
     if (f == nullptr) return;
@@ -385,6 +396,10 @@ int main(int argc, char** argv) {
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
         std::printf("no CUDA device: nothing to measure\n");
+        return 0;
+    }
+    if (argc > 1 && std::string(argv[1]) == "--profile") {
+        profile_targets();
         return 0;
     }
     cudaDeviceProp props;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: build with the CUDA backend, run the tests (GPU tests included;
 # they skip only where no GPU is present), a compute-sanitizer memcheck of the CUDA op suite,
-# and the GPU kernel benchmarks; then print a short table last. Logs and results go to $OUT
-# (or /tmp): configure/build/test logs, memcheck.log, cuda_kernels.md and cuda_kernels.json.
+# the GPU kernel benchmarks and an ncu profile of the one-token GEMV; then print a short table
+# last. Logs and results go to $OUT (or /tmp): configure/build/test logs, gpu_tests.log,
+# memcheck.log, cuda_kernels.md, cuda_kernels.json and ncu.log (8 files: the run tool's limit).
 # Usage: here, tools/gpu/fetch_deps.sh once; then on the GPU machine, from the repository
 # root, with `.gpu-deps` carried:
 #   bash tools/gpu/check.sh          everything: the whole project and every test
@@ -85,6 +86,16 @@ if [ $build -eq 0 ]; then
         "$build_dir/bench/cuda_kernels_bench" "$log_dir/cuda_kernels.json" >"$log_dir/cuda_kernels.md" 2>&1
     bench=$([ $? -eq 0 ] && echo "ok, see cuda_kernels.md" || echo "FAILED, see cuda_kernels.md")
 fi
+profile="not run"
+if [ $build -eq 0 ] && command -v ncu >/dev/null; then
+    # Hardware counters of the q_proj GEMV at one token (clocks left alone, METHOD.md): where its
+    # time goes (issue slots, stalls, achieved bandwidth) for the next kernel change.
+    ncu --clock-control none --kernel-name regex:linear_kernel --launch-skip 1 --launch-count 1 \
+        --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
+        --section SchedulerStats --section Occupancy --section LaunchStats \
+        "$build_dir/bench/cuda_kernels_bench" --profile >"$log_dir/ncu.log" 2>&1
+    profile=$([ $? -eq 0 ] && echo "ok, see ncu.log" || echo "FAILED, see ncu.log")
+fi
 gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)
 
 echo
@@ -106,5 +117,6 @@ echo "| tests | $tests |"
 echo "| GPU tests | $gpu_tests |"
 echo "| memcheck | $memcheck |"
 echo "| GPU benchmarks | $bench |"
+echo "| ncu profile (q_proj, 1 token) | $profile |"
 echo "| wall time | $(($(date +%s) - start)) s |"
 [ $configure -eq 0 ] && [ $build -eq 0 ] && [ "${gpu_failed:-1}" -eq 0 ] && [ "${gpu_skipped:-1}" -eq 0 ]
