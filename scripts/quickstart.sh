@@ -21,11 +21,9 @@ if [ "$mode" = test ]; then
     exec ctest --output-on-failure --timeout 900 -j "$(nproc)"
 fi
 
-# Until the bundled demo model exists, the default model is the tiny preset (random weights),
-# made here once; the server then answers OpenAI requests on http://127.0.0.1:8000/v1 until
+# The default model is the bundled demo model (models/minimax-m2-demo, trained by the project:
+# tools/demo-model/); the server answers OpenAI requests on http://127.0.0.1:8000/v1 until
 # Ctrl-C. Arguments after `serve` go to `fourbit serve` (e.g. --port 9000, --api-key K).
-model_dir="$build_dir/models/tiny"
-[ -f "$model_dir/config.json" ] || "$build_dir/fourbit" make-model --preset tiny --out "$model_dir"
 shift
-exec "$build_dir/fourbit" serve --model "$model_dir" --served-model-name tiny --max-model-len 4096 \
-    --enable-auto-tool-choice "$@"
+exec "$build_dir/fourbit" serve --model models/minimax-m2-demo --served-model-name minimax-m2-demo \
+    --max-model-len 4096 --enable-auto-tool-choice "$@"

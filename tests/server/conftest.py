@@ -93,14 +93,20 @@ def binary() -> str:
     return path
 
 
-def start_server(workdir: str, extra_args=()) -> Server:
-    model_dir = os.path.join(workdir, "tiny")
-    subprocess.run([binary(), "make-model", "--preset", "tiny", "--out", model_dir],
+def start_server(workdir: str, extra_args=(), preset="tiny") -> Server:
+    """Serves a fresh `make-model --preset` checkpoint under the preset's name."""
+    model_dir = os.path.join(workdir, preset)
+    subprocess.run([binary(), "make-model", "--preset", preset, "--out", model_dir],
                    check=True, capture_output=True, timeout=300)
+    return start_server_on(model_dir, workdir, preset, extra_args)
+
+
+def start_server_on(model_dir: str, workdir: str, name: str, extra_args=()) -> Server:
+    """`fourbit serve` on an existing checkpoint, its log in WORKDIR/server.log."""
     log_path = os.path.join(workdir, "server.log")
     log = open(log_path, "w")
     process = subprocess.Popen(
-        [binary(), "serve", "--model", model_dir, "--port", "0", "--served-model-name", "tiny",
+        [binary(), "serve", "--model", model_dir, "--port", "0", "--served-model-name", name,
          "--max-model-len", str(MAX_MODEL_LEN), "--api-key", API_KEY, "--api-key", "second-key",
          "--enable-auto-tool-choice", "--sse-ping-interval", "0.2",
          "--max-request-bytes", str(MAX_REQUEST_BYTES), *extra_args],
