@@ -93,9 +93,4 @@ void copy_bytes(void* destination, Device destination_device, const void* source
     FOURBIT_CUDA_CHECK(cudaMemcpy(destination, source, bytes, cudaMemcpyDefault));
 }
 
-void cuda_synchronize(int index) {
-    DeviceScope scope(index);
-    FOURBIT_CUDA_CHECK(cudaDeviceSynchronize());
-}
-
 }  // namespace fourbit

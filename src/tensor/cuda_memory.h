@@ -20,11 +20,10 @@ int cuda_device_count();
 std::shared_ptr<void> cuda_allocate(size_t bytes, int index);
 // Zero-fills `bytes` at `data` on CUDA device `index`.
 void cuda_zero(void* data, size_t bytes, int index);
-// Copies `bytes` between any two devices; returns once the bytes are at `destination` (a copy
-// to the host waits for work already queued on the device that produced them).
+// Copies `bytes` between any two devices; returns once the bytes are at `destination`.
+// NOTE: the copy runs on the legacy default stream, so it waits for work queued on blocking
+// streams (the ops' default) but not on a non-blocking stream: synchronise such a stream first.
 void copy_bytes(void* destination, Device destination_device, const void* source,
                 Device source_device, size_t bytes);
-// Waits for all work queued on CUDA device `index`.
-void cuda_synchronize(int index);
 
 }  // namespace fourbit

@@ -30,6 +30,4 @@ void copy_bytes(void* destination, Device destination_device, const void* source
     if (bytes != 0) std::memcpy(destination, source, bytes);
 }
 
-void cuda_synchronize(int index) { fail("cuda:{}: this build has no CUDA backend", index); }
-
 }  // namespace fourbit
