@@ -428,6 +428,21 @@ TEST_P(DeviceOps, MixedDevicesAndMissingKernelsAreNamedErrors) {
     EXPECT_THROW(moe_experts(dx, ids, weights, experts, y), Error);
 }
 
+// Dispatch errors a build without a GPU can see: grouped experts live on CUDA only, and an op's
+// tensors must share a device whatever the build.
+TEST(DeviceDispatch, GroupedExpertsOnTheHostAreANamedError) {
+    Tensor h = Tensor::zeros(DType::f32, {1, 64}), out = Tensor::zeros(DType::f32, {1, 64});
+    Tensor ids = Tensor::zeros(DType::i32, {1, 2}), weights = Tensor::zeros(DType::f32, {1, 2});
+    GroupedExperts grouped;
+    grouped.hidden = 64;
+    try {
+        moe_experts(h, ids, weights, grouped, out);
+        FAIL() << "grouped experts ran on the host";
+    } catch (const Error& error) {
+        EXPECT_NE(std::string(error.what()).find("CUDA only"), std::string::npos) << error.what();
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Devices, DeviceOps, ::testing::Values("host", "cuda"),
                          [](const auto& info) { return info.param; });
 
