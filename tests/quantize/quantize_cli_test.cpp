@@ -31,7 +31,8 @@ std::string words(int dataset, int index, int n_words) {
                                    "weather", "in",      "Paris",   "function", "code"};
     std::string text;
     for (int i = 0; i < n_words; ++i) {
-        text += (i ? " " : "") + std::string(kWords[(dataset * 7 + index * 3 + i * i) % 20]);
+        if (i > 0) text += ' ';
+        text += kWords[(dataset * 7 + index * 3 + i * i) % 20];
     }
     return text;
 }
@@ -185,7 +186,7 @@ TEST_F(QuantizeCliTest, ExportFollowsTheFormulasAndLoadsClean) {
         }
     }
     // Ignored modules stay BF16, byte for byte.
-    for (const std::string& name :
+    for (const char* name :
          {"model.layers.0.self_attn.q_proj.weight",
           "model.layers.3.block_sparse_moe.experts.1.w2.weight",
           "model.layers.1.block_sparse_moe.gate.weight", "lm_head.weight"}) {
