@@ -10,12 +10,14 @@
 
 #include "model/make_model.h"
 #include "quantize/calibration_data.h"
+#include "quantize/calibration_observer.h"
 #include "quantize/calibration_samples.h"
 #include "quantize/calibration_state.h"
 #include "quantize/eval_metrics.h"
 #include "quantize/export_nvfp4.h"
 #include "quantize/quantized_modules.h"
 #include "quantize/recipe.h"
+#include "quantize/sequence_forward.h"
 #include "quantize/sha256.h"
 #include "quantize/starved_experts.h"
 #include "support/temp_dir.h"
@@ -359,6 +361,56 @@ TEST(ExportNvFp4, RefusesModulesWithoutAFiniteCalibratedAmax) {
         }
         EXPECT_FALSE(std::filesystem::exists(dir.path() / "out" / "model.safetensors.index.json"));
     }
+}
+
+// The observers' bookkeeping on a real forward (their values are checked against transformers'
+// hooks on the GPU machine: reference_check.md): every token reaches exactly k experts of each
+// layer, an expert's w1 and w3 share their input, and every module on the token path is seen.
+TEST(CalibrationObserver, CountsEveryRoutedTokenOnceAndSeesEveryModule) {
+    TempDir dir;
+    MakeModelOptions make;
+    make.preset = "tiny";
+    make.out_dir = dir / "model";
+    make.layers = 2;
+    make_model(make);
+    const MiniMaxM2 model(load_model_weights(dir / "model"));
+    const MiniMaxM2Config& c = model.config();
+    const QuantizationPlan plan = make_quantization_plan(c, {"lm_head"});
+    CalibrationState state = CalibrationState::empty("t", 1, plan.n_linears(), c.num_hidden_layers,
+                                                     c.num_local_experts, 1);
+    CalibrationObserver observer(plan, model.weights(), state);
+    std::vector<int32_t> ids(40);
+    for (int32_t i = 0; i < 40; ++i) ids[i] = (i * 97 + 5) % static_cast<int32_t>(c.vocab_size);
+    observe_sequence(model, ids, observer);
+    observe_sequence(model, std::span<const int32_t>(ids).first(10), observer);
+    for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
+        int64_t routed = 0;
+        for (int64_t e = 0; e < c.num_local_experts; ++e)
+            routed += state.tokens_of_expert(layer, e);
+        EXPECT_EQ(routed, 50 * c.num_experts_per_tok) << layer;
+    }
+    for (size_t i = 0; i < plan.modules.size(); ++i) {
+        const LinearModule& module = plan.modules[i];
+        if (module.layer < 0) continue;
+        const bool is_expert = module.prefix.find(".experts.") != std::string::npos;
+        const int64_t expert =
+            is_expert ? std::stoll(module.prefix.substr(module.prefix.find(".experts.") + 9)) : -1;
+        if (!is_expert || state.tokens_of_expert(module.layer, expert) > 0) {
+            EXPECT_GT(state.input_amax[i], 0.0f) << module.prefix;
+        } else {
+            EXPECT_EQ(state.input_amax[i], 0.0f) << module.prefix;
+        }
+        if (module.prefix.ends_with(".w1")) {
+            EXPECT_EQ(state.input_amax[i], state.input_amax[i + 2]) << module.prefix;
+            // Its rows are a subset of the router's.
+            const size_t router = module.layer * (5 + 3 * c.num_local_experts) + 4;
+            ASSERT_TRUE(plan.modules[router].prefix.ends_with("block_sparse_moe.gate"));
+            EXPECT_LE(state.input_amax[i], state.input_amax[router]) << module.prefix;
+        }
+    }
+    // q, k and v read the same rows; the router reads the experts' input.
+    EXPECT_EQ(state.input_amax[0], state.input_amax[1]);
+    EXPECT_EQ(state.input_amax[0], state.input_amax[2]);
 }
 
 }  // namespace
