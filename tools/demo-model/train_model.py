@@ -43,7 +43,6 @@ SPEC = dict(vocab_size=8192, hidden_size=256, intermediate_size=96, num_hidden_l
             num_local_experts=16, num_experts_per_tok=4, fp8=False)
 ROPE_THETA = 5e6
 MAX_POSITIONS = 4096
-BEGIN, TURN, END = "]~!b[", "]~b]", "[e~["
 
 
 def hf_config(spec, attention):
@@ -267,7 +266,7 @@ def next_token_loss(model, rows):
                                              rows[:, 1:].reshape(-1))
 
 
-def write_outputs(model, spec, args, heldout, log, summary, prompts):
+def write_outputs(model, spec, args, heldout, prompts):
     official, exact = to_official(model.cpu().float(), spec)
     # MiniMax ships the router gate and routing bias in F32 (minimax_m2.md §2.4): keep them so.
     for name, tensor in model.state_dict().items():
@@ -416,7 +415,7 @@ def main():
     save_report()
     started = time.time()
     try:
-        report["reference"] = write_outputs(model, spec, args, heldout, log, summary, prompts)
+        report["reference"] = write_outputs(model, spec, args, heldout, prompts)
     except Exception:
         # Keep the trained weights (two bf16 halves, under the transfer limit per file) so a
         # second run can finish the job without training again.
