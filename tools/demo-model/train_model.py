@@ -178,7 +178,7 @@ def init_weights(model, spec, generator):
             raise SystemExit(f"no initialisation for {name} {tuple(tensor.shape)}")
 
 
-def choose_experts_implementation(model, device, sample):
+def choose_experts_implementation(model, sample):
     """grouped_mm when transformers offers it and it matches eager here; else eager."""
     config = model.config
     results = {}
@@ -213,7 +213,7 @@ def train(args, spec, device):
     generator = torch.Generator().manual_seed(args.seed)
     data = batches(stream, args.batch, args.length, generator)
     sample = next(batches(stream, 4, 256, torch.Generator().manual_seed(1))).to(device)
-    experts = choose_experts_implementation(model, device, sample)
+    experts = choose_experts_implementation(model, sample)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
