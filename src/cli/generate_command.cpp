@@ -1,8 +1,14 @@
+// `fourbit generate`: one request through the serving engine (the same scheduler, KV cache and
+// speculative decoding as `serve`), printed as token ids.
+#include <chrono>
 #include <cstdio>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "runtime/generate.h"
+#include "cli/speculative_flags.h"
+#include "runtime/engine.h"
+#include "util/error.h"
 #include "util/log.h"
 
 namespace fourbit {
@@ -17,6 +23,7 @@ void add_generate_command(CLI::App& app) {
         std::optional<uint64_t> seed;
         bool ignore_eos = false;
         std::string output = "text";
+        SpeculativeFlags speculative;
     };
     auto options = std::make_shared<Options>();
     CLI::App* command = app.add_subcommand("generate", "generate tokens from a prompt");
@@ -35,6 +42,7 @@ void add_generate_command(CLI::App& app) {
     command->add_option("--output", options->output, "text or json")
         ->check(CLI::IsMember({"text", "json"}))
         ->capture_default_str();
+    add_speculative_flags(*command, options->speculative);
     command->callback([options] {
         const Options& o = *options;
         std::vector<int32_t> prompt = parse_token_ids(o.prompt_ids, "--prompt-ids");
@@ -47,26 +55,56 @@ void add_generate_command(CLI::App& app) {
         if (o.top_p) params.top_p = *o.top_p;
         if (o.min_p) params.min_p = *o.min_p;
         params.seed = o.seed;
-        Sampler sampler(params);
+        if (o.max_tokens < 1) fail("--max-tokens must be at least 1, got {}", o.max_tokens);
 
-        GenerateOptions generate_options;
-        generate_options.max_tokens = o.max_tokens;
-        generate_options.ignore_eos = o.ignore_eos;
-        generate_options.eos_token_ids =
+        GenerationRequest request;
+        request.prompt_ids = prompt;
+        request.sampling = params;
+        request.max_tokens = o.max_tokens;
+        request.ignore_eos = o.ignore_eos;
+        request.stop_token_ids =
             defaults.eos_token_ids.empty() ? model.config().eos_token_ids : defaults.eos_token_ids;
-        GenerateResult result = generate(model, prompt, generate_options, sampler);
+        EngineOptions engine_options;
+        engine_options.max_num_seqs = 1;
+        engine_options.max_model_len = static_cast<int64_t>(prompt.size()) + o.max_tokens;
+        engine_options.speculative = resolve_speculative_flags(o.speculative);
+        Engine engine(model, engine_options);
+
+        struct Result {
+            std::vector<int32_t> token_ids;
+            std::chrono::steady_clock::time_point last_token;
+        } result;
+        std::promise<FinishEvent> finished;
+        const auto start = std::chrono::steady_clock::now();
+        engine.submit(
+            request,
+            [&](const TokenEvent& event) {
+                result.token_ids.push_back(event.token_id);
+                result.last_token = std::chrono::steady_clock::now();
+            },
+            [&](const FinishEvent& event) { finished.set_value(event); });
+        const FinishEvent finish = finished.get_future().get();
+        if (finish.reason == "error") fail("generation failed: {}", finish.error);
 
         const size_t n = result.token_ids.size();
+        const double prefill_s = finish.time_to_first_token_s;
+        const double decode_s =
+            n > 1 ? std::chrono::duration<double>(result.last_token - start).count() - prefill_s
+                  : 0.0;
+        const EngineStats stats = engine.take_stats();
         spdlog::info(
             "prompt {} tokens in {:.3f}s ({:.1f} tok/s); {} tokens decoded in {:.3f}s "
-            "({:.1f} tok/s); finish: {}",
-            prompt.size(), result.prefill_seconds,
-            prompt.size() / std::max(result.prefill_seconds, 1e-9), n > 0 ? n - 1 : 0,
-            result.decode_seconds, n > 1 ? (n - 1) / std::max(result.decode_seconds, 1e-9) : 0.0,
-            result.finish_reason);
+            "({:.1f} tok/s); finish: {}{}",
+            prompt.size(), prefill_s, prompt.size() / std::max(prefill_s, 1e-9),
+            n > 0 ? n - 1 : 0, decode_s, n > 1 ? (n - 1) / std::max(decode_s, 1e-9) : 0.0,
+            finish.reason,
+            stats.spec_draft_tokens > 0
+                ? fmt::format("; {} of {} draft tokens accepted", stats.spec_accepted_tokens,
+                              stats.spec_draft_tokens)
+                : "");
         if (o.output == "json") {
             nlohmann::json out = {{"token_ids", result.token_ids},
-                                  {"finish_reason", result.finish_reason}};
+                                  {"finish_reason", finish.reason}};
             std::printf("%s\n", out.dump().c_str());
         } else {
             for (size_t i = 0; i < n; ++i) std::printf(i ? " %d" : "%d", result.token_ids[i]);

@@ -3,12 +3,14 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/speculative_flags.h"
 #include "server/http_server.h"
 
 namespace fourbit {
 
 void add_serve_command(CLI::App& app) {
     auto options = std::make_shared<ServeOptions>();
+    auto speculative = std::make_shared<SpeculativeFlags>();
     CLI::App* command =
         app.add_subcommand("serve", "serve a model over an OpenAI-compatible HTTP API");
     command->add_option("--model", options->model_dir,
@@ -64,7 +66,9 @@ void add_serve_command(CLI::App& app) {
         ->add_option("--http-threads", options->http_threads,
                      "HTTP worker threads (0: max-num-seqs + 16, at least 32)")
         ->capture_default_str();
-    command->callback([options] {
+    add_speculative_flags(*command, *speculative);
+    command->callback([options, speculative] {
+        options->speculative = resolve_speculative_flags(*speculative);
         if (options->model_dir.empty()) {
             options->model_dir = FOURBIT_DEMO_MODEL_DIR;
             if (options->served_model_names.empty()) {

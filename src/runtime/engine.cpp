@@ -69,6 +69,7 @@ struct Engine::Sequence {
     TokenCallback on_token;
     FinishCallback on_finish;
     std::unique_ptr<Sampler> sampler;
+    DraftLengthPolicy draft_length;
     int64_t n_output = 0;
     Clock::time_point submitted, last_token;
     double time_to_first_token_s = 0;
@@ -92,6 +93,7 @@ Engine::Engine(const MiniMaxM2& model, const EngineOptions& options)
     scheduling.enable_prefix_caching = options_.enable_prefix_caching;
     scheduler_ = std::make_unique<Scheduler>(scheduling);
     stats_.kv_blocks_total = options_.num_kv_blocks;
+    stats_.spec_accepted_per_position.assign(options_.speculative.num_speculative_tokens, 0);
     thread_ = std::thread([this] { run(); });
 }
 
@@ -224,17 +226,56 @@ void Engine::publish_scheduler_stats() {
     stats_.num_preemptions = scheduler_->num_preemptions();
 }
 
+TokenEvent Engine::token_event(const Sequence& sequence, std::span<const float> row,
+                               int32_t token_id) const {
+    TokenEvent event;
+    event.token_id = token_id;
+    if (sequence.request.logprobs || sequence.request.top_logprobs > 0) {
+        const int64_t vocab = static_cast<int64_t>(row.size());
+        std::vector<float> log_probabilities = log_softmax(row);
+        event.logprob = log_probabilities[token_id];
+        std::vector<int32_t> order(vocab);
+        for (int32_t id = 0; id < vocab; ++id) order[id] = id;
+        const int64_t k = std::min<int64_t>(sequence.request.top_logprobs, vocab);
+        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+            return log_probabilities[a] > log_probabilities[b] ||
+                   (log_probabilities[a] == log_probabilities[b] && a < b);
+        });
+        for (int64_t j = 0; j < k; ++j) {
+            event.top_logprobs.emplace_back(order[j], log_probabilities[order[j]]);
+        }
+    }
+    return event;
+}
+
+void Engine::propose_drafts(Sequence& sequence) {
+    const SpeculativeConfig& config = options_.speculative;
+    if (!config.enabled()) return;
+    // No drafts past what the request may still produce: max_tokens or the context.
+    const int64_t n_tokens = scheduler_->n_tokens(sequence.id);
+    const int64_t room = std::min(sequence.request.max_tokens - sequence.n_output,
+                                  options_.max_model_len - n_tokens) - 1;
+    const int64_t k = std::min(room, sequence.draft_length.choose(config, scheduler_->num_running()));
+    if (k <= 0) return;
+    std::vector<int32_t> drafts = propose_ngram_draft(
+        scheduler_->tokens(sequence.id), config.prompt_lookup_min, config.prompt_lookup_max, k);
+    if (!drafts.empty()) scheduler_->set_drafts(sequence.id, std::move(drafts));
+}
+
 void Engine::step() {
     const StepPlan plan = scheduler_->schedule();
     if (plan.empty()) return;
     // Admissions and preemptions are visible before any callback of this step answers a
     // client, so a client that reads /metrics after its reply sees its own prefix-cache hits.
     publish_scheduler_stats();
-    // Only chunks that reach the end of their sequence's known tokens need a row of logits.
+    // Only chunks that reach the end of their sequence's known tokens need logits: the last
+    // row, or every row of a verification (the drafts' and the bonus token's).
     std::vector<SequenceInput> batch;
     for (const ScheduledChunk& chunk : plan.chunks) {
-        batch.push_back({chunk.token_ids, chunk.n_cached, chunk.block_table,
-                         chunk.completes ? LogitRows::last : LogitRows::none});
+        const LogitRows rows = !chunk.completes     ? LogitRows::none
+                               : chunk.n_drafts > 0 ? LogitRows::all
+                                                    : LogitRows::last;
+        batch.push_back({chunk.token_ids, chunk.n_cached, chunk.block_table, rows});
     }
     Tensor logits;
     try {
@@ -247,66 +288,93 @@ void Engine::step() {
         scheduler_->discard_failed_step();
         return;
     }
-    scheduler_->commit(plan);
 
     const auto now = Clock::now();
-    const int64_t vocab = logits.dim(1);
-    int64_t prompt_tokens = 0, generated = 0, row_index = 0;
+    const size_t vocab = static_cast<size_t>(logits.dim(1));
+    int64_t prompt_tokens = 0, generated = 0, next_row = 0;
+    int64_t drafts = 0, draft_tokens = 0, accepted_tokens = 0;
+    std::vector<int64_t> accepted_per_position(options_.speculative.num_speculative_tokens, 0);
     std::vector<double> inter_token;
     for (const ScheduledChunk& chunk : plan.chunks) {
         Sequence& sequence = *sequences_.at(chunk.id);
-        if (!chunk.completes) continue;  // more prompt to come: no token yet
-        std::span<const float> row(logits.data<float>() + row_index++ * vocab,
-                                   static_cast<size_t>(vocab));
-        if (std::any_of(row.begin(), row.end(), [](float x) { return !std::isfinite(x); })) {
+        if (!chunk.completes) {  // more prompt to come: no token yet
+            scheduler_->commit(chunk);
+            continue;
+        }
+        const int64_t n_rows = 1 + chunk.n_drafts;
+        const float* first_row = logits.data<float>() + next_row * vocab;
+        next_row += n_rows;
+        if (std::any_of(first_row, first_row + n_rows * vocab,
+                        [](float x) { return !std::isfinite(x); })) {
             finish(sequence, "error", "the model produced non-finite logits");
             continue;
         }
-        TokenEvent event;
-        event.token_id = sequence.sampler->sample(row);
-        if (sequence.request.logprobs || sequence.request.top_logprobs > 0) {
-            std::vector<float> log_probabilities = log_softmax(row);
-            event.logprob = log_probabilities[event.token_id];
-            std::vector<int32_t> order(vocab);
-            for (int32_t id = 0; id < vocab; ++id) order[id] = id;
-            const int64_t k = std::min<int64_t>(sequence.request.top_logprobs, vocab);
-            std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                              [&](int32_t a, int32_t b) {
-                                  return log_probabilities[a] > log_probabilities[b] ||
-                                         (log_probabilities[a] == log_probabilities[b] && a < b);
-                              });
-            for (int64_t j = 0; j < k; ++j) {
-                event.top_logprobs.emplace_back(order[j], log_probabilities[order[j]]);
-            }
+        // Verification (a plain decode is the case without drafts): row i predicts the token
+        // after the chunk's i-th; each draft stands while the sampler agrees with it, and the
+        // first disagreement, or the row after the last draft, gives one more token.
+        std::span<const int32_t> draft(chunk.token_ids.end() - chunk.n_drafts,
+                                       chunk.token_ids.end());
+        std::vector<std::pair<int32_t, int64_t>> emitted;  // (token, row)
+        int64_t n_accepted = 0;
+        for (int64_t i = 0; i < n_rows; ++i) {
+            std::span<const float> row(first_row + i * vocab, vocab);
+            const int32_t token =
+                i < chunk.n_drafts ? sequence.sampler->verify(row, draft[i]) : sequence.sampler->sample(row);
+            emitted.emplace_back(token, i);
+            if (i == chunk.n_drafts || token != draft[i]) break;
+            ++n_accepted;
         }
-        if (sequence.n_output == 0) {
-            // As vLLM counts them: a request's whole prompt, cached part included, once, when
-            // its first token comes (a recomputation after a preemption does not count again).
-            prompt_tokens += static_cast<int64_t>(sequence.request.prompt_ids.size());
-            sequence.time_to_first_token_s = seconds_between(sequence.submitted, now);
-        } else {
-            inter_token.push_back(seconds_between(sequence.last_token, now));
+        scheduler_->commit(chunk, n_accepted);
+        if (chunk.n_drafts > 0) {
+            ++drafts;
+            draft_tokens += chunk.n_drafts;
+            accepted_tokens += n_accepted;
+            for (int64_t i = 0; i < n_accepted; ++i) ++accepted_per_position[i];
+            sequence.draft_length.observe(chunk.n_drafts, n_accepted);
         }
-        sequence.last_token = now;
-        ++sequence.n_output;
-        scheduler_->append_token(sequence.id, event.token_id);
-        ++generated;
-        if (sequence.on_token) sequence.on_token(event);
 
-        const auto& stops = sequence.request.stop_token_ids;
-        const bool stop = !sequence.request.ignore_eos &&
-                          std::find(stops.begin(), stops.end(), event.token_id) != stops.end();
-        if (stop) {
-            finish(sequence, "stop");
-        } else if (sequence.n_output >= sequence.request.max_tokens ||
-                   scheduler_->n_tokens(sequence.id) >= options_.max_model_len) {
-            finish(sequence, "length");
+        bool finished = false;
+        for (const auto& [token, row_index] : emitted) {
+            std::span<const float> row(first_row + row_index * vocab, vocab);
+            TokenEvent event = token_event(sequence, row, token);
+            if (sequence.n_output == 0) {
+                // As vLLM counts them: a request's whole prompt, cached part included, once,
+                // when its first token comes (recomputing after a preemption does not count).
+                prompt_tokens += static_cast<int64_t>(sequence.request.prompt_ids.size());
+                sequence.time_to_first_token_s = seconds_between(sequence.submitted, now);
+            } else {
+                inter_token.push_back(seconds_between(sequence.last_token, now));
+            }
+            sequence.last_token = now;
+            ++sequence.n_output;
+            scheduler_->append_token(sequence.id, token);
+            ++generated;
+            if (sequence.on_token) sequence.on_token(event);
+
+            const auto& stops = sequence.request.stop_token_ids;
+            if (!sequence.request.ignore_eos &&
+                std::find(stops.begin(), stops.end(), token) != stops.end()) {
+                finish(sequence, "stop");
+                finished = true;
+            } else if (sequence.n_output >= sequence.request.max_tokens ||
+                       scheduler_->n_tokens(sequence.id) >= options_.max_model_len) {
+                finish(sequence, "length");
+                finished = true;
+            }
+            if (finished) break;  // tokens verified past a stop are dropped
         }
+        if (!finished) propose_drafts(sequence);
     }
     std::lock_guard lock(mutex_);
     stats_.prompt_tokens_total += prompt_tokens;
     stats_.generation_tokens_total += generated;
     stats_.inter_token_s.insert(stats_.inter_token_s.end(), inter_token.begin(), inter_token.end());
+    stats_.spec_drafts += drafts;
+    stats_.spec_draft_tokens += draft_tokens;
+    stats_.spec_accepted_tokens += accepted_tokens;
+    for (size_t i = 0; i < accepted_per_position.size(); ++i) {
+        stats_.spec_accepted_per_position[i] += accepted_per_position[i];
+    }
 }
 
 }  // namespace fourbit

@@ -22,6 +22,7 @@
 #include "model/minimax_m2.h"
 #include "runtime/sampler.h"
 #include "runtime/scheduler.h"
+#include "runtime/speculation.h"
 
 namespace fourbit {
 
@@ -36,6 +37,8 @@ struct EngineOptions {
     int64_t num_kv_blocks = 0;
     int64_t kv_cache_memory_bytes = 0;
     bool enable_prefix_caching = true;
+    // N-gram speculative decoding (off unless num_speculative_tokens > 0).
+    SpeculativeConfig speculative;
 };
 
 struct GenerationRequest {
@@ -78,6 +81,11 @@ struct EngineStats {
     int64_t prefix_cache_queries = 0;      // prompt tokens of admitted sequences
     int64_t prefix_cache_hits = 0;         // of those, tokens whose KV came from the cache
     int64_t num_preemptions = 0;
+    // Speculative decoding, as vLLM counts it (engine.md §4.3).
+    int64_t spec_drafts = 0;          // verifications with at least one draft token
+    int64_t spec_draft_tokens = 0;    // draft tokens verified
+    int64_t spec_accepted_tokens = 0;
+    std::vector<int64_t> spec_accepted_per_position;  // [i]: drafts with >= i + 1 accepted
     std::vector<double> time_to_first_token_s;  // of requests finished since the last call
     std::vector<double> inter_token_s;          // of tokens generated since the last call
 };
@@ -106,6 +114,11 @@ private:
     void run();
     void step();
     void publish_scheduler_stats();
+    // The token event for `token_id` sampled from `row`, log-probabilities as requested.
+    TokenEvent token_event(const Sequence& sequence, std::span<const float> row,
+                           int32_t token_id) const;
+    // Drafts for a sequence's next step, when speculation is on and pays.
+    void propose_drafts(Sequence& sequence);
     // Ends a sequence: the callback, the stats, and its blocks back to the pool.
     void finish(Sequence& sequence, const std::string& reason, const std::string& error = "");
 

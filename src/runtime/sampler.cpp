@@ -32,26 +32,28 @@ Sampler::Sampler(const SamplingParams& params)
     params_.validate();
 }
 
-int32_t Sampler::sample(std::span<const float> logits) {
+namespace {
+
+// The first maximum: ties go to the lower id.
+int32_t argmax(std::span<const float> logits) {
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+}  // namespace
+
+void Sampler::prepare(std::span<const float> logits) {
     const int32_t n = static_cast<int32_t>(logits.size());
-    if (params_.temperature == 0.0) {
-        // The first maximum: ties go to the lower id.
-        return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
-                                    logits.begin());
-    }
     order_.resize(n);
     std::iota(order_.begin(), order_.end(), 0);
     int32_t kept = n;
+    auto more_likely = [&](int32_t a, int32_t b) {
+        return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+    };
     if (params_.top_k > 0 && params_.top_k < n) {
         kept = static_cast<int32_t>(params_.top_k);
-        std::partial_sort(order_.begin(), order_.begin() + kept, order_.end(),
-                          [&](int32_t a, int32_t b) {
-                              return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-                          });
+        std::partial_sort(order_.begin(), order_.begin() + kept, order_.end(), more_likely);
     } else {
-        std::sort(order_.begin(), order_.end(), [&](int32_t a, int32_t b) {
-            return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-        });
+        std::sort(order_.begin(), order_.end(), more_likely);
     }
     // Softmax over the kept tokens at this temperature, in double.
     probabilities_.resize(kept);
@@ -79,16 +81,46 @@ int32_t Sampler::sample(std::span<const float> logits) {
         while (i < kept && probabilities_[i] >= floor) ++i;
         kept = i;
     }
-    total = 0;
-    for (int32_t i = 0; i < kept; ++i) total += probabilities_[i];
-    // A uniform draw in [0, total) from 53 random bits, portable across standard libraries.
-    const double draw = static_cast<double>(rng_() >> 11) * 0x1.0p-53 * total;
+    kept_ = kept;
+    probability_total_ = 0;
+    for (int32_t i = 0; i < kept; ++i) probability_total_ += probabilities_[i];
+}
+
+int32_t Sampler::draw(int32_t excluded) {
+    const double total =
+        probability_total_ - (excluded >= 0 ? probabilities_[excluded] : 0.0);
+    const double target = uniform() * total;
     double cumulative = 0;
-    for (int32_t i = 0; i < kept; ++i) {
+    int32_t last = -1;
+    for (int32_t i = 0; i < kept_; ++i) {
+        if (i == excluded) continue;
         cumulative += probabilities_[i];
-        if (draw < cumulative) return order_[i];
+        last = i;
+        if (target < cumulative) return order_[i];
     }
-    return order_[kept - 1];
+    FOURBIT_ASSERT(last >= 0, "nothing left to draw from");
+    return order_[last];
+}
+
+int32_t Sampler::sample(std::span<const float> logits) {
+    if (params_.temperature == 0.0) return argmax(logits);
+    prepare(logits);
+    return draw(-1);
+}
+
+int32_t Sampler::verify(std::span<const float> logits, int32_t draft) {
+    if (params_.temperature == 0.0) return argmax(logits);
+    prepare(logits);
+    int32_t index = -1;
+    for (int32_t i = 0; i < kept_; ++i) {
+        if (order_[i] == draft) {
+            index = i;
+            break;
+        }
+    }
+    if (index < 0) return draw(-1);  // p(draft) = 0: always rejected, nothing to remove
+    if (uniform() * probability_total_ < probabilities_[index]) return draft;
+    return draw(index);
 }
 
 }  // namespace fourbit

@@ -31,12 +31,28 @@ class Sampler {
 public:
     explicit Sampler(const SamplingParams& params);
     int32_t sample(std::span<const float> logits);
+    // Speculative verification of a deterministic draft token (an n-gram's): returns `draft`
+    // with probability p(draft) under this sampler's distribution p, else a token drawn from p
+    // with `draft` removed and renormalised. The result follows p exactly: P(draft) = p(draft),
+    // P(x) = (1 - p(draft)) p(x) / (1 - p(draft)) = p(x) (Leviathan et al. 2023, with a draft
+    // distribution that is a point mass). Greedy: the argmax, whatever the draft.
+    int32_t verify(std::span<const float> logits, int32_t draft);
 
 private:
+    // order_[0, kept_) and their unnormalised probabilities_ after temperature, top_k, top_p
+    // and min_p; probability_total_ is their sum.
+    void prepare(std::span<const float> logits);
+    // A uniform draw in [0, 1) from 53 random bits, portable across standard libraries.
+    double uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+    // One of the kept tokens but `excluded` (an index into order_, or -1), by probability.
+    int32_t draw(int32_t excluded);
+
     SamplingParams params_;
     std::mt19937_64 rng_;
     std::vector<int32_t> order_;
     std::vector<double> probabilities_;
+    int32_t kept_ = 0;
+    double probability_total_ = 0;
 };
 
 }  // namespace fourbit

@@ -43,9 +43,19 @@ int64_t Scheduler::n_tokens(uint64_t id) const {
     return static_cast<int64_t>(sequences_.at(id).tokens.size());
 }
 
+std::span<const int32_t> Scheduler::tokens(uint64_t id) const { return sequences_.at(id).tokens; }
+
+void Scheduler::set_drafts(uint64_t id, std::vector<int32_t> drafts) {
+    SequenceState& state = sequences_.at(id);
+    if (static_cast<int64_t>(state.tokens.size()) - state.n_computed != 1) return;
+    state.drafts = std::move(drafts);
+}
+
 void Scheduler::preempt(uint64_t id) {
     kv_.free(id);
-    sequences_.at(id).n_computed = 0;
+    SequenceState& state = sequences_.at(id);
+    state.n_computed = 0;
+    state.drafts.clear();
     ++num_preemptions_;
 }
 
@@ -54,12 +64,22 @@ StepPlan Scheduler::schedule() {
     int64_t budget = options_.max_num_batched_tokens;
     std::vector<bool> scheduled(running_.size(), false), preempted(running_.size(), false);
 
-    auto add_chunk = [&](uint64_t id, const SequenceState& state, int64_t n_new,
+    auto add_chunk = [&](uint64_t id, SequenceState& state, int64_t n_new,
                          const KvAllocation& allocation) {
         std::span<const int32_t> tokens(state.tokens);
-        plan.chunks.push_back({id, tokens.subspan(state.n_computed, n_new), state.n_computed,
-                               allocation.block_ids,
-                               state.n_computed + n_new == static_cast<int64_t>(tokens.size())});
+        const int64_t n_drafts = n_new - std::min<int64_t>(n_new, tokens.size() - state.n_computed);
+        std::span<const int32_t> chunk_tokens = tokens.subspan(state.n_computed, n_new - n_drafts);
+        if (n_drafts > 0) {
+            state.step_tokens.assign(1, tokens.back());
+            state.step_tokens.insert(state.step_tokens.end(), state.drafts.begin(),
+                                     state.drafts.begin() + n_drafts);
+            chunk_tokens = state.step_tokens;
+        }
+        plan.chunks.push_back(
+            {id, chunk_tokens, state.n_computed, allocation.block_ids,
+             state.n_computed + n_new - n_drafts == static_cast<int64_t>(tokens.size()),
+             n_drafts});
+        state.drafts.clear();
         budget -= n_new;
     };
     // The victim when sequence i finds no block: the newest running sequence this step has not
@@ -71,6 +91,14 @@ StepPlan Scheduler::schedule() {
         return i;
     };
 
+    // Drafts get only what is left once every decode has its one token.
+    int64_t n_decodes = 0;
+    for (uint64_t id : running_) {
+        const SequenceState& state = sequences_.at(id);
+        n_decodes += static_cast<int64_t>(state.tokens.size()) - state.n_computed == 1;
+    }
+    int64_t draft_budget = std::max<int64_t>(0, budget - n_decodes);
+
     for (const bool decode_pass : {true, false}) {
         for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
             if (scheduled[i] || preempted[i]) continue;
@@ -78,7 +106,14 @@ StepPlan Scheduler::schedule() {
             SequenceState& state = sequences_.at(id);
             const int64_t remaining = static_cast<int64_t>(state.tokens.size()) - state.n_computed;
             if ((remaining == 1) != decode_pass) continue;
-            const int64_t n_new = std::min(remaining, budget);
+            int64_t n_new = std::min(remaining, budget);
+            if (decode_pass) {
+                const int64_t n_drafts = std::min({static_cast<int64_t>(state.drafts.size()),
+                                                   draft_budget, budget - 1});
+                state.drafts.resize(n_drafts);
+                draft_budget -= n_drafts;
+                n_new += n_drafts;
+            }
             for (;;) {
                 std::optional<KvAllocation> allocation =
                     kv_.allocate(id, state.tokens, state.n_computed, n_new);
@@ -86,6 +121,11 @@ StepPlan Scheduler::schedule() {
                     scheduled[i] = true;
                     add_chunk(id, state, n_new, *allocation);
                     break;
+                }
+                if (n_new > remaining) {  // drop the drafts before anybody's blocks
+                    state.drafts.clear();
+                    n_new = remaining;
+                    continue;
                 }
                 const size_t victim = victim_for(i);
                 preempted[victim] = true;
@@ -124,16 +164,19 @@ StepPlan Scheduler::schedule() {
     return plan;
 }
 
-void Scheduler::commit(const StepPlan& plan) {
-    for (const ScheduledChunk& chunk : plan.chunks) {
-        sequences_.at(chunk.id).n_computed =
-            chunk.n_cached + static_cast<int64_t>(chunk.token_ids.size());
-    }
+void Scheduler::commit(const ScheduledChunk& chunk, int64_t n_accepted) {
+    FOURBIT_ASSERT(n_accepted >= 0 && n_accepted <= chunk.n_drafts, "{} of {} drafts accepted",
+                   n_accepted, chunk.n_drafts);
+    sequences_.at(chunk.id).n_computed = chunk.n_cached +
+                                         static_cast<int64_t>(chunk.token_ids.size()) -
+                                         (chunk.n_drafts - n_accepted);
 }
 
 void Scheduler::append_token(uint64_t id, int32_t token_id) {
     SequenceState& state = sequences_.at(id);
-    FOURBIT_ASSERT(state.n_computed == static_cast<int64_t>(state.tokens.size()),
+    // Accepted drafts are computed before they are appended as tokens, so the new token's
+    // position may lie below n_computed, never above it.
+    FOURBIT_ASSERT(state.n_computed >= static_cast<int64_t>(state.tokens.size()),
                    "sequence {} got a token before its known tokens were computed", id);
     state.tokens.push_back(token_id);
 }

@@ -13,6 +13,10 @@
 //   3. if nothing was preempted, waiting sequences are admitted first come, first served while
 //      there are seats (max_num_seqs), budget and blocks, each starting after its longest
 //      cached prefix (automatic prefix caching: a repeated prefix skips its prefill).
+// Speculative drafts (set_drafts) ride on a decode: its chunk is the last token plus the drafts.
+// They take only budget left after every decode has its token, and blocks are allocated for
+// them, but they never enter the prefix cache's keys (only known tokens do) and commit() counts
+// only the accepted ones as computed: a rejected draft's slot is simply overwritten later.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +44,7 @@ struct ScheduledChunk {
     int64_t n_cached = 0;                  // positions whose KV the sequence's blocks hold
     std::span<const int32_t> block_table;  // covers n_cached + token_ids.size() positions
     bool completes = false;  // reaches the end of the known tokens: the last row is sampled
+    int64_t n_drafts = 0;    // the last n_drafts of token_ids are drafts to verify
 };
 
 struct StepPlan {
@@ -59,16 +64,22 @@ public:
     void remove(uint64_t id);
 
     StepPlan schedule();
-    // The plan's forward pass ran: every chunk's tokens now have KV.
-    void commit(const StepPlan& plan);
-    // A sequence that completed its known tokens in the committed step got a new token.
+    // The plan's forward pass ran: every chunk's tokens now have KV, but for the drafts after
+    // the first rejected one: n_accepted drafts of the chunk count as computed.
+    void commit(const ScheduledChunk& chunk, int64_t n_accepted = 0);
+    // A sequence that completed its known tokens in the committed step got a new token (after
+    // a verification: every accepted draft, then the correction or bonus token).
     void append_token(uint64_t id, int32_t token_id);
+    // Drafts for a sequence's next decode (replacing any it had); ignored unless exactly its
+    // last known token is still to compute.
+    void set_drafts(uint64_t id, std::vector<int32_t> drafts);
     // The plan's forward pass failed: its sequences are removed by the caller; this drops the
     // prefix-cache keys that step may have made for blocks that hold no KV.
     void discard_failed_step();
 
     bool contains(uint64_t id) const { return sequences_.contains(id); }
     int64_t n_tokens(uint64_t id) const;  // prompt plus outputs
+    std::span<const int32_t> tokens(uint64_t id) const;  // valid until the sequence changes
     int64_t num_running() const { return static_cast<int64_t>(running_.size()); }
     int64_t num_waiting() const { return static_cast<int64_t>(waiting_.size()); }
     int64_t num_preemptions() const { return num_preemptions_; }
@@ -79,6 +90,8 @@ private:
     struct SequenceState {
         std::vector<int32_t> tokens;  // prompt, then outputs: what the cache must come to hold
         int64_t n_computed = 0;       // positions whose KV the sequence's blocks hold
+        std::vector<int32_t> drafts;  // for the next decode
+        std::vector<int32_t> step_tokens;  // a decode's chunk with drafts: last token, drafts
     };
 
     void preempt(uint64_t id);

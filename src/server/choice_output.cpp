@@ -22,6 +22,7 @@ void merge_delta(MessageDelta& into, MessageDelta next) {
 
 ChoiceOutput::ChoiceOutput(const Tokenizer& tokenizer, ChoiceOutputOptions options)
     : options_(std::move(options)),
+      tokenizer_(tokenizer),
       detokenizer_(tokenizer, options_.skip_special_tokens),
       stop_(options_.stop, options_.include_stop_str_in_output),
       parser_(options_.parser) {
@@ -48,7 +49,11 @@ MessageDelta ChoiceOutput::push_token(int32_t token_id) {
     MessageDelta delta = std::move(pending_);
     pending_ = {};
     if (stop_.matched() || finished_) return delta;
-    StopStringMatcher::Result kept = stop_.push(detokenizer_.push(token_id));
+    // A model whose vocabulary is padded past its tokenizer's (the small preset's 8192 rows
+    // over a 5.4K-token tokenizer; real checkpoints pad too) can sample an id with no token:
+    // it adds no text, as HF tokenizers and vLLM decode it, and still counts as a token.
+    const std::string text = tokenizer_.contains(token_id) ? detokenizer_.push(token_id) : "";
+    StopStringMatcher::Result kept = stop_.push(text);
     text_ += kept.text;
     merge_delta(delta, parse(kept.text));
     return delta;

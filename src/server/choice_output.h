@@ -54,6 +54,7 @@ private:
     MessageDelta parse(std::string_view text);
 
     ChoiceOutputOptions options_;
+    Tokenizer tokenizer_;
     StreamDetokenizer detokenizer_;
     StopStringMatcher stop_;
     StreamingMessageParser parser_;

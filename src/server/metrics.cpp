@@ -127,6 +127,20 @@ std::string ServerMetrics::render(const EngineStats& stats) {
             "Prefix cache hits, in terms of number of cached tokens.", stats.prefix_cache_hits);
     counter("fourbit:num_preemptions_total", "Cumulative number of preemptions.",
             stats.num_preemptions);
+    counter("fourbit:spec_decode_num_drafts_total", "Number of spec decoding drafts.",
+            stats.spec_drafts);
+    counter("fourbit:spec_decode_num_draft_tokens_total", "Number of draft tokens.",
+            stats.spec_draft_tokens);
+    counter("fourbit:spec_decode_num_accepted_tokens_total", "Number of accepted tokens.",
+            stats.spec_accepted_tokens);
+    header(out, "fourbit:spec_decode_num_accepted_tokens_per_pos_total", "counter",
+           "Accepted tokens per draft position.");
+    for (size_t i = 0; i < stats.spec_accepted_per_position.size(); ++i) {
+        fmt::format_to(std::back_inserter(out),
+                       "fourbit:spec_decode_num_accepted_tokens_per_pos_total{{position=\"{}\",{}}} "
+                       "{}\n",
+                       i, labels_, stats.spec_accepted_per_position[i]);
+    }
     counter("fourbit:prompt_tokens_total", "Number of prefill tokens processed.",
             stats.prompt_tokens_total);
     counter("fourbit:generation_tokens_total", "Number of generation tokens processed.",

@@ -82,6 +82,36 @@ TEST_F(LogitsCli, EarlierRowsDoNotSeeLaterTokens) {
     EXPECT_GT(third_row_change, 1e-3f);
 }
 
+TEST_F(GenerateCli, SpeculationChangesNoGreedyToken) {
+    // Random weights loop, so single-token n-gram matches are frequent: drafts are verified.
+    const std::vector<std::string> greedy = {"--temperature", "0", "--ignore-eos", "--max-tokens",
+                                             "48"};
+    const std::vector<int64_t> plain = ids(generate(tiny_dir(), greedy));
+    ASSERT_EQ(plain.size(), 48u);
+    std::vector<std::string> agentic = greedy;
+    agentic.insert(agentic.end(), {"--profile", "agentic"});
+    EXPECT_EQ(ids(generate(tiny_dir(), agentic)), plain);
+    std::vector<std::string> eager = greedy;
+    eager.insert(eager.end(),
+                 {"--speculative-config",
+                  R"({"method":"ngram","num_speculative_tokens":4,"prompt_lookup_min":1,)"
+                  R"("prompt_lookup_max":3,"adaptive":false})"});
+    EXPECT_EQ(ids(generate(tiny_dir(), eager)), plain);
+}
+
+TEST_F(GenerateCli, BadSpeculativeFlagsAreRefused) {
+    const std::vector<std::string> base = {"generate", "--model", tiny_dir().string(),
+                                           "--prompt-ids", "5,17,3"};
+    std::vector<std::string> eagle = base;
+    eagle.insert(eagle.end(),
+                 {"--speculative-config", R"({"method":"eagle","num_speculative_tokens":2})"});
+    EXPECT_TRUE(failed_cleanly(run_fourbit(eagle), {"method", "ngram"}));
+    std::vector<std::string> both = base;
+    both.insert(both.end(), {"--profile", "agentic", "--speculative-config",
+                             R"({"method":"ngram","num_speculative_tokens":2})"});
+    EXPECT_TRUE(failed_cleanly(run_fourbit(both), {"--profile"}));
+}
+
 TEST_F(GenerateCli, JsonOutputHasExactlyMaxTokensIds) {
     for (int n : {1, 5}) {
         nlohmann::json out = generate(

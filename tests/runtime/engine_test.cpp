@@ -14,92 +14,12 @@
 #include <string>
 #include <thread>
 
-#include "formats/safetensors.h"
 #include "model/sequence_cache.h"
-#include "runtime/generate.h"
+#include "runtime/golden_engine.h"
 #include "util/error.h"
 
 namespace fourbit {
 namespace {
-
-const std::string kGolden = std::string(FOURBIT_SOURCE_DIR) + "/tests/golden/minimax_m2/bf16";
-
-const MiniMaxM2& golden_model() {
-    static const MiniMaxM2 model(load_model_weights(kGolden));
-    return model;
-}
-
-std::vector<int32_t> reference_ids(const std::string& name) {
-    static auto file = SafetensorsFile::open(kGolden + "/reference.safetensors");
-    Tensor tensor = file->tensor(name);
-    std::vector<int32_t> ids;
-    for (int64_t i = 0; i < tensor.numel(); ++i) ids.push_back(int32_t(tensor.data<int64_t>()[i]));
-    return ids;
-}
-
-// One request's events, collected from the engine thread.
-struct Collected {
-    std::mutex mutex;
-    std::condition_variable done_signal;
-    std::vector<TokenEvent> tokens;
-    std::optional<FinishEvent> finish;
-
-    TokenCallback on_token() {
-        return [this](const TokenEvent& event) {
-            std::lock_guard lock(mutex);
-            tokens.push_back(event);
-        };
-    }
-    FinishCallback on_finish() {
-        return [this](const FinishEvent& event) {
-            std::lock_guard lock(mutex);
-            EXPECT_FALSE(finish.has_value()) << "finished twice";
-            finish = event;
-            done_signal.notify_all();
-        };
-    }
-    FinishEvent wait() {
-        std::unique_lock lock(mutex);
-        EXPECT_TRUE(done_signal.wait_for(lock, std::chrono::seconds(60),
-                                         [&] { return finish.has_value(); }));
-        return *finish;
-    }
-    std::vector<int32_t> ids() {
-        std::lock_guard lock(mutex);
-        std::vector<int32_t> out;
-        for (const TokenEvent& event : tokens) out.push_back(event.token_id);
-        return out;
-    }
-};
-
-GenerationRequest greedy(std::vector<int32_t> prompt, int64_t max_tokens) {
-    GenerationRequest request;
-    request.prompt_ids = std::move(prompt);
-    request.sampling.temperature = 0;
-    request.max_tokens = max_tokens;
-    request.ignore_eos = true;
-    return request;
-}
-
-std::vector<int32_t> greedy_alone(const std::vector<int32_t>& prompt, int64_t max_tokens) {
-    SamplingParams params;
-    params.temperature = 0;
-    Sampler sampler(params);
-    GenerateOptions alone;
-    alone.max_tokens = max_tokens;
-    alone.ignore_eos = true;
-    return generate(golden_model(), prompt, alone, sampler).token_ids;
-}
-
-// Waits until the engine thread has published the stats of its last step.
-EngineStats settled_stats(Engine& engine) {
-    EngineStats stats = engine.take_stats();
-    for (int i = 0; i < 200 && (stats.requests_running != 0 || stats.kv_blocks_in_use != 0); ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        stats = engine.take_stats();
-    }
-    return stats;
-}
 
 TEST(Engine, GreedyOutputEqualsTransformers) {
     Engine engine(golden_model(), {});

@@ -27,8 +27,8 @@ SchedulerOptions options(int64_t num_blocks, int64_t budget, int64_t block_size 
 // Runs one step as the engine would: commit, then a token for every chunk that completes.
 StepPlan run_step(Scheduler& scheduler, int32_t next_token = 7) {
     StepPlan plan = scheduler.schedule();
-    scheduler.commit(plan);
     for (const ScheduledChunk& chunk : plan.chunks) {
+        scheduler.commit(chunk);
         if (chunk.completes) scheduler.append_token(chunk.id, next_token);
     }
     return plan;
@@ -138,6 +138,45 @@ TEST(Scheduler, PrefixCachingOffFindsNothing) {
     StepPlan plan = scheduler.schedule();
     ASSERT_EQ(plan.chunks.size(), 1u);
     EXPECT_EQ(plan.chunks[0].n_cached, 0);
+}
+
+TEST(Scheduler, DraftsRideOnADecodeAndOnlyAcceptedOnesCount) {
+    Scheduler scheduler(options(64, 8));
+    scheduler.add(1, tokens(5));
+    run_step(scheduler, 42);  // prefill; the sequence now knows 6 tokens, 5 computed
+    scheduler.set_drafts(1, {43, 44, 45});
+    StepPlan plan = scheduler.schedule();
+    ASSERT_EQ(plan.chunks.size(), 1u);
+    const ScheduledChunk& chunk = plan.chunks[0];
+    EXPECT_EQ(chunk.n_drafts, 3);
+    EXPECT_EQ(std::vector<int32_t>(chunk.token_ids.begin(), chunk.token_ids.end()),
+              (std::vector<int32_t>{42, 43, 44, 45}));
+    EXPECT_EQ(chunk.n_cached, 5);
+    EXPECT_TRUE(chunk.completes);
+    // The first draft is accepted, the second rejected (the model said 50 instead).
+    scheduler.commit(chunk, 1);
+    scheduler.append_token(1, 43);
+    scheduler.append_token(1, 50);
+    StepPlan next = scheduler.schedule();
+    ASSERT_EQ(next.chunks.size(), 1u);
+    EXPECT_EQ(next.chunks[0].n_cached, 7) << "5 + the decoded token + one accepted draft";
+    EXPECT_EQ(next.chunks[0].token_ids[0], 50);
+    EXPECT_EQ(next.chunks[0].n_drafts, 0) << "drafts are used once";
+    // Drafts of rejected positions never became prefix-cache keys: 2 full blocks of 4 at most
+    // (positions 0-7 hold known tokens 1..5, 42, 43, 50 once computed).
+    EXPECT_LE(scheduler.kv_stats().num_blocks_in_use, 3);
+}
+
+TEST(Scheduler, DraftsTakeOnlyTheBudgetLeftByDecodes) {
+    Scheduler scheduler(options(64, 4));
+    scheduler.add(1, tokens(2));
+    scheduler.add(2, tokens(2, 10));
+    run_step(scheduler);
+    scheduler.set_drafts(1, {7, 7, 7, 7, 7});
+    StepPlan plan = scheduler.schedule();
+    ASSERT_EQ(plan.chunks.size(), 2u);
+    EXPECT_EQ(plan.chunks[0].n_drafts, 2) << "budget 4: one token for each decode, 2 for drafts";
+    EXPECT_EQ(plan.chunks[1].token_ids.size(), 1u) << "the other decode keeps its token";
 }
 
 TEST(Scheduler, AFailedStepLeavesNoKeysWithoutKv) {

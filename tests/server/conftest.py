@@ -93,11 +93,12 @@ def binary() -> str:
     return path
 
 
-def start_server(workdir: str, extra_args=()) -> Server:
-    model_dir = os.path.join(workdir, "tiny")
-    subprocess.run([binary(), "make-model", "--preset", "tiny", "--out", model_dir],
+def start_server(workdir: str, extra_args=(), preset="tiny") -> Server:
+    """Serves a fresh `make-model --preset` checkpoint under the preset's name."""
+    model_dir = os.path.join(workdir, preset)
+    subprocess.run([binary(), "make-model", "--preset", preset, "--out", model_dir],
                    check=True, capture_output=True, timeout=300)
-    return start_server_on(model_dir, workdir, "tiny", extra_args)
+    return start_server_on(model_dir, workdir, preset, extra_args)
 
 
 def start_server_on(model_dir: str, workdir: str, name: str, extra_args=()) -> Server:

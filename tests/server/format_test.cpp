@@ -191,6 +191,10 @@ TEST(ServerMetrics, TextExposition) {
     stats.prefix_cache_queries = 300;
     stats.prefix_cache_hits = 128;
     stats.num_preemptions = 2;
+    stats.spec_drafts = 7;
+    stats.spec_draft_tokens = 20;
+    stats.spec_accepted_tokens = 11;
+    stats.spec_accepted_per_position = {6, 4, 1};
     stats.time_to_first_token_s = {0.003, 0.2};
     stats.inter_token_s = {0.02};
     const std::string text = metrics.render(stats);
@@ -203,6 +207,12 @@ TEST(ServerMetrics, TextExposition) {
     EXPECT_EQ(sample(text, "fourbit:prefix_cache_queries_total{" + labels + "}"), 300);
     EXPECT_EQ(sample(text, "fourbit:prefix_cache_hits_total{" + labels + "}"), 128);
     EXPECT_EQ(sample(text, "fourbit:num_preemptions_total{" + labels + "}"), 2);
+    EXPECT_EQ(sample(text, "fourbit:spec_decode_num_drafts_total{" + labels + "}"), 7);
+    EXPECT_EQ(sample(text, "fourbit:spec_decode_num_draft_tokens_total{" + labels + "}"), 20);
+    EXPECT_EQ(sample(text, "fourbit:spec_decode_num_accepted_tokens_total{" + labels + "}"), 11);
+    EXPECT_EQ(sample(text, "fourbit:spec_decode_num_accepted_tokens_per_pos_total{position=\"1\"," +
+                               labels + "}"),
+              4);
     EXPECT_EQ(
         sample(text, "fourbit:request_success_total{finished_reason=\"stop\"," + labels + "}"), 2);
     EXPECT_EQ(

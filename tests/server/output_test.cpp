@@ -115,6 +115,22 @@ TEST(ServerChoiceOutput, PlainTextOneDeltaPerToken) {
     EXPECT_EQ(output.finish_reason("stop"), "stop");
 }
 
+TEST(ServerChoiceOutput, AnIdWithNoTokenAddsNoTextButCounts) {
+    // Models pad their vocabulary past the tokenizer's tokens and can sample such an id.
+    ChoiceOutputOptions options;
+    options.parse = false;
+    ChoiceOutput output(test_tokenizer(), options);
+    const std::vector<int32_t> ids = test_tokenizer().encode("ab");
+    const int32_t no_token = static_cast<int32_t>(test_tokenizer().vocab_size()) + 7;
+    ASSERT_FALSE(test_tokenizer().contains(no_token));
+    output.push_token(ids[0]);
+    EXPECT_TRUE(output.push_token(no_token).content.empty());
+    for (size_t i = 1; i < ids.size(); ++i) output.push_token(ids[i]);
+    output.finish();
+    EXPECT_EQ(output.text(), "ab");
+    EXPECT_EQ(output.n_tokens(), static_cast<int64_t>(ids.size()) + 1);
+}
+
 TEST(ServerChoiceOutput, StopStringEndsTheOutput) {
     ChoiceOutputOptions options;
     options.parse = false;

@@ -4,19 +4,32 @@ up, and afterwards /metrics shows nothing running or waiting and one finished re
 submitted one."""
 
 import random
+import tempfile
 import threading
 import time
 
 import openai
+import pytest
 
-from conftest import API_KEY
+from conftest import API_KEY, start_server, stop_server
 
 CLIENTS = 16
-LABEL = 'model_name="tiny"'
+MODEL = "small"  # the issue's model for this test: hidden 1024, 8 layers, 32 experts
+LABEL = f'model_name="{MODEL}"'
 
 
 def finished_total(samples):
     return sum(v for k, v in samples.items() if k.startswith("fourbit:request_success_total{"))
+
+
+@pytest.fixture(scope="module")
+def server():
+    with tempfile.TemporaryDirectory(prefix="fourbit_concurrency_") as workdir:
+        running = start_server(workdir, preset=MODEL)
+        try:
+            yield running
+        finally:
+            stop_server(running)
 
 
 def test_concurrent_streams_with_early_disconnects(server):
@@ -24,7 +37,7 @@ def test_concurrent_streams_with_early_disconnects(server):
     rng = random.Random(20261126)
     # Clients that leave ask for long answers (they must still be running when they go); the
     # others read short ones to the end.
-    plans = [{"max_tokens": rng.randint(2000, 4000) if i % 2 else rng.randint(40, 200),
+    plans = [{"max_tokens": rng.randint(2000, 4000) if i % 2 else rng.randint(40, 120),
               "leave_after": rng.randint(1, 6) if i % 2 else None, "seed": i}
              for i in range(CLIENTS)]
     results = [None] * CLIENTS
@@ -37,7 +50,7 @@ def test_concurrent_streams_with_early_disconnects(server):
         start_gate.wait()
         try:
             stream = client.chat.completions.create(
-                model="tiny", messages=[{"role": "user", "content": f"client {i}: tell a story"}],
+                model=MODEL, messages=[{"role": "user", "content": f"client {i}: tell a story"}],
                 max_tokens=plan["max_tokens"], temperature=1.0, seed=plan["seed"], stream=True,
                 stream_options={"include_usage": True}, extra_body={"ignore_eos": True})
             tokens, usage, finish = 0, None, None
@@ -92,6 +105,6 @@ def test_concurrent_streams_with_early_disconnects(server):
     assert server.process.poll() is None
 
     client = openai.OpenAI(base_url=server.base_url + "/v1", api_key=API_KEY, max_retries=0)
-    again = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "ok?"}],
+    again = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "ok?"}],
                                            max_tokens=4, extra_body={"ignore_eos": True})
     assert again.usage.completion_tokens == 4
