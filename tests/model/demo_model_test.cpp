@@ -164,6 +164,21 @@ TEST_F(DemoModel, HeldOutPerplexityMatchesTransformers) {
     EXPECT_LT(perplexity, 30.0);
 }
 
+// The tokenizer test corpus (tests/golden/tokenizers/corpus.json: whitespace, digits, scripts,
+// emoji, added tokens) gets Hugging Face's ids with the demo tokenizer, and decodes back to
+// Hugging Face's text (tools/demo-model/make_tokenizer_expected.py).
+TEST_F(DemoModel, TokenizerMatchesHuggingFaceOnTheTokenizerCorpus) {
+    Tokenizer tokenizer = Tokenizer::load(kModelDir + "/tokenizer.json");
+    const nlohmann::json expected = read_json_file(kGoldenDir + "/tokenizer_expected.json");
+    ASSERT_GT(expected["cases"].size(), 50u);
+    for (const auto& test_case : expected["cases"]) {
+        const std::string name = test_case["name"].get<std::string>();
+        const std::vector<int32_t> ids = test_case["ids"].get<std::vector<int32_t>>();
+        EXPECT_EQ(tokenizer.encode(test_case["text"].get<std::string>()), ids) << name;
+        EXPECT_EQ(tokenizer.decode(ids), test_case["decoded"].get<std::string>()) << name;
+    }
+}
+
 // Prompt 2 is a chat request rendered by jinja2 with the official template and tokenized by
 // Hugging Face (tools/demo-model/make_prompts.py); fourbit's renderer, reading the template from
 // the model's tokenizer_config.json, and tokenizer must give the same ids.
