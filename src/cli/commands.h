@@ -19,6 +19,8 @@ void add_inspect_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 // "5,17,3" -> {5, 17, 3}; Error naming the flag and the bad item otherwise.
 std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& flag);

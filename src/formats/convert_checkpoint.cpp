@@ -83,6 +83,10 @@ size_t copy_other_files(const std::string& from, const std::string& to) {
 
 }  // namespace
 
+size_t copy_checkpoint_side_files(const std::string& from, const std::string& to) {
+    return copy_other_files(from, to);
+}
+
 ConvertSummary convert_nvfp4_checkpoint(const ConvertOptions& options) {
     const std::string& dir = options.model_dir;
     const QuantizationFormat to = options.format;

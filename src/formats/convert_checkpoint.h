@@ -31,4 +31,9 @@ struct ConvertSummary {
 // targets other than every Linear).
 ConvertSummary convert_nvfp4_checkpoint(const ConvertOptions& options);
 
+// Copies the files of checkpoint `from` that a rewrite keeps unchanged (tokenizer, chat
+// template, generation config, ...): every regular file except shards, `.tmp` files, the index
+// and the configs a writer rewrites. Returns how many were copied.
+size_t copy_checkpoint_side_files(const std::string& from, const std::string& to);
+
 }  // namespace fourbit

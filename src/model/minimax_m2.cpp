@@ -23,7 +23,8 @@ Tensor f32(int64_t rows, int64_t cols) { return Tensor::zeros(DType::f32, {rows,
 
 }  // namespace
 
-Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& pool) const {
+Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& pool,
+                          ForwardObserver* observer) const {
     const MiniMaxM2Config& c = weights_.config;
     const float eps = static_cast<float>(c.rms_norm_eps);
 
@@ -65,6 +66,7 @@ Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& po
 
         // Attention.
         rms_norm(x, layer.input_norm, eps, h);
+        if (observer) observer->attention_input(l, h);
         linear(h, layer.q, q);  // [T, Q]
         linear(h, layer.k, k);  // [T, KV]
         linear(h, layer.v, v);  // [T, KV]
@@ -87,6 +89,7 @@ Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& po
             attention_paged(q.rows(first_row[s], n), pool.pages(l, batch[s].block_table),
                             batch[s].n_cached + n, attention_shape, out);
         }
+        if (observer) observer->attention_output(l, attended);
         linear(attended, layer.o, block_out);  // [T, H]
         add(x, block_out);
 
@@ -95,6 +98,7 @@ Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& po
         linear(h, layer.router, router_logits);  // [T, E], f32 whatever the weight's dtype
         moe_route(router_logits, layer.routing_bias, c.num_experts_per_tok, expert_ids,
                   expert_weights);
+        if (observer) observer->moe_input(l, h, expert_ids);
         moe_experts(h, expert_ids, expert_weights, layer.experts, block_out);
         add(x, block_out);
     }

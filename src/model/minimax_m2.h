@@ -5,6 +5,7 @@
 #include <span>
 #include <vector>
 
+#include "model/forward_observer.h"
 #include "model/kv_pool.h"
 #include "model/weights.h"
 
@@ -37,10 +38,12 @@ public:
     // Runs the new tokens of every sequence through the model, writes their keys and values
     // into `pool` through each block table, and returns logits [rows, vocab] f32: per sequence
     // in batch order, the rows its LogitRows asks for (possibly none at all: then [0, vocab]).
-    // A token id outside the vocabulary is an Error.
+    // A token id outside the vocabulary is an Error. `observer`, when given, sees every
+    // Linear's input rows layer by layer (calibration); null costs nothing.
     // NOTE: every sequence's keys and values are written before any attention reads the pool,
     // so sequences of one batch may share blocks that one of them fills in this very step.
-    Tensor forward(std::span<const SequenceInput> batch, const KvPool& pool) const;
+    Tensor forward(std::span<const SequenceInput> batch, const KvPool& pool,
+                   ForwardObserver* observer = nullptr) const;
 
 private:
     ModelWeights weights_;

@@ -23,7 +23,7 @@ SequenceCache::SequenceCache(const MiniMaxM2Config& config, int64_t capacity_tok
 }
 
 Tensor SequenceCache::forward(const MiniMaxM2& model, std::span<const int32_t> token_ids,
-                              LogitRows logits) {
+                              LogitRows logits, ForwardObserver* observer) {
     const int64_t n = static_cast<int64_t>(token_ids.size());
     const int64_t capacity = pool_.num_blocks() * pool_.block_size();
     if (n_tokens_ + n > capacity) {
@@ -31,7 +31,7 @@ Tensor SequenceCache::forward(const MiniMaxM2& model, std::span<const int32_t> t
              n_tokens_);
     }
     SequenceInput input{token_ids, n_tokens_, block_table_, logits};
-    Tensor out = model.forward(std::span<const SequenceInput>(&input, 1), pool_);
+    Tensor out = model.forward(std::span<const SequenceInput>(&input, 1), pool_, observer);
     n_tokens_ += n;
     return out;
 }

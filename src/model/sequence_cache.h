@@ -18,9 +18,10 @@ public:
 
     int64_t n_tokens() const { return n_tokens_; }
     // Runs token_ids after what the cache holds and keeps their keys and values; returns the
-    // forward's logits. More tokens than the capacity left is an Error.
+    // forward's logits. More tokens than the capacity left is an Error. `observer`: see
+    // MiniMaxM2::forward.
     Tensor forward(const MiniMaxM2& model, std::span<const int32_t> token_ids,
-                   LogitRows logits = LogitRows::last);
+                   LogitRows logits = LogitRows::last, ForwardObserver* observer = nullptr);
 
 private:
     KvPool pool_;

@@ -10,5 +10,8 @@ void add(Tensor& x, const Tensor& y);
 namespace cpu {
 void add(Tensor& x, const Tensor& y);
 }
+namespace cuda {
+void add(Tensor& x, const Tensor& y);
+}
 
 }  // namespace fourbit

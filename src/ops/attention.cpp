@@ -1,5 +1,6 @@
 #include "ops/attention.h"
 
+#include "ops/device_dispatch.h"
 #include "util/error.h"
 
 namespace fourbit {
@@ -40,6 +41,14 @@ void kv_cache_write(const Tensor& keys, const Tensor& values, int64_t first_posi
                    shape_text(values.shape()));
     FOURBIT_ASSERT(first_position >= 0, "kv_cache_write: position {}", first_position);
     check_pages(pages, keys.dim(1), first_position + keys.dim(0));
+    const Device device = op_device("kv_cache_write", {&keys, &values, &pages.keys, &pages.values});
+    if (device.is_cuda()) {
+#ifdef FOURBIT_CUDA
+        return cuda::kv_cache_write(keys, values, first_position, pages);
+#else
+        no_cuda_backend("kv_cache_write", device);
+#endif
+    }
     cpu::kv_cache_write(keys, values, first_position, pages);
 }
 
@@ -54,6 +63,19 @@ void attention_paged(const Tensor& q, const KvPages& pages, int64_t n_ctx,
     FOURBIT_ASSERT(q.dtype() == DType::f32 && out.dtype() == DType::f32, "attention: f32 only");
     FOURBIT_ASSERT(n_ctx >= q.dim(0), "attention: {} queries but {} positions", q.dim(0), n_ctx);
     check_pages(pages, kv_width, n_ctx);
+    const Device device = op_device("attention_paged", {&q, &pages.keys, &pages.values, &out});
+    if (device.is_cuda()) {
+        if (shape.head_dim > 128 || shape.n_heads / shape.n_kv_heads > 8) {
+            fail("attention_paged on CUDA: head_dim {} with {} query heads per kv head (at most "
+                 "128 and 8)",
+                 shape.head_dim, shape.n_heads / shape.n_kv_heads);
+        }
+#ifdef FOURBIT_CUDA
+        return cuda::attention_paged(q, pages, n_ctx, shape, out);
+#else
+        no_cuda_backend("attention_paged", device);
+#endif
+    }
     cpu::attention_paged(q, pages, n_ctx, shape, out);
 }
 

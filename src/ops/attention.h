@@ -46,5 +46,13 @@ void kv_cache_write(const Tensor& keys, const Tensor& values, int64_t first_posi
 void attention_paged(const Tensor& q, const KvPages& pages, int64_t n_ctx,
                      const AttentionShape& shape, Tensor& out);
 }  // namespace cpu
+// On CUDA (pool, q and out on the device; the block table stays a host span, copied per call):
+// head_dim <= 128 and at most 8 query heads per kv head.
+namespace cuda {
+void kv_cache_write(const Tensor& keys, const Tensor& values, int64_t first_position,
+                    const KvPages& pages);
+void attention_paged(const Tensor& q, const KvPages& pages, int64_t n_ctx,
+                     const AttentionShape& shape, Tensor& out);
+}  // namespace cuda
 
 }  // namespace fourbit

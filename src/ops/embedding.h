@@ -1,5 +1,7 @@
 // embedding: out[t] = table[ids[t]] as f32. Ids are checked by the caller (the model), which
-// knows where they came from.
+// knows where they came from; the span form checks them again, the device form (ids a tensor
+// on the table's device, what a device step uses) cannot without a sync and writes NaN rows
+// for ids out of range.
 //   table [vocab, hidden] f32 or bf16    out [n_tokens, hidden] f32
 #pragma once
 
@@ -11,9 +13,13 @@
 namespace fourbit {
 
 void embedding(std::span<const int32_t> ids, const Tensor& table, Tensor& out);
+void embedding(const Tensor& ids, const Tensor& table, Tensor& out);
 
 namespace cpu {
 void embedding(std::span<const int32_t> ids, const Tensor& table, Tensor& out);
+}
+namespace cuda {
+void embedding(const Tensor& ids, const Tensor& table, Tensor& out);
 }
 
 }  // namespace fourbit

@@ -1,5 +1,7 @@
 #include "ops/linear.h"
 
+#include "ops/device_dispatch.h"
+#include "ops/nvfp4_tiles.h"
 #include "util/error.h"
 
 namespace fourbit {
@@ -42,7 +44,54 @@ void linear(const Tensor& x, const LinearWeight& weight, Tensor& y) {
             FOURBIT_ASSERT(false, "linear: no kernel for weights of dtype {}",
                            dtype_name(w.dtype()));
     }
+    const Device device = op_device("linear", {&x, &w, &weight.block_scale, &y});
+    if (device.is_cuda()) {
+        if (w.dtype() == DType::f8_e4m3 || weight.emulate_w4a4 ||
+            (w.dtype() == DType::u8 && weight.nvfp4_layout != NvFp4Layout::cuda_tiles)) {
+            fail("linear: no CUDA kernel for {} weights {}{} (dense bf16/f32 and tiled NVFP4 "
+                 "only; move weights with linear_weight_to)",
+                 dtype_name(w.dtype()), shape_text(w.shape()),
+                 weight.emulate_w4a4 ? " with W4A4 emulation" : "");
+        }
+#ifdef FOURBIT_CUDA
+        return cuda::linear(x, weight, y);
+#else
+        no_cuda_backend("linear", device);
+#endif
+    }
+    FOURBIT_ASSERT(weight.nvfp4_layout == NvFp4Layout::rows,
+                   "linear: NVFP4 in the CUDA tile layout on the host");
     cpu::linear(x, weight, y);
+}
+
+LinearWeight linear_weight_to(const LinearWeight& weight, Device device) {
+    const Tensor& w = weight.weight;
+    FOURBIT_ASSERT(w.device().is_host() && weight.nvfp4_layout == NvFp4Layout::rows,
+                   "linear_weight_to: weights move from the host, in checkpoint layout");
+    LinearWeight moved = weight;
+    if (device.is_host()) return moved;
+    if (weight.format() == WeightFormat::fp8_block) {
+        fail("linear_weight_to: FP8 block weights {} have no CUDA kernel yet",
+             shape_text(w.shape()));
+    }
+    if (weight.format() == WeightFormat::dense) {
+        moved.weight = w.to(device);
+        return moved;
+    }
+    Tensor codes = Tensor::zeros(DType::u8, w.shape());
+    Tensor scales = Tensor::zeros(DType::f8_e4m3, weight.block_scale.shape());
+    const int64_t k = weight.cols();
+    nvfp4_to_tiles(
+        weight.rows(), k,
+        [&](int64_t r) {
+            return NvFp4SourceRow{w.data<uint8_t>() + r * (k / 2),
+                                  weight.block_scale.data<uint8_t>() + r * (k / 16)};
+        },
+        codes.data<uint8_t>(), scales.data<uint8_t>(), "linear_weight_to");
+    moved.weight = codes.to(device);
+    moved.block_scale = scales.to(device);
+    moved.nvfp4_layout = NvFp4Layout::cuda_tiles;
+    return moved;
 }
 
 }  // namespace fourbit

@@ -8,6 +8,12 @@
 //                 scale per 16 columns [n, k / 16], and a global scale; weight-only numerics
 //                 (f32 activations), or W4A4 emulated when asked
 //   y  [n_tokens, n] f32, accumulated in f32
+//
+// On a CUDA device (weights moved there once by linear_weight_to):
+//   dense bf16 / f32   cuBLAS; bf16 weights multiply x rounded to bf16 (f32 accumulation)
+//   nvfp4              the tiled layout (ops/nvfp4_tiles.h), weight-only: FP4 dequantized in the
+//                      kernel, x rounded to bf16 for the tensor cores, f32 accumulation
+//   fp8_block and W4A4 emulation have no CUDA kernels yet: a named error.
 #pragma once
 
 #include "tensor/tensor.h"
@@ -15,6 +21,10 @@
 namespace fourbit {
 
 enum class WeightFormat { dense, fp8_block, nvfp4 };
+
+// How NVFP4 codes and scales are laid out: the checkpoint's rows, or the CUDA kernels' tiles
+// (same shapes and byte counts, other order and scale encoding; ops/nvfp4_tiles.h).
+enum class NvFp4Layout { rows, cuda_tiles };
 
 struct LinearWeight {
     Tensor weight;           // dense, fp8_block: [n, k]; nvfp4: u8 [n, k / 2]
@@ -26,6 +36,7 @@ struct LinearWeight {
     float input_scale = 0.0f;   // nvfp4: calibrated activation scale (amax / 2688); 0 if none
     // nvfp4 with an input_scale: quantize-dequantize x as W4A4 hardware would (evaluation).
     bool emulate_w4a4 = false;
+    NvFp4Layout nvfp4_layout = NvFp4Layout::rows;
 
     // The format follows from the weight's dtype: u8 holds packed NVFP4 codes.
     WeightFormat format() const {
@@ -41,7 +52,14 @@ struct LinearWeight {
 
 void linear(const Tensor& x, const LinearWeight& weight, Tensor& y);
 
+// A copy of host weights on `device`, in the layout that device's kernels read (NVFP4 is
+// repacked into tiles for CUDA). Done once at load; the host weights stay as they were.
+LinearWeight linear_weight_to(const LinearWeight& weight, Device device);
+
 namespace cpu {
+void linear(const Tensor& x, const LinearWeight& weight, Tensor& y);
+}
+namespace cuda {
 void linear(const Tensor& x, const LinearWeight& weight, Tensor& y);
 }
 

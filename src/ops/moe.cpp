@@ -1,5 +1,9 @@
 #include "ops/moe.h"
 
+#include <cmath>
+
+#include "ops/device_dispatch.h"
+#include "ops/nvfp4_tiles.h"
 #include "util/error.h"
 
 namespace fourbit {
@@ -19,11 +23,29 @@ void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tenso
                        expert_weights.shape() == Shape({n_tokens, k}),
                    "moe_route: outputs {} {}", shape_text(expert_ids.shape()),
                    shape_text(expert_weights.shape()));
+    // An empty bias is "no bias" wherever it lives.
+    const Tensor no_bias;
+    const Tensor& placed_bias = bias.defined() && bias.numel() > 0 ? bias : no_bias;
+    const Device device =
+        op_device("moe_route", {&router_logits, &placed_bias, &expert_ids, &expert_weights});
+    if (device.is_cuda()) {
+        // The kernel keeps 8 winners and two floats per expert in 48 KB of shared memory.
+        if (k > 8 || n_experts > 6144) {
+            fail("moe_route: top {} of {} experts on CUDA (at most top 8 of 6144)", k, n_experts);
+        }
+#ifdef FOURBIT_CUDA
+        return cuda::moe_route(router_logits, placed_bias, k, expert_ids, expert_weights);
+#else
+        no_cuda_backend("moe_route", device);
+#endif
+    }
     cpu::moe_route(router_logits, bias, k, expert_ids, expert_weights);
 }
 
-void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
-                 std::span<const ExpertWeights> experts, Tensor& out) {
+namespace {
+
+void check_moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
+                       const Tensor& out) {
     FOURBIT_ASSERT(h.rank() == 2 && h.dtype() == DType::f32 && out.shape() == h.shape() &&
                        out.dtype() == DType::f32,
                    "moe_experts: h {} out {}", shape_text(h.shape()), shape_text(out.shape()));
@@ -31,6 +53,21 @@ void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert
                        expert_weights.shape() == expert_ids.shape(),
                    "moe_experts: routing {} for h {}", shape_text(expert_ids.shape()),
                    shape_text(h.shape()));
+    FOURBIT_ASSERT(expert_ids.dtype() == DType::i32 && expert_weights.dtype() == DType::f32,
+                   "moe_experts: ids {} weights {}", dtype_name(expert_ids.dtype()),
+                   dtype_name(expert_weights.dtype()));
+}
+
+}  // namespace
+
+void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
+                 std::span<const ExpertWeights> experts, Tensor& out) {
+    check_moe_experts(h, expert_ids, expert_weights, out);
+    const Device device = op_device("moe_experts", {&h, &expert_ids, &expert_weights, &out});
+    if (device.is_cuda()) {
+        fail("moe_experts: tensors on {} take experts grouped there once (group_experts)",
+             device_text(device));
+    }
     for (const ExpertWeights& expert : experts) {
         FOURBIT_ASSERT(expert.gate.cols() == h.dim(1) && expert.up.cols() == h.dim(1) &&
                            expert.down.rows() == h.dim(1) &&
@@ -39,6 +76,91 @@ void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert
                        "moe_experts: expert shapes do not match hidden {}", h.dim(1));
     }
     cpu::moe_experts(h, expert_ids, expert_weights, experts, out);
+}
+
+void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
+                 const GroupedExperts& experts, Tensor& out) {
+    check_moe_experts(h, expert_ids, expert_weights, out);
+    const Device device = op_device(
+        "moe_experts", {&h, &expert_ids, &expert_weights, &out, &experts.gate_up_codes});
+    if (!device.is_cuda()) {
+        fail("moe_experts: grouped experts run on CUDA only; host tensors take the expert list");
+    }
+    FOURBIT_ASSERT(h.dim(1) == experts.hidden, "moe_experts: h {} for experts of hidden {}",
+                   shape_text(h.shape()), experts.hidden);
+    if (expert_ids.dim(1) > 8) {
+        fail("moe_experts: top {} on CUDA (the grouped kernels take at most 8)",
+             expert_ids.dim(1));
+    }
+#ifdef FOURBIT_CUDA
+    cuda::moe_experts(h, expert_ids, expert_weights, experts, out);
+#else
+    no_cuda_backend("moe_experts", device);
+#endif
+}
+
+GroupedExperts group_experts(std::span<const ExpertWeights> experts, Device device) {
+    FOURBIT_ASSERT(!experts.empty() && device.is_cuda(), "group_experts: experts onto CUDA");
+    const ExpertWeights& first = experts.front();
+    const int64_t n_experts = static_cast<int64_t>(experts.size());
+    const int64_t hidden = first.gate.cols(), intermediate = first.gate.rows();
+    for (size_t e = 0; e < experts.size(); ++e) {
+        const ExpertWeights& expert = experts[e];
+        for (const LinearWeight* w : {&expert.gate, &expert.up, &expert.down}) {
+            if (w->format() != WeightFormat::nvfp4 || w->nvfp4_layout != NvFp4Layout::rows ||
+                !w->weight.device().is_host()) {
+                fail("group_experts: expert {} is not NVFP4 on the host ({}); the CUDA MoE "
+                     "kernels take NVFP4 experts only",
+                     e, dtype_name(w->weight.dtype()));
+            }
+        }
+        FOURBIT_ASSERT(expert.gate.cols() == hidden && expert.up.cols() == hidden &&
+                           expert.gate.rows() == intermediate && expert.up.rows() == intermediate &&
+                           expert.down.rows() == hidden && expert.down.cols() == intermediate,
+                       "group_experts: expert {} differs in shape from expert 0", e);
+    }
+    Tensor gate_up_codes = Tensor::zeros(DType::u8, {n_experts, 2 * intermediate, hidden / 2});
+    Tensor gate_up_scales = Tensor::zeros(DType::u8, {n_experts, 2 * intermediate, hidden / 16});
+    Tensor down_codes = Tensor::zeros(DType::u8, {n_experts, hidden, intermediate / 2});
+    Tensor down_scales = Tensor::zeros(DType::u8, {n_experts, hidden, intermediate / 16});
+    Tensor out_scales = Tensor::zeros(DType::f32, {n_experts, 3});
+    auto rows_of = [](const LinearWeight& w) {
+        const int64_t k = w.cols();
+        return [&w, k](int64_t r) {
+            return NvFp4SourceRow{w.weight.data<uint8_t>() + r * (k / 2),
+                                  w.block_scale.data<uint8_t>() + r * (k / 16)};
+        };
+    };
+    for (int64_t e = 0; e < n_experts; ++e) {
+        const ExpertWeights& expert = experts[e];
+        auto gate_rows = rows_of(expert.gate), up_rows = rows_of(expert.up);
+        // Fused stripe s: gate rows 8s..8s+7, then up rows 8s..8s+7.
+        nvfp4_to_tiles(
+            2 * intermediate, hidden,
+            [&](int64_t r) {
+                const int64_t source = (r / 16) * 8 + r % 8;
+                return r % 16 < 8 ? gate_rows(source) : up_rows(source);
+            },
+            gate_up_codes.data<uint8_t>() + e * intermediate * hidden,
+            gate_up_scales.data<uint8_t>() + e * intermediate * hidden / 8, "group_experts gate/up");
+        nvfp4_to_tiles(hidden, intermediate, rows_of(expert.down),
+                       down_codes.data<uint8_t>() + e * hidden * intermediate / 2,
+                       down_scales.data<uint8_t>() + e * hidden * intermediate / 16,
+                       "group_experts down");
+        float* scales = out_scales.data<float>() + e * 3;
+        scales[0] = std::ldexp(expert.gate.global_scale, kNvFp4TileExponent);
+        scales[1] = std::ldexp(expert.up.global_scale, kNvFp4TileExponent);
+        scales[2] = std::ldexp(expert.down.global_scale, kNvFp4TileExponent);
+    }
+    GroupedExperts grouped;
+    grouped.gate_up_codes = gate_up_codes.to(device);
+    grouped.gate_up_scales = gate_up_scales.to(device);
+    grouped.down_codes = down_codes.to(device);
+    grouped.down_scales = down_scales.to(device);
+    grouped.out_scales = out_scales.to(device);
+    grouped.hidden = hidden;
+    grouped.intermediate = intermediate;
+    return grouped;
 }
 
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {

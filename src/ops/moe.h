@@ -9,6 +9,11 @@
 // moe_experts: out[t] = sum_j weight[t, j] * W2_e (silu(W1_e h[t]) * W3_e h[t]), e = ids[t, j];
 // contributions are added in ascending expert id, as transformers does.
 //   h [n_tokens, hidden] f32   out [n_tokens, hidden] f32 (overwritten)
+//
+// On a CUDA device both run without a host synchronisation: moe_route writes the ids and
+// weights on the device, and moe_experts reads them there, over experts grouped once at load
+// (group_experts: NVFP4 only, top k <= 8). Its sum over the k slots runs in slot order, which
+// is ascending expert id, as on the CPU.
 #pragma once
 
 #include <span>
@@ -24,11 +29,29 @@ struct ExpertWeights {
     LinearWeight down;  // w2 [hidden, intermediate]
 };
 
+// The experts of one layer on a CUDA device: NVFP4, tiled (ops/nvfp4_tiles.h) and stacked, with
+// gate and up fused so that tile stripe s holds gate rows 8s..8s+7, then up rows 8s..8s+7.
+struct GroupedExperts {
+    Tensor gate_up_codes;   // u8 [n_experts, 2 intermediate, hidden / 2]
+    Tensor gate_up_scales;  // u8 [n_experts, 2 intermediate, hidden / 16]
+    Tensor down_codes;      // u8 [n_experts, hidden, intermediate / 2]
+    Tensor down_scales;     // u8 [n_experts, hidden, intermediate / 16]
+    Tensor out_scales;      // f32 [n_experts, 3]: gate, up, down global scales x 2^19
+    int64_t hidden = 0;
+    int64_t intermediate = 0;
+    int64_t n_experts() const { return out_scales.defined() ? out_scales.dim(0) : 0; }
+};
+
+// Every expert of `experts` (NVFP4, checkpoint layout, on the host) grouped on `device`.
+GroupedExperts group_experts(std::span<const ExpertWeights> experts, Device device);
+
 void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tensor& expert_ids,
                Tensor& expert_weights);
 
 void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
                  std::span<const ExpertWeights> experts, Tensor& out);
+void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
+                 const GroupedExperts& experts, Tensor& out);
 
 // swiglu: out = silu(gate) * up, elementwise over [n, width] f32.
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& out);
@@ -40,5 +63,11 @@ void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert
                  std::span<const ExpertWeights> experts, Tensor& out);
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& out);
 }  // namespace cpu
+namespace cuda {
+void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tensor& expert_ids,
+               Tensor& expert_weights);
+void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
+                 const GroupedExperts& experts, Tensor& out);
+}  // namespace cuda
 
 }  // namespace fourbit

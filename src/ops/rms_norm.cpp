@@ -1,5 +1,6 @@
 #include "ops/rms_norm.h"
 
+#include "ops/device_dispatch.h"
 #include "util/error.h"
 
 namespace fourbit {
@@ -12,6 +13,14 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
                    shape_text(weight.shape()), shape_text(x.shape()));
     FOURBIT_ASSERT(weight.dtype() == DType::f32 || weight.dtype() == DType::bf16,
                    "rms_norm: weight dtype {}", dtype_name(weight.dtype()));
+    const Device device = op_device("rms_norm", {&x, &weight, &y});
+    if (device.is_cuda()) {
+#ifdef FOURBIT_CUDA
+        return cuda::rms_norm(x, weight, eps, y);
+#else
+        no_cuda_backend("rms_norm", device);
+#endif
+    }
     cpu::rms_norm(x, weight, eps, y);
 }
 

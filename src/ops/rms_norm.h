@@ -13,5 +13,8 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
 namespace cpu {
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
 }
+namespace cuda {
+void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
+}
 
 }  // namespace fourbit

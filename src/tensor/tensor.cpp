@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "tensor/cuda_memory.h"
 #include "util/error.h"
 
 namespace fourbit {
@@ -43,6 +44,49 @@ Tensor Tensor::zeros(DType dtype, Shape shape) {
     tensor.owner_ = std::shared_ptr<void>(memory, std::free);
     tensor.data_ = memory;
     return tensor;
+}
+
+Tensor Tensor::zeros(DType dtype, Shape shape, Device device) {
+    if (device.is_host()) return zeros(dtype, std::move(shape));
+    for (int64_t extent : shape) {
+        FOURBIT_ASSERT(extent >= 0, "negative extent in {}", shape_text(shape));
+    }
+    Tensor tensor;
+    tensor.dtype_ = dtype;
+    tensor.shape_ = std::move(shape);
+    tensor.device_ = device;
+    const size_t bytes = static_cast<size_t>(tensor.numel()) * dtype_size_bytes(dtype);
+    std::shared_ptr<void> memory = cuda_allocate(bytes, device.index);
+    cuda_zero(memory.get(), bytes, device.index);
+    tensor.data_ = memory.get();
+    tensor.owner_ = std::move(memory);
+    return tensor;
+}
+
+Tensor Tensor::to(Device device) const {
+    FOURBIT_ASSERT(defined(), "to({}) of an undefined tensor", device_text(device));
+    Tensor copy;
+    copy.dtype_ = dtype_;
+    copy.shape_ = shape_;
+    copy.device_ = device;
+    const size_t bytes = size_bytes();
+    std::shared_ptr<void> memory;
+    if (device.is_host()) {
+        copy = zeros(dtype_, shape_);
+    } else {
+        memory = cuda_allocate(bytes, device.index);
+        copy.data_ = memory.get();
+        copy.owner_ = std::move(memory);
+    }
+    copy_bytes(copy.data_, device, data_, device_, bytes);
+    return copy;
+}
+
+void Tensor::copy_from(const Tensor& source) {
+    FOURBIT_ASSERT(source.dtype_ == dtype_ && source.shape_ == shape_,
+                   "copy_from: {} {} into {} {}", dtype_name(source.dtype_),
+                   shape_text(source.shape_), dtype_name(dtype_), shape_text(shape_));
+    copy_bytes(data_, device_, source.data_, source.device_, size_bytes());
 }
 
 Tensor Tensor::rows(int64_t begin, int64_t count) const {

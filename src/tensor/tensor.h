@@ -1,5 +1,6 @@
-// A tensor: dtype, shape and a pointer into storage that it shares (an owned host buffer or a
-// memory-mapped checkpoint). Copying a Tensor copies the handle, not the data.
+// A tensor: dtype, shape, device and a pointer into storage that it shares (an owned host
+// buffer, a memory-mapped checkpoint, or an owned CUDA allocation). Copying a Tensor copies the
+// handle, not the data; `to` and `copy_from` move the bytes.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor/device.h"
 #include "tensor/dtype.h"
 
 namespace fourbit {
@@ -21,9 +23,17 @@ public:
     Tensor() = default;
     // Zero-filled host memory, 64-byte aligned.
     static Tensor zeros(DType dtype, Shape shape);
+    // Zero-filled memory on `device` (host: as above; CUDA: cudaMalloc, freed with the last
+    // handle).
+    static Tensor zeros(DType dtype, Shape shape, Device device);
     // Borrows `data`; `owner` keeps it alive (e.g. the mapped file).
     static Tensor borrow(DType dtype, Shape shape, const void* data,
                          std::shared_ptr<const void> owner);
+
+    // A copy of this tensor's bytes on `device` (always a new allocation).
+    Tensor to(Device device) const;
+    // Overwrites this tensor's bytes with `source`'s, across devices; same dtype and shape.
+    void copy_from(const Tensor& source);
 
     // Rows [begin, begin + count) of the first axis, sharing storage.
     Tensor rows(int64_t begin, int64_t count) const;
@@ -31,6 +41,8 @@ public:
     // False for a default-constructed Tensor (no shape, no storage).
     bool defined() const { return data_ != nullptr || owner_ != nullptr; }
     DType dtype() const { return dtype_; }
+    // NOTE: data() of a CUDA tensor is a device pointer; only device code may dereference it.
+    Device device() const { return device_; }
     const Shape& shape() const { return shape_; }
     int rank() const { return static_cast<int>(shape_.size()); }
     int64_t dim(int axis) const { return shape_.at(axis < 0 ? axis + rank() : axis); }
@@ -50,6 +62,7 @@ public:
 private:
     DType dtype_ = DType::f32;
     Shape shape_;
+    Device device_;
     std::shared_ptr<const void> owner_;
     void* data_ = nullptr;
 };

@@ -128,8 +128,15 @@ def test_max_tokens_gives_length(client):
 
 
 def test_default_max_tokens_is_the_rest_of_the_context(server, client):
-    # With ignore_eos nothing but the context ends the output.
-    response = client.chat.completions.create(model="tiny", messages=MESSAGES, temperature=0,
+    # With ignore_eos nothing but the context ends the output. A prompt that leaves ~100
+    # tokens of the context keeps the test quick.
+    filler = "lorem ipsum dolor sit amet " * 10
+    messages = [{"role": "user", "content": filler}]
+    per_filler = prompt_tokens(server, messages) - prompt_tokens(server, [{"role": "user", "content": ""}])
+    repeats = (MAX_MODEL_LEN - 100) // max(per_filler, 1)
+    messages = [{"role": "user", "content": filler * repeats}]
+    assert MAX_MODEL_LEN - 400 < prompt_tokens(server, messages) < MAX_MODEL_LEN
+    response = client.chat.completions.create(model="tiny", messages=messages, temperature=0,
                                               **extra(ignore_eos=True))
     assert response.choices[0].finish_reason == "length"
     assert response.usage.total_tokens == MAX_MODEL_LEN

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# One call on the GPU machine: build with the CUDA backend, run every test (GPU tests included;
-# they skip only where no GPU is present) and the GPU benchmarks, then print a short table last.
+# One call on the GPU machine: build with the CUDA backend, run the tests (GPU tests included;
+# they skip only where no GPU is present), a compute-sanitizer memcheck of the CUDA op suite,
+# the GPU kernel benchmarks and an ncu profile of the one-token GEMV; then print a short table
+# last. Logs and results go to $OUT (or /tmp): configure/build/test logs, gpu_tests.log,
+# memcheck.log, cuda_kernels.md, cuda_kernels.json and ncu.log (8 files: the run tool's limit).
 # Usage: here, tools/gpu/fetch_deps.sh once; then on the GPU machine, from the repository
-# root, with `.gpu-deps` carried: bash tools/gpu/check.sh
+# root, with `.gpu-deps` carried:
+#   bash tools/gpu/check.sh          everything: the whole project and every test
+#   bash tools/gpu/check.sh cuda     the CUDA backend only: tensor and op tests, benchmarks
+# FOURBIT_COMMIT names the commit in the results where the tree has no .git (a copied tree).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+scope=${1:-all}
 build_dir=build-gpu
 log_dir=${OUT:-/tmp}
 start=$(date +%s)
+commit=${FOURBIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 
 # Packages the bare GPU machine lacks, carried from the dev machine (tools/gpu/fetch_deps.sh),
 # unpacked into a private prefix whose pkg-config files are pointed at it.
@@ -24,29 +32,91 @@ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFOURBIT_CUDA=ON
     >"$log_dir/configure.log" 2>&1
 configure=$?
 build=1
+targets=()
+[ "$scope" = cuda ] && targets=(--target tensor_test ops_test cuda_kernels_bench)
 if [ $configure -eq 0 ]; then
     # -k 0: every error in one call, not just the first.
-    cmake --build "$build_dir" -j "$(nproc)" -- -k 0 >"$log_dir/build.log" 2>&1
+    cmake --build "$build_dir" "${targets[@]}" -j "$(nproc)" -- -k 0 >"$log_dir/build.log" 2>&1
     build=$?
 fi
+
 tests="not run"
+gpu_tests="not run"
 if [ $build -eq 0 ]; then
-    # Four test processes of four OpenMP threads each: no oversubscription of the host's cores.
-    # Fuzzing (clang, label "fuzz") is CI's job; the Python-driven tests skip where the GPU
-    # machine has no project venv (it has no network to make one).
-    (cd "$build_dir" && OMP_NUM_THREADS=4 ctest --output-on-failure -j 4 -LE fuzz \
-        >"$log_dir/ctest.log" 2>&1)
-    tests=$(grep -E "tests passed|tests failed" "$log_dir/ctest.log" | tail -1)
+    if [ "$scope" = cuda ]; then
+        : >"$log_dir/test.log"
+        for binary in tests/tensor/tensor_test tests/ops/ops_test; do
+            OMP_NUM_THREADS=4 "$build_dir/$binary" >>"$log_dir/test.log" 2>&1
+        done
+        passed=$(grep -c '^\[       OK \]' "$log_dir/test.log")
+        failed=$(grep -c '^\[  FAILED  \] .*(' "$log_dir/test.log")
+        tests="$passed passed, $failed failed"
+    else
+        # Four test processes of four OpenMP threads each: no oversubscription of the host's
+        # cores. Fuzzing (clang, label "fuzz") is CI's job; the Python-driven tests skip where
+        # the GPU machine has no project venv (it has no network to make one).
+        (cd "$build_dir" && OMP_NUM_THREADS=4 ctest --output-on-failure -j 4 -LE fuzz \
+            >"$log_dir/test.log" 2>&1)
+        tests=$(grep -E "tests passed|tests failed" "$log_dir/test.log" | tail -1)
+    fi
+    # The GPU cases: every device-parameterized op case and the device memory tests, none of
+    # which may skip here.
+    "$build_dir/tests/ops/ops_test" --gtest_filter='*DeviceOps*/cuda' >"$log_dir/gpu_tests.log" 2>&1
+    "$build_dir/tests/tensor/tensor_test" --gtest_filter='Device.Cuda*:Device.Copy*:Device.Failed*' \
+        >>"$log_dir/gpu_tests.log" 2>&1
+    gpu_passed=$(grep -c '^\[       OK \]' "$log_dir/gpu_tests.log")
+    gpu_failed=$(grep -c '^\[  FAILED  \] .*(' "$log_dir/gpu_tests.log")
+    gpu_skipped=$(grep -c '^\[  SKIPPED \] .*(' "$log_dir/gpu_tests.log")
+    gpu_tests="$gpu_passed passed, $gpu_failed failed, $gpu_skipped skipped"
+fi
+
+memcheck="not run"
+if [ $build -eq 0 ] && command -v compute-sanitizer >/dev/null; then
+    # The op suite's small cases under memcheck (the MiniMax-sized ones take minutes there).
+    compute-sanitizer --tool memcheck --error-exitcode 9 "$build_dir/tests/ops/ops_test" \
+        --gtest_filter='*DeviceOps*/cuda:-*MiniMax*' >"$log_dir/memcheck.log" 2>&1
+    status=$?
+    memcheck=$(grep -m1 "ERROR SUMMARY" "$log_dir/memcheck.log" || echo "exit $status")
+    [ $status -eq 0 ] || memcheck="FAILED ($memcheck), see memcheck.log"
+fi
+
+bench="not run"
+if [ $build -eq 0 ]; then
+    FOURBIT_COMMIT=$commit FOURBIT_DATE=$(date +%Y-%m-%d) \
+        "$build_dir/bench/cuda_kernels_bench" "$log_dir/cuda_kernels.json" >"$log_dir/cuda_kernels.md" 2>&1
+    bench=$([ $? -eq 0 ] && echo "ok, see cuda_kernels.md" || echo "FAILED, see cuda_kernels.md")
+fi
+profile="not run"
+if [ $build -eq 0 ] && command -v ncu >/dev/null; then
+    # Hardware counters of the q_proj GEMV at one token (clocks left alone, METHOD.md): where its
+    # time goes (issue slots, stalls, achieved bandwidth) for the next kernel change.
+    ncu --clock-control none --kernel-name regex:linear_kernel --launch-skip 1 --launch-count 1 \
+        --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
+        --section SchedulerStats --section Occupancy --section LaunchStats \
+        "$build_dir/bench/cuda_kernels_bench" --profile >"$log_dir/ncu.log" 2>&1
+    profile=$([ $? -eq 0 ] && echo "ok, see ncu.log" || echo "FAILED, see ncu.log")
 fi
 gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)
 
 echo
+if [ -f "$log_dir/cuda_kernels.md" ]; then
+    # The headline numbers: ceilings, M = 1 decode GEMVs, the MoE layer.
+    grep -E "^card|bandwidth" "$log_dir/cuda_kernels.md"
+    echo "| kind | shape | variant | tokens | us | MB | GB/s | of copy BW |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|"
+    grep -E "production \| 1 \||moe" "$log_dir/cuda_kernels.md"
+    echo
+fi
 echo "| step | result |"
 echo "|---|---|"
 echo "| gpu | ${gpu:-none found} |"
+echo "| commit | $commit |"
 echo "| configure (CUDA on) | $([ $configure -eq 0 ] && echo ok || echo "FAILED, see configure.log") |"
-echo "| build | $([ $build -eq 0 ] && echo ok || echo "FAILED, see build.log") |"
-echo "| ctest | $tests |"
-echo "| GPU benchmarks | none yet (the CUDA backend lands with its own benchmarks) |"
+echo "| build ($scope) | $([ $build -eq 0 ] && echo ok || echo "FAILED, see build.log") |"
+echo "| tests | $tests |"
+echo "| GPU tests | $gpu_tests |"
+echo "| memcheck | $memcheck |"
+echo "| GPU benchmarks | $bench |"
+echo "| ncu profile (q_proj, 1 token) | $profile |"
 echo "| wall time | $(($(date +%s) - start)) s |"
-[ $configure -eq 0 ] && [ $build -eq 0 ] && grep -q "100% tests passed" "$log_dir/ctest.log"
+[ $configure -eq 0 ] && [ $build -eq 0 ] && [ "${gpu_failed:-1}" -eq 0 ] && [ "${gpu_skipped:-1}" -eq 0 ]

@@ -1,0 +1,205 @@
+// Paged attention on CUDA, f32 as the contract says: kv_cache_write scatters new rows into the
+// pool through the block table; attention_paged runs one CTA per (query token, kv head) over
+// the sequence's positions in tiles of 32, with an online softmax, so the kv head's keys and
+// values are read once for its whole query group. The block table arrives as a host span and
+// is copied to the device per call (a device step will keep it there).
+//
+// CTA layout (256 threads, G = query heads per kv head <= 8, d = head_dim <= 128):
+//   tile load   all threads: K and V rows of 32 positions into shared memory
+//   scores      warp g < G, lane p: q_g . k_p, the tile's max and sum, P[g][p]
+//   output      thread (r, i), r = tid / d: dimension i of heads r, r + 256/d, ...
+#include <cmath>
+
+#include "ops/attention.h"
+#include "ops/cuda/stream.h"
+#include "tensor/cuda_check.h"
+
+namespace fourbit::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kTile = 32;
+
+struct AttentionParams {
+    const float* q;
+    const float* keys;
+    const float* values;
+    const int32_t* table;
+    float* out;
+    int64_t block_size;
+    int64_t n_ctx;
+    int n_new;
+    int group;  // query heads per kv head
+    int head_dim;
+    int q_width;
+    int kv_width;
+    float scale;
+};
+
+__device__ __forceinline__ int64_t pool_row(const int32_t* table, int64_t block_size,
+                                            int64_t position) {
+    return static_cast<int64_t>(table[position / block_size]) * block_size + position % block_size;
+}
+
+__global__ void kv_write_kernel(const float* keys, const float* values, const int32_t* table,
+                                int64_t block_size, int64_t first_position, int width,
+                                float* key_pool, float* value_pool) {
+    const int64_t row = pool_row(table, block_size, first_position + blockIdx.x);
+    for (int i = threadIdx.x; i < width; i += blockDim.x) {
+        key_pool[row * width + i] = keys[static_cast<int64_t>(blockIdx.x) * width + i];
+        value_pool[row * width + i] = values[static_cast<int64_t>(blockIdx.x) * width + i];
+    }
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int offset = 16; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+// Shared memory: q [G][d], K tile [32][d + 1] (the +1 puts lane p's row on its own bank),
+// V tile [32][d], P [G][32], rescale [G], final sums [G].
+__global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p) {
+    extern __shared__ float shared[];
+    const int d = p.head_dim, group = p.group;
+    float* qs = shared;
+    float* ks = qs + group * d;
+    float* vs = ks + kTile * (d + 1);
+    float* probs = vs + kTile * d;
+    float* rescale = probs + group * kTile;
+    float* sums = rescale + group;
+
+    const int token = blockIdx.x, kv_head = blockIdx.y;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t visible = p.n_ctx - p.n_new + token + 1;  // causal: positions 0 .. own
+    const int heads_per_pass = kThreads / d;                 // output rows of threads
+    const int my_dim = threadIdx.x % d, my_row = threadIdx.x / d;
+    const bool outputs = threadIdx.x < heads_per_pass * d;  // a partial last row stays idle
+
+    for (int index = threadIdx.x; index < group * d; index += kThreads) {
+        const int g = index / d, i = index % d;
+        qs[index] = p.q[static_cast<int64_t>(token) * p.q_width + (kv_head * group + g) * d + i];
+    }
+    float acc[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[j] = 0.0f;
+    float running_max = -INFINITY, running_sum = 0.0f;  // warp g's head, replicated in lanes
+
+    for (int64_t tile0 = 0; tile0 < visible; tile0 += kTile) {
+        __syncthreads();  // the previous tile's readers are done (and q is loaded)
+        for (int index = threadIdx.x; index < kTile * d; index += kThreads) {
+            const int r = index / d, i = index % d;
+            const int64_t position = tile0 + r;
+            float k = 0.0f, v = 0.0f;
+            if (position < visible) {
+                const int64_t row = pool_row(p.table, p.block_size, position);
+                k = p.keys[row * p.kv_width + kv_head * d + i];
+                v = p.values[row * p.kv_width + kv_head * d + i];
+            }
+            ks[r * (d + 1) + i] = k;
+            vs[r * d + i] = v;
+        }
+        __syncthreads();
+        if (warp < group) {
+            const int64_t position = tile0 + lane;
+            float score = -INFINITY;
+            if (position < visible) {
+                float dot = 0.0f;
+                for (int i = 0; i < d; ++i) dot += qs[warp * d + i] * ks[lane * (d + 1) + i];
+                score = dot * p.scale;
+            }
+            const float new_max = fmaxf(running_max, warp_max(score));  // finite: position 0 is visible
+            const float weight = position < visible ? expf(score - new_max) : 0.0f;
+            const float factor = expf(running_max - new_max);            // 0 on the first tile
+            running_sum = running_sum * factor + warp_sum(weight);
+            running_max = new_max;
+            probs[warp * kTile + lane] = weight;
+            if (lane == 0) rescale[warp] = factor;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const int g = my_row + j * heads_per_pass;
+            if (outputs && g < group) {
+                float value = acc[j] * rescale[g];
+                for (int r = 0; r < kTile; ++r) value += probs[g * kTile + r] * vs[r * d + my_dim];
+                acc[j] = value;
+            }
+        }
+    }
+    if (warp < group && lane == 0) sums[warp] = running_sum;
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const int g = my_row + j * heads_per_pass;
+        if (outputs && g < group) {
+            p.out[static_cast<int64_t>(token) * p.q_width + (kv_head * group + g) * d + my_dim] =
+                acc[j] / sums[g];
+        }
+    }
+}
+
+// The first `needed` entries of the host block table, on the device for this call.
+class DeviceTable {
+public:
+    DeviceTable(std::span<const int32_t> table, int64_t needed)
+        : scratch_(static_cast<size_t>(needed) * sizeof(int32_t)) {
+        FOURBIT_CUDA_CHECK(cudaMemcpyAsync(scratch_.as<int32_t>(), table.data(),
+                                           needed * sizeof(int32_t), cudaMemcpyHostToDevice,
+                                           current_stream()));
+    }
+    const int32_t* data() const { return scratch_.as<int32_t>(); }
+
+private:
+    Scratch scratch_;
+};
+
+}  // namespace
+
+void kv_cache_write(const Tensor& keys, const Tensor& values, int64_t first_position,
+                    const KvPages& pages) {
+    const int64_t n = keys.dim(0), width = keys.dim(1);
+    if (n == 0) return;
+    DeviceScope scope(keys.device().index);
+    const int64_t needed = (first_position + n + pages.block_size - 1) / pages.block_size;
+    DeviceTable table(pages.block_table, needed);
+    Tensor key_pool = pages.keys, value_pool = pages.values;  // handles onto the shared pool
+    kv_write_kernel<<<static_cast<unsigned>(n), 128, 0, current_stream()>>>(
+        keys.data<float>(), values.data<float>(), table.data(), pages.block_size, first_position,
+        static_cast<int>(width), key_pool.data<float>(), value_pool.data<float>());
+    FOURBIT_CUDA_CHECK_LAUNCH();
+}
+
+void attention_paged(const Tensor& q, const KvPages& pages, int64_t n_ctx,
+                     const AttentionShape& shape, Tensor& out) {
+    const int64_t n_new = q.dim(0);
+    if (n_new == 0) return;
+    DeviceScope scope(q.device().index);
+    DeviceTable table(pages.block_table, (n_ctx + pages.block_size - 1) / pages.block_size);
+    AttentionParams params{q.data<float>(),
+                           pages.keys.data<float>(),
+                           pages.values.data<float>(),
+                           table.data(),
+                           out.data<float>(),
+                           pages.block_size,
+                           n_ctx,
+                           static_cast<int>(n_new),
+                           static_cast<int>(shape.n_heads / shape.n_kv_heads),
+                           static_cast<int>(shape.head_dim),
+                           static_cast<int>(shape.n_heads * shape.head_dim),
+                           static_cast<int>(shape.n_kv_heads * shape.head_dim),
+                           1.0f / std::sqrt(static_cast<float>(shape.head_dim))};
+    const int d = params.head_dim, group = params.group;
+    const size_t shared_bytes =
+        sizeof(float) * (group * d + kTile * (d + 1) + kTile * d + group * kTile + 2 * group);
+    const dim3 grid(static_cast<unsigned>(n_new), static_cast<unsigned>(shape.n_kv_heads));
+    attention_kernel<<<grid, kThreads, shared_bytes, current_stream()>>>(params);
+    FOURBIT_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace fourbit::cuda

@@ -1,0 +1,387 @@
+// The NVFP4 weight-only GEMV family for decode (1 to 16 tokens): dense linear, MoE gate/up with
+// SiLU, MoE down with the routed sum. FP4 weights dequantized in registers, activations f32
+// rounded to bf16 for the tensor cores, f32 accumulation. Included by linear_cuda.cu,
+// moe_cuda.cu and the benchmark ladder, so the benchmark times exactly these kernels.
+//
+// Partition (one CTA = 8 warps = one stripe of 16 output rows):
+//
+//        k groups of 64 columns  ->
+//   +------+------+------+-- ... --+------+
+//   |  w0  |  w1  |  w2  |   ...   |  w7  |   16 rows: warp w takes groups [w G/8, (w+1) G/8),
+//   +------+------+------+-- ... --+------+   all of its loads of a chunk in flight at once;
+//   partial sums meet in shared memory in a fixed order (deterministic, no atomics).
+//
+// The MoE down kernel instead gives warp w the routed slot w over the whole k, so the routed
+// sum is the same fixed-order shared-memory reduction.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <utility>
+
+#include "ops/cuda/nvfp4_mma.cuh"
+
+namespace fourbit::cuda::nvfp4 {
+
+inline constexpr int kWarps = 8;
+inline constexpr int kThreads = kWarps * 32;
+inline constexpr int kGroupCols = 64;
+
+// A tiled NVFP4 matrix on the device (ops/nvfp4_tiles.h): 32 uint4 of codes and 8 uint2 of
+// scales per (stripe, group), stripe-major.
+struct TilesView {
+    const uint4* codes;
+    const uint2* scales;
+    int n;  // rows, a multiple of 16
+    int k;  // columns, a multiple of 64
+    float out_scale;  // global scale x 2^19 (kNvFp4TileExponent)
+};
+
+// One chunk of a warp's weights: kChunk groups, 16 bytes of codes and 8 of scales per lane each.
+template <int kChunk>
+struct WeightChunk {
+    uint4 codes[kChunk];
+    uint2 scales[kChunk];
+};
+
+// Issues the loads of groups [group0, min(group0 + kChunk, end)) of a stripe; returns at once.
+template <int kChunk>
+__device__ __forceinline__ void load_chunk(WeightChunk<kChunk>& chunk, const uint4* codes,
+                                           const uint2* scales, int group0, int end) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int u = 0; u < kChunk; ++u) {
+        if (group0 + u < end) {
+            chunk.codes[u] = load_streaming(codes + (group0 + u) * 32 + lane);
+            chunk.scales[u] = load_streaming(scales + (group0 + u) * 8 + (lane >> 2));
+        }
+    }
+}
+
+// The B fragment of one k-tile for token row `token` of the activations: columns k0, k0 + 1 and
+// k0 + 8, k0 + 9 as bf16 pairs. kStaged: the rows sit in shared memory (stage_rows), else they
+// are read through L1 from global memory.
+template <bool kStaged>
+__device__ __forceinline__ void load_b(const float* rows, int stride, int token, int k0,
+                                       uint32_t (&b)[2]) {
+    const float* row = rows + static_cast<int64_t>(token) * stride + k0;
+    float2 low, high;
+    if constexpr (kStaged) {
+        low = *reinterpret_cast<const float2*>(row);
+        high = *reinterpret_cast<const float2*>(row + 8);
+    } else {
+        low = __ldg(reinterpret_cast<const float2*>(row));
+        high = __ldg(reinterpret_cast<const float2*>(row + 8));
+    }
+    b[0] = pack_bf16x2(low.x, low.y);
+    b[1] = pack_bf16x2(high.x, high.y);
+}
+
+// The math of one loaded chunk for up to 8 * kTokenTiles token rows (rows >= n_tokens are zero).
+template <int kTokenTiles, int kChunk, bool kStaged>
+__device__ __forceinline__ void compute_chunk(const WeightChunk<kChunk>& chunk, int group0, int end,
+                                              const float* rows, int stride, int n_tokens,
+                                              float (&acc)[kTokenTiles][4]) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int u = 0; u < kChunk; ++u) {
+        if (group0 + u < end) {
+            const uint32_t words[4] = {chunk.codes[u].x, chunk.codes[u].y, chunk.codes[u].z,
+                                       chunk.codes[u].w};
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                uint32_t a[4];
+                nvfp4_tile_word_to_bf16x2(words[i], a);
+                const uint32_t scale_g = nvfp4_tile_scale_bf16x2(chunk.scales[u].x, i);
+                const uint32_t scale_g8 = nvfp4_tile_scale_bf16x2(chunk.scales[u].y, i);
+                a[0] = mul_bf16x2(a[0], scale_g);
+                a[1] = mul_bf16x2(a[1], scale_g8);
+                a[2] = mul_bf16x2(a[2], scale_g);
+                a[3] = mul_bf16x2(a[3], scale_g8);
+                const int k0 = (group0 + u) * kGroupCols + i * 16 + 2 * t;
+#pragma unroll
+                for (int j = 0; j < kTokenTiles; ++j) {
+                    uint32_t b[2] = {0u, 0u};
+                    if (8 * j + g < n_tokens) load_b<kStaged>(rows, stride, 8 * j + g, k0, b);
+                    mma_bf16_16x8x16(acc[j], a, b);
+                }
+            }
+        }
+    }
+}
+
+// One warp's share of a stripe, groups [begin, end): the next chunk loads while the current one
+// is multiplied. `first` was loaded by the caller (before it staged the activations, so that
+// the weights' latency and the staging overlap). NOTE: `first = next` waits for the next
+// chunk's loads, so each further chunk still costs about one memory latency (measured on the
+// H200: bench/results/cuda_kernels.md); a ping-pong without the copy did not pay off alone.
+template <int kTokenTiles, int kChunk, bool kStaged>
+__device__ __forceinline__ void stripe_partial(WeightChunk<kChunk>& first, const uint4* codes,
+                                               const uint2* scales, int begin, int end,
+                                               const float* rows, int stride, int n_tokens,
+                                               float (&acc)[kTokenTiles][4]) {
+    WeightChunk<kChunk> next;
+    for (int group0 = begin; group0 < end; group0 += kChunk) {
+        if (group0 + kChunk < end) load_chunk(next, codes, scales, group0 + kChunk, end);
+        compute_chunk<kTokenTiles, kChunk, kStaged>(first, group0, end, rows, stride, n_tokens, acc);
+        first = next;
+    }
+}
+
+// Copies `n_rows` activation rows of k floats into shared memory (row stride k + 8 floats: the
+// 8 lanes of a fragment read 8 rows at one column without bank conflicts) with cp.async, then
+// waits and synchronises the CTA. Rows must be 16-byte aligned (k % 4 == 0).
+__device__ __forceinline__ void stage_rows(float* shared, const float* x, int x_stride,
+                                           int n_rows, int k) {
+    const int vectors = k / 4;
+    for (int index = threadIdx.x; index < n_rows * vectors; index += kThreads) {
+        const int r = index / vectors, c = index % vectors;
+        copy_async_16(shared + r * (k + 8) + 4 * c, x + static_cast<int64_t>(r) * x_stride + 4 * c);
+    }
+    wait_async_copies();
+    __syncthreads();
+}
+
+// Shared memory for n_rows staged rows of k floats.
+inline size_t staged_bytes(int n_rows, int k) {
+    return static_cast<size_t>(n_rows) * (k + 8) * sizeof(float);
+}
+// Up to this much the activations are staged (two CTAs of 8 warps still fit an SM).
+inline constexpr size_t kMaxStagedBytes = 96 * 1024;
+
+// Each warp's accumulators into shared memory, [warp][register][lane].
+template <int kTokenTiles>
+__device__ __forceinline__ void store_partials(float (*partial)[kTokenTiles * 4][32],
+                                               const float (&acc)[kTokenTiles][4]) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+    for (int j = 0; j < kTokenTiles; ++j) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) partial[warp][j * 4 + c][lane] = acc[j][c];
+    }
+}
+
+// y[token, row] = W x[token] for up to 8 * kTokenTiles tokens; grid = n / 16 stripes. kStaged:
+// x sits in dynamic shared memory (staged_bytes(n_tokens, k)).
+template <int kTokenTiles, int kChunk, bool kStaged>
+__global__ void __launch_bounds__(kThreads) linear_kernel(TilesView w, const float* x,
+                                                          int n_tokens, float* y) {
+    extern __shared__ float staged[];
+    allow_dependents();
+    const int stripe = blockIdx.x, warp = threadIdx.x >> 5;
+    const int groups = w.k / kGroupCols;
+    const int begin = warp * groups / kWarps, end = (warp + 1) * groups / kWarps;
+    const uint4* codes = w.codes + static_cast<int64_t>(stripe) * groups * 32;
+    const uint2* scales = w.scales + static_cast<int64_t>(stripe) * groups * 8;
+    WeightChunk<kChunk> first;
+    load_chunk(first, codes, scales, begin, end);  // weights: no kernel writes them
+    wait_for_prerequisites();                       // x and y: the previous kernels' business
+    const float* rows = x;
+    int stride = w.k;
+    if constexpr (kStaged) {
+        stage_rows(staged, x, w.k, n_tokens, w.k);
+        rows = staged;
+        stride = w.k + 8;
+    }
+    float acc[kTokenTiles][4] = {};
+    stripe_partial<kTokenTiles, kChunk, kStaged>(first, codes, scales, begin, end, rows, stride,
+                                                 n_tokens, acc);
+    __shared__ float partial[kWarps][kTokenTiles * 4][32];
+    store_partials<kTokenTiles>(partial, acc);
+    __syncthreads();
+    for (int index = threadIdx.x; index < kTokenTiles * 4 * 32; index += kThreads) {
+        const int reg = index / 32, lane = index % 32, j = reg / 4, c = reg % 4;
+        float sum = 0.0f;
+#pragma unroll
+        for (int v = 0; v < kWarps; ++v) sum += partial[v][reg][lane];
+        const int row = stripe * 16 + (lane >> 2) + (c >= 2 ? 8 : 0);
+        const int token = 8 * j + 2 * (lane & 3) + (c & 1);
+        if (token < n_tokens) y[static_cast<int64_t>(token) * w.n + row] = sum * w.out_scale;
+    }
+}
+
+// Experts of one MoE layer, tiled and stacked: gate and up fused so that stripe s holds gate
+// rows 8s..8s+7 (fragment rows g) and up rows 8s..8s+7 (rows g + 8), so each lane holds a gate
+// and its up; down as is. out_scales [expert][3] = gate, up, down global scales x 2^19.
+struct ExpertsView {
+    const uint4* gate_up_codes;
+    const uint2* gate_up_scales;
+    const uint4* down_codes;
+    const uint2* down_scales;
+    const float* out_scales;
+    int hidden;
+    int intermediate;
+};
+
+// mid[p, i] = silu(gate_e h[p / top_k])_i * (up_e h[p / top_k])_i, e = ids[p], one routed
+// slot p per grid row; grid = (2 intermediate / 16, n_tokens * top_k); the slot's h row staged
+// in shared memory (staged_bytes(1, hidden)).
+template <int kChunk>
+__global__ void __launch_bounds__(kThreads) moe_gate_up_kernel(ExpertsView experts,
+                                                               const int32_t* ids,
+                                                               const float* h, int top_k,
+                                                               float* mid) {
+    extern __shared__ float staged[];
+    const int stripe = blockIdx.x, slot = blockIdx.y, warp = threadIdx.x >> 5;
+    const int expert = ids[slot];
+    const int groups = experts.hidden / kGroupCols;
+    const int begin = warp * groups / kWarps, end = (warp + 1) * groups / kWarps;
+    const int64_t tile = static_cast<int64_t>(expert) * (2 * experts.intermediate / 16) + stripe;
+    const uint4* codes = experts.gate_up_codes + tile * groups * 32;
+    const uint2* scales = experts.gate_up_scales + tile * groups * 8;
+    WeightChunk<kChunk> first;
+    load_chunk(first, codes, scales, begin, end);
+    stage_rows(staged, h + static_cast<int64_t>(slot / top_k) * experts.hidden, experts.hidden, 1,
+               experts.hidden);
+    float acc[1][4] = {};
+    stripe_partial<1, kChunk, true>(first, codes, scales, begin, end, staged, experts.hidden + 8,
+                                    1, acc);
+    __shared__ float partial[kWarps][4][32];
+    store_partials<1>(partial, acc);
+    __syncthreads();
+    if (threadIdx.x < 8) {
+        // Token column 0 lives in lanes t = 0: lane 4g holds gate row g (d0) and up row g (d2).
+        const int g = threadIdx.x;
+        float gate = 0.0f, up = 0.0f;
+#pragma unroll
+        for (int v = 0; v < kWarps; ++v) {
+            gate += partial[v][0][4 * g];
+            up += partial[v][2][4 * g];
+        }
+        gate *= experts.out_scales[expert * 3 + 0];
+        up *= experts.out_scales[expert * 3 + 1];
+        mid[static_cast<int64_t>(slot) * experts.intermediate + stripe * 8 + g] =
+            gate / (1.0f + expf(-gate)) * up;
+    }
+}
+
+// out[t, row] = sum_j weights[t, j] (down_e mid[t top_k + j])_row, e = ids[t, j], in slot
+// order; warp j computes slot j over the whole intermediate width. grid = (hidden / 16,
+// n_tokens); top_k <= 8; the token's top_k mid rows staged (staged_bytes(top_k, intermediate)).
+template <int kChunk>
+__global__ void __launch_bounds__(kThreads) moe_down_kernel(ExpertsView experts,
+                                                            const int32_t* ids,
+                                                            const float* weights,
+                                                            const float* mid, int top_k,
+                                                            float* out) {
+    extern __shared__ float staged[];
+    const int stripe = blockIdx.x, token = blockIdx.y, warp = threadIdx.x >> 5;
+    const int groups = experts.intermediate / kGroupCols;
+    const int64_t stripes = experts.hidden / 16;
+    const bool active = warp < top_k;
+    const uint4* codes = nullptr;
+    const uint2* scales = nullptr;
+    WeightChunk<kChunk> first;
+    if (active) {
+        const int64_t tile = static_cast<int64_t>(ids[token * top_k + warp]) * stripes + stripe;
+        codes = experts.down_codes + tile * groups * 32;
+        scales = experts.down_scales + tile * groups * 8;
+        load_chunk(first, codes, scales, 0, groups);
+    }
+    const int stride = experts.intermediate + 8;
+    stage_rows(staged, mid + static_cast<int64_t>(token) * top_k * experts.intermediate,
+               experts.intermediate, top_k, experts.intermediate);
+    float acc[1][4] = {};
+    if (active) {
+        stripe_partial<1, kChunk, true>(first, codes, scales, 0, groups, staged + warp * stride,
+                                        stride, 1, acc);
+    }
+    __shared__ float partial[kWarps][4][32];
+    store_partials<1>(partial, acc);
+    __syncthreads();
+    if (threadIdx.x < 16) {
+        const int row = threadIdx.x, lane = 4 * (row % 8), reg = row < 8 ? 0 : 2;
+        float sum = 0.0f;
+        for (int j = 0; j < top_k; ++j) {
+            const int slot = token * top_k + j;
+            sum += weights[slot] * experts.out_scales[ids[slot] * 3 + 2] * partial[j][reg][lane];
+        }
+        out[static_cast<int64_t>(token) * experts.hidden + stripe * 16 + row] = sum;
+    }
+}
+
+// The production configuration (bench/cuda_kernels_bench.cu sweeps the chunk).
+inline constexpr int kProductionChunk = 4;
+
+// Lets `kernel` take `bytes` of dynamic shared memory (above 48 KB it must opt in).
+template <typename Kernel>
+inline cudaError_t allow_shared_bytes(Kernel kernel, size_t bytes) {
+    if (bytes <= 48 * 1024) return cudaSuccess;
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                static_cast<int>(bytes));
+}
+
+// Launches `kernel` with programmatic dependent launch allowed (see allow_dependents).
+template <typename... Parameters, typename... Arguments>
+inline cudaError_t launch_with_pdl(void (*kernel)(Parameters...), dim3 grid, size_t shared_bytes,
+                                   cudaStream_t stream, Arguments&&... arguments) {
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = dim3(kThreads);
+    config.dynamicSmemBytes = shared_bytes;
+    config.stream = stream;
+    cudaLaunchAttribute attribute;
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    return cudaLaunchKernelEx(&config, kernel, std::forward<Arguments>(arguments)...);
+}
+
+// y = W x for up to 16 tokens (kChunk groups in flight per warp): x staged in shared memory
+// when it fits, else read through L1. kPdl: launched so that its weight loads overlap the tail
+// of the previous kernel.
+template <int kChunk, bool kPdl>
+inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m, float* y,
+                                       cudaStream_t stream) {
+    const size_t bytes = staged_bytes(m, w.k);
+    const bool staged = bytes <= kMaxStagedBytes;
+    void (*kernel)(TilesView, const float*, int, float*) =
+        m <= 8 ? (staged ? linear_kernel<1, kChunk, true> : linear_kernel<1, kChunk, false>)
+               : (staged ? linear_kernel<2, kChunk, true> : linear_kernel<2, kChunk, false>);
+    const size_t shared_bytes = staged ? bytes : 0;
+    cudaError_t status = allow_shared_bytes(kernel, shared_bytes);
+    if (status != cudaSuccess) return status;
+    if constexpr (kPdl) {
+        return launch_with_pdl(kernel, dim3(w.n / 16), shared_bytes, stream, w, x, m, y);
+    } else {
+        kernel<<<w.n / 16, kThreads, shared_bytes, stream>>>(w, x, m, y);
+        return cudaSuccess;
+    }
+}
+
+// y = W x for any number of tokens, 16 at a time (each block of 16 re-reads W: a decode kernel,
+// not a prefill GEMM).
+inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_tokens, float* y,
+                                 cudaStream_t stream) {
+    for (int t0 = 0; t0 < n_tokens; t0 += 16) {
+        const int m = n_tokens - t0 < 16 ? n_tokens - t0 : 16;
+        const cudaError_t status = launch_linear_block<kProductionChunk, true>(
+            w, x + static_cast<int64_t>(t0) * w.k, m, y + static_cast<int64_t>(t0) * w.n, stream);
+        if (status != cudaSuccess) return status;
+    }
+    return cudaSuccess;
+}
+
+// The MoE experts of n_tokens tokens, top_k <= 8 slots each: gate/up + SiLU into `mid`
+// ([n_tokens top_k, intermediate] f32), then down + the routed sum into `out`.
+inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, const float* weights,
+                              const float* h, int n_tokens, int top_k, float* mid, float* out,
+                              cudaStream_t stream) {
+    const size_t gate_up_bytes = staged_bytes(1, experts.hidden);
+    const size_t down_bytes = staged_bytes(top_k, experts.intermediate);
+    cudaError_t status = allow_shared_bytes(moe_gate_up_kernel<kProductionChunk>, gate_up_bytes);
+    if (status == cudaSuccess) {
+        status = allow_shared_bytes(moe_down_kernel<kProductionChunk>, down_bytes);
+    }
+    if (status != cudaSuccess) return status;
+    const dim3 gate_up_grid(2 * experts.intermediate / 16, n_tokens * top_k);
+    moe_gate_up_kernel<kProductionChunk><<<gate_up_grid, kThreads, gate_up_bytes, stream>>>(experts, ids, h,
+                                                                                 top_k, mid);
+    const dim3 down_grid(experts.hidden / 16, n_tokens);
+    moe_down_kernel<kProductionChunk><<<down_grid, kThreads, down_bytes, stream>>>(experts, ids, weights, mid,
+                                                                        top_k, out);
+    return cudaSuccess;
+}
+
+}  // namespace fourbit::cuda::nvfp4

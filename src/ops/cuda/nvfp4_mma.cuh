@@ -1,0 +1,86 @@
+// Device helpers of the NVFP4 weight-only kernels: the tile layout's loads, bf16x2 arithmetic and
+// the mma itself. The layout and its dequantization (shared with host tests) are in
+// ops/nvfp4_tiles.h; every helper says why it is written the way it is.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cstdint>
+
+#include "ops/nvfp4_tiles.h"
+
+namespace fourbit::cuda::nvfp4 {
+
+// Weights are read exactly once per call: bypass L1, which holds the activations every warp
+// re-reads. Volatile so that the loads stay where they are written, ahead of the math on the
+// previous chunk: without it the compiler sank each load to its use and every group paid a
+// full memory latency in turn (measured: 0.6 us per group, 3x slower kernels). (The .L2::evict_first form needs 32-byte vectors on sm_90; a cache-policy hint is
+// a later step.)
+__device__ __forceinline__ uint4 load_streaming(const uint4* pointer) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(pointer));
+    return v;
+}
+
+__device__ __forceinline__ uint2 load_streaming(const uint2* pointer) {
+    uint2 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];"
+                 : "=r"(v.x), "=r"(v.y)
+                 : "l"(pointer));
+    return v;
+}
+
+// bf16x2 product, exact here (see nvfp4_tile_scale_bf16x2). PTX mul.bf16x2 keeps subnormal
+// inputs (it has no flush-to-zero form), which code 1 needs.
+__device__ __forceinline__ uint32_t mul_bf16x2(uint32_t a, uint32_t b) {
+    uint32_t d;
+    asm("mul.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+}
+
+// Asynchronous 16-byte copy global -> shared (cp.async, sm_80+): the activations reach shared
+// memory while the first weights are in flight, and hold no registers meanwhile. .cg: through L2
+// only, every CTA reads the same activations.
+__device__ __forceinline__ void copy_async_16(void* shared, const void* global) {
+    const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(address), "l"(global));
+}
+
+__device__ __forceinline__ void wait_async_copies() {
+    asm volatile("cp.async.wait_all;" ::: "memory");
+}
+
+// Programmatic dependent launch (sm_90): a kernel launched with the PDL attribute may start
+// while the previous kernel on its stream finishes. It may read only data no earlier kernel
+// writes (the weights) before wait_for_prerequisites, which returns once the previous grid has
+// completed and its memory is visible. Without the attribute both are no-ops.
+__device__ __forceinline__ void wait_for_prerequisites() {
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+}
+
+// Lets the next PDL kernel on the stream start its own weight loads now. Safe at entry: its
+// reads of anything we or our predecessors write come after its own wait, which waits for us.
+__device__ __forceinline__ void allow_dependents() {
+    asm volatile("griddepcontrol.launch_dependents;");
+}
+
+// Two f32 activations -> one bf16x2 register, the first in the low half (the lower k index).
+__device__ __forceinline__ uint32_t pack_bf16x2(float low, float high) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(low, high);
+    return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// D = A x B + D on the tensor cores: A 16x16 bf16 (weights: 16 rows of a stripe, one k-tile),
+// B 16x8 bf16 (activations: a k-tile of up to 8 tokens), D 16x8 f32. Lane l = 4g + t holds
+// D rows g and g+8, token columns 2t and 2t+1: d0 (g, 2t), d1 (g, 2t+1), d2 (g+8, 2t), d3.
+__device__ __forceinline__ void mma_bf16_16x8x16(float (&d)[4], const uint32_t (&a)[4],
+                                                 const uint32_t (&b)[2]) {
+    asm(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+        "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+}  // namespace fourbit::cuda::nvfp4

@@ -1,0 +1,450 @@
+// One op suite for every compiled device: each case (shapes, dtypes, tolerance) is written once,
+// its inputs made on the host, the CPU op run there as the reference, then the same op run on
+// each device and compared. On a build without a GPU, or a machine without one (CI), the device
+// cases skip with the reason. Tolerances say why they are what they are.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "nvfp4/quantize.h"
+#include "ops/add.h"
+#include "ops/attention.h"
+#include "ops/embedding.h"
+#include "ops/linear.h"
+#include "ops/moe.h"
+#include "ops/rms_norm.h"
+#include "ops/rope.h"
+#include "tensor/cuda_memory.h"
+#include "tensor/numeric.h"
+#include "util/error.h"
+
+namespace fourbit {
+namespace {
+
+// bf16 keeps 8 significant bits: rounding an f32 to it moves it by at most 2^-9 relative.
+constexpr double kBf16Rounding = 0x1p-9;
+
+Tensor random_f32(Shape shape, std::mt19937& rng, float scale = 1.0f) {
+    Tensor tensor = Tensor::zeros(DType::f32, std::move(shape));
+    std::normal_distribution<float> normal(0.0f, scale);
+    for (int64_t i = 0; i < tensor.numel(); ++i) tensor.data<float>()[i] = normal(rng);
+    return tensor;
+}
+
+Tensor random_bf16(Shape shape, std::mt19937& rng, float scale = 1.0f) {
+    Tensor tensor = Tensor::zeros(DType::bf16, std::move(shape));
+    std::normal_distribution<float> normal(0.0f, scale);
+    for (int64_t i = 0; i < tensor.numel(); ++i) tensor.data<uint16_t>()[i] = f32_to_bf16(normal(rng));
+    return tensor;
+}
+
+// NVFP4 weights quantized by the project's codec from random values with an outlier, so block
+// scales spread far below the global range (small and subnormal e4m3 scales included).
+LinearWeight random_nvfp4(int64_t n, int64_t k, std::mt19937& rng) {
+    std::normal_distribution<float> normal(0.0f, 0.05f);
+    std::vector<float> w(n * k);
+    for (float& value : w) value = normal(rng);
+    w[5] = 3.0f;
+    for (int64_t i = 0; i < 16; ++i) w[k + i] = 0.0f;  // an all-zero block
+    NvFp4Matrix q = quantize_nvfp4(w, n, k, nvfp4_global_scale(checked_amax(w, "w")), "w");
+    LinearWeight weight;
+    weight.weight = Tensor::zeros(DType::u8, {n, k / 2});
+    std::memcpy(weight.weight.data<uint8_t>(), q.packed.data(), q.packed.size());
+    weight.block_scale = Tensor::zeros(DType::f8_e4m3, {n, k / 16});
+    std::memcpy(weight.block_scale.data<uint8_t>(), q.block_scales.data(), q.block_scales.size());
+    weight.global_scale = q.global_scale;
+    return weight;
+}
+
+// NVFP4 weights of random bytes, fast enough for MiniMax-sized matrices: every code, scales from
+// e4m3 subnormals up to 2^3 with some zero blocks, a global scale.
+LinearWeight random_nvfp4_bytes(int64_t n, int64_t k, std::mt19937& rng) {
+    LinearWeight weight;
+    weight.weight = Tensor::zeros(DType::u8, {n, k / 2});
+    for (int64_t i = 0; i < weight.weight.numel(); ++i) weight.weight.data<uint8_t>()[i] = static_cast<uint8_t>(rng());
+    weight.block_scale = Tensor::zeros(DType::f8_e4m3, {n, k / 16});
+    for (int64_t i = 0; i < weight.block_scale.numel(); ++i) {
+        const uint32_t bits = rng();
+        // Exponent field 0..10 (subnormals to 2^3), any mantissa; one block in 64 zero.
+        weight.block_scale.data<uint8_t>()[i] =
+            bits % 64 == 0 ? 0 : static_cast<uint8_t>((((bits >> 8) % 11) << 3) | ((bits >> 16) & 7));
+    }
+    weight.global_scale = 0.01f;
+    return weight;
+}
+
+// The weight's value [r, c] in double (dense or NVFP4 in checkpoint layout).
+double weight_at(const LinearWeight& weight, int64_t r, int64_t c) {
+    const Tensor& w = weight.weight;
+    if (w.dtype() == DType::f32) return w.data<float>()[r * w.dim(1) + c];
+    if (w.dtype() == DType::bf16) return bf16_to_f32(w.data<uint16_t>()[r * w.dim(1) + c]);
+    const int64_t k = weight.cols();
+    const uint8_t code = (w.data<uint8_t>()[r * k / 2 + c / 2] >> (4 * (c % 2))) & 0xf;
+    static constexpr double kMagnitudes[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+    const double value = (code & 8 ? -1.0 : 1.0) * kMagnitudes[code & 7];
+    return value * f8_e4m3_to_f32(weight.block_scale.data<uint8_t>()[r * k / 16 + c / 16]) *
+           weight.global_scale;
+}
+
+// sum_k |W[r, k] x[t, k]| for every output: the scale of each output's rounding error.
+std::vector<double> absolute_products(const Tensor& x, const LinearWeight& weight) {
+    const int64_t m = x.dim(0), n = weight.rows(), k = weight.cols();
+    std::vector<double> sums(m * n, 0.0);
+    for (int64_t r = 0; r < n; ++r) {
+        for (int64_t c = 0; c < k; ++c) {
+            const double w = std::fabs(weight_at(weight, r, c));
+            for (int64_t t = 0; t < m; ++t) sums[t * n + r] += w * std::fabs(x.data<float>()[t * k + c]);
+        }
+    }
+    return sums;
+}
+
+class DeviceOps : public ::testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override {
+        if (GetParam() == "cuda") {
+            if (!cuda_compiled()) GTEST_SKIP() << "built without the CUDA backend";
+            if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+            device_ = Device::cuda(0);
+        }
+    }
+    // A copy of a host tensor on the device under test.
+    Tensor on_device(const Tensor& host) const { return host.to(device_); }
+    static Tensor to_host(const Tensor& tensor) { return tensor.to(Device::host()); }
+    // Poisoned (NaN) output on the device: elements the op fails to write show up.
+    Tensor poisoned(Shape shape) const {
+        Tensor host = Tensor::zeros(DType::f32, std::move(shape));
+        for (int64_t i = 0; i < host.numel(); ++i) host.data<float>()[i] = std::nanf("");
+        return on_device(host);
+    }
+    Device device_ = Device::host();
+};
+
+// |got - expected| <= bound[i] for every element, NaN never passing.
+void expect_within(const Tensor& got, const Tensor& expected, const std::vector<double>& bound,
+                   const char* what) {
+    ASSERT_EQ(got.shape(), expected.shape());
+    int64_t reported = 0;
+    for (int64_t i = 0; i < got.numel(); ++i) {
+        const double g = got.data<float>()[i], e = expected.data<float>()[i];
+        if (!(std::fabs(g - e) <= bound[i]) && reported++ < 5) {
+            ADD_FAILURE() << what << " [" << i << "]: " << g << " vs " << e << " (bound " << bound[i] << ")";
+        }
+    }
+}
+
+void expect_within(const Tensor& got, const Tensor& expected, double bound, const char* what) {
+    expect_within(got, expected, std::vector<double>(got.numel(), bound), what);
+}
+
+TEST_P(DeviceOps, Add) {
+    std::mt19937 rng(1);
+    Tensor x = random_f32({3, 1001}, rng), y = random_f32({3, 1001}, rng);
+    Tensor expected = x.to(Device::host());
+    add(expected, y);
+    Tensor dx = on_device(x);
+    add(dx, on_device(y));
+    expect_within(to_host(dx), expected, 0.0, "add");  // one f32 addition: bit-identical
+}
+
+TEST_P(DeviceOps, RmsNormMiniMaxQkWidthsBothWeightTypes) {
+    std::mt19937 rng(2);
+    // One rounding of the scale (both sum in double) and two f32 products per element: the
+    // devices may differ only where the double sums' order changes the last bit of the scale.
+    for (int64_t d : {3072, 6144, 1000}) {
+        Tensor x = random_f32({5, d}, rng, 3.0f);
+        for (const Tensor& w : {random_f32({d}, rng), random_bf16({d}, rng)}) {
+            Tensor expected = Tensor::zeros(DType::f32, x.shape());
+            rms_norm(x, w, 1e-6f, expected);
+            Tensor y = poisoned(x.shape());
+            rms_norm(on_device(x), on_device(w), 1e-6f, y);
+            std::vector<double> bound(x.numel());
+            for (int64_t i = 0; i < x.numel(); ++i) bound[i] = 4e-7 * std::fabs(expected.data<float>()[i]);
+            expect_within(to_host(y), expected, bound, "rms_norm");
+        }
+    }
+}
+
+TEST_P(DeviceOps, RmsNormInPlace) {
+    std::mt19937 rng(3);
+    Tensor x = random_f32({2, 256}, rng), w = random_f32({256}, rng);
+    Tensor expected = Tensor::zeros(DType::f32, x.shape());
+    rms_norm(x, w, 1e-6f, expected);
+    Tensor dx = on_device(x);
+    rms_norm(dx, on_device(w), 1e-6f, dx);
+    std::vector<double> bound(x.numel());
+    for (int64_t i = 0; i < x.numel(); ++i) bound[i] = 4e-7 * std::fabs(expected.data<float>()[i]);
+    expect_within(to_host(dx), expected, bound, "rms_norm in place");
+}
+
+TEST_P(DeviceOps, RopePartialNeoxMiniMaxShape) {
+    std::mt19937 rng(4);
+    const RopeShape shape{48, 128, 64, 5e6};
+    const std::vector<int32_t> positions = {0, 1, 17, 4095, 200000};
+    Tensor x = random_f32({5, 48 * 128}, rng);
+    Tensor expected = x.to(Device::host());
+    rope_neox(expected, positions, shape);
+    // Same f32 angles and cos/sin in double on both: at most an ulp of cos/sin apart (a double
+    // rounded twice), so |error| <= 2^-23 (|a| + |b|) per rotated element.
+    Tensor dx = on_device(x);
+    Tensor device_positions =
+        Tensor::borrow(DType::i32, {5}, positions.data(), nullptr).to(device_);
+    rope_neox(dx, device_positions, shape);
+    expect_within(to_host(dx), expected, 1e-6, "rope (device positions)");
+    Tensor dx2 = on_device(x);
+    rope_neox(dx2, positions, shape);  // host positions, staged
+    expect_within(to_host(dx2), expected, 1e-6, "rope (host positions)");
+}
+
+TEST_P(DeviceOps, EmbeddingRowsAreCopiedExactly) {
+    std::mt19937 rng(5);
+    const std::vector<int32_t> ids = {3, 0, 99, 3};
+    for (const Tensor& table : {random_f32({100, 256}, rng), random_bf16({100, 256}, rng)}) {
+        Tensor expected = Tensor::zeros(DType::f32, {4, 256});
+        embedding(ids, table, expected);
+        Tensor out = poisoned({4, 256});
+        embedding(ids, on_device(table), out);
+        expect_within(to_host(out), expected, 0.0, "embedding");  // widening is exact
+    }
+}
+
+TEST_P(DeviceOps, LinearDenseWeights) {
+    std::mt19937 rng(6);
+    for (int64_t m : {1, 5, 33}) {
+        Tensor x = random_f32({m, 512}, rng);
+        for (DType dtype : {DType::f32, DType::bf16}) {
+            LinearWeight weight;
+            weight.weight = dtype == DType::f32 ? random_f32({384, 512}, rng, 0.05f)
+                                                : random_bf16({384, 512}, rng, 0.05f);
+            Tensor expected = Tensor::zeros(DType::f32, {m, 384});
+            linear(x, weight, expected);
+            Tensor y = poisoned({m, 384});
+            linear(on_device(x), linear_weight_to(weight, device_), y);
+            // f32: only the summation order differs, |error| <= 2 gamma_k sum|w x|, k = 512.
+            // bf16 weights: the device rounds x to bf16 first, adding 2^-9 sum|w x|.
+            const double relative = (dtype == DType::bf16 && device_.is_cuda() ? kBf16Rounding : 0.0) +
+                                    2.0 * 512 * 0x1p-24;
+            std::vector<double> bound = absolute_products(x, weight);
+            for (double& b : bound) b = b * relative + 1e-30;
+            expect_within(to_host(y), expected, bound, dtype == DType::f32 ? "linear f32" : "linear bf16");
+        }
+    }
+}
+
+TEST_P(DeviceOps, LinearNvfp4EveryTokenCountUpToTwoBlocks) {
+    std::mt19937 rng(7);
+    // Exact dequantization on both; the device rounds x to bf16 for the tensor cores (2^-9
+    // relative per element) and both accumulate in f32 in different orders (2 gamma_k).
+    const int64_t n = 256, k = 1024;
+    LinearWeight weight = random_nvfp4(n, k, rng);
+    LinearWeight placed = linear_weight_to(weight, device_);
+    for (int64_t m : {1, 2, 3, 4, 7, 8, 9, 16, 17, 35}) {
+        Tensor x = random_f32({m, k}, rng);
+        Tensor expected = Tensor::zeros(DType::f32, {m, n});
+        linear(x, weight, expected);
+        Tensor y = poisoned({m, n});
+        linear(on_device(x), placed, y);
+        const double relative = (device_.is_cuda() ? kBf16Rounding : 0.0) + 2.0 * k * 0x1p-24;
+        std::vector<double> bound = absolute_products(x, weight);
+        for (double& b : bound) b = b * relative + 1e-30;
+        expect_within(to_host(y), expected, bound, ("nvfp4 m=" + std::to_string(m)).c_str());
+    }
+}
+
+TEST_P(DeviceOps, LinearNvfp4MiniMaxShapes) {
+    std::mt19937 rng(8);
+    // q_proj [6144 x 3072] and o_proj [3072 x 6144] at decode; bound as above.
+    for (auto [n, k] : {std::pair<int64_t, int64_t>{6144, 3072}, {3072, 6144}}) {
+        LinearWeight weight = random_nvfp4_bytes(n, k, rng);
+        Tensor x = random_f32({2, k}, rng);
+        Tensor expected = Tensor::zeros(DType::f32, {2, n});
+        linear(x, weight, expected);
+        Tensor y = poisoned({2, n});
+        linear(on_device(x), linear_weight_to(weight, device_), y);
+        const double relative = (device_.is_cuda() ? kBf16Rounding : 0.0) + 2.0 * k * 0x1p-24;
+        std::vector<double> bound = absolute_products(x, weight);
+        for (double& b : bound) b = b * relative + 1e-30;
+        expect_within(to_host(y), expected, bound, "nvfp4 MiniMax shape");
+    }
+}
+
+TEST_P(DeviceOps, MoeRouteMiniMaxShapeBothBiasTypes) {
+    std::mt19937 rng(9);
+    // 256 experts, top 8: the same sigmoid (exp rounded once to f32) and the same f32 sums on
+    // both, so ids agree exactly and weights to a couple of ulps.
+    Tensor logits = random_f32({7, 256}, rng, 2.0f);
+    for (const Tensor& bias : {random_f32({256}, rng, 0.1f), random_bf16({256}, rng, 0.1f), Tensor()}) {
+        Tensor ids = Tensor::zeros(DType::i32, {7, 8}), weights = Tensor::zeros(DType::f32, {7, 8});
+        moe_route(logits, bias, 8, ids, weights);
+        Tensor device_ids = Tensor::zeros(DType::i32, {7, 8}, device_);
+        Tensor device_weights = poisoned({7, 8});
+        moe_route(on_device(logits), bias.defined() ? on_device(bias) : Tensor(), 8, device_ids,
+                  device_weights);
+        Tensor got_ids = to_host(device_ids);
+        for (int64_t i = 0; i < 7 * 8; ++i) {
+            ASSERT_EQ(got_ids.data<int32_t>()[i], ids.data<int32_t>()[i]) << "slot " << i;
+        }
+        std::vector<double> bound(7 * 8);
+        for (int64_t i = 0; i < 7 * 8; ++i) bound[i] = 4 * 0x1p-24 * weights.data<float>()[i];
+        expect_within(to_host(device_weights), weights, bound, "route weights");
+    }
+}
+
+struct MoeCase {
+    int64_t n_tokens, n_experts, top_k, hidden, intermediate;
+};
+
+// The MoE block as the model runs it: route, then the experts read the ids where they are.
+void run_moe_case(const MoeCase& c, Device device, std::mt19937& rng, bool quantized) {
+    std::vector<ExpertWeights> experts(c.n_experts);
+    auto make = quantized ? random_nvfp4 : random_nvfp4_bytes;
+    for (ExpertWeights& e : experts) {
+        e.gate = make(c.intermediate, c.hidden, rng);
+        e.up = make(c.intermediate, c.hidden, rng);
+        e.down = make(c.hidden, c.intermediate, rng);
+    }
+    Tensor h = random_f32({c.n_tokens, c.hidden}, rng);
+    Tensor logits = random_f32({c.n_tokens, c.n_experts}, rng, 2.0f);
+    Tensor ids = Tensor::zeros(DType::i32, {c.n_tokens, c.top_k});
+    Tensor weights = Tensor::zeros(DType::f32, {c.n_tokens, c.top_k});
+    moe_route(logits, Tensor(), c.top_k, ids, weights);
+    Tensor expected = Tensor::zeros(DType::f32, h.shape());
+    moe_experts(h, ids, weights, experts, expected);
+
+    Tensor got;
+    if (device.is_host()) {
+        got = Tensor::zeros(DType::f32, h.shape());
+        moe_experts(h, ids, weights, experts, got);
+    } else {
+        GroupedExperts grouped = group_experts(experts, device);
+        Tensor device_ids = Tensor::zeros(DType::i32, ids.shape(), device);
+        Tensor device_weights = Tensor::zeros(DType::f32, weights.shape(), device);
+        moe_route(logits.to(device), Tensor(), c.top_k, device_ids, device_weights);
+        Tensor out = Tensor::zeros(DType::f32, h.shape(), device);
+        moe_experts(h.to(device), device_ids, device_weights, grouped, out);
+        got = out.to(Device::host());
+    }
+    // Two bf16-rounded products in a row (h for gate/up, the SiLU product for down) on the
+    // device: METHOD.md's band for bf16 operands is 1e-3 .. 1e-2 in ||out - ref|| / ||ref||.
+    double error = 0, norm = 0;
+    for (int64_t i = 0; i < got.numel(); ++i) {
+        const double e = expected.data<float>()[i], g = got.data<float>()[i];
+        ASSERT_FALSE(std::isnan(g)) << i;
+        error += (g - e) * (g - e);
+        norm += e * e;
+    }
+    EXPECT_LE(std::sqrt(error / norm), device.is_cuda() ? 1e-2 : 0.0)
+        << c.n_tokens << " tokens, top " << c.top_k << " of " << c.n_experts;
+    EXPECT_GT(norm, 0.0);
+}
+
+TEST_P(DeviceOps, MoeExpertsDecodeAndSmallPrefill) {
+    std::mt19937 rng(10);
+    for (const MoeCase& c : {MoeCase{1, 16, 8, 256, 128}, MoeCase{3, 16, 4, 256, 128},
+                             MoeCase{5, 8, 2, 128, 64}}) {
+        run_moe_case(c, device_, rng, true);
+    }
+}
+
+TEST_P(DeviceOps, MoeExpertsMiniMaxWidths) {
+    std::mt19937 rng(11);
+    run_moe_case(MoeCase{2, 10, 8, 3072, 1536}, device_, rng, false);
+}
+
+// A sequence's history and new tokens written through the block table of a scrambled pool (other
+// blocks hold noise), then attention of the new tokens; the same on the host as the reference.
+void run_attention_case(const AttentionShape& shape, int64_t n_new, int64_t n_ctx,
+                        int64_t block_size, Device device, std::mt19937& rng) {
+    const int64_t q_width = shape.n_heads * shape.head_dim;
+    const int64_t kv_width = shape.n_kv_heads * shape.head_dim;
+    const int64_t owned = (n_ctx + block_size - 1) / block_size, n_blocks = 2 * owned + 1;
+    Tensor key_pool = random_f32({n_blocks * block_size, kv_width}, rng, 50.0f);
+    Tensor value_pool = random_f32({n_blocks * block_size, kv_width}, rng, 50.0f);
+    std::vector<int32_t> ids(n_blocks);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::shuffle(ids.begin(), ids.end(), rng);
+    const std::vector<int32_t> table(ids.begin(), ids.begin() + owned);
+    Tensor q = random_f32({n_new, q_width}, rng), keys = random_f32({n_ctx, kv_width}, rng);
+    Tensor values = random_f32({n_ctx, kv_width}, rng, 0.5f);
+    const int64_t n_old = n_ctx - n_new;
+
+    auto run = [&](Device on) {
+        KvPages pages{key_pool.to(on), value_pool.to(on), block_size, table};
+        if (n_old > 0) kv_cache_write(keys.rows(0, n_old).to(on), values.rows(0, n_old).to(on), 0, pages);
+        kv_cache_write(keys.rows(n_old, n_new).to(on), values.rows(n_old, n_new).to(on), n_old, pages);
+        Tensor out = Tensor::zeros(DType::f32, {n_new, q_width}, on);
+        attention_paged(q.to(on), pages, n_ctx, shape, out);
+        return out.to(Device::host());
+    };
+    Tensor expected = run(Device::host());
+    Tensor got = run(device);
+    // tests/ops/attention_test.cpp holds the host op within 1e-5 of a double reference for
+    // values in [-1, 1] (f32 scores and softmax weights, outputs convex combinations of the
+    // values); the device's f32 online softmax meets the same bound, and values here reach
+    // ~2.5 (normal, sd 0.5): the two within 2 x 2.5 x 1e-5.
+    expect_within(got, expected, 5e-5, "attention_paged");
+}
+
+TEST_P(DeviceOps, AttentionPagedMiniMaxGroupsAndOddShapes) {
+    std::mt19937 rng(13);
+    run_attention_case({48, 8, 128}, 1, 1, 16, device_, rng);    // the first decode step
+    run_attention_case({48, 8, 128}, 1, 300, 16, device_, rng);  // decode over 10 tiles
+    run_attention_case({48, 8, 128}, 5, 37, 32, device_, rng);   // a chunk across blocks
+    run_attention_case({6, 2, 24}, 9, 9, 4, device_, rng);       // prefill; d not dividing 256
+    run_attention_case({4, 4, 64}, 3, 70, 1, device_, rng);      // no grouping, 1-row blocks
+}
+
+TEST_P(DeviceOps, MixedDevicesAndMissingKernelsAreNamedErrors) {
+    if (device_.is_host()) GTEST_SKIP() << "needs a second device";
+    std::mt19937 rng(12);
+    Tensor x = random_f32({2, 64}, rng);
+    Tensor dx = on_device(x);
+    try {
+        add(dx, x);
+        FAIL() << "added a host tensor to a device one";
+    } catch (const Error& error) {
+        EXPECT_NE(std::string(error.what()).find("share one device"), std::string::npos) << error.what();
+    }
+    LinearWeight fp8;
+    fp8.weight = Tensor::zeros(DType::f8_e4m3, {64, 64});
+    fp8.block_scale = Tensor::zeros(DType::f32, {1, 1});
+    fp8.block_rows = fp8.block_cols = 128;
+    EXPECT_THROW(linear_weight_to(fp8, device_), Error);
+    LinearWeight host_nvfp4 = random_nvfp4(64, 64, rng);
+    LinearWeight raw = host_nvfp4;  // checkpoint layout, bytes on the device: not tiled
+    raw.weight = on_device(host_nvfp4.weight);
+    raw.block_scale = on_device(host_nvfp4.block_scale);
+    Tensor y = Tensor::zeros(DType::f32, {2, 64}, device_);
+    EXPECT_THROW(linear(dx, raw, y), Error);
+    std::vector<ExpertWeights> experts(1);
+    Tensor ids = Tensor::zeros(DType::i32, {2, 1}, device_);
+    Tensor weights = Tensor::zeros(DType::f32, {2, 1}, device_);
+    EXPECT_THROW(moe_experts(dx, ids, weights, experts, y), Error);
+}
+
+// Dispatch errors a build without a GPU can see: grouped experts live on CUDA only, and an op's
+// tensors must share a device whatever the build.
+TEST(DeviceDispatch, GroupedExpertsOnTheHostAreANamedError) {
+    Tensor h = Tensor::zeros(DType::f32, {1, 64}), out = Tensor::zeros(DType::f32, {1, 64});
+    Tensor ids = Tensor::zeros(DType::i32, {1, 2}), weights = Tensor::zeros(DType::f32, {1, 2});
+    GroupedExperts grouped;
+    grouped.hidden = 64;
+    try {
+        moe_experts(h, ids, weights, grouped, out);
+        FAIL() << "grouped experts ran on the host";
+    } catch (const Error& error) {
+        EXPECT_NE(std::string(error.what()).find("CUDA only"), std::string::npos) << error.what();
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, DeviceOps, ::testing::Values("host", "cuda"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace fourbit
