@@ -89,6 +89,9 @@ struct ApiClient::Connection {
         client.set_connection_timeout(10);
         client.set_read_timeout(kReadTimeoutS);
         client.set_write_timeout(60);
+        // Connections are reused, as llama-benchy's aiohttp session reuses them, so a request's
+        // TTFR holds no TCP handshake after the first.
+        client.set_keep_alive(true);
         if (!endpoint.api_key.empty()) {
             headers.emplace("Authorization", "Bearer " + endpoint.api_key);
         }

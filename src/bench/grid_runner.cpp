@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -90,6 +91,7 @@ private:
     PromptCalibration calibration_;
     double latency_s_ = 0;
     SentCounter sent_;
+    std::vector<std::unique_ptr<ApiClient>> batch_clients_;  // one per concurrent request, reused
     GridReport report_;
 };
 
@@ -209,14 +211,16 @@ json GridRunner::stream_body(const json& chat_messages, int64_t max_tokens) cons
     return body;
 }
 
-// One request per thread, all started together, each on its own connection.
+// One request per thread, all started together, each on its own (kept-alive) connection.
 std::vector<RecordedStream> GridRunner::run_batch(const std::vector<json>& bodies) {
+    while (batch_clients_.size() < bodies.size()) {
+        batch_clients_.push_back(std::make_unique<ApiClient>(endpoint_));
+    }
     std::vector<RecordedStream> streams(bodies.size());
     std::vector<std::thread> threads;
     for (size_t i = 0; i < bodies.size(); ++i) {
         threads.emplace_back([this, &bodies, &streams, i] {
-            ApiClient client(endpoint_);
-            streams[i] = client.stream_chat(bodies[i]);
+            streams[i] = batch_clients_[i]->stream_chat(bodies[i]);
         });
     }
     for (std::thread& thread : threads) thread.join();
