@@ -1,7 +1,7 @@
 // The bundled demo model (models/minimax-m2-demo) against transformers' MiniMaxM2ForCausalLM
 // (tests/golden/demo, made in float64 on the saved bf16/f32 weights by
 // tools/demo-model/train_model.py right after training): logits, greedy continuation, held-out
-// perplexity, and the tokenizer against Hugging Face `tokenizers`.
+// perplexity, and the tokenizer and chat renderer against Hugging Face `tokenizers` and jinja2.
 //
 // Bound on logits: as the foundation parity test (golden_test.cpp), 1e-4. Measured here:
 // 1.6e-5 at most, on logits up to 29 in magnitude (reference.json: largest_abs_logit); f32
@@ -23,6 +23,8 @@
 #include "model/minimax_m2.h"
 #include "model/sequence_cache.h"
 #include "runtime/generate.h"
+#include "text/chat_request.h"
+#include "text/chat_template.h"
 #include "text/tokenizer.h"
 
 namespace fourbit {
@@ -160,6 +162,37 @@ TEST_F(DemoModel, HeldOutPerplexityMatchesTransformers) {
     RecordProperty("heldout_perplexity", std::to_string(perplexity));
     // And the model has learned the text: a uniform guess over the vocabulary would be 8192.
     EXPECT_LT(perplexity, 30.0);
+}
+
+// The tokenizer test corpus (tests/golden/tokenizers/corpus.json: whitespace, digits, scripts,
+// emoji, added tokens) gets Hugging Face's ids with the demo tokenizer, and decodes back to
+// Hugging Face's text (tools/demo-model/make_tokenizer_expected.py).
+TEST_F(DemoModel, TokenizerMatchesHuggingFaceOnTheTokenizerCorpus) {
+    Tokenizer tokenizer = Tokenizer::load(kModelDir + "/tokenizer.json");
+    const nlohmann::json expected = read_json_file(kGoldenDir + "/tokenizer_expected.json");
+    ASSERT_GT(expected["cases"].size(), 50u);
+    for (const auto& test_case : expected["cases"]) {
+        const std::string name = test_case["name"].get<std::string>();
+        const std::vector<int32_t> ids = test_case["ids"].get<std::vector<int32_t>>();
+        EXPECT_EQ(tokenizer.encode(test_case["text"].get<std::string>()), ids) << name;
+        EXPECT_EQ(tokenizer.decode(ids), test_case["decoded"].get<std::string>()) << name;
+    }
+}
+
+// Prompt 2 is a chat request rendered by jinja2 with the official template and tokenized by
+// Hugging Face (tools/demo-model/make_prompts.py); fourbit's renderer, reading the template from
+// the model's tokenizer_config.json, and tokenizer must give the same ids.
+TEST_F(DemoModel, ChatPromptTokenizesAsTransformers) {
+    const std::string body = R"({"messages": [{"role": "user",
+        "content": "What's the weather like in Lisbon?"}],
+      "tools": [{"type": "function", "function": {"name": "get_weather",
+        "description": "Get the current weather for a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string",
+          "description": "The city name, e.g. Paris"}}, "required": ["city"]}}}]})";
+    ChatTemplate chat_template = ChatTemplate::load_from_model_dir(kModelDir);
+    std::string prompt = chat_template.render(parse_chat_request_text(body), true);
+    Tokenizer tokenizer = Tokenizer::load(kModelDir + "/tokenizer.json");
+    EXPECT_EQ(tokenizer.encode(prompt), ids_of(reference().tensor("prompt.2"))) << prompt;
 }
 
 TEST_F(DemoModel, IncrementalDecodeEqualsOnePrefill) {

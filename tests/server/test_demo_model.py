@@ -185,7 +185,8 @@ def test_generate_writes_recognisable_english_and_code(tmp_path, record_property
     subprocess.run([binary(), "make-model", "--preset", "tiny", "--out", control_model],
                    check=True, capture_output=True, timeout=300)
     texts = [generate_text(MODEL_DIR, p) for p in ENGLISH_PROMPTS]
-    controls = [generate_text(control_model, p) for p in ENGLISH_PROMPTS]
+    # A few dozen tokens of the random model are enough to judge it.
+    controls = [generate_text(control_model, p, max_tokens=32) for p in ENGLISH_PROMPTS]
     for prompt, text in zip(ENGLISH_PROMPTS, texts):
         print(f"{prompt!r} -> {text!r}")
     pooled = "\n".join(texts)
@@ -206,4 +207,4 @@ def test_generate_writes_recognisable_english_and_code(tmp_path, record_property
     code = generate_text(MODEL_DIR, CODE_PROMPT, max_tokens=96)
     print(f"{CODE_PROMPT!r} -> {code!r}")
     assert parses_past_prompt(CODE_PROMPT, code), code
-    assert not parses_past_prompt(CODE_PROMPT, generate_text(control_model, CODE_PROMPT, 96))
+    assert not parses_past_prompt(CODE_PROMPT, generate_text(control_model, CODE_PROMPT, 48))

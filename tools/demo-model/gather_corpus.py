@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Gathers the demo model's training text from this Debian machine (deps.md §0): English man
-pages (rendered by groff), package documentation under /usr/share/doc, the licence texts in
-/usr/share/common-licenses, the installed Python standard library and C headers.
+pages (rendered by groff), package documentation under /usr/share/doc, GNU Info manuals (one
+document per node; off by default), the licence texts in /usr/share/common-licenses, the
+installed Python sources (the standard library; Debian's python3-* packages when asked) and C
+headers. A kind with a budget of 0 MB is skipped.
 
 Writes under --out (an ignored folder; the corpus never goes into git):
   documents.jsonl   one {"kind", "path", "package", "split", "text"} per line, deduplicated
@@ -82,6 +84,23 @@ def render_man(path):
     return text if len(text) > 200 else None
 
 
+def read_info(path):
+    """A GNU Info file as its nodes (split at the 0x1f separators), each one document."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8", errors="strict") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError, EOFError):
+        return None
+    return [node.strip() for node in text.split("\x1f") if not node.startswith("\nTag Table")]
+
+
+def documents_of(read):
+    """A reader's result as a list of texts (read_info gives several, the others one)."""
+    if read is None:
+        return []
+    return [read] if isinstance(read, str) else read
+
+
 def clean(text):
     text = text.replace("\r\n", "\n").replace("\t", "    ")
     text = re.sub(r"[ ]+\n", "\n", text)
@@ -109,8 +128,12 @@ def candidates(kind):
         return sorted(paths)
     if kind == "licence":
         return sorted(p for p in glob.glob("/usr/share/common-licenses/*") if not os.path.islink(p))
+    if kind == "info":
+        return sorted(glob.glob("/usr/share/info/*.info*.gz"))
     if kind == "python":
         return sorted(glob.glob("/usr/lib/python3.11/**/*.py", recursive=True))
+    if kind == "python-packages":
+        return sorted(glob.glob("/usr/lib/python3/dist-packages/**/*.py", recursive=True))
     if kind == "c":
         return sorted(glob.glob("/usr/include/**/*.h", recursive=True))
     raise ValueError(kind)
@@ -124,7 +147,10 @@ def main():
     parser.add_argument("--heldout-byte", type=int, default=5)
     parser.add_argument("--man-mb", type=float, default=12)
     parser.add_argument("--doc-mb", type=float, default=8)
+    parser.add_argument("--info-mb", type=float, default=0)
     parser.add_argument("--python-mb", type=float, default=10)
+    parser.add_argument("--python-packages-mb", type=float, default=0,
+                        help="Python sources of Debian's python3-* packages")
     parser.add_argument("--c-mb", type=float, default=5)
     parser.add_argument("--licence-mb", type=float, default=1)
     parser.add_argument("--jobs", type=int, default=2)
@@ -132,38 +158,41 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     rng = random.Random(args.seed)
     owner = package_of_files()
-    budgets = {"man": args.man_mb, "doc": args.doc_mb, "python": args.python_mb,
+    budgets = {"man": args.man_mb, "doc": args.doc_mb, "info": args.info_mb,
+               "python": args.python_mb, "python-packages": args.python_packages_mb,
                "c": args.c_mb, "licence": args.licence_mb}
+    budgets = {kind: mb for kind, mb in budgets.items() if mb > 0}
     seen, per_package, summary = set(), {}, {"seed": args.seed, "budgets_mb": budgets, "chars": {}}
     with open(os.path.join(args.out, "documents.jsonl"), "w", encoding="utf-8") as out:
         for kind, budget_mb in budgets.items():
             paths = candidates(kind)
             rng.shuffle(paths)
             budget, taken, count = int(budget_mb * 1e6), 0, 0
-            reader = render_man if kind == "man" else read_text
+            reader = {"man": render_man, "info": read_info}.get(kind, read_text)
             with ThreadPoolExecutor(args.jobs) as pool:
                 for start in range(0, len(paths), 64):
                     if taken >= budget:
                         break
                     batch = paths[start:start + 64]
-                    for path, text in zip(batch, pool.map(reader, batch)):
-                        if not text or taken >= budget:
-                            continue
-                        text = clean(text)
-                        digest = hashlib.sha256(text.encode()).digest()
-                        if len(text) < 200 or digest in seen:
-                            continue
-                        seen.add(digest)
-                        package = owner.get(path, "unknown")
-                        split = "heldout" if digest[0] < args.heldout_byte else "train"
-                        out.write(json.dumps({"kind": kind, "path": path, "package": package,
-                                              "split": split, "text": text}) + "\n")
-                        taken += len(text)
-                        count += 1
-                        entry = per_package.setdefault(package, {"chars": 0})
-                        entry["chars"] += len(text)
-                        key = f"{kind}.{split}"
-                        summary["chars"][key] = summary["chars"].get(key, 0) + len(text)
+                    for path, texts in zip(batch, pool.map(reader, batch)):
+                        for text in documents_of(texts):
+                            if not text or taken >= budget:
+                                continue
+                            text = clean(text)
+                            digest = hashlib.sha256(text.encode()).digest()
+                            if len(text) < 200 or digest in seen:
+                                continue
+                            seen.add(digest)
+                            package = owner.get(path, "unknown")
+                            split = "heldout" if digest[0] < args.heldout_byte else "train"
+                            out.write(json.dumps({"kind": kind, "path": path, "package": package,
+                                                  "split": split, "text": text}) + "\n")
+                            taken += len(text)
+                            count += 1
+                            entry = per_package.setdefault(package, {"chars": 0})
+                            entry["chars"] += len(text)
+                            key = f"{kind}.{split}"
+                            summary["chars"][key] = summary["chars"].get(key, 0) + len(text)
                     print(f"\r{kind}: {count} documents, {taken / 1e6:.1f} of {budget_mb} MB",
                           end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)

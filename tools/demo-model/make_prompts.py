@@ -10,7 +10,6 @@ corpus is at hand), as token ids made here with the demo tokenizer:
 """
 import argparse
 import json
-import os
 
 from tokenizers import Tokenizer
 

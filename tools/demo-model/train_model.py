@@ -43,7 +43,6 @@ SPEC = dict(vocab_size=8192, hidden_size=256, intermediate_size=96, num_hidden_l
             num_local_experts=16, num_experts_per_tok=4, fp8=False)
 ROPE_THETA = 5e6
 MAX_POSITIONS = 4096
-BEGIN, TURN, END = "]~!b[", "]~b]", "[e~["
 
 
 def hf_config(spec, attention):
@@ -179,7 +178,7 @@ def init_weights(model, spec, generator):
             raise SystemExit(f"no initialisation for {name} {tuple(tensor.shape)}")
 
 
-def choose_experts_implementation(model, device, sample):
+def choose_experts_implementation(model, sample):
     """grouped_mm when transformers offers it and it matches eager here; else eager."""
     config = model.config
     results = {}
@@ -214,7 +213,7 @@ def train(args, spec, device):
     generator = torch.Generator().manual_seed(args.seed)
     data = batches(stream, args.batch, args.length, generator)
     sample = next(batches(stream, 4, 256, torch.Generator().manual_seed(1))).to(device)
-    experts = choose_experts_implementation(model, device, sample)
+    experts = choose_experts_implementation(model, sample)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
@@ -267,7 +266,7 @@ def next_token_loss(model, rows):
                                              rows[:, 1:].reshape(-1))
 
 
-def write_outputs(model, spec, args, heldout, log, summary, prompts):
+def write_outputs(model, spec, args, heldout, prompts):
     official, exact = to_official(model.cpu().float(), spec)
     # MiniMax ships the router gate and routing bias in F32 (minimax_m2.md §2.4): keep them so.
     for name, tensor in model.state_dict().items():
@@ -416,7 +415,7 @@ def main():
     save_report()
     started = time.time()
     try:
-        report["reference"] = write_outputs(model, spec, args, heldout, log, summary, prompts)
+        report["reference"] = write_outputs(model, spec, args, heldout, prompts)
     except Exception:
         # Keep the trained weights (two bf16 halves, under the transfer limit per file) so a
         # second run can finish the job without training again.
