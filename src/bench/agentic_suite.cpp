@@ -264,7 +264,9 @@ ordered_json run_task(ApiClient& client, const json& suite, const json& task,
     out["tool_calls_valid"] = all_valid;
     out["expected_calls"] =
         task.contains("expected_calls") ? task["expected_calls"] : json(nullptr);
-    out["tool_calls_expected"] = task.contains("expected_calls")
+    // A task that failed (HTTP error, broken stream) says nothing about the model's calls: a
+    // trap task that never got an answer must not count as avoided.
+    out["tool_calls_expected"] = task.contains("expected_calls") && errors.empty()
                                      ? json(calls_as_expected(all_calls, task["expected_calls"]))
                                      : json(nullptr);
     out["errors"] = errors;

@@ -186,6 +186,10 @@ TEST(AgenticReplay, ServerErrorsAreReportedPerTask) {
                                           suite_with("chat_capital"), {"m", {}});
     EXPECT_EQ(report["tasks"][0]["errors"].size(), 1u);
     EXPECT_EQ(report["totals"]["failed_tasks"], 1);
+    // A trap that never got an answer has not been passed.
+    const json trap = run_agentic_suite(parse_endpoint("http://127.0.0.1:1/v1", ""),
+                                        suite_with("trap_answer_directly"), {"m", {}});
+    EXPECT_TRUE(trap["tasks"][0]["tool_calls_expected"].is_null());
 }
 
 }  // namespace
