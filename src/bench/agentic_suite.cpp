@@ -46,7 +46,8 @@ void validate_suite(const json& suite, const std::string& source) {
             fail("{}: needs a string \"id\"", where);
         }
         const std::string id = task["id"];
-        if (!task.contains("messages") || !task["messages"].is_array() || task["messages"].empty()) {
+        if (!task.contains("messages") || !task["messages"].is_array() ||
+            task["messages"].empty()) {
             fail("{} ({}): \"messages\" must be a non-empty array", where, id);
         }
         for (const char* key : {"tools", "expected_calls"}) {
@@ -73,7 +74,8 @@ void validate_suite(const json& suite, const std::string& source) {
 void check_tool_call(ToolCall& call, const json& offered) {
     call.valid = false;
     if (!offered.contains(call.name)) {
-        call.problem = fmt::format("tool {} was not offered", call.name.empty() ? "\"\"" : call.name);
+        call.problem =
+            fmt::format("tool {} was not offered", call.name.empty() ? "\"\"" : call.name);
         return;
     }
     const json arguments = json::parse(call.arguments, nullptr, /*allow_exceptions=*/false);
@@ -103,7 +105,8 @@ struct TurnOutput {
     std::string finish_reason;
 
     void add(const json& chunk) {
-        if (!chunk.contains("choices") || !chunk["choices"].is_array() || chunk["choices"].empty()) {
+        if (!chunk.contains("choices") || !chunk["choices"].is_array() ||
+            chunk["choices"].empty()) {
             return;
         }
         const json& choice = chunk["choices"][0];
@@ -162,7 +165,8 @@ ordered_json run_task(ApiClient& client, const json& suite, const json& task,
     const json& suite_tools = suite.contains("tools") ? suite["tools"] : json::object();
     json offered = json::object();
     const json tool_names = task.value("tools", json::array());
-    for (const json& name : tool_names) offered[name.get<std::string>()] = suite_tools[name.get<std::string>()];
+    for (const json& name : tool_names)
+        offered[name.get<std::string>()] = suite_tools[name.get<std::string>()];
     int64_t max_tokens = task.value("max_tokens", suite.value("max_tokens", int64_t(4096)));
     if (options.max_tokens) max_tokens = std::min(max_tokens, *options.max_tokens);
     const int64_t max_turns = task.value("max_turns", int64_t(1));
@@ -176,17 +180,18 @@ ordered_json run_task(ApiClient& client, const json& suite, const json& task,
     std::vector<std::string> finish_reasons, errors;
     bool counted_from_ids = true;
     int64_t turns = 0;
-    for (; turns < max_turns; ) {
-        json body = {{"model", options.model}, {"messages", messages}, {"max_tokens", max_tokens},
-                     {"stream", true}, {"return_token_ids", true},
-                     {"stream_options", {{"include_usage", true}}}};
+    for (; turns < max_turns;) {
+        json body = {{"model", options.model},   {"messages", messages},
+                     {"max_tokens", max_tokens}, {"stream", true},
+                     {"return_token_ids", true}, {"stream_options", {{"include_usage", true}}}};
         for (const auto& [key, value] : sampling.items()) body[key] = value;
         if (!tool_names.empty()) {
             body["tools"] = tools_request_json(suite_tools, tool_names);
             body["tool_choice"] = "auto";
         }
         TurnOutput output;
-        const RecordedStream stream = client.stream_chat(body, [&](const json& chunk) { output.add(chunk); });
+        const RecordedStream stream =
+            client.stream_chat(body, [&](const json& chunk) { output.add(chunk); });
         turns += 1;
         wall_s += stream.end_s - stream.start_s;
         if (!stream.error.empty()) {
@@ -207,20 +212,24 @@ ordered_json run_task(ApiClient& client, const json& suite, const json& task,
         }
         finish_reasons.push_back(output.finish_reason);
         if (output.calls.empty()) break;
-        json assistant = {{"role", "assistant"},
-                          {"content", output.content.empty() ? json(nullptr) : json(output.content)}};
+        json assistant = {
+            {"role", "assistant"},
+            {"content", output.content.empty() ? json(nullptr) : json(output.content)}};
         json call_messages = json::array();
         json tool_messages = json::array();
         for (auto& [index, call] : output.calls) {
             if (call.id.empty()) call.id = fmt::format("call_{}_{}", turns, index);
             check_tool_call(call, offered);
-            call_messages.push_back({{"id", call.id}, {"type", "function"},
-                                     {"function", {{"name", call.name}, {"arguments", call.arguments}}}});
+            call_messages.push_back(
+                {{"id", call.id},
+                 {"type", "function"},
+                 {"function", {{"name", call.name}, {"arguments", call.arguments}}}});
             const json results = task.value("tool_results", json::object());
             const json result = results.contains(call.name)
                                     ? results[call.name]
                                     : json{{"error", "no such tool: " + call.name}};
-            tool_messages.push_back({{"role", "tool"}, {"tool_call_id", call.id}, {"content", result.dump()}});
+            tool_messages.push_back(
+                {{"role", "tool"}, {"tool_call_id", call.id}, {"content", result.dump()}});
             all_calls.push_back(call);
         }
         assistant["tool_calls"] = std::move(call_messages);
@@ -238,20 +247,26 @@ ordered_json run_task(ApiClient& client, const json& suite, const json& task,
     out["completion_tokens"] = completion_tokens;
     out["generated_tokens"] = generated_tokens;
     out["token_count_source"] = counted_from_ids ? "token_ids" : "chunks";
-    out["decode_tps"] = decode_span_s > 0 ? json(double(decode_tokens) / decode_span_s) : json(nullptr);
+    out["decode_tps"] =
+        decode_span_s > 0 ? json(double(decode_tokens) / decode_span_s) : json(nullptr);
     out["peak_tps"] = peak_tps ? json(*peak_tps) : json(nullptr);
     out["finish_reasons"] = finish_reasons;
     ordered_json calls = ordered_json::array();
     bool all_valid = true;
     for (const ToolCall& call : all_calls) {
         all_valid = all_valid && call.valid;
-        calls.push_back({{"name", call.name}, {"arguments", call.arguments}, {"valid", call.valid},
+        calls.push_back({{"name", call.name},
+                         {"arguments", call.arguments},
+                         {"valid", call.valid},
                          {"problem", call.problem}});
     }
     out["tool_calls"] = std::move(calls);
     out["tool_calls_valid"] = all_valid;
-    out["expected_calls"] = task.contains("expected_calls") ? task["expected_calls"] : json(nullptr);
-    out["tool_calls_expected"] = task.contains("expected_calls")
+    out["expected_calls"] =
+        task.contains("expected_calls") ? task["expected_calls"] : json(nullptr);
+    // A task that failed (HTTP error, broken stream) says nothing about the model's calls: a
+    // trap task that never got an answer must not count as avoided.
+    out["tool_calls_expected"] = task.contains("expected_calls") && errors.empty()
                                      ? json(calls_as_expected(all_calls, task["expected_calls"]))
                                      : json(nullptr);
     out["errors"] = errors;
@@ -300,7 +315,8 @@ ordered_json run_agentic_suite(const Endpoint& endpoint, const json& suite,
     out["max_tokens_cap"] = options.max_tokens ? json(*options.max_tokens) : json(nullptr);
     out["totals"] = {{"wall_s", wall_s},
                      {"completion_tokens", completion_tokens},
-                     {"average_decode_tps", decode_count ? json(decode_sum / double(decode_count)) : json(nullptr)},
+                     {"average_decode_tps",
+                      decode_count ? json(decode_sum / double(decode_count)) : json(nullptr)},
                      {"peak_decode_tps", decode_count ? json(peak) : json(nullptr)},
                      {"failed_tasks", failed}};
     out["tasks"] = std::move(tasks);
@@ -313,26 +329,27 @@ std::string agentic_markdown(const json& report) {
         "valid | expected |\n|:--|:--|--:|--:|--:|--:|:--|:--|:--|\n";
     for (const json& task : report.at("tasks")) {
         std::vector<std::string> names;
-        for (const json& call : task["tool_calls"]) names.push_back(call["name"].get<std::string>());
+        for (const json& call : task["tool_calls"])
+            names.push_back(call["name"].get<std::string>());
         const json& expected = task["tool_calls_expected"];
-        out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                           task["id"].get<std::string>(), task["category"].get<std::string>(),
-                           task["turns"].get<int64_t>(), number_text(task["wall_s"]),
-                           task["completion_tokens"].get<int64_t>(), number_text(task["decode_tps"]),
-                           names.empty() ? "-" : fmt::format("{}", fmt::join(names, ", ")),
-                           names.empty() ? "-" : (task["tool_calls_valid"].get<bool>() ? "yes" : "no"),
-                           expected.is_boolean() ? (expected.get<bool>() ? "yes" : "no") : "-");
+        out +=
+            fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                        task["id"].get<std::string>(), task["category"].get<std::string>(),
+                        task["turns"].get<int64_t>(), number_text(task["wall_s"]),
+                        task["completion_tokens"].get<int64_t>(), number_text(task["decode_tps"]),
+                        names.empty() ? "-" : fmt::format("{}", fmt::join(names, ", ")),
+                        names.empty() ? "-" : (task["tool_calls_valid"].get<bool>() ? "yes" : "no"),
+                        expected.is_boolean() ? (expected.get<bool>() ? "yes" : "no") : "-");
     }
     const json& totals = report.at("totals");
-    out += fmt::format("\nwhole set {} s, {} completion tokens, average decode {} t/s, peak {} t/s"
-                       "{}\n",
-                       number_text(totals["wall_s"], "{:.1f}"),
-                       totals["completion_tokens"].get<int64_t>(),
-                       number_text(totals["average_decode_tps"]),
-                       number_text(totals["peak_decode_tps"]),
-                       totals["failed_tasks"].get<int64_t>() > 0
-                           ? fmt::format(", {} task(s) failed", totals["failed_tasks"].get<int64_t>())
-                           : "");
+    out += fmt::format(
+        "\nwhole set {} s, {} completion tokens, average decode {} t/s, peak {} t/s"
+        "{}\n",
+        number_text(totals["wall_s"], "{:.1f}"), totals["completion_tokens"].get<int64_t>(),
+        number_text(totals["average_decode_tps"]), number_text(totals["peak_decode_tps"]),
+        totals["failed_tasks"].get<int64_t>() > 0
+            ? fmt::format(", {} task(s) failed", totals["failed_tasks"].get<int64_t>())
+            : "");
     return out;
 }
 

@@ -4,9 +4,8 @@
 // the turn limit; per task the wall-clock, tokens, decode rate and calls.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>

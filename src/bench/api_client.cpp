@@ -16,7 +16,9 @@ namespace {
 
 constexpr time_t kReadTimeoutS = 3600;  // a long prefill on a slow server is not a failure
 
-bool non_empty_text(const json& value) { return value.is_string() && !value.get_ref<const std::string&>().empty(); }
+bool non_empty_text(const json& value) {
+    return value.is_string() && !value.get_ref<const std::string&>().empty();
+}
 
 }  // namespace
 
@@ -87,6 +89,9 @@ struct ApiClient::Connection {
         client.set_connection_timeout(10);
         client.set_read_timeout(kReadTimeoutS);
         client.set_write_timeout(60);
+        // Connections are reused, as llama-benchy's aiohttp session reuses them, so a request's
+        // TTFR holds no TCP handshake after the first.
+        client.set_keep_alive(true);
         if (!endpoint.api_key.empty()) {
             headers.emplace("Authorization", "Bearer " + endpoint.api_key);
         }
@@ -165,8 +170,8 @@ RecordedStream ApiClient::stream_chat(const json& body, const ChunkCallback& on_
     auto result = connection_->client.send(request);
     stream.end_s = now_s();
     if (!result) {
-        stream.error = fmt::format("{}: {}", url("/chat/completions"),
-                                   httplib::to_string(result.error()));
+        stream.error =
+            fmt::format("{}: {}", url("/chat/completions"), httplib::to_string(result.error()));
     } else if (status != 200) {
         stream.error = fmt::format("{}: HTTP {}: {}", url("/chat/completions"), status,
                                    error_body.substr(0, 500));
@@ -185,8 +190,9 @@ double ApiClient::models_latency_s() {
         },
         [](const char*, size_t) { return true; });
     if (!result || result->status != 200) {
-        fail("{}: the latency probe failed ({})", url("/models"),
-             result ? "HTTP " + std::to_string(result->status) : httplib::to_string(result.error()));
+        fail(
+            "{}: the latency probe failed ({})", url("/models"),
+            result ? "HTTP " + std::to_string(result->status) : httplib::to_string(result.error()));
     }
     return headers_s - start;
 }

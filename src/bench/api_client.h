@@ -3,10 +3,9 @@
 // times, and the latency probes. One ApiClient per thread (cpp-httplib clients are not shared).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>

@@ -28,8 +28,9 @@ std::string compare_agentic(const json& a, const std::string& a_name, const json
     std::map<std::string, json> b_tasks;
     for (const json& task : b.at("tasks")) b_tasks[task.at("id").get<std::string>()] = task;
     std::string out = fmt::format("A = {}, B = {}\n\n", a_name, b_name);
-    out += "| task | A wall (s) | B wall (s) | speed-up (A/B) | A tokens | B tokens | A decode t/s | "
-           "B decode t/s |\n|:--|--:|--:|--:|--:|--:|--:|--:|\n";
+    out +=
+        "| task | A wall (s) | B wall (s) | speed-up (A/B) | A tokens | B tokens | A decode t/s | "
+        "B decode t/s |\n|:--|--:|--:|--:|--:|--:|--:|--:|\n";
     for (const json& task : a.at("tasks")) {
         const std::string id = task.at("id");
         auto other = b_tasks.find(id);
@@ -40,10 +41,11 @@ std::string compare_agentic(const json& a, const std::string& a_name, const json
             continue;
         }
         const json& o = other->second;
-        out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", id, number(task["wall_s"]),
-                           number(o["wall_s"]), ratio(task["wall_s"], o["wall_s"]),
-                           task["completion_tokens"].dump(), o["completion_tokens"].dump(),
-                           number(task["decode_tps"]), number(o["decode_tps"]));
+        out +=
+            fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", id, number(task["wall_s"]),
+                        number(o["wall_s"]), ratio(task["wall_s"], o["wall_s"]),
+                        task["completion_tokens"].dump(), o["completion_tokens"].dump(),
+                        number(task["decode_tps"]), number(o["decode_tps"]));
     }
     const json& ta = a.at("totals");
     const json& tb = b.at("totals");
@@ -64,10 +66,10 @@ std::string compare_agentic(const json& a, const std::string& a_name, const json
 
 // The key of a grid cell: the test's coordinates.
 std::string cell_key(const json& cell) {
-    return fmt::format("{}|{}|{}|{}|{}", cell.at("prompt_size").get<int64_t>(),
-                       cell.at("response_size").get<int64_t>(), cell.at("context_size").get<int64_t>(),
-                       cell.at("concurrency").get<int64_t>(),
-                       cell.at("is_context_prefill_phase").get<bool>());
+    return fmt::format(
+        "{}|{}|{}|{}|{}", cell.at("prompt_size").get<int64_t>(),
+        cell.at("response_size").get<int64_t>(), cell.at("context_size").get<int64_t>(),
+        cell.at("concurrency").get<int64_t>(), cell.at("is_context_prefill_phase").get<bool>());
 }
 
 std::string compare_grid(const json& a, const std::string& a_name, const json& b,
@@ -75,25 +77,32 @@ std::string compare_grid(const json& a, const std::string& a_name, const json& b
     std::map<std::string, json> b_cells;
     for (const json& cell : b.at("benchmarks")) b_cells[cell_key(cell)] = cell;
     std::string out = fmt::format("A = {}, B = {}\n\n", a_name, b_name);
-    out += "| test | A t/s | B t/s | B/A | A ttfr (ms) | B ttfr (ms) |\n"
-           "|:--|--:|--:|--:|--:|--:|\n";
-    const auto mean = [](const json& metric) { return metric.is_null() ? json(nullptr) : metric.at("mean"); };
+    out +=
+        "| test | A t/s | B t/s | B/A | A ttfr (ms) | B ttfr (ms) |\n"
+        "|:--|--:|--:|--:|--:|--:|\n";
+    const auto mean = [](const json& metric) {
+        return metric.is_null() ? json(nullptr) : metric.at("mean");
+    };
     for (const json& cell : a.at("benchmarks")) {
         auto other = b_cells.find(cell_key(cell));
         const json none = json::object();
         const json& o = other == b_cells.end() ? none : other->second;
         const int64_t depth = cell.at("context_size").get<int64_t>();
         const bool ctx = cell.at("is_context_prefill_phase").get<bool>();
-        const std::string suffix = fmt::format("{}{}", depth > 0 ? fmt::format(" @ d{}", depth) : "",
-                                               fmt::format(" (c{})", cell.at("concurrency").get<int64_t>()));
-        const std::string pp_name = ctx ? "ctx_pp" : fmt::format("pp{}", cell.at("prompt_size").get<int64_t>());
+        const std::string suffix =
+            fmt::format("{}{}", depth > 0 ? fmt::format(" @ d{}", depth) : "",
+                        fmt::format(" (c{})", cell.at("concurrency").get<int64_t>()));
+        const std::string pp_name =
+            ctx ? "ctx_pp" : fmt::format("pp{}", cell.at("prompt_size").get<int64_t>());
         // tg rows carry their prompt size: several cells share a tg name.
         const std::string tg_name =
             ctx ? "ctx_tg"
                 : fmt::format("tg{} [pp{}]", cell.at("response_size").get<int64_t>(),
                               cell.at("prompt_size").get<int64_t>());
-        const json a_pp = mean(cell["pp_throughput"]), b_pp = mean(o.value("pp_throughput", json(nullptr)));
-        const json a_tg = mean(cell["tg_throughput"]), b_tg = mean(o.value("tg_throughput", json(nullptr)));
+        const json a_pp = mean(cell["pp_throughput"]),
+                   b_pp = mean(o.value("pp_throughput", json(nullptr)));
+        const json a_tg = mean(cell["tg_throughput"]),
+                   b_tg = mean(o.value("tg_throughput", json(nullptr)));
         out += fmt::format("| {}{} | {} | {} | {} | {} | {} |\n", pp_name, suffix, number(a_pp),
                            number(b_pp), ratio(b_pp, a_pp), number(mean(cell["ttfr"])),
                            number(mean(o.value("ttfr", json(nullptr)))));

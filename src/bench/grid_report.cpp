@@ -68,8 +68,10 @@ std::vector<Row> grid_rows(const json& grid) {
             tg_name = fmt::format("ctx_tg @ d{}{}", depth, c_suffix);
         } else {
             const std::string d_suffix = depth > 0 ? fmt::format(" @ d{}", depth) : "";
-            pp_name = fmt::format("pp{}{}{}", cell.at("prompt_size").get<int64_t>(), d_suffix, c_suffix);
-            tg_name = fmt::format("tg{}{}{}", cell.at("response_size").get<int64_t>(), d_suffix, c_suffix);
+            pp_name =
+                fmt::format("pp{}{}{}", cell.at("prompt_size").get<int64_t>(), d_suffix, c_suffix);
+            tg_name = fmt::format("tg{}{}{}", cell.at("response_size").get<int64_t>(), d_suffix,
+                                  c_suffix);
         }
         if (!cell.at("pp_throughput").is_null()) {
             rows.push_back({pp_name, cell["pp_throughput"], cell["pp_req_throughput"], nullptr,
@@ -126,8 +128,9 @@ std::string grid_markdown(const json& grid) {
     const std::string model = grid.value("model", std::string("?"));
     std::string out;
     if (several) {
-        out += "| model | test | t/s (total) | t/s (req) | peak t/s | peak t/s (req) | ttfr (ms) | "
-               "est_ppt (ms) | e2e_ttft (ms) |\n";
+        out +=
+            "| model | test | t/s (total) | t/s (req) | peak t/s | peak t/s (req) | ttfr (ms) | "
+            "est_ppt (ms) | e2e_ttft (ms) |\n";
         out += "|:--|--:|--:|--:|--:|--:|--:|--:|--:|\n";
     } else {
         out += "| model | test | t/s | peak t/s | ttfr (ms) | est_ppt (ms) | e2e_ttft (ms) |\n";

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -53,15 +54,19 @@ struct SentCounter {
 };
 
 GridOptions with_seed(GridOptions options) {
-    while (options.seed == 0) options.seed = (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
+    while (options.seed == 0)
+        options.seed = (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
     return options;
 }
 
 class GridRunner {
 public:
     GridRunner(const Endpoint& endpoint, const GridOptions& options)
-        : endpoint_(endpoint), options_(with_seed(options)), client_(endpoint),
-          prose_(embedded_prose(), options_.seed), token_rng_(options_.seed + 1) {}
+        : endpoint_(endpoint),
+          options_(with_seed(options)),
+          client_(endpoint),
+          prose_(embedded_prose(), options_.seed),
+          token_rng_(options_.seed + 1) {}
 
     GridReport run();
 
@@ -86,6 +91,7 @@ private:
     PromptCalibration calibration_;
     double latency_s_ = 0;
     SentCounter sent_;
+    std::vector<std::unique_ptr<ApiClient>> batch_clients_;  // one per concurrent request, reused
     GridReport report_;
 };
 
@@ -112,13 +118,15 @@ bool GridRunner::tokenize_prose() {
     try {
         const json answer = client_.post_json(
             "/tokenize", {{"model", options_.model}, {"prompt", embedded_prose()}}, false);
-        if (!answer.contains("tokens") || !answer["tokens"].is_array() || answer["tokens"].size() < 1000) {
+        if (!answer.contains("tokens") || !answer["tokens"].is_array() ||
+            answer["tokens"].size() < 1000) {
             return false;
         }
         prose_tokens_ = answer["tokens"].get<std::vector<int32_t>>();
         return true;
     } catch (const std::exception& error) {
-        spdlog::info("bench: no usable /tokenize ({}); prompts are sized by characters", error.what());
+        spdlog::info("bench: no usable /tokenize ({}); prompts are sized by characters",
+                     error.what());
         return false;
     }
 }
@@ -127,7 +135,8 @@ bool GridRunner::tokenize_prose() {
 std::string GridRunner::text_of_tokens(size_t start, int64_t n_tokens) {
     std::vector<int32_t> ids;
     ids.reserve(size_t(n_tokens));
-    for (int64_t i = 0; i < n_tokens; ++i) ids.push_back(prose_tokens_[(start + size_t(i)) % prose_tokens_.size()]);
+    for (int64_t i = 0; i < n_tokens; ++i)
+        ids.push_back(prose_tokens_[(start + size_t(i)) % prose_tokens_.size()]);
     const json answer =
         client_.post_json("/detokenize", {{"model", options_.model}, {"tokens", ids}}, false);
     if (!answer.contains("prompt") || !answer["prompt"].is_string()) {
@@ -140,7 +149,8 @@ std::string GridRunner::text_of_tokens(size_t start, int64_t n_tokens) {
 std::string GridRunner::prose_text(int64_t n_tokens) {
     if (n_tokens <= 0) return {};
     if (prose_tokens_.empty()) return prose_.slice(calibration_.chars_for(n_tokens));
-    const size_t start = std::uniform_int_distribution<size_t>(0, prose_tokens_.size() - 1)(token_rng_);
+    const size_t start =
+        std::uniform_int_distribution<size_t>(0, prose_tokens_.size() - 1)(token_rng_);
     return text_of_tokens(start, n_tokens);
 }
 
@@ -167,10 +177,11 @@ void GridRunner::calibrate_by_characters() {
     const int64_t long_tokens = probe_prompt_tokens(messages("", long_text));
     const int64_t context_tokens = probe_prompt_tokens(messages(long_text, ""));
     if (long_tokens <= short_tokens) {
-        fail("{}: usage.prompt_tokens does not grow with the prompt ({} tokens for {} "
-             "characters, {} for {}); cannot size prompts",
-             client_.url("/chat/completions"), short_tokens, short_text.size(), long_tokens,
-             long_text.size());
+        fail(
+            "{}: usage.prompt_tokens does not grow with the prompt ({} tokens for {} "
+            "characters, {} for {}); cannot size prompts",
+            client_.url("/chat/completions"), short_tokens, short_text.size(), long_tokens,
+            long_text.size());
     }
     calibration_.method = "characters";
     calibration_.tokens_per_char =
@@ -179,8 +190,7 @@ void GridRunner::calibrate_by_characters() {
         return std::llround(calibration_.tokens_per_char * double(text.size()));
     };
     calibration_.user_overhead = std::max<int64_t>(0, short_tokens - text_tokens(short_text));
-    calibration_.context_overhead =
-        std::max<int64_t>(0, context_tokens - text_tokens(long_text));
+    calibration_.context_overhead = std::max<int64_t>(0, context_tokens - text_tokens(long_text));
 }
 
 double GridRunner::measure_latency_s() {
@@ -194,24 +204,23 @@ double GridRunner::measure_latency_s() {
 }
 
 json GridRunner::stream_body(const json& chat_messages, int64_t max_tokens) const {
-    json body = {{"model", options_.model},
-                 {"messages", chat_messages},
-                 {"max_tokens", max_tokens},
-                 {"stream", true},
-                 {"return_token_ids", true},
-                 {"stream_options", {{"include_usage", true}}}};
+    json body = {{"model", options_.model},  {"messages", chat_messages},
+                 {"max_tokens", max_tokens}, {"stream", true},
+                 {"return_token_ids", true}, {"stream_options", {{"include_usage", true}}}};
     if (options_.no_cache) body["cache_prompt"] = false;
     return body;
 }
 
-// One request per thread, all started together, each on its own connection.
+// One request per thread, all started together, each on its own (kept-alive) connection.
 std::vector<RecordedStream> GridRunner::run_batch(const std::vector<json>& bodies) {
+    while (batch_clients_.size() < bodies.size()) {
+        batch_clients_.push_back(std::make_unique<ApiClient>(endpoint_));
+    }
     std::vector<RecordedStream> streams(bodies.size());
     std::vector<std::thread> threads;
     for (size_t i = 0; i < bodies.size(); ++i) {
         threads.emplace_back([this, &bodies, &streams, i] {
-            ApiClient client(endpoint_);
-            streams[i] = client.stream_chat(bodies[i]);
+            streams[i] = batch_clients_[i]->stream_chat(bodies[i]);
         });
     }
     for (std::thread& thread : threads) thread.join();
@@ -244,13 +253,15 @@ void GridRunner::run_cell(int64_t depth, int64_t pp, int64_t tg, int64_t concurr
         }
         if (two_phase) {
             std::vector<json> bodies;
-            for (const Prompt& p : prompts) bodies.push_back(stream_body(messages(p.context, ""), tg));
+            for (const Prompt& p : prompts)
+                bodies.push_back(stream_body(messages(p.context, ""), tg));
             auto streams = run_batch(bodies);
             progress.advance(streams.size());
             if (!is_warmup) context_runs.push_back(std::move(streams));
         }
         std::vector<json> bodies;
-        for (const Prompt& p : prompts) bodies.push_back(stream_body(messages(p.context, p.user), tg));
+        for (const Prompt& p : prompts)
+            bodies.push_back(stream_body(messages(p.context, p.user), tg));
         auto streams = run_batch(bodies);
         progress.advance(streams.size());
         if (!is_warmup) prompt_runs.push_back(std::move(streams));
@@ -258,8 +269,8 @@ void GridRunner::run_cell(int64_t depth, int64_t pp, int64_t tg, int64_t concurr
     if (two_phase) {
         report_.cells.push_back(summarize_cell({concurrency, depth, pp, tg, true}, context_runs,
                                                latency_s_, context_tokens));
-        report_.cells.push_back(
-            summarize_cell({concurrency, depth, pp, tg, false}, prompt_runs, latency_s_, user_tokens));
+        report_.cells.push_back(summarize_cell({concurrency, depth, pp, tg, false}, prompt_runs,
+                                               latency_s_, user_tokens));
     } else {
         report_.cells.push_back(summarize_cell({concurrency, depth, pp, tg, false}, prompt_runs,
                                                latency_s_, user_tokens + context_tokens));
@@ -279,10 +290,11 @@ GridReport GridRunner::run() {
     } else {
         calibrate_by_characters();
     }
-    spdlog::info("bench: prompts sized by {}: {:.3f} tokens per character; the chat template "
-                 "adds {} tokens (user), {} (system + user)",
-                 calibration_.method, calibration_.tokens_per_char, calibration_.user_overhead,
-                 calibration_.context_overhead);
+    spdlog::info(
+        "bench: prompts sized by {}: {:.3f} tokens per character; the chat template "
+        "adds {} tokens (user), {} (system + user)",
+        calibration_.method, calibration_.tokens_per_char, calibration_.user_overhead,
+        calibration_.context_overhead);
     report_.calibration = calibration_;
     latency_s_ = measure_latency_s();
     report_.latency_ms = latency_s_ * 1000;
@@ -293,8 +305,8 @@ GridReport GridRunner::run() {
     for (int64_t depth : options_.depths) {
         const uint64_t phases = options_.prefix_caching && depth > 0 ? 2 : 1;
         for (int64_t concurrency : options_.concurrencies) {
-            total_requests += options_.prompt_sizes.size() * options_.response_sizes.size() *
-                              runs * phases * uint64_t(concurrency);
+            total_requests += options_.prompt_sizes.size() * options_.response_sizes.size() * runs *
+                              phases * uint64_t(concurrency);
         }
     }
     Progress progress("bench", total_requests, "requests");
@@ -311,18 +323,18 @@ GridReport GridRunner::run() {
     bool warned = false;
     for (const CellResult& cell : report_.cells) {
         if (!cell.tokens_from_ids && !warned) {
-            spdlog::warn("bench: the server sent no token_ids; tokens were counted as chunks, which "
-                     "undercounts when a chunk holds several tokens (speculative decoding)");
+            spdlog::warn(
+                "bench: the server sent no token_ids; tokens were counted as chunks, which "
+                "undercounts when a chunk holds several tokens (speculative decoding)");
             warned = true;
         }
         if (cell.failed_requests > 0) {
-            spdlog::warn("bench: {} request(s) failed in pp{} tg{} d{} c{}: {}", cell.failed_requests,
-                     cell.prompt_size, cell.response_size, cell.depth, cell.concurrency,
-                     cell.errors.front());
+            spdlog::warn("bench: {} request(s) failed in pp{} tg{} d{} c{}: {}",
+                         cell.failed_requests, cell.prompt_size, cell.response_size, cell.depth,
+                         cell.concurrency, cell.errors.front());
         }
     }
-    report_.timestamp_utc =
-        fmt::format("{:%Y-%m-%d %H:%M:%SZ}", fmt::gmtime(std::time(nullptr)));
+    report_.timestamp_utc = fmt::format("{:%Y-%m-%d %H:%M:%SZ}", fmt::gmtime(std::time(nullptr)));
     report_.requests_sent = sent_.requests.load();
     report_.usage_prompt_tokens_sent = sent_.prompt_tokens.load();
     return report_;

@@ -39,7 +39,7 @@ struct CellResult {
     bool context_phase = false;  // the context-load half of a prefix-caching cell
     std::optional<Summary> prefill_tps, prefill_req_tps, decode_tps, decode_req_tps;
     std::optional<Summary> peak_tps, peak_req_tps, ttfr_ms, est_ppt_ms, e2e_ttft_ms;
-    int64_t expected_prompt_tokens = 0;    // what the prompt was built for
+    int64_t expected_prompt_tokens = 0;        // what the prompt was built for
     std::vector<int64_t> usage_prompt_tokens;  // the server's usage, one per request
     std::vector<int64_t> generated_tokens;     // one per request
     bool tokens_from_ids = true;               // false: counted from chunks (see token_times)

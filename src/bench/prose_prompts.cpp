@@ -54,8 +54,8 @@ std::string markdown_prose(std::string_view markdown) {
 }
 
 const std::string& embedded_prose() {
-    static const std::string prose = markdown_prose(
-        std::string_view(assets::tokenizer_corpus, assets::tokenizer_corpus_size));
+    static const std::string prose =
+        markdown_prose(std::string_view(assets::tokenizer_corpus, assets::tokenizer_corpus_size));
     return prose;
 }
 
@@ -97,9 +97,7 @@ std::string ProseSource::slice(size_t chars) {
 
 std::string ProseSource::prefix(size_t chars) const { return text_at(0, chars); }
 
-std::string ProseSource::unique_suffix() {
-    return fmt::format(" {:016x}{:016x}", rng_(), rng_());
-}
+std::string ProseSource::unique_suffix() { return fmt::format(" {:016x}{:016x}", rng_(), rng_()); }
 
 }  // namespace bench
 }  // namespace fourbit

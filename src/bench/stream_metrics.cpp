@@ -31,7 +31,7 @@ TokenTimes token_times(const RecordedStream& stream) {
         }
         // NOTE: several tokens in one chunk arrived together; spreading them over the gap since
         // the previous token keeps the 1-second windows of peak t/s from seeing a spike.
-        const double previous = !out.times_s.empty() ? out.times_s.back()
+        const double previous = !out.times_s.empty()   ? out.times_s.back()
                                 : stream.first_token_s ? *stream.first_token_s
                                                        : stream.start_s;
         for (int64_t i = 0; i < k; ++i) {
@@ -48,9 +48,8 @@ int64_t decode_token_count(const std::vector<double>& times_s) {
 }
 
 int64_t counted_prompt_tokens(int64_t usage_prompt_tokens, int64_t expected_prompt_tokens) {
-    if (usage_prompt_tokens > 0 &&
-        std::abs(double(usage_prompt_tokens - expected_prompt_tokens)) <
-            0.2 * double(expected_prompt_tokens)) {
+    if (usage_prompt_tokens > 0 && std::abs(double(usage_prompt_tokens - expected_prompt_tokens)) <
+                                       0.2 * double(expected_prompt_tokens)) {
         return usage_prompt_tokens;
     }
     return expected_prompt_tokens;

@@ -43,10 +43,14 @@ double tick_step(double top) {
 std::string escape(const std::string& text) {
     std::string out;
     for (char c : text) {
-        if (c == '<') out += "&lt;";
-        else if (c == '>') out += "&gt;";
-        else if (c == '&') out += "&amp;";
-        else out += c;
+        if (c == '<')
+            out += "&lt;";
+        else if (c == '>')
+            out += "&gt;";
+        else if (c == '&')
+            out += "&amp;";
+        else
+            out += c;
     }
     return out;
 }
@@ -57,9 +61,10 @@ std::string panel(double left, double top, const std::string& title, const std::
                   const std::string& y_label, const std::vector<Series>& all_series, bool log_x,
                   bool markers) {
     std::string out = fmt::format("<g transform=\"translate({},{})\">\n", left, top);
-    out += fmt::format("<text x=\"{}\" y=\"-30\" text-anchor=\"middle\" font-size=\"14\" "
-                       "font-weight=\"bold\">{}</text>\n",
-                       kPlotWidth / 2, escape(title));
+    out += fmt::format(
+        "<text x=\"{}\" y=\"-30\" text-anchor=\"middle\" font-size=\"14\" "
+        "font-weight=\"bold\">{}</text>\n",
+        kPlotWidth / 2, escape(title));
     std::vector<double> xs;
     double y_top = 0;
     for (const Series& s : all_series) {
@@ -69,8 +74,10 @@ std::string panel(double left, double top, const std::string& title, const std::
         }
     }
     if (xs.empty()) {
-        out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"12\">no "
-                           "data</text></g>\n", kPlotWidth / 2, kPlotHeight / 2);
+        out += fmt::format(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"12\">no "
+            "data</text></g>\n",
+            kPlotWidth / 2, kPlotHeight / 2);
         return out;
     }
     std::sort(xs.begin(), xs.end());
@@ -89,9 +96,10 @@ std::string panel(double left, double top, const std::string& title, const std::
     out += fmt::format("<rect width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#333\"/>\n",
                        kPlotWidth, kPlotHeight);
     for (double y = 0; y <= y_max + step / 2; y += step) {
-        out += fmt::format("<line x1=\"0\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>"
-                           "<text x=\"-6\" y=\"{:.1f}\" text-anchor=\"end\" font-size=\"11\">{:g}</text>\n",
-                           kPlotWidth, py(y), py(y), py(y) + 4, y);
+        out += fmt::format(
+            "<line x1=\"0\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>"
+            "<text x=\"-6\" y=\"{:.1f}\" text-anchor=\"end\" font-size=\"11\">{:g}</text>\n",
+            kPlotWidth, py(y), py(y), py(y) + 4, y);
     }
     std::vector<double> x_ticks = xs;
     if (!log_x) {
@@ -100,14 +108,17 @@ std::string panel(double left, double top, const std::string& title, const std::
         for (double x = 0; x <= x_hi + x_step / 2; x += x_step) x_ticks.push_back(x);
     }
     for (double x : x_ticks) {
-        out += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\" font-size=\"11\">{:g}</text>\n",
-                           px(x), kPlotHeight + 16, x);
+        out += fmt::format(
+            "<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\" font-size=\"11\">{:g}</text>\n",
+            px(x), kPlotHeight + 16, x);
     }
-    out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"12\">{}</text>\n",
-                       kPlotWidth / 2, kPlotHeight + 34, escape(x_label));
-    out += fmt::format("<text transform=\"translate(-46,{}) rotate(-90)\" text-anchor=\"middle\" "
-                       "font-size=\"12\">{}</text>\n",
-                       kPlotHeight / 2, escape(y_label));
+    out +=
+        fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"12\">{}</text>\n",
+                    kPlotWidth / 2, kPlotHeight + 34, escape(x_label));
+    out += fmt::format(
+        "<text transform=\"translate(-46,{}) rotate(-90)\" text-anchor=\"middle\" "
+        "font-size=\"12\">{}</text>\n",
+        kPlotHeight / 2, escape(y_label));
     for (size_t i = 0; i < all_series.size() && i < kMaxSeries; ++i) {
         const Series& s = all_series[i];
         const char* color = kColors[i];
@@ -120,24 +131,27 @@ std::string panel(double left, double top, const std::string& title, const std::
         if (markers) {
             for (const Point& p : s.points) {
                 if (p.err > 0) {  // mean ± std, clipped to the axes
-                    out += fmt::format("<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1:.1f}\" "
-                                       "y2=\"{2:.1f}\" stroke=\"{3}\"/>\n",
-                                       px(p.x), py(std::max(0.0, p.y - p.err)),
-                                       py(std::min(y_max, p.y + p.err)), color);
+                    out += fmt::format(
+                        "<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1:.1f}\" "
+                        "y2=\"{2:.1f}\" stroke=\"{3}\"/>\n",
+                        px(p.x), py(std::max(0.0, p.y - p.err)), py(std::min(y_max, p.y + p.err)),
+                        color);
                 }
                 out += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"/>\n",
                                    px(p.x), py(p.y), color);
             }
         }
         const double ly = kPlotHeight + 50 + 14 * double(i);
-        out += fmt::format("<line x1=\"0\" x2=\"18\" y1=\"{0}\" y2=\"{0}\" stroke=\"{1}\" "
-                           "stroke-width=\"3\"/><text x=\"24\" y=\"{2}\" font-size=\"11\">{3}</text>\n",
-                           ly - 4, color, ly, escape(s.label));
+        out += fmt::format(
+            "<line x1=\"0\" x2=\"18\" y1=\"{0}\" y2=\"{0}\" stroke=\"{1}\" "
+            "stroke-width=\"3\"/><text x=\"24\" y=\"{2}\" font-size=\"11\">{3}</text>\n",
+            ly - 4, color, ly, escape(s.label));
     }
     if (all_series.size() > kMaxSeries) {
-        out += fmt::format("<text x=\"0\" y=\"{}\" font-size=\"11\" fill=\"#555\">(the first {} "
-                           "of {} shown)</text>\n",
-                           kPlotHeight + 50 + 14 * double(kMaxSeries), kMaxSeries, all_series.size());
+        out += fmt::format(
+            "<text x=\"0\" y=\"{}\" font-size=\"11\" fill=\"#555\">(the first {} "
+            "of {} shown)</text>\n",
+            kPlotHeight + 50 + 14 * double(kMaxSeries), kMaxSeries, all_series.size());
     }
     out += "</g>\n";
     return out;
@@ -163,20 +177,23 @@ std::string grid_svg(const json& grid) {
     size_t measured = 0;
     for (const json& cell : grid["benchmarks"]) {
         if (cell.value("is_context_prefill_phase", false)) continue;
-        const auto key = std::make_pair(cell["context_size"].get<int64_t>(), cell["concurrency"].get<int64_t>());
+        const auto key =
+            std::make_pair(cell["context_size"].get<int64_t>(), cell["concurrency"].get<int64_t>());
         const int64_t pp = cell["prompt_size"].get<int64_t>();
         if (cell["pp_throughput"].is_object()) {
-            prefill[key][pp].emplace_back(cell["pp_throughput"]["mean"], cell["pp_throughput"]["std"]);
+            prefill[key][pp].emplace_back(cell["pp_throughput"]["mean"],
+                                          cell["pp_throughput"]["std"]);
             measured += 1;
         }
         if (cell["tg_throughput"].is_object()) {
-            decode[key][pp].emplace_back(cell["tg_throughput"]["mean"], cell["tg_throughput"]["std"]);
+            decode[key][pp].emplace_back(cell["tg_throughput"]["mean"],
+                                         cell["tg_throughput"]["std"]);
         }
         const json& runs = cell.value("throughput_over_time", json::array());
         if (!runs.empty() && !runs[0].empty()) {
             Series s;
-            s.label = fmt::format("pp{} tg{} d{}{}", pp, cell["response_size"].get<int64_t>(), key.first,
-                                  several ? fmt::format(" c{}", key.second) : "");
+            s.label = fmt::format("pp{} tg{} d{}{}", pp, cell["response_size"].get<int64_t>(),
+                                  key.first, several ? fmt::format(" c{}", key.second) : "");
             for (const json& point : runs[0]) s.points.push_back({point[0], point[1], 0});
             time_series.push_back(std::move(s));
         }
@@ -206,11 +223,12 @@ std::string grid_svg(const json& grid) {
         "viewBox=\"0 0 {0} {1}\" font-family=\"sans-serif\">\n<rect width=\"100%\" "
         "height=\"100%\" fill=\"white\"/>\n",
         width, height);
-    out += fmt::format("<text x=\"10\" y=\"18\" font-size=\"12\" fill=\"#555\">{} | {} | {} | "
-                       "latency {} {:.2f} ms</text>\n",
-                       escape(grid.value("version", std::string())), escape(grid.value("model", std::string())),
-                       escape(grid.value("timestamp", std::string())),
-                       escape(grid.value("latency_mode", std::string())), grid.value("latency_ms", 0.0));
+    out += fmt::format(
+        "<text x=\"10\" y=\"18\" font-size=\"12\" fill=\"#555\">{} | {} | {} | "
+        "latency {} {:.2f} ms</text>\n",
+        escape(grid.value("version", std::string())), escape(grid.value("model", std::string())),
+        escape(grid.value("timestamp", std::string())),
+        escape(grid.value("latency_mode", std::string())), grid.value("latency_ms", 0.0));
     out += panel(kMarginLeft, kMarginTop, "Prefill", "prompt tokens", "prefill t/s",
                  to_series(prefill), true, true);
     out += panel(kMarginLeft + kPanelWidth, kMarginTop, "Decode", "prompt tokens", "decode t/s",

@@ -92,16 +92,19 @@ void run_bench(BenchOptions& options) {
     if (!options.compare_paths.empty()) {
         const auto a = read_json_file("--compare", options.compare_paths[0]);
         const auto b = read_json_file("--compare", options.compare_paths[1]);
-        const std::string table = bench::compare_markdown(a, options.compare_paths[0], b,
-                                                          options.compare_paths[1]);
-        if (options.save_path.empty()) std::cout << table << std::flush;
-        else write_text("--save", options.save_path, table);
+        const std::string table =
+            bench::compare_markdown(a, options.compare_paths[0], b, options.compare_paths[1]);
+        if (options.save_path.empty())
+            std::cout << table << std::flush;
+        else
+            write_text("--save", options.save_path, table);
         return;
     }
     if (!options.from_path.empty()) {
         const nlohmann::json result = read_json_file("--from", options.from_path);
         const std::string kind = bench::result_kind(result);
-        if (kind.empty()) fail("--from {}: not a fourbit bench or llama-benchy result", options.from_path);
+        if (kind.empty())
+            fail("--from {}: not a fourbit bench or llama-benchy result", options.from_path);
         emit(options, result, kind == "grid");
         return;
     }
@@ -139,39 +142,51 @@ void add_bench_command(CLI::App& app) {
     command->add_option("--model", options->grid.model,
                         "model name to request (default: the first the server lists)");
     command->add_option("--pp", options->grid.prompt_sizes, "prompt sizes in tokens, e.g. 512,1024")
-        ->delimiter(',')->capture_default_str();
+        ->delimiter(',')
+        ->capture_default_str();
     command->add_option("--tg", options->grid.response_sizes, "tokens to generate, e.g. 128,256")
-        ->delimiter(',')->capture_default_str();
+        ->delimiter(',')
+        ->capture_default_str();
     command->add_option("--depth", options->grid.depths, "context depths in tokens, e.g. 0,4096")
-        ->delimiter(',')->capture_default_str();
-    command->add_option("--concurrency", options->grid.concurrencies, "concurrent requests, e.g. 1,4")
-        ->delimiter(',')->capture_default_str();
-    command->add_option("--runs", options->grid.runs, "measured runs per test")->capture_default_str();
-    command->add_option("--latency-mode", options->grid.latency_mode,
-                        "api (GET /models), generation (1-token stream) or none")
+        ->delimiter(',')
+        ->capture_default_str();
+    command
+        ->add_option("--concurrency", options->grid.concurrencies, "concurrent requests, e.g. 1,4")
+        ->delimiter(',')
+        ->capture_default_str();
+    command->add_option("--runs", options->grid.runs, "measured runs per test")
+        ->capture_default_str();
+    command
+        ->add_option("--latency-mode", options->grid.latency_mode,
+                     "api (GET /models), generation (1-token stream) or none")
         ->capture_default_str();
     command->add_flag("--no-cache", options->grid.no_cache,
                       "unique prompts and cache_prompt: false (defeats prefix caches)");
     command->add_flag("--prefix-caching,--enable-prefix-caching", options->grid.prefix_caching,
                       "at depth > 0: load the context first (ctx_pp/ctx_tg rows), then the prompt");
-    command->add_flag("--no-warmup", options->no_warmup, "skip the unrecorded run before each test");
-    command->add_option("--seed", options->grid.seed,
-                        "prompt selection seed (0: a fresh one; the JSON records it)")
+    command->add_flag("--no-warmup", options->no_warmup,
+                      "skip the unrecorded run before each test");
+    command
+        ->add_option("--seed", options->grid.seed,
+                     "prompt selection seed (0: a fresh one; the JSON records it)")
         ->capture_default_str();
     command->add_option("--format", options->format, "md, json or csv")->capture_default_str();
     command->add_option("--save", options->save_path, "write the result here in --format");
-    command->add_option("--plot", options->plot_path,
-                        "write an SVG plot of a grid result (t/s against prompt length, time series)");
+    command->add_option(
+        "--plot", options->plot_path,
+        "write an SVG plot of a grid result (t/s against prompt length, time series)");
     command->add_option("--suite", options->suite,
                         "run a prompt suite instead of the grid: agentic, or a suite JSON file");
     command->add_option("--max-tokens", options->max_tokens,
                         "cap on each suite task's max_tokens (0: the suite's own)");
-    command->add_option("--compare", options->compare_paths,
-                        "print comparison tables of two saved JSON results: A.json B.json")
+    command
+        ->add_option("--compare", options->compare_paths,
+                     "print comparison tables of two saved JSON results: A.json B.json")
         ->expected(2);
-    command->add_option("--from", options->from_path,
-                        "re-render a saved JSON result, fourbit's or llama-benchy's (with --format, "
-                        "--save, --plot)");
+    command->add_option(
+        "--from", options->from_path,
+        "re-render a saved JSON result, fourbit's or llama-benchy's (with --format, "
+        "--save, --plot)");
     command->callback([options] { run_bench(*options); });
 }
 

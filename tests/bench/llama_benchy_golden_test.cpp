@@ -16,7 +16,8 @@ namespace {
 using nlohmann::json;
 
 json golden() {
-    std::ifstream in(std::string(FOURBIT_SOURCE_DIR) + "/tests/bench/golden/llama_benchy_streams.json");
+    std::ifstream in(std::string(FOURBIT_SOURCE_DIR) +
+                     "/tests/bench/golden/llama_benchy_streams.json");
     return json::parse(in);
 }
 
@@ -42,8 +43,8 @@ TEST(LlamaBenchyGolden, SameFiguresOnTheSameStreams) {
             for (const json& recorded : batch) runs.back().push_back(stream_of(recorded));
         }
         GridReport report;
-        report.cells.push_back(summarize_cell({c["concurrency"].get<int64_t>(), 0, 0, 0, false}, runs,
-                                              c["latency_s"], c["expected_prompt_tokens"]));
+        report.cells.push_back(summarize_cell({c["concurrency"].get<int64_t>(), 0, 0, 0, false},
+                                              runs, c["latency_s"], c["expected_prompt_tokens"]));
         const json ours = grid_json(report)["benchmarks"][0];
         for (const auto& [metric, theirs] : c["llama_benchy"].items()) {
             SCOPED_TRACE(metric);
@@ -51,7 +52,8 @@ TEST(LlamaBenchyGolden, SameFiguresOnTheSameStreams) {
             if (theirs.is_null()) continue;
             for (const char* key : {"mean", "std"}) {
                 const double expected = theirs[key];
-                EXPECT_NEAR(ours[metric][key].get<double>(), expected, 1e-9 * std::max(1.0, std::abs(expected)))
+                EXPECT_NEAR(ours[metric][key].get<double>(), expected,
+                            1e-9 * std::max(1.0, std::abs(expected)))
                     << key;
             }
         }

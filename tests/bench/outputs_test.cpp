@@ -41,9 +41,9 @@ TEST(GridOutput, JsonCarriesLlamaBenchyFields) {
     const json j = grid_json(two_cell_report(1, 1));
     EXPECT_EQ(j["kind"], "grid");
     const json& cell = j["benchmarks"][0];
-    for (const char* key : {"concurrency", "context_size", "prompt_size", "response_size",
-                            "is_context_prefill_phase", "pp_throughput", "tg_throughput",
-                            "peak_throughput", "ttfr", "est_ppt", "e2e_ttft"}) {
+    for (const char* key :
+         {"concurrency", "context_size", "prompt_size", "response_size", "is_context_prefill_phase",
+          "pp_throughput", "tg_throughput", "peak_throughput", "ttfr", "est_ppt", "e2e_ttft"}) {
         EXPECT_TRUE(cell.contains(key)) << key;
     }
     EXPECT_DOUBLE_EQ(cell["pp_throughput"]["mean"].get<double>(), 1100);
@@ -53,10 +53,14 @@ TEST(GridOutput, JsonCarriesLlamaBenchyFields) {
 
 TEST(GridOutput, MarkdownRowsAreNamedAsLlamaBenchyNamesThem) {
     const std::string md = grid_markdown(grid_json(two_cell_report(1, 1)));
-    EXPECT_NE(md.find("| model | test | t/s | peak t/s | ttfr (ms) | est_ppt (ms) | e2e_ttft (ms) |"),
-              std::string::npos) << md;
-    EXPECT_NE(md.find("| tiny | pp512 | 1100.00 ± 100.00 |  | 450.00 ± 50.00 | 448.50 ± 50.00 | 450.00 ± 50.00 |"),
-              std::string::npos) << md;
+    EXPECT_NE(
+        md.find("| model | test | t/s | peak t/s | ttfr (ms) | est_ppt (ms) | e2e_ttft (ms) |"),
+        std::string::npos)
+        << md;
+    EXPECT_NE(md.find("| tiny | pp512 | 1100.00 ± 100.00 |  | 450.00 ± 50.00 | 448.50 ± 50.00 | "
+                      "450.00 ± 50.00 |"),
+              std::string::npos)
+        << md;
     EXPECT_NE(md.find("| tiny | tg32 | 50.00 ± 0.00 | 55.00 ± 0.00 |"), std::string::npos) << md;
     EXPECT_NE(md.find("| ctx_pp @ d4096 |"), std::string::npos) << md;
     const std::string several = grid_markdown(grid_json(two_cell_report(4, 1)));
@@ -67,7 +71,9 @@ TEST(GridOutput, MarkdownRowsAreNamedAsLlamaBenchyNamesThem) {
 TEST(GridOutput, CsvHasOneLinePerRow) {
     const std::string csv = grid_csv(grid_json(two_cell_report(1, 1)));
     EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 5);  // header + 4 rows
-    EXPECT_NE(csv.find("tiny,pp512,1100,100,1100,100,,,,,450,50,448.5,50,450,50\n"), std::string::npos) << csv;
+    EXPECT_NE(csv.find("tiny,pp512,1100,100,1100,100,,,,,450,50,448.5,50,450,50\n"),
+              std::string::npos)
+        << csv;
 }
 
 TEST(Compare, GridRatiosAndKindChecks) {
@@ -75,7 +81,8 @@ TEST(Compare, GridRatiosAndKindChecks) {
     const json b = grid_json(two_cell_report(1, 2));
     const std::string table = compare_markdown(a, "a.json", b, "b.json");
     EXPECT_NE(table.find("| pp512 (c1) | 1100.00 | 2200.00 | 2.00x |"), std::string::npos) << table;
-    EXPECT_NE(table.find("| tg32 [pp512] (c1) | 50.00 | 100.00 | 2.00x |"), std::string::npos) << table;
+    EXPECT_NE(table.find("| tg32 [pp512] (c1) | 50.00 | 100.00 | 2.00x |"), std::string::npos)
+        << table;
     json agentic = {{"kind", "agentic"}};
     EXPECT_THROW(compare_markdown(a, "a.json", agentic, "c.json"), Error);
     EXPECT_THROW(compare_markdown(json::object(), "a.json", a, "b.json"), Error);
@@ -84,13 +91,20 @@ TEST(Compare, GridRatiosAndKindChecks) {
 TEST(Compare, AgenticSpeedUpIsWallRatio) {
     const auto report = [](double wall, int64_t tokens) {
         return json{{"kind", "agentic"},
-                    {"tasks", {{{"id", "trap"}, {"wall_s", wall}, {"completion_tokens", tokens},
-                                {"decode_tps", tokens / wall}}}},
-                    {"totals", {{"wall_s", wall}, {"completion_tokens", tokens},
-                                {"average_decode_tps", tokens / wall}, {"peak_decode_tps", tokens / wall}}}};
+                    {"tasks",
+                     {{{"id", "trap"},
+                       {"wall_s", wall},
+                       {"completion_tokens", tokens},
+                       {"decode_tps", tokens / wall}}}},
+                    {"totals",
+                     {{"wall_s", wall},
+                      {"completion_tokens", tokens},
+                      {"average_decode_tps", tokens / wall},
+                      {"peak_decode_tps", tokens / wall}}}};
     };
     const std::string table = compare_markdown(report(14.7, 718), "sibling", report(1.0, 44), "ac");
-    EXPECT_NE(table.find("| trap | 14.70 | 1.00 | 14.70x | 718 | 44 |"), std::string::npos) << table;
+    EXPECT_NE(table.find("| trap | 14.70 | 1.00 | 14.70x | 718 | 44 |"), std::string::npos)
+        << table;
     EXPECT_NE(table.find("| whole set (s) | 14.7 | 1.0 | 14.70x |"), std::string::npos) << table;
 }
 

@@ -38,8 +38,10 @@ TEST(Prose, SlicesAreSizedAndStartAndEndOnWords) {
     }
     EXPECT_TRUE(source.slice(0).empty());
     // The same seed repeats; another seed picks other text.
-    EXPECT_EQ(ProseSource(embedded_prose(), 3).slice(300), ProseSource(embedded_prose(), 3).slice(300));
-    EXPECT_NE(ProseSource(embedded_prose(), 3).slice(300), ProseSource(embedded_prose(), 4).slice(300));
+    EXPECT_EQ(ProseSource(embedded_prose(), 3).slice(300),
+              ProseSource(embedded_prose(), 3).slice(300));
+    EXPECT_NE(ProseSource(embedded_prose(), 3).slice(300),
+              ProseSource(embedded_prose(), 4).slice(300));
     // Calibration probes are nested prefixes.
     EXPECT_EQ(source.prefix(4000).substr(0, 900), source.prefix(1000).substr(0, 900));
     EXPECT_NE(source.unique_suffix(), source.unique_suffix());
@@ -92,7 +94,9 @@ TEST(AgenticSuite, BadSuitesNameTheTaskAndField) {
         validate_suite(s, "my.json");
         FAIL() << "accepted an unknown tool";
     } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("my.json: tasks[4] (weather_one_tool)"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("my.json: tasks[4] (weather_one_tool)"),
+                  std::string::npos)
+            << e.what();
         EXPECT_NE(std::string(e.what()).find("no_such_tool"), std::string::npos);
     }
     s = suite();

@@ -1,8 +1,8 @@
 // The formulas on recorded streams: timestamps in, numbers out, each expected value worked out
 // by hand from llama-benchy's definitions (docs/peers.md §2.1).
-#include <gtest/gtest.h>
-
 #include "bench/stream_metrics.h"
+
+#include <gtest/gtest.h>
 
 namespace fourbit::bench {
 namespace {
@@ -26,10 +26,10 @@ TEST(StreamMetrics, SingleRequestFormulas) {
     const RequestMetrics m = request_metrics(s, /*latency_s=*/0.1, /*expected=*/1000);
     EXPECT_NEAR(*m.ttfr_s, 0.5, 1e-12);
     EXPECT_NEAR(*m.e2e_ttft_s, 0.5, 1e-12);
-    EXPECT_NEAR(*m.est_ppt_s, 0.4, 1e-12);           // ttfr - latency
-    EXPECT_NEAR(*m.prefill_tps, 1000 / 0.4, 1e-6);   // prompt / est_ppt
-    EXPECT_NEAR(*m.decode_tps, 4 / 0.4, 1e-6);       // (5 - 1) / (10.9 - 10.5)
-    EXPECT_NEAR(*m.peak_tps, 5 / 0.4, 1e-6);         // all within 1 s: tokens / span
+    EXPECT_NEAR(*m.est_ppt_s, 0.4, 1e-12);          // ttfr - latency
+    EXPECT_NEAR(*m.prefill_tps, 1000 / 0.4, 1e-6);  // prompt / est_ppt
+    EXPECT_NEAR(*m.decode_tps, 4 / 0.4, 1e-6);      // (5 - 1) / (10.9 - 10.5)
+    EXPECT_NEAR(*m.peak_tps, 5 / 0.4, 1e-6);        // all within 1 s: tokens / span
     EXPECT_EQ(m.generated_tokens, 5);
     EXPECT_TRUE(m.tokens_from_ids);
 }

@@ -22,13 +22,15 @@ TEST(SseDecoder, SameEventsWhateverTheReadSizes) {
             decoder.feed(std::string_view(wire).substr(at, piece),
                          [&](std::string_view data) { events.emplace_back(data); });
         }
-        ASSERT_EQ(events, (std::vector<std::string>{"{\"a\":1}", "{\"b\":2}"})) << "piece " << piece;
+        ASSERT_EQ(events, (std::vector<std::string>{"{\"a\":1}", "{\"b\":2}"}))
+            << "piece " << piece;
     }
 }
 
 TEST(RecordChunk, RoleChunkIsAResponseButNoToken) {
     RecordedStream s;
-    record_chunk(s, json::parse(R"({"choices":[{"delta":{"role":"assistant","content":""}}]})"), 1.0);
+    record_chunk(s, json::parse(R"({"choices":[{"delta":{"role":"assistant","content":""}}]})"),
+                 1.0);
     EXPECT_EQ(s.first_response_s, 1.0);
     EXPECT_FALSE(s.first_token_s.has_value());
     EXPECT_TRUE(s.chunks.empty());
@@ -36,14 +38,23 @@ TEST(RecordChunk, RoleChunkIsAResponseButNoToken) {
 
 TEST(RecordChunk, ContentReasoningToolCallsAndTokenIds) {
     RecordedStream s;
-    record_chunk(s, json::parse(R"({"choices":[{"delta":{"reasoning_content":"hm"},"token_ids":[5]}]})"), 1.0);
-    record_chunk(s, json::parse(R"({"choices":[{"delta":{"content":"ab"},"token_ids":[6,7]}]})"), 1.1);
-    record_chunk(s, json::parse(R"({"choices":[{"delta":{"tool_calls":[{"index":0}]},"token_ids":[8]}]})"), 1.2);
+    record_chunk(
+        s, json::parse(R"({"choices":[{"delta":{"reasoning_content":"hm"},"token_ids":[5]}]})"),
+        1.0);
+    record_chunk(s, json::parse(R"({"choices":[{"delta":{"content":"ab"},"token_ids":[6,7]}]})"),
+                 1.1);
+    record_chunk(
+        s, json::parse(R"({"choices":[{"delta":{"tool_calls":[{"index":0}]},"token_ids":[8]}]})"),
+        1.2);
     // A token that produced no text yet (held back) still counts when its id is sent.
     record_chunk(s, json::parse(R"({"choices":[{"delta":{},"token_ids":[9]}]})"), 1.3);
     // The finish chunk: no text, no ids.
-    record_chunk(s, json::parse(R"({"choices":[{"delta":{},"finish_reason":"length","token_ids":[]}]})"), 1.4);
-    record_chunk(s, json::parse(R"({"choices":[],"usage":{"prompt_tokens":42,"completion_tokens":5}})"), 1.5);
+    record_chunk(
+        s, json::parse(R"({"choices":[{"delta":{},"finish_reason":"length","token_ids":[]}]})"),
+        1.4);
+    record_chunk(
+        s, json::parse(R"({"choices":[],"usage":{"prompt_tokens":42,"completion_tokens":5}})"),
+        1.5);
     EXPECT_EQ(s.first_response_s, 1.0);
     EXPECT_EQ(s.first_token_s, 1.0);
     ASSERT_EQ(s.chunks.size(), 4u);
@@ -64,8 +75,9 @@ TEST(RecordChunk, TextWithoutIdsIsAChunkToCount) {
 
 TEST(RecordChunk, OddShapesAreIgnoredNotFatal) {
     RecordedStream s;
-    for (const char* text : {R"([])", R"({"choices":"x"})", R"({"choices":[3]})",
-                             R"({"usage":{"prompt_tokens":"many"}})", R"({"choices":[{"delta":5}]})"}) {
+    for (const char* text :
+         {R"([])", R"({"choices":"x"})", R"({"choices":[3]})",
+          R"({"usage":{"prompt_tokens":"many"}})", R"({"choices":[{"delta":5}]})"}) {
         record_chunk(s, json::parse(text), 1.0);
     }
     EXPECT_TRUE(s.chunks.empty());

@@ -82,9 +82,10 @@ def test_grid_every_cell_present_positive_and_usage_matches_server(server, tmp_p
         assert len(cell["pp_throughput"]["values"]) == (RUNS if concurrency > 1 else RUNS * concurrency)
         assert cell["token_count_source"] == "token_ids"
         assert len(cell["usage_prompt_tokens"]) == RUNS * concurrency
-        # Prompt sizing: the server counted about pp + depth tokens for every request.
+        # Prompt sizing (cut from the server's own tokens): the server counted pp + depth tokens
+        # for every request, give or take a merge across a cut.
         for tokens in cell["usage_prompt_tokens"]:
-            assert abs(tokens - (pp + depth)) <= 0.2 * (pp + depth), (key, tokens)
+            assert abs(tokens - (pp + depth)) <= max(4, 0.02 * (pp + depth)), (key, tokens)
         assert all(0 < n <= tg for n in cell["generated_tokens"]), cell["generated_tokens"]
         assert len(cell["throughput_over_time"]) == RUNS
 
@@ -111,13 +112,19 @@ def test_prefix_caching_grid_has_context_rows(server, tmp_path):
 
 
 def test_markdown_output_names_tests_like_llama_benchy(server, tmp_path):
-    result = subprocess.run(
-        [binary(), "bench", "--base-url", server.base_url + "/v1", "--api-key", API_KEY,
-         "--pp", "32", "--tg", "8", "--runs", "1", "--latency-mode", "generation"],
-        capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "| tiny | pp32 |" in result.stdout and "| tiny | tg8 |" in result.stdout
-    assert "latency mode: generation" in result.stdout
+    def bench_md(latency_mode):
+        result = subprocess.run(
+            [binary(), "bench", "--base-url", server.base_url + "/v1", "--api-key", API_KEY,
+             "--pp", "32", "--tg", "8", "--runs", "1", "--latency-mode", latency_mode],
+            capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    table = bench_md("none")
+    assert "| tiny | pp32 |" in table and "| tiny | tg8 |" in table, table
+    # With generation latency (a 1-token request's time to first bytes) the pp row may be left
+    # out, as llama-benchy leaves it out, when that latency exceeds the prompt's TTFR.
+    assert "latency mode: generation" in bench_md("generation")
 
 
 def test_agentic_suite_json(server, tmp_path):

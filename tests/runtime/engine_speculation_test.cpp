@@ -19,8 +19,7 @@ namespace {
 
 // Prompts with repetition for the n-gram proposer to find, and without.
 std::vector<std::vector<int32_t>> prompts() {
-    std::vector<std::vector<int32_t>> out;
-    for (int i = 0; i < 4; ++i) out.push_back(reference_ids("prompt." + std::to_string(i)));
+    std::vector<std::vector<int32_t>> out = reference_prompts();
     std::vector<int32_t> looped;
     for (int r = 0; r < 4; ++r) {
         for (int32_t id : reference_ids("prompt.2")) looped.push_back(id);
@@ -53,12 +52,7 @@ TEST(EngineSpeculation, GreedyOutputIsIdenticalWithAndWithoutDrafts) {
             options.speculative = always_draft(k);
             options.max_num_seqs = seats;
             Engine engine(golden_model(), options);
-            std::vector<std::unique_ptr<Collected>> results;
-            for (const auto& prompt : all) {
-                results.push_back(std::make_unique<Collected>());
-                engine.submit(greedy(prompt, n_tokens), results.back()->on_token(),
-                              results.back()->on_finish());
-            }
+            std::vector<std::unique_ptr<Collected>> results = submit_greedy(engine, all, n_tokens);
             for (size_t i = 0; i < all.size(); ++i) {
                 const FinishEvent finish = results[i]->wait();
                 EXPECT_EQ(results[i]->ids(), expected[i])

@@ -39,23 +39,11 @@ TEST(Engine, ConcurrentRequestsWithChunkedPrefillEqualEachAlone) {
     options.max_num_batched_tokens = 5;  // prompts of 19 and 64 tokens take several steps
     options.max_num_seqs = 3;            // the fourth waits for a free slot
     Engine engine(golden_model(), options);
-    std::vector<std::vector<int32_t>> prompts;
-    for (int i = 0; i < 4; ++i) prompts.push_back(reference_ids("prompt." + std::to_string(i)));
-    std::vector<std::unique_ptr<Collected>> results;
-    for (const auto& prompt : prompts) {
-        results.push_back(std::make_unique<Collected>());
-        engine.submit(greedy(prompt, 12), results.back()->on_token(), results.back()->on_finish());
-    }
+    const std::vector<std::vector<int32_t>> prompts = reference_prompts();
+    std::vector<std::unique_ptr<Collected>> results = submit_greedy(engine, prompts, 12);
     for (size_t i = 0; i < prompts.size(); ++i) {
         EXPECT_EQ(results[i]->wait().reason, "length");
-        SamplingParams params;
-        params.temperature = 0;
-        Sampler sampler(params);
-        GenerateOptions alone;
-        alone.max_tokens = 12;
-        alone.ignore_eos = true;
-        EXPECT_EQ(results[i]->ids(), generate(golden_model(), prompts[i], alone, sampler).token_ids)
-            << "request " << i;
+        EXPECT_EQ(results[i]->ids(), greedy_alone(prompts[i], 12)) << "request " << i;
     }
     EngineStats stats = engine.take_stats();
     EXPECT_EQ(stats.requests_running, 0);
@@ -123,13 +111,8 @@ TEST(Engine, PreemptionUnderASmallPoolChangesNoOutput) {
     options.num_kv_blocks = 13;
     options.max_num_batched_tokens = 16;
     Engine engine(golden_model(), options);
-    std::vector<std::vector<int32_t>> prompts;
-    for (int i = 0; i < 4; ++i) prompts.push_back(reference_ids("prompt." + std::to_string(i)));
-    std::vector<std::unique_ptr<Collected>> results;
-    for (const auto& prompt : prompts) {
-        results.push_back(std::make_unique<Collected>());
-        engine.submit(greedy(prompt, 40), results.back()->on_token(), results.back()->on_finish());
-    }
+    const std::vector<std::vector<int32_t>> prompts = reference_prompts();
+    std::vector<std::unique_ptr<Collected>> results = submit_greedy(engine, prompts, 40);
     for (size_t i = 0; i < prompts.size(); ++i) {
         FinishEvent finish = results[i]->wait();
         EXPECT_EQ(finish.reason, "length");

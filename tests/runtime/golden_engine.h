@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -85,6 +86,25 @@ inline std::vector<int32_t> greedy_alone(const std::vector<int32_t>& prompt, int
     alone.max_tokens = max_tokens;
     alone.ignore_eos = true;
     return generate(golden_model(), prompt, alone, sampler).token_ids;
+}
+
+// The four reference prompts.
+inline std::vector<std::vector<int32_t>> reference_prompts() {
+    std::vector<std::vector<int32_t>> prompts;
+    for (int i = 0; i < 4; ++i) prompts.push_back(reference_ids("prompt." + std::to_string(i)));
+    return prompts;
+}
+
+// Submits one greedy request per prompt at once; the collectors, in prompt order.
+inline std::vector<std::unique_ptr<Collected>> submit_greedy(
+    Engine& engine, const std::vector<std::vector<int32_t>>& prompts, int64_t max_tokens) {
+    std::vector<std::unique_ptr<Collected>> results;
+    for (const auto& prompt : prompts) {
+        results.push_back(std::make_unique<Collected>());
+        engine.submit(greedy(prompt, max_tokens), results.back()->on_token(),
+                      results.back()->on_finish());
+    }
+    return results;
 }
 
 // Waits until the engine thread has published the stats of its last step.
