@@ -14,6 +14,9 @@ pp=(128 512)
 tg=32
 runs=3
 rounds=${FOURBIT_BENCH_ROUNDS:-3}
+# api: each tool subtracts its own client latency (llama-benchy's Python client measures ~30 ms
+# here, fourbit's ~0.2 ms), which moves est_ppt and pp t/s; none compares the raw timings.
+latency=${FOURBIT_BENCH_LATENCY:-api}
 
 venv=$build/venv-benchy
 requirements=bench/llama-benchy-requirements.txt
@@ -59,11 +62,11 @@ cp models/tokenizer_corpus.txt "$HOME/.cache/llama-benchy/$(printf %s "$book_url
 out=bench/results/bench_agreement
 for round in $(seq "$rounds"); do
     "$venv/bin/llama-benchy" --base-url "$base" --model "$name" --tokenizer "$model_dir/tokenizer.json" \
-        --book-url "$book_url" --pp "${pp[@]}" --tg "$tg" --runs "$runs" --latency-mode api \
+        --book-url "$book_url" --pp "${pp[@]}" --tg "$tg" --runs "$runs" --latency-mode "$latency" \
         --skip-coherence --format json --save-result "${out}_llama_benchy_$round.json" \
         >"$work/benchy_$round.log" 2>&1 || { cat "$work/benchy_$round.log"; exit 1; }
     "$fourbit" bench --base-url "$base" --model "$name" --pp "$(IFS=,; echo "${pp[*]}")" --tg "$tg" \
-        --runs "$runs" --latency-mode api --format json --save "${out}_fourbit_$round.json" >/dev/null
+        --runs "$runs" --latency-mode "$latency" --format json --save "${out}_fourbit_$round.json" >/dev/null
 done
 {
     echo "# llama-benchy 0.4.0 vs fourbit bench, same fourbit serve, same grid"
@@ -71,7 +74,7 @@ done
     echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, shared with other"
     echo "work (load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)). Date: $(date -u '+%Y-%m-%d %H:%M UTC')."
     echo "Model: $model_dir, \`fourbit serve --max-model-len 4096\` (CPU). Grid: pp ${pp[*]}, tg $tg,"
-    echo "$runs runs, latency mode api; $rounds rounds of llama-benchy then fourbit bench. Every run's"
+    echo "$runs runs, latency mode $latency; $rounds rounds of llama-benchy then fourbit bench. Every run's"
     echo "values pooled per tool; \"within noise\": |difference of means| <= sqrt(std_a^2 + std_b^2)."
     echo
     benchy_files=() fourbit_files=()
