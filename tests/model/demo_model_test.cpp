@@ -22,7 +22,7 @@
 #include "formats/safetensors.h"
 #include "model/minimax_m2.h"
 #include "model/sequence_cache.h"
-#include "runtime/generate.h"
+#include "support/greedy_reference.h"
 #include "text/chat_request.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
@@ -123,14 +123,8 @@ TEST_F(DemoModel, LogitsMatchTransformers) {
 
 TEST_F(DemoModel, GreedyContinuationMatchesTransformers) {
     std::vector<int32_t> expected = ids_of(reference().tensor("greedy.0"));
-    SamplingParams greedy;
-    greedy.temperature = 0;
-    Sampler sampler(greedy);
-    GenerateOptions options;
-    options.max_tokens = static_cast<int64_t>(expected.size());
-    options.ignore_eos = true;
-    GenerateResult result = generate(*model_, ids_of(reference().tensor("prompt.0")), options, sampler);
-    EXPECT_EQ(result.token_ids, expected);
+    EXPECT_EQ(test_support::greedy_reference(*model_, ids_of(reference().tensor("prompt.0")),
+                                               static_cast<int64_t>(expected.size())), expected);
 }
 
 // fourbit's tokenizer gives the held-out text the ids Hugging Face `tokenizers` gave it, and

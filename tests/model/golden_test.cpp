@@ -24,7 +24,7 @@
 #include "formats/safetensors.h"
 #include "model/minimax_m2.h"
 #include "model/sequence_cache.h"
-#include "runtime/generate.h"
+#include "support/greedy_reference.h"
 
 namespace fourbit {
 namespace {
@@ -94,14 +94,9 @@ TEST_P(Golden, LogitsMatchTransformers) {
 
 TEST_P(Golden, GreedyContinuationMatchesTransformers) {
     std::vector<int32_t> expected = ids_of(reference_->tensor("greedy.0"));
-    SamplingParams greedy;
-    greedy.temperature = 0;
-    Sampler sampler(greedy);
-    GenerateOptions options;
-    options.max_tokens = static_cast<int64_t>(expected.size());
-    options.ignore_eos = true;
-    GenerateResult result = generate(*model_, prompt(0), options, sampler);
-    EXPECT_EQ(result.token_ids, expected);
+    EXPECT_EQ(test_support::greedy_reference(*model_, prompt(0),
+                                             static_cast<int64_t>(expected.size())),
+              expected);
 }
 
 TEST_P(Golden, IncrementalDecodeEqualsOnePrefill) {

@@ -15,7 +15,7 @@
 
 #include "formats/safetensors.h"
 #include "runtime/engine.h"
-#include "runtime/generate.h"
+#include "support/greedy_reference.h"
 
 namespace fourbit {
 
@@ -79,13 +79,7 @@ inline GenerationRequest greedy(std::vector<int32_t> prompt, int64_t max_tokens)
 }
 
 inline std::vector<int32_t> greedy_alone(const std::vector<int32_t>& prompt, int64_t max_tokens) {
-    SamplingParams params;
-    params.temperature = 0;
-    Sampler sampler(params);
-    GenerateOptions alone;
-    alone.max_tokens = max_tokens;
-    alone.ignore_eos = true;
-    return generate(golden_model(), prompt, alone, sampler).token_ids;
+    return test_support::greedy_reference(golden_model(), prompt, max_tokens);
 }
 
 // The four reference prompts.
