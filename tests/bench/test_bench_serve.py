@@ -10,28 +10,17 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
-import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "server"))
-from conftest import API_KEY, start_server, stop_server, binary  # noqa: E402
+# The server tests' module fixture: a fresh tiny model served for this module.
+from conftest import API_KEY, binary, server  # noqa: E402,F401
 
 PP = [64, 128]
 TG = 16
 DEPTHS = [0, 128]
 CONCURRENCY = [1, 2]
 RUNS = 2
-
-
-@pytest.fixture(scope="module")
-def server():
-    with tempfile.TemporaryDirectory(prefix="fourbit_bench_") as workdir:
-        running = start_server(workdir)
-        try:
-            yield running
-        finally:
-            stop_server(running)
 
 
 def counters(server) -> dict:
