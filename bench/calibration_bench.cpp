@@ -38,7 +38,7 @@ void run(benchmark::State& state, bool observed) {
         "bench", 1, plan.n_linears(), c.num_hidden_layers, c.num_local_experts, 1);
     CalibrationObserver observer(plan, g_model->weights(), calibration);
     for (auto _ : state) {
-        SequenceCache cache(c, static_cast<int64_t>(ids.size()));
+        SequenceCache cache(*g_model, static_cast<int64_t>(ids.size()));
         cache.forward(*g_model, ids, LogitRows::none, observed ? &observer : nullptr);
     }
     state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(ids.size()),

@@ -41,7 +41,7 @@ void BM_Prefill(benchmark::State& state) {
     const int64_t n = state.range(0);
     std::vector<int32_t> ids = prompt_ids(n, g_model->config().vocab_size);
     for (auto _ : state) {
-        SequenceCache cache(g_model->config(), n);
+        SequenceCache cache(*g_model, n);
         Tensor logits = cache.forward(*g_model, ids);
         benchmark::DoNotOptimize(logits.data<float>());
     }

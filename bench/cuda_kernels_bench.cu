@@ -371,6 +371,7 @@ void moe_layer() {
     GroupedExperts experts;
     experts.hidden = kHidden;
     experts.intermediate = kInter;
+    experts.count = kExperts;
     experts.gate_up_codes = Tensor::zeros(DType::u8, {kExperts, 2 * kInter, kHidden / 2}, kGpu);
     experts.gate_up_scales = Tensor::zeros(DType::u8, {kExperts, 2 * kInter, kHidden / 16}, kGpu);
     experts.down_codes = Tensor::zeros(DType::u8, {kExperts, kHidden, kInter / 2}, kGpu);

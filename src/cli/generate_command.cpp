@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/device_flags.h"
 #include "cli/speculative_flags.h"
 #include "runtime/engine.h"
 #include "util/error.h"
@@ -24,6 +25,7 @@ void add_generate_command(CLI::App& app) {
         bool ignore_eos = false;
         std::string output = "text";
         SpeculativeFlags speculative;
+        DeviceFlags device;
     };
     auto options = std::make_shared<Options>();
     CLI::App* command = app.add_subcommand("generate", "generate tokens from a prompt");
@@ -43,10 +45,17 @@ void add_generate_command(CLI::App& app) {
         ->check(CLI::IsMember({"text", "json"}))
         ->capture_default_str();
     add_speculative_flags(*command, options->speculative);
+    add_device_flags(*command, options->device);
     command->callback([options] {
         const Options& o = *options;
         std::vector<int32_t> prompt = parse_token_ids(o.prompt_ids, "--prompt-ids");
-        MiniMaxM2 model(load_model_weights(o.model_dir));
+        const SpeculativeConfig speculative = resolve_speculative_flags(o.speculative);
+        const int64_t context = static_cast<int64_t>(prompt.size()) + o.max_tokens;
+        LoadOptions load;
+        load.device = resolve_device(o.device, o.model_dir,
+                                     std::min(context, EngineOptions{}.max_num_batched_tokens),
+                                     1 + speculative.num_speculative_tokens);
+        MiniMaxM2 model(load_model_weights(o.model_dir, load));
         GenerationDefaults defaults = load_generation_defaults(o.model_dir);
         // Explicit flags over generation_config.json over the built-in defaults.
         SamplingParams params = sampling_defaults(defaults);
@@ -66,8 +75,9 @@ void add_generate_command(CLI::App& app) {
             defaults.eos_token_ids.empty() ? model.config().eos_token_ids : defaults.eos_token_ids;
         EngineOptions engine_options;
         engine_options.max_num_seqs = 1;
-        engine_options.max_model_len = static_cast<int64_t>(prompt.size()) + o.max_tokens;
-        engine_options.speculative = resolve_speculative_flags(o.speculative);
+        engine_options.max_model_len = context;
+        engine_options.gpu_memory_utilization = o.device.gpu_memory_utilization;
+        engine_options.speculative = speculative;
         Engine engine(model, engine_options);
 
         struct Result {

@@ -24,7 +24,7 @@ void add_logits_command(CLI::App& app) {
     command->callback([options] {
         std::vector<int32_t> ids = parse_token_ids(options->ids, "--ids");
         MiniMaxM2 model(load_model_weights(options->model_dir, options->load));
-        SequenceCache cache(model.config(), static_cast<int64_t>(ids.size()));
+        SequenceCache cache(model, static_cast<int64_t>(ids.size()));
         Tensor logits = cache.forward(model, ids, LogitRows::all);
         write_safetensors(options->out, std::vector<NamedTensor>{{"logits", logits}});
     });

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     fourbit::add_convert_command(app);
     fourbit::add_serve_command(app);
     fourbit::add_bench_command(app);
+    fourbit::add_bench_model_command(app);
     fourbit::add_quantize_command(app);
     fourbit::add_eval_command(app);
     app.parse_complete_callback([&log_level] { fourbit::init_logging(log_level); });

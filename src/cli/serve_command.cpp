@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/device_flags.h"
 #include "cli/speculative_flags.h"
 #include "server/http_server.h"
 
@@ -11,6 +12,7 @@ namespace fourbit {
 void add_serve_command(CLI::App& app) {
     auto options = std::make_shared<ServeOptions>();
     auto speculative = std::make_shared<SpeculativeFlags>();
+    auto device = std::make_shared<DeviceFlags>();
     CLI::App* command =
         app.add_subcommand("serve", "serve a model over an OpenAI-compatible HTTP API");
     command->add_option("--model", options->model_dir,
@@ -67,7 +69,8 @@ void add_serve_command(CLI::App& app) {
                      "HTTP worker threads (0: max-num-seqs + 16, at least 32)")
         ->capture_default_str();
     add_speculative_flags(*command, *speculative);
-    command->callback([options, speculative] {
+    add_device_flags(*command, *device);
+    command->callback([options, speculative, device] {
         options->speculative = resolve_speculative_flags(*speculative);
         if (options->model_dir.empty()) {
             options->model_dir = FOURBIT_DEMO_MODEL_DIR;
@@ -75,6 +78,10 @@ void add_serve_command(CLI::App& app) {
                 options->served_model_names = {"minimax-m2-demo"};
             }
         }
+        options->device = resolve_device(
+            *device, options->model_dir, options->max_num_batched_tokens,
+            options->max_num_seqs * (1 + options->speculative.num_speculative_tokens));
+        options->gpu_memory_utilization = device->gpu_memory_utilization;
         const int code = run_server(*options);
         if (code != 0) throw CLI::RuntimeError(code);
     });

@@ -24,15 +24,22 @@ Tensor lazily_committed_f32(int64_t rows, int64_t cols) {
 
 }  // namespace
 
-KvPool::KvPool(const MiniMaxM2Config& config, int64_t num_blocks, int64_t block_size)
+KvPool::KvPool(const MiniMaxM2Config& config, int64_t num_blocks, int64_t block_size,
+               Device device)
     : num_blocks_(num_blocks), block_size_(block_size) {
     if (num_blocks < 1 || block_size < 1) {
         fail("a KV pool needs at least one block of at least one token, got {} blocks of {}",
              num_blocks, block_size);
     }
+    const int64_t rows = num_blocks * block_size;
     for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
-        keys_.push_back(lazily_committed_f32(num_blocks * block_size, config.kv_width()));
-        values_.push_back(lazily_committed_f32(num_blocks * block_size, config.kv_width()));
+        if (device.is_host()) {
+            keys_.push_back(lazily_committed_f32(rows, config.kv_width()));
+            values_.push_back(lazily_committed_f32(rows, config.kv_width()));
+        } else {
+            keys_.push_back(Tensor::zeros(DType::f32, {rows, config.kv_width()}, device));
+            values_.push_back(Tensor::zeros(DType::f32, {rows, config.kv_width()}, device));
+        }
     }
 }
 
@@ -41,8 +48,8 @@ int64_t KvPool::bytes_per_block(const MiniMaxM2Config& config, int64_t block_siz
            static_cast<int64_t>(sizeof(float));
 }
 
-KvPages KvPool::pages(int64_t layer, std::span<const int32_t> block_table) const {
-    return KvPages{keys_.at(layer), values_.at(layer), block_size_, block_table};
+KvLayer KvPool::layer(int64_t index) const {
+    return KvLayer{keys_.at(index), values_.at(index), block_size_};
 }
 
 }  // namespace fourbit

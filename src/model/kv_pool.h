@@ -1,10 +1,9 @@
 // The KV cache's memory: per layer, one pool of fixed-size blocks of keys and values (f32, keys
-// after QK-norm and RoPE). Which sequence holds which blocks is the caller's business (the
+// after QK-norm and RoPE), on the host or on the model's CUDA device. Which sequence holds which blocks is the caller's business (the
 // engine's KvBlockManager, or a SequenceCache that owns a pool alone).
 #pragma once
 
 #include <cstdint>
-#include <span>
 #include <vector>
 
 #include "formats/model_config.h"
@@ -15,16 +14,18 @@ namespace fourbit {
 
 class KvPool {
 public:
-    // num_blocks * block_size positions for every layer, zero, committed as they are written.
-    KvPool(const MiniMaxM2Config& config, int64_t num_blocks, int64_t block_size);
+    // num_blocks * block_size positions for every layer, zero: on the host committed as they
+    // are written, on a CUDA device allocated at once.
+    KvPool(const MiniMaxM2Config& config, int64_t num_blocks, int64_t block_size,
+           Device device = Device::host());
 
     // Keys plus values of all layers for one block.
     static int64_t bytes_per_block(const MiniMaxM2Config& config, int64_t block_size);
 
     int64_t num_blocks() const { return num_blocks_; }
     int64_t block_size() const { return block_size_; }
-    // A sequence's view of `layer`; the table must outlive the view.
-    KvPages pages(int64_t layer, std::span<const int32_t> block_table) const;
+    Device device() const { return keys_.front().device(); }
+    KvLayer layer(int64_t index) const;
 
 private:
     int64_t num_blocks_, block_size_;

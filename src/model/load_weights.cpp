@@ -321,6 +321,10 @@ ModelWeights load_model_weights(const std::string& model_dir, const LoadOptions&
     }
     // vLLM likewise skips what it does not run (MTP layers 62-64, rotary_emb.inv_freq).
     if (unused > 0) spdlog::warn("{}: {} tensors are not used by the model", model_dir, unused);
+    if (options.device.is_cuda()) {
+        if (options.emulate_w4a4) fail("{}: W4A4 emulation runs on the host only", model_dir);
+        return weights_to_device(checked.weights, options.device);
+    }
     return std::move(checked.weights);
 }
 

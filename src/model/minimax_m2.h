@@ -36,10 +36,12 @@ public:
     const ModelWeights& weights() const { return weights_; }
 
     // Runs the new tokens of every sequence through the model, writes their keys and values
-    // into `pool` through each block table, and returns logits [rows, vocab] f32: per sequence
-    // in batch order, the rows its LogitRows asks for (possibly none at all: then [0, vocab]).
-    // A token id outside the vocabulary is an Error. `observer`, when given, sees every
-    // Linear's input rows layer by layer (calibration); null costs nothing.
+    // into `pool` through each block table, and returns logits [rows, vocab] f32 on the host:
+    // per sequence in batch order, the rows its LogitRows asks for (possibly none at all: then
+    // [0, vocab]). The model runs where its weights are (weights_to_device), and the pool must
+    // be there too. A token id outside the vocabulary or a block table that does not reach a
+    // token's position is an Error. `observer`, when given, sees every Linear's input rows
+    // layer by layer (calibration, host only); null costs nothing.
     // NOTE: every sequence's keys and values are written before any attention reads the pool,
     // so sequences of one batch may share blocks that one of them fills in this very step.
     Tensor forward(std::span<const SequenceInput> batch, const KvPool& pool,

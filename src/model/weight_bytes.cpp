@@ -1,10 +1,12 @@
+#include <algorithm>
+
 #include "model/weights.h"
 
 namespace fourbit {
 
 namespace {
 
-uint64_t bytes(const Tensor& tensor) { return tensor.size_bytes(); }
+uint64_t bytes(const Tensor& tensor) { return tensor.defined() ? tensor.size_bytes() : 0; }
 
 uint64_t bytes(const LinearWeight& weight) {
     return weight.weight.size_bytes() + weight.block_scale.size_bytes();
@@ -22,9 +24,18 @@ uint64_t weight_bytes_per_decoded_token(const ModelWeights& weights) {
                  bytes(layer.post_attention_norm) + bytes(layer.router) +
                  bytes(layer.routing_bias);
         // Experts are alike in size; a token reads k of them.
-        const ExpertWeights& expert = layer.experts.front();
-        total += c.num_experts_per_tok *
-                 (bytes(expert.gate) + bytes(expert.up) + bytes(expert.down));
+        uint64_t expert_bytes = 0;
+        if (!layer.experts.empty()) {
+            const ExpertWeights& expert = layer.experts.front();
+            expert_bytes = bytes(expert.gate) + bytes(expert.up) + bytes(expert.down);
+        } else {
+            const GroupedExperts& g = layer.grouped_experts;
+            expert_bytes = (bytes(g.gate_up_codes) + bytes(g.gate_up_scales) +
+                            bytes(g.down_codes) + bytes(g.down_scales) + bytes(g.gate_up_dense) +
+                            bytes(g.down_dense)) /
+                           std::max<int64_t>(g.count, 1);
+        }
+        total += c.num_experts_per_tok * expert_bytes;
     }
     return total;
 }

@@ -20,7 +20,8 @@ struct LayerWeights {
     Tensor post_attention_norm;  // [hidden]
     LinearWeight router;         // `block_sparse_moe.gate` [n_experts, hidden]
     Tensor routing_bias;         // `e_score_correction_bias` [n_experts]; empty without it
-    std::vector<ExpertWeights> experts;
+    std::vector<ExpertWeights> experts;  // on the host
+    GroupedExperts grouped_experts;      // on a CUDA device, in place of `experts`
 };
 
 struct ModelWeights {
@@ -29,12 +30,17 @@ struct ModelWeights {
     std::vector<LayerWeights> layers;
     Tensor final_norm;     // [hidden]
     LinearWeight lm_head;  // [vocab, hidden]
+
+    Device device() const { return embed_tokens.device(); }
 };
 
 struct LoadOptions {
     // NVFP4 modules that carry an input scale quantize-dequantize their activations as W4A4
     // hardware would (LinearWeight::emulate_w4a4); the others stay weight-only.
     bool emulate_w4a4 = false;
+    // Where the model runs: a CUDA device gets the weights once, in its kernels' layouts
+    // (weights_to_device); W4A4 emulation is host-only.
+    Device device = Device::host();
 };
 
 // Reads DIR/config.json and the checkpoint's tensors: BF16, F32, MiniMax's FP8 E4M3 with
@@ -45,6 +51,11 @@ struct LoadOptions {
 // NVFP4 checkpoint neither quantized nor ignored is an Error naming the checkpoint directory
 // and the module or tensor.
 ModelWeights load_model_weights(const std::string& model_dir, const LoadOptions& options = {});
+
+// A copy of host `weights` on `device` in the layouts its kernels read: every linear module
+// through linear_weight_to, each layer's experts grouped (group_experts), the rest copied. Shows
+// progress per layer; the host weights stay as they were.
+ModelWeights weights_to_device(const ModelWeights& weights, Device device);
 
 // The official tensor names, e.g. "model.layers.3.block_sparse_moe.experts.7.w1.weight".
 std::string layer_tensor_name(int64_t layer, const std::string& suffix);

@@ -1,16 +1,21 @@
-// Attention over a paged KV cache. A layer's keys and values for every sequence live in one pool
-// of fixed-size blocks; a sequence's block table says which block holds which positions:
-// position p is row block_table[p / block_size] * block_size + p % block_size of the pool.
+// Attention over a paged KV cache, for a whole batch of sequences in one call. A layer's keys
+// and values for every sequence live in one pool of fixed-size blocks; a sequence's block table
+// says which block holds which positions: position p is row
+// table[p / block_size] * block_size + p % block_size of the pool.
 //
-// kv_cache_write: stores one sequence's new keys and values at positions
-//   [first_position, first_position + n) of its pages.
-//   keys, values [n, n_kv_heads * head_dim] f32 (keys already normed and rotated)
+// A batch's new tokens are rows of q (and of the new keys and values), sequence after sequence.
+// PagedTokens says, per token, its position and where its sequence's table starts in the
+// concatenated tables: tensors on the pool's device, so that a device step uploads them once
+// and no op needs the host.
 //
-// attention_paged: softmax attention of one sequence's new queries over its pages, causal,
-// grouped-query (query head h reads kv head h / (n_heads / n_kv_heads)).
-//   q    [n_new, n_heads * head_dim] f32 (already normed and rotated); the queries sit at
-//        positions n_ctx - n_new ... n_ctx - 1, whose keys and values are already written
-//   out  [n_new, n_heads * head_dim] f32
+// kv_cache_write: stores every token's key and value at its position.
+//   keys, values [T, n_kv_heads * head_dim] f32 (keys already normed and rotated)
+//
+// attention_paged: softmax attention of each token over its sequence's positions 0 .. its own
+// (causal), grouped-query (query head h reads kv head h / (n_heads / n_kv_heads)); a token's
+// keys and values, and those of the tokens before it in the batch, must already be written.
+//   q    [T, n_heads * head_dim] f32 (already normed and rotated)
+//   out  [T, n_heads * head_dim] f32
 // scale = head_dim^-0.5; softmax in f32 with the row maximum subtracted.
 #pragma once
 
@@ -27,31 +32,54 @@ struct AttentionShape {
     int64_t head_dim;
 };
 
-// One sequence's view of one layer of the pool.
-struct KvPages {
-    Tensor keys;    // [n_blocks * block_size, n_kv_heads * head_dim] f32: the whole pool
+// One layer of the pool.
+struct KvLayer {
+    Tensor keys;    // [n_blocks * block_size, n_kv_heads * head_dim] f32
     Tensor values;  // the same shape
     int64_t block_size = 0;
-    std::span<const int32_t> block_table;  // block i holds positions [i, i + 1) * block_size
 };
 
-void kv_cache_write(const Tensor& keys, const Tensor& values, int64_t first_position,
-                    const KvPages& pages);
-void attention_paged(const Tensor& q, const KvPages& pages, int64_t n_ctx,
+struct PagedTokens {
+    Tensor positions;      // [T] i32: each token's position in its sequence
+    Tensor table_offsets;  // [T] i32: where its sequence's table starts in `block_tables`
+    Tensor block_tables;   // [n] i32: every sequence's table, one after another
+    // Host knowledge the launch may size its work by: at least every position + 1.
+    int64_t max_context = 0;
+};
+
+// The host-side check of a batch's tables (host tensors): every token's table reaches its
+// position and names blocks inside a pool of `n_blocks`. The host ops run it themselves; a
+// device step runs it before uploading the tables, since kernels cannot report a bad index.
+void check_paged_tokens(const PagedTokens& tokens, int64_t n_blocks, int64_t block_size);
+
+// One sequence's new tokens as the host knows them: positions first_position ...
+// first_position + n_new - 1 through `block_table`.
+struct PagedSequence {
+    std::span<const int32_t> block_table;
+    int64_t first_position = 0;
+    int64_t n_new = 0;
+};
+// The batch's PagedTokens in host memory, tokens in the order of `sequences`.
+PagedTokens paged_tokens(std::span<const PagedSequence> sequences);
+// The same tables on `device`.
+PagedTokens paged_tokens_to(const PagedTokens& tokens, Device device);
+
+void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens& tokens,
+                    const KvLayer& pool);
+void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
                      const AttentionShape& shape, Tensor& out);
 
 namespace cpu {
-void kv_cache_write(const Tensor& keys, const Tensor& values, int64_t first_position,
-                    const KvPages& pages);
-void attention_paged(const Tensor& q, const KvPages& pages, int64_t n_ctx,
+void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens& tokens,
+                    const KvLayer& pool);
+void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
                      const AttentionShape& shape, Tensor& out);
 }  // namespace cpu
-// On CUDA (pool, q and out on the device; the block table stays a host span, copied per call):
-// head_dim <= 128 and at most 8 query heads per kv head.
+// On CUDA: head_dim <= 128 and at most 8 query heads per kv head.
 namespace cuda {
-void kv_cache_write(const Tensor& keys, const Tensor& values, int64_t first_position,
-                    const KvPages& pages);
-void attention_paged(const Tensor& q, const KvPages& pages, int64_t n_ctx,
+void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens& tokens,
+                    const KvLayer& pool);
+void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
                      const AttentionShape& shape, Tensor& out);
 }  // namespace cuda
 

@@ -1,8 +1,8 @@
 // Paged attention on CUDA, f32 as the contract says: kv_cache_write scatters new rows into the
-// pool through the block table; attention_paged runs one CTA per (query token, kv head) over
-// the sequence's positions in tiles of 32, with an online softmax, so the kv head's keys and
-// values are read once for its whole query group. The block table arrives as a host span and
-// is copied to the device per call (a device step will keep it there).
+// pool through the block tables; attention_paged runs one CTA per (query token, kv head) of the
+// whole batch over the token's visible positions in tiles of 32, with an online softmax, so the
+// kv head's keys and values are read once for its whole query group. Positions and tables are
+// read on the device: nothing here waits for the host.
 //
 // CTA layout (256 threads, G = query heads per kv head <= 8, d = head_dim <= 128):
 //   tile load   all threads: K and V rows of 32 positions into shared memory
@@ -25,11 +25,11 @@ struct AttentionParams {
     const float* q;
     const float* keys;
     const float* values;
-    const int32_t* table;
+    const int32_t* positions;
+    const int32_t* table_offsets;
+    const int32_t* tables;
     float* out;
     int64_t block_size;
-    int64_t n_ctx;
-    int n_new;
     int group;  // query heads per kv head
     int head_dim;
     int q_width;
@@ -42,10 +42,12 @@ __device__ __forceinline__ int64_t pool_row(const int32_t* table, int64_t block_
     return static_cast<int64_t>(table[position / block_size]) * block_size + position % block_size;
 }
 
-__global__ void kv_write_kernel(const float* keys, const float* values, const int32_t* table,
-                                int64_t block_size, int64_t first_position, int width,
-                                float* key_pool, float* value_pool) {
-    const int64_t row = pool_row(table, block_size, first_position + blockIdx.x);
+__global__ void kv_write_kernel(const float* keys, const float* values, const int32_t* positions,
+                                const int32_t* table_offsets, const int32_t* tables,
+                                int64_t block_size, int width, float* key_pool,
+                                float* value_pool) {
+    const int64_t row =
+        pool_row(tables + table_offsets[blockIdx.x], block_size, positions[blockIdx.x]);
     for (int i = threadIdx.x; i < width; i += blockDim.x) {
         key_pool[row * width + i] = keys[static_cast<int64_t>(blockIdx.x) * width + i];
         value_pool[row * width + i] = values[static_cast<int64_t>(blockIdx.x) * width + i];
@@ -76,7 +78,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p) 
 
     const int token = blockIdx.x, kv_head = blockIdx.y;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int64_t visible = p.n_ctx - p.n_new + token + 1;  // causal: positions 0 .. own
+    const int64_t visible = p.positions[token] + 1;  // causal: positions 0 .. own
+    const int32_t* table = p.tables + p.table_offsets[token];
     const int heads_per_pass = kThreads / d;                 // output rows of threads
     const int my_dim = threadIdx.x % d, my_row = threadIdx.x / d;
     const bool outputs = threadIdx.x < heads_per_pass * d;  // a partial last row stays idle
@@ -97,7 +100,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p) 
             const int64_t position = tile0 + r;
             float k = 0.0f, v = 0.0f;
             if (position < visible) {
-                const int64_t row = pool_row(p.table, p.block_size, position);
+                const int64_t row = pool_row(table, p.block_size, position);
                 k = p.keys[row * p.kv_width + kv_head * d + i];
                 v = p.values[row * p.kv_width + kv_head * d + i];
             }
@@ -144,51 +147,35 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p) 
     }
 }
 
-// The first `needed` entries of the host block table, on the device for this call.
-class DeviceTable {
-public:
-    DeviceTable(std::span<const int32_t> table, int64_t needed)
-        : scratch_(static_cast<size_t>(needed) * sizeof(int32_t)) {
-        FOURBIT_CUDA_CHECK(cudaMemcpyAsync(scratch_.as<int32_t>(), table.data(),
-                                           needed * sizeof(int32_t), cudaMemcpyHostToDevice,
-                                           current_stream()));
-    }
-    const int32_t* data() const { return scratch_.as<int32_t>(); }
-
-private:
-    Scratch scratch_;
-};
-
 }  // namespace
 
-void kv_cache_write(const Tensor& keys, const Tensor& values, int64_t first_position,
-                    const KvPages& pages) {
+void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens& tokens,
+                    const KvLayer& pool) {
     const int64_t n = keys.dim(0), width = keys.dim(1);
     if (n == 0) return;
     DeviceScope scope(keys.device().index);
-    const int64_t needed = (first_position + n + pages.block_size - 1) / pages.block_size;
-    DeviceTable table(pages.block_table, needed);
-    Tensor key_pool = pages.keys, value_pool = pages.values;  // handles onto the shared pool
+    Tensor key_pool = pool.keys, value_pool = pool.values;  // handles onto the shared pool
     kv_write_kernel<<<static_cast<unsigned>(n), 128, 0, current_stream()>>>(
-        keys.data<float>(), values.data<float>(), table.data(), pages.block_size, first_position,
-        static_cast<int>(width), key_pool.data<float>(), value_pool.data<float>());
+        keys.data<float>(), values.data<float>(), tokens.positions.data<int32_t>(),
+        tokens.table_offsets.data<int32_t>(), tokens.block_tables.data<int32_t>(),
+        pool.block_size, static_cast<int>(width), key_pool.data<float>(),
+        value_pool.data<float>());
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
-void attention_paged(const Tensor& q, const KvPages& pages, int64_t n_ctx,
+void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
                      const AttentionShape& shape, Tensor& out) {
-    const int64_t n_new = q.dim(0);
-    if (n_new == 0) return;
+    const int64_t n_tokens = q.dim(0);
+    if (n_tokens == 0) return;
     DeviceScope scope(q.device().index);
-    DeviceTable table(pages.block_table, (n_ctx + pages.block_size - 1) / pages.block_size);
     AttentionParams params{q.data<float>(),
-                           pages.keys.data<float>(),
-                           pages.values.data<float>(),
-                           table.data(),
+                           pool.keys.data<float>(),
+                           pool.values.data<float>(),
+                           tokens.positions.data<int32_t>(),
+                           tokens.table_offsets.data<int32_t>(),
+                           tokens.block_tables.data<int32_t>(),
                            out.data<float>(),
-                           pages.block_size,
-                           n_ctx,
-                           static_cast<int>(n_new),
+                           pool.block_size,
                            static_cast<int>(shape.n_heads / shape.n_kv_heads),
                            static_cast<int>(shape.head_dim),
                            static_cast<int>(shape.n_heads * shape.head_dim),
@@ -197,7 +184,7 @@ void attention_paged(const Tensor& q, const KvPages& pages, int64_t n_ctx,
     const int d = params.head_dim, group = params.group;
     const size_t shared_bytes =
         sizeof(float) * (group * d + kTile * (d + 1) + kTile * d + group * kTile + 2 * group);
-    const dim3 grid(static_cast<unsigned>(n_new), static_cast<unsigned>(shape.n_kv_heads));
+    const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_kv_heads));
     attention_kernel<<<grid, kThreads, shared_bytes, current_stream()>>>(params);
     FOURBIT_CUDA_CHECK_LAUNCH();
 }

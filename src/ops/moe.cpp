@@ -1,6 +1,7 @@
 #include "ops/moe.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "ops/device_dispatch.h"
 #include "ops/nvfp4_tiles.h"
@@ -82,7 +83,8 @@ void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert
                  const GroupedExperts& experts, Tensor& out) {
     check_moe_experts(h, expert_ids, expert_weights, out);
     const Device device = op_device(
-        "moe_experts", {&h, &expert_ids, &expert_weights, &out, &experts.gate_up_codes});
+        "moe_experts",
+        {&h, &expert_ids, &expert_weights, &out, &experts.gate_up_codes, &experts.gate_up_dense});
     if (!device.is_cuda()) {
         fail("moe_experts: grouped experts run on CUDA only; host tensors take the expert list");
     }
@@ -99,19 +101,55 @@ void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert
 #endif
 }
 
+namespace {
+
+// The dense form: every expert's gate and up rows, then its down rows, stacked in one dtype.
+GroupedExperts group_dense_experts(std::span<const ExpertWeights> experts, Device device) {
+    const ExpertWeights& first = experts.front();
+    const DType dtype = first.gate.weight.dtype();
+    const int64_t n_experts = static_cast<int64_t>(experts.size());
+    const int64_t hidden = first.gate.cols(), intermediate = first.gate.rows();
+    const size_t element = dtype_size_bytes(dtype);
+    Tensor gate_up = Tensor::zeros(dtype, {n_experts, 2 * intermediate, hidden});
+    Tensor down = Tensor::zeros(dtype, {n_experts, hidden, intermediate});
+    const size_t matrix_bytes = static_cast<size_t>(intermediate * hidden) * element;
+    for (int64_t e = 0; e < n_experts; ++e) {
+        auto* gate_up_bytes = gate_up.data<uint8_t>() + 2 * e * matrix_bytes;
+        std::memcpy(gate_up_bytes, experts[e].gate.weight.raw(), matrix_bytes);
+        std::memcpy(gate_up_bytes + matrix_bytes, experts[e].up.weight.raw(), matrix_bytes);
+        std::memcpy(down.data<uint8_t>() + e * matrix_bytes, experts[e].down.weight.raw(),
+                    matrix_bytes);
+    }
+    GroupedExperts grouped;
+    grouped.gate_up_dense = gate_up.to(device);
+    grouped.down_dense = down.to(device);
+    grouped.hidden = hidden;
+    grouped.intermediate = intermediate;
+    grouped.count = n_experts;
+    return grouped;
+}
+
+}  // namespace
+
 GroupedExperts group_experts(std::span<const ExpertWeights> experts, Device device) {
     FOURBIT_ASSERT(!experts.empty() && device.is_cuda(), "group_experts: experts onto CUDA");
     const ExpertWeights& first = experts.front();
     const int64_t n_experts = static_cast<int64_t>(experts.size());
     const int64_t hidden = first.gate.cols(), intermediate = first.gate.rows();
+    const DType dtype = first.gate.weight.dtype();
+    const bool nvfp4 = first.gate.format() == WeightFormat::nvfp4;
+    if (!nvfp4 && dtype != DType::bf16 && dtype != DType::f32) {
+        fail("group_experts: expert 0 is {}; the CUDA MoE kernels take NVFP4, bf16 or f32 experts",
+             dtype_name(dtype));
+    }
     for (size_t e = 0; e < experts.size(); ++e) {
         const ExpertWeights& expert = experts[e];
         for (const LinearWeight* w : {&expert.gate, &expert.up, &expert.down}) {
-            if (w->format() != WeightFormat::nvfp4 || w->nvfp4_layout != NvFp4Layout::rows ||
-                !w->weight.device().is_host()) {
-                fail("group_experts: expert {} is not NVFP4 on the host ({}); the CUDA MoE "
-                     "kernels take NVFP4 experts only",
-                     e, dtype_name(w->weight.dtype()));
+            if (w->weight.dtype() != dtype || !w->weight.device().is_host() ||
+                (nvfp4 && w->nvfp4_layout != NvFp4Layout::rows)) {
+                fail("group_experts: expert {} is {} where expert 0 is {} (all experts of a layer "
+                     "on the host, in one format, NVFP4 in checkpoint layout)",
+                     e, dtype_name(w->weight.dtype()), dtype_name(dtype));
             }
         }
         FOURBIT_ASSERT(expert.gate.cols() == hidden && expert.up.cols() == hidden &&
@@ -119,6 +157,7 @@ GroupedExperts group_experts(std::span<const ExpertWeights> experts, Device devi
                            expert.down.rows() == hidden && expert.down.cols() == intermediate,
                        "group_experts: expert {} differs in shape from expert 0", e);
     }
+    if (!nvfp4) return group_dense_experts(experts, device);
     Tensor gate_up_codes = Tensor::zeros(DType::u8, {n_experts, 2 * intermediate, hidden / 2});
     Tensor gate_up_scales = Tensor::zeros(DType::u8, {n_experts, 2 * intermediate, hidden / 16});
     Tensor down_codes = Tensor::zeros(DType::u8, {n_experts, hidden, intermediate / 2});
@@ -160,6 +199,7 @@ GroupedExperts group_experts(std::span<const ExpertWeights> experts, Device devi
     grouped.out_scales = out_scales.to(device);
     grouped.hidden = hidden;
     grouped.intermediate = intermediate;
+    grouped.count = n_experts;
     return grouped;
 }
 

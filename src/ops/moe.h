@@ -12,8 +12,9 @@
 //
 // On a CUDA device both run without a host synchronisation: moe_route writes the ids and
 // weights on the device, and moe_experts reads them there, over experts grouped once at load
-// (group_experts: NVFP4 only, top k <= 8). Its sum over the k slots runs in slot order, which
-// is ascending expert id, as on the CPU.
+// (group_experts, top k <= 8). Its sum over the k slots runs in slot order, which is ascending
+// expert id, as on the CPU. NVFP4 experts multiply h rounded to bf16 (tensor cores); dense ones
+// take h in f32, as the CPU does.
 #pragma once
 
 #include <span>
@@ -29,20 +30,27 @@ struct ExpertWeights {
     LinearWeight down;  // w2 [hidden, intermediate]
 };
 
-// The experts of one layer on a CUDA device: NVFP4, tiled (ops/nvfp4_tiles.h) and stacked, with
-// gate and up fused so that tile stripe s holds gate rows 8s..8s+7, then up rows 8s..8s+7.
+// The experts of one layer on a CUDA device, stacked, in one of two forms:
+//   NVFP4: tiled (ops/nvfp4_tiles.h), with gate and up fused so that tile stripe s holds gate
+//          rows 8s..8s+7, then up rows 8s..8s+7;
+//   dense: bf16 or f32 as the checkpoint has them (an NVFP4 checkpoint's BF16 edge layers).
 struct GroupedExperts {
     Tensor gate_up_codes;   // u8 [n_experts, 2 intermediate, hidden / 2]
     Tensor gate_up_scales;  // u8 [n_experts, 2 intermediate, hidden / 16]
     Tensor down_codes;      // u8 [n_experts, hidden, intermediate / 2]
     Tensor down_scales;     // u8 [n_experts, hidden, intermediate / 16]
     Tensor out_scales;      // f32 [n_experts, 3]: gate, up, down global scales x 2^19
+    Tensor gate_up_dense;   // [n_experts, 2 intermediate, hidden]: the gate rows, then the up rows
+    Tensor down_dense;      // [n_experts, hidden, intermediate]
     int64_t hidden = 0;
     int64_t intermediate = 0;
-    int64_t n_experts() const { return out_scales.defined() ? out_scales.dim(0) : 0; }
+    int64_t count = 0;  // experts
+    int64_t n_experts() const { return count; }
+    bool nvfp4() const { return gate_up_codes.defined(); }
 };
 
-// Every expert of `experts` (NVFP4, checkpoint layout, on the host) grouped on `device`.
+// Every expert of `experts` (on the host; NVFP4 in checkpoint layout, or all bf16, or all f32)
+// grouped on `device`.
 GroupedExperts group_experts(std::span<const ExpertWeights> experts, Device device);
 
 void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tensor& expert_ids,
@@ -68,6 +76,9 @@ void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tenso
                Tensor& expert_weights);
 void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
                  const GroupedExperts& experts, Tensor& out);
+// The dense form's kernels (moe_dense_cuda.cu), which moe_experts calls.
+void moe_experts_dense(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
+                       const GroupedExperts& experts, Tensor& out);
 }  // namespace cuda
 
 }  // namespace fourbit

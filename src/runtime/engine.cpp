@@ -8,6 +8,8 @@
 #include <exception>
 #include <span>
 
+#include "runtime/device_memory_plan.h"
+#include "tensor/cuda_memory.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -38,7 +40,8 @@ int64_t physical_memory_bytes() {
 
 // The pool's size in blocks, from the options (see EngineOptions), checked to hold one whole
 // context: with that, preemption can always make room and every request eventually runs.
-int64_t resolve_num_blocks(const EngineOptions& options, const MiniMaxM2Config& config) {
+int64_t resolve_num_blocks(const EngineOptions& options, const MiniMaxM2Config& config,
+                           Device device) {
     const int64_t block_bytes = KvPool::bytes_per_block(config, options.kv_block_size);
     const int64_t context_blocks =
         (options.max_model_len + options.kv_block_size - 1) / options.kv_block_size;
@@ -47,8 +50,21 @@ int64_t resolve_num_blocks(const EngineOptions& options, const MiniMaxM2Config& 
         blocks = options.kv_cache_memory_bytes / block_bytes;
     }
     if (blocks <= 0) {
+        int64_t memory = physical_memory_bytes() / 4;
+        if (device.is_cuda()) {
+            const DeviceMemoryInfo info = cuda_memory_info(device.index);
+            const int64_t max_rows = options.max_num_seqs *
+                                     (1 + std::max<int64_t>(
+                                              options.speculative.num_speculative_tokens, 0));
+            DeviceMemoryPlan plan = plan_device_memory(
+                info.total_bytes, options.gpu_memory_utilization, 0,
+                forward_workspace_bytes(config, options.max_num_batched_tokens, max_rows),
+                device_text(device));
+            memory = kv_cache_bytes_left(plan, info.total_bytes, info.free_bytes);
+            spdlog::info("{} memory: {}", device_text(device), plan.summary());
+        }
         blocks = std::min(options.max_num_seqs * context_blocks,
-                          std::max<int64_t>(1, physical_memory_bytes() / 4 / block_bytes));
+                          std::max<int64_t>(1, memory / block_bytes));
     }
     if (blocks < context_blocks) {
         fail(
@@ -82,9 +98,10 @@ Engine::Engine(const MiniMaxM2& model, const EngineOptions& options)
     if (options_.max_num_seqs <= 0) fail("max_num_seqs must be positive");
     if (options_.max_num_batched_tokens <= 0) fail("max_num_batched_tokens must be positive");
     if (options_.kv_block_size <= 0) fail("the KV block size must be positive");
-    options_.num_kv_blocks = resolve_num_blocks(options_, model.config());
+    const Device device = model.weights().device();
+    options_.num_kv_blocks = resolve_num_blocks(options_, model.config(), device);
     pool_ = std::make_unique<KvPool>(model.config(), options_.num_kv_blocks,
-                                     options_.kv_block_size);
+                                     options_.kv_block_size, device);
     SchedulerOptions scheduling;
     scheduling.max_num_seqs = options_.max_num_seqs;
     scheduling.max_num_batched_tokens = options_.max_num_batched_tokens;

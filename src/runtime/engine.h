@@ -31,11 +31,14 @@ struct EngineOptions {
     int64_t max_num_batched_tokens = 2048;  // tokens one step may run (prefill chunks + decodes)
     int64_t max_model_len = 0;              // prompt + output per sequence; 0: the model's
     int64_t kv_block_size = 32;             // tokens per KV block (engine.md §2.1)
-    // The KV pool: num_kv_blocks if set, else as many blocks as kv_cache_memory_bytes holds,
-    // else enough for max_num_seqs full contexts but at most a quarter of physical memory.
-    // It must hold at least one max_model_len context (else the constructor says so).
+    // The KV pool, on the model's device: num_kv_blocks if set, else as many blocks as
+    // kv_cache_memory_bytes holds, else enough for max_num_seqs full contexts but at most a
+    // quarter of physical memory (host) or what gpu_memory_utilization of the card leaves
+    // after the weights and the workspace (CUDA; runtime/device_memory_plan.h). It must hold
+    // at least one max_model_len context (else the constructor says so).
     int64_t num_kv_blocks = 0;
     int64_t kv_cache_memory_bytes = 0;
+    double gpu_memory_utilization = 0.9;
     bool enable_prefix_caching = true;
     // N-gram speculative decoding (off unless num_speculative_tokens > 0).
     SpeculativeConfig speculative;

@@ -27,7 +27,9 @@ using ordered_json = nlohmann::ordered_json;
 
 std::unique_ptr<LoadedModel> load_model(const ServeOptions& options) {
     const auto begin = std::chrono::steady_clock::now();
-    MiniMaxM2 model(load_model_weights(options.model_dir));
+    LoadOptions load;
+    load.device = options.device;
+    MiniMaxM2 model(load_model_weights(options.model_dir, load));
     Tokenizer tokenizer = Tokenizer::load(options.model_dir + "/tokenizer.json");
     ChatTemplate chat_template = ChatTemplate::load_from_model_dir(options.model_dir);
     auto loaded = std::make_unique<LoadedModel>(std::move(model), std::move(tokenizer),
@@ -56,6 +58,7 @@ std::unique_ptr<LoadedModel> load_model(const ServeOptions& options) {
     engine_options.kv_block_size = options.block_size;
     engine_options.kv_cache_memory_bytes = options.kv_cache_memory_bytes;
     engine_options.num_kv_blocks = options.num_kv_blocks;
+    engine_options.gpu_memory_utilization = options.gpu_memory_utilization;
     engine_options.enable_prefix_caching = options.enable_prefix_caching;
     engine_options.speculative = options.speculative;
     loaded->engine = std::make_unique<Engine>(loaded->model, engine_options);

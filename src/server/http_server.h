@@ -33,6 +33,8 @@ struct ServeOptions {
     int64_t kv_cache_memory_bytes = 0;  // 0: EngineOptions' default
     int64_t num_kv_blocks = 0;          // 0: from kv_cache_memory_bytes
     SpeculativeConfig speculative;      // --speculative-config / --profile
+    Device device = Device::host();     // where the model runs (--device)
+    double gpu_memory_utilization = 0.9;
     double sse_ping_interval_s = 15;       // SSE comment pings while a stream has nothing to say
     size_t max_request_bytes = 32u << 20;  // larger bodies: 413
     int64_t max_n = 128;

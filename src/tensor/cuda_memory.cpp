@@ -53,6 +53,13 @@ int cuda_device_count() {
     return count;
 }
 
+DeviceMemoryInfo cuda_memory_info(int index) {
+    DeviceScope scope(index);
+    size_t free_bytes = 0, total_bytes = 0;
+    FOURBIT_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    return {static_cast<int64_t>(free_bytes), static_cast<int64_t>(total_bytes)};
+}
+
 std::shared_ptr<void> cuda_allocate(size_t bytes, int index) {
     DeviceScope scope(index);
     void* data = nullptr;

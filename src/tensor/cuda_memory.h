@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "tensor/device.h"
@@ -14,6 +15,13 @@ namespace fourbit {
 bool cuda_compiled();
 // CUDA devices this process can use; 0 without the backend, a driver or a GPU.
 int cuda_device_count();
+
+struct DeviceMemoryInfo {
+    int64_t free_bytes = 0;
+    int64_t total_bytes = 0;
+};
+// What CUDA device `index` has now (cudaMemGetInfo); an Error without the backend or device.
+DeviceMemoryInfo cuda_memory_info(int index);
 
 // `bytes` of device memory on CUDA device `index` (cudaMalloc), freed with the last copy of the
 // handle. Zero bytes still gives a valid, unique pointer.

@@ -11,6 +11,10 @@ bool cuda_compiled() { return false; }
 
 int cuda_device_count() { return 0; }
 
+DeviceMemoryInfo cuda_memory_info(int index) {
+    fail("cuda:{}: this build has no CUDA backend", index);
+}
+
 std::shared_ptr<void> cuda_allocate(size_t bytes, int index) {
     fail("cannot allocate {} bytes on cuda:{}: this build has no CUDA backend "
          "(configure with -DFOURBIT_CUDA=ON)",

@@ -21,5 +21,7 @@ struct Device {
 
 // "host", "cuda:0"
 std::string device_text(Device device);
+// "cpu" or "host", "cuda" (= cuda:0), "cuda:N"; anything else is an Error naming the text.
+Device parse_device(const std::string& text);
 
 }  // namespace fourbit

@@ -51,7 +51,7 @@ std::string read_text(const std::string& path) {
 }
 
 Tensor prefill(const MiniMaxM2& model, const std::vector<int32_t>& ids) {
-    SequenceCache cache(model.config(), static_cast<int64_t>(ids.size()));
+    SequenceCache cache(model, static_cast<int64_t>(ids.size()));
     return cache.forward(model, ids, LogitRows::all);
 }
 
@@ -192,7 +192,7 @@ TEST_F(DemoModel, ChatPromptTokenizesAsTransformers) {
 TEST_F(DemoModel, IncrementalDecodeEqualsOnePrefill) {
     std::vector<int32_t> ids = ids_of(reference().tensor("prompt.2"));
     Tensor full = prefill(*model_, ids);
-    SequenceCache cache(model_->config(), static_cast<int64_t>(ids.size()));
+    SequenceCache cache(*model_, static_cast<int64_t>(ids.size()));
     const int64_t split = static_cast<int64_t>(ids.size()) - 8;
     std::vector<int32_t> head(ids.begin(), ids.begin() + split);
     cache.forward(*model_, head);

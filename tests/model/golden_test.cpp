@@ -53,7 +53,7 @@ float max_abs_difference(const Tensor& a, const Tensor& b) {
 }
 
 Tensor prefill(const MiniMaxM2& model, const std::vector<int32_t>& ids) {
-    SequenceCache cache(model.config(), static_cast<int64_t>(ids.size()));
+    SequenceCache cache(model, static_cast<int64_t>(ids.size()));
     return cache.forward(model, ids, LogitRows::all);
 }
 
@@ -103,7 +103,7 @@ TEST_P(Golden, IncrementalDecodeEqualsOnePrefill) {
     std::vector<int32_t> ids = prompt(3);
     Tensor full = prefill(*model_, ids);
     // Blocks of 16 with a split at 40: the decode steps cross block boundaries.
-    SequenceCache cache(model_->config(), static_cast<int64_t>(ids.size()), 16);
+    SequenceCache cache(*model_, static_cast<int64_t>(ids.size()), 16);
     const int64_t split = 40;
     std::vector<int32_t> head(ids.begin(), ids.begin() + split);
     Tensor head_logits = cache.forward(*model_, head, LogitRows::all);

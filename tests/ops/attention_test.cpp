@@ -26,7 +26,12 @@ Tensor random_f32(Shape shape, std::mt19937& rng, float low = -1.0f, float high 
 struct Paged {
     Tensor keys, values;
     std::vector<int32_t> table;
-    KvPages pages(int64_t block_size) const { return {keys, values, block_size, table}; }
+    KvLayer layer(int64_t block_size) const { return {keys, values, block_size}; }
+    // n new tokens of this one sequence from position `first` on.
+    PagedTokens tokens(int64_t first, int64_t n) const {
+        const PagedSequence sequence{table, first, n};
+        return paged_tokens(std::span<const PagedSequence>(&sequence, 1));
+    }
 };
 
 Paged scrambled_pool(int64_t n_positions, int64_t block_size, int64_t kv_width,
@@ -54,12 +59,13 @@ void expect_attention_matches(const AttentionShape& shape, int64_t n_new, int64_
     // The history first (as earlier steps would have written it), then the new tokens' rows.
     const int64_t n_old = n_ctx - n_new;
     if (n_old > 0) {
-        kv_cache_write(keys.rows(0, n_old), values.rows(0, n_old), 0, paged.pages(block_size));
+        kv_cache_write(keys.rows(0, n_old), values.rows(0, n_old), paged.tokens(0, n_old),
+                       paged.layer(block_size));
     }
-    kv_cache_write(keys.rows(n_old, n_new), values.rows(n_old, n_new), n_old,
-                   paged.pages(block_size));
+    kv_cache_write(keys.rows(n_old, n_new), values.rows(n_old, n_new), paged.tokens(n_old, n_new),
+                   paged.layer(block_size));
     Tensor out = Tensor::zeros(DType::f32, {n_new, q_width});
-    attention_paged(q, paged.pages(block_size), n_ctx, shape, out);
+    attention_paged(q, paged.tokens(n_old, n_new), paged.layer(block_size), shape, out);
 
     const int64_t heads_per_kv = shape.n_heads / shape.n_kv_heads;
     for (int64_t t = 0; t < n_new; ++t) {
@@ -121,9 +127,9 @@ TEST(Attention, FirstQueryOfPrefillSeesOnlyItself) {
     Tensor q = random_f32({3, 32}, rng), keys = random_f32({3, 16}, rng),
            values = random_f32({3, 16}, rng);
     Paged paged = scrambled_pool(3, 2, 16, rng);
-    kv_cache_write(keys, values, 0, paged.pages(2));
+    kv_cache_write(keys, values, paged.tokens(0, 3), paged.layer(2));
     Tensor out = Tensor::zeros(DType::f32, {3, 32});
-    attention_paged(q, paged.pages(2), 3, shape, out);
+    attention_paged(q, paged.tokens(0, 3), paged.layer(2), shape, out);
     for (int h = 0; h < 2; ++h) {
         for (int i = 0; i < 16; ++i) {
             EXPECT_EQ(out.data<float>()[h * 16 + i], values.data<float>()[i]) << h << " " << i;
@@ -137,7 +143,7 @@ TEST(Attention, WriteTouchesOnlyTheRowsOfItsPositions) {
     Tensor before_keys = Tensor::zeros(DType::f32, paged.keys.shape());
     std::copy_n(paged.keys.data<float>(), paged.keys.numel(), before_keys.data<float>());
     Tensor keys = random_f32({3, 8}, rng), values = random_f32({3, 8}, rng);
-    kv_cache_write(keys, values, 5, paged.pages(4));  // positions 5, 6, 7: block 1, rows 1-3
+    kv_cache_write(keys, values, paged.tokens(5, 3), paged.layer(4));  // block 1, rows 1-3
     for (int64_t row = 0; row < paged.keys.dim(0); ++row) {
         const bool written = row / 4 == paged.table[1] && row % 4 >= 1;
         for (int64_t i = 0; i < 8; ++i) {
@@ -148,14 +154,64 @@ TEST(Attention, WriteTouchesOnlyTheRowsOfItsPositions) {
     }
 }
 
+// Three sequences in one call (a decode, a chunk, a prefill) over one pool: each token sees its
+// own sequence only, exactly as when each sequence runs alone.
+TEST(Attention, ABatchOfSequencesEqualsEachAlone) {
+    std::mt19937 rng(45);
+    const AttentionShape shape{4, 2, 16};
+    const int64_t kv_width = 32, q_width = 64, block_size = 4, n_blocks = 12;
+    Tensor pool_keys = random_f32({n_blocks * block_size, kv_width}, rng, -50, 50);
+    Tensor pool_values = random_f32({n_blocks * block_size, kv_width}, rng, -50, 50);
+    const std::vector<std::vector<int32_t>> tables{{7, 2, 9}, {4, 0}, {11, 5, 1}};
+    const std::vector<int64_t> first{9, 3, 0}, n_new{1, 4, 10};
+    // The histories, written sequence by sequence.
+    for (size_t s = 0; s < 3; ++s) {
+        if (first[s] == 0) continue;
+        const PagedSequence old{tables[s], 0, first[s]};
+        kv_cache_write(random_f32({first[s], kv_width}, rng), random_f32({first[s], kv_width}, rng),
+                       paged_tokens(std::span<const PagedSequence>(&old, 1)),
+                       {pool_keys, pool_values, block_size});
+    }
+    Tensor q = random_f32({15, q_width}, rng), keys = random_f32({15, kv_width}, rng),
+           values = random_f32({15, kv_width}, rng);
+    auto copy = [](const Tensor& t) {
+        Tensor c = Tensor::zeros(t.dtype(), t.shape());
+        c.copy_from(t);
+        return c;
+    };
+    const KvLayer alone{copy(pool_keys), copy(pool_values), block_size};
+    Tensor expected = Tensor::zeros(DType::f32, {15, q_width});
+    int64_t row = 0;
+    for (size_t s = 0; s < 3; ++s) {
+        const PagedSequence one{tables[s], first[s], n_new[s]};
+        const PagedTokens tokens = paged_tokens(std::span<const PagedSequence>(&one, 1));
+        kv_cache_write(keys.rows(row, n_new[s]), values.rows(row, n_new[s]), tokens, alone);
+        Tensor out = expected.rows(row, n_new[s]);
+        attention_paged(q.rows(row, n_new[s]), tokens, alone, shape, out);
+        row += n_new[s];
+    }
+    std::vector<PagedSequence> batch;
+    for (size_t s = 0; s < 3; ++s) batch.push_back({tables[s], first[s], n_new[s]});
+    const PagedTokens tokens = paged_tokens(batch);
+    const KvLayer together{pool_keys, pool_values, block_size};
+    kv_cache_write(keys, values, tokens, together);
+    Tensor got = Tensor::zeros(DType::f32, {15, q_width});
+    attention_paged(q, tokens, together, shape, got);
+    for (int64_t i = 0; i < got.numel(); ++i) {
+        ASSERT_EQ(got.data<float>()[i], expected.data<float>()[i]) << "element " << i;
+    }
+}
+
 TEST(AttentionDeathTest, ATableTooShortOrOutOfRangeIsABug) {
     std::mt19937 rng(44);
     Paged paged = scrambled_pool(8, 4, 8, rng);  // 2 blocks owned
     Tensor keys = random_f32({1, 8}, rng), values = random_f32({1, 8}, rng);
     // Position 8 needs a third block.
-    EXPECT_DEATH(kv_cache_write(keys, values, 8, paged.pages(4)), "need 3 blocks, the table has 2");
+    EXPECT_DEATH(kv_cache_write(keys, values, paged.tokens(8, 1), paged.layer(4)),
+                 "needs 3 blocks, its table has 2");
     paged.table[0] = 99;
-    EXPECT_DEATH(kv_cache_write(keys, values, 0, paged.pages(4)), "block 0 of the table is 99");
+    EXPECT_DEATH(kv_cache_write(keys, values, paged.tokens(0, 1), paged.layer(4)),
+                 "block 0 of token 0's table is 99");
 }
 
 }  // namespace

@@ -125,7 +125,7 @@ TEST(EngineSpeculation, SampledOutputKeepsTheModelsDistribution) {
     std::iota(prompt.begin(), prompt.end(), 0);
     std::shuffle(prompt.begin(), prompt.end(), std::mt19937(5));
     auto row_after = [&](const std::vector<int32_t>& ids) {
-        SequenceCache cache(golden_model().config(), static_cast<int64_t>(ids.size()));
+        SequenceCache cache(golden_model(), static_cast<int64_t>(ids.size()));
         return cache.forward(golden_model(), ids);
     };
     auto likeliest = [&](const std::vector<int32_t>& ids, int64_t n) {

@@ -197,7 +197,7 @@ TEST(Engine, LogprobsAreTheModelsLogSoftmax) {
     ASSERT_EQ(collected.tokens.size(), 1u);
     const TokenEvent& event = collected.tokens[0];
     // The same row computed directly, normalised in double.
-    SequenceCache cache(golden_model().config(), static_cast<int64_t>(request.prompt_ids.size()));
+    SequenceCache cache(golden_model(), static_cast<int64_t>(request.prompt_ids.size()));
     Tensor logits = cache.forward(golden_model(), request.prompt_ids);
     double total = 0;
     for (int64_t i = 0; i < logits.dim(1); ++i) total += std::exp(double(logits.data<float>()[i]));

@@ -2,8 +2,9 @@
 # One call on the GPU machine: build with the CUDA backend, run the tests (GPU tests included;
 # they skip only where no GPU is present), a compute-sanitizer memcheck of the CUDA op suite,
 # the GPU kernel benchmarks and an ncu profile of the one-token GEMV; then print a short table
-# last. Logs and results go to $OUT (or /tmp): configure/build/test logs, gpu_tests.log,
-# memcheck.log, cuda_kernels.md, cuda_kernels.json and ncu.log (8 files: the run tool's limit).
+# last. Logs and results go to $OUT (or /tmp): build.log (configure too), test.log, gpu_tests.log,
+# memcheck.log, cuda_kernels.md, cuda_kernels.json, model_bench.md and ncu.log (8 files: the run
+# tool's limit).
 # Usage: here, tools/gpu/fetch_deps.sh once; then on the GPU machine, from the repository
 # root, with `.gpu-deps` carried:
 #   bash tools/gpu/check.sh          everything: the whole project and every test
@@ -29,14 +30,14 @@ if compgen -G ".gpu-deps/*.deb" >/dev/null; then
 fi
 
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFOURBIT_CUDA=ON \
-    >"$log_dir/configure.log" 2>&1
+    >"$log_dir/build.log" 2>&1
 configure=$?
 build=1
 targets=()
-[ "$scope" = cuda ] && targets=(--target tensor_test ops_test cuda_kernels_bench)
+[ "$scope" = cuda ] && targets=(--target tensor_test ops_test cuda_parity_test cuda_kernels_bench fourbit)
 if [ $configure -eq 0 ]; then
     # -k 0: every error in one call, not just the first.
-    cmake --build "$build_dir" "${targets[@]}" -j "$(nproc)" -- -k 0 >"$log_dir/build.log" 2>&1
+    cmake --build "$build_dir" "${targets[@]}" -j "$(nproc)" -- -k 0 >>"$log_dir/build.log" 2>&1
     build=$?
 fi
 
@@ -45,7 +46,7 @@ gpu_tests="not run"
 if [ $build -eq 0 ]; then
     if [ "$scope" = cuda ]; then
         : >"$log_dir/test.log"
-        for binary in tests/tensor/tensor_test tests/ops/ops_test; do
+        for binary in tests/tensor/tensor_test tests/ops/ops_test tests/model/cuda_parity_test; do
             OMP_NUM_THREADS=4 "$build_dir/$binary" >>"$log_dir/test.log" 2>&1
         done
         passed=$(grep -c '^\[       OK \]' "$log_dir/test.log")
@@ -64,6 +65,8 @@ if [ $build -eq 0 ]; then
     "$build_dir/tests/ops/ops_test" --gtest_filter='*DeviceOps*/cuda' >"$log_dir/gpu_tests.log" 2>&1
     "$build_dir/tests/tensor/tensor_test" --gtest_filter='Device.Cuda*:Device.Copy*:Device.Failed*' \
         >>"$log_dir/gpu_tests.log" 2>&1
+    # End to end: CUDA against the CPU on the golden, tiny, small and demo models.
+    "$build_dir/tests/model/cuda_parity_test" >>"$log_dir/gpu_tests.log" 2>&1
     gpu_passed=$(grep -c '^\[       OK \]' "$log_dir/gpu_tests.log")
     gpu_failed=$(grep -c '^\[  FAILED  \] .*(' "$log_dir/gpu_tests.log")
     gpu_skipped=$(grep -c '^\[  SKIPPED \] .*(' "$log_dir/gpu_tests.log")
@@ -76,7 +79,11 @@ if [ $build -eq 0 ] && command -v compute-sanitizer >/dev/null; then
     compute-sanitizer --tool memcheck --error-exitcode 9 "$build_dir/tests/ops/ops_test" \
         --gtest_filter='*DeviceOps*/cuda:-*MiniMax*' >"$log_dir/memcheck.log" 2>&1
     status=$?
-    memcheck=$(grep -m1 "ERROR SUMMARY" "$log_dir/memcheck.log" || echo "exit $status")
+    # And a small model end to end (tiny NVFP4: grouped, dense edge layers, paged attention).
+    compute-sanitizer --tool memcheck --error-exitcode 9 "$build_dir/tests/model/cuda_parity_test" \
+        --gtest_filter='*tiny_nvfp4*' >>"$log_dir/memcheck.log" 2>&1
+    status=$((status + $?))
+    memcheck=$(grep "ERROR SUMMARY" "$log_dir/memcheck.log" | sort -u | tr '\n' ' ' || echo "exit $status")
     [ $status -eq 0 ] || memcheck="FAILED ($memcheck), see memcheck.log"
 fi
 
@@ -85,6 +92,27 @@ if [ $build -eq 0 ]; then
     FOURBIT_COMMIT=$commit FOURBIT_DATE=$(date +%Y-%m-%d) \
         "$build_dir/bench/cuda_kernels_bench" "$log_dir/cuda_kernels.json" >"$log_dir/cuda_kernels.md" 2>&1
     bench=$([ $? -eq 0 ] && echo "ok, see cuda_kernels.md" || echo "FAILED, see cuda_kernels.md")
+fi
+# The model's own speed (fourbit bench-model, synthetic NVFP4 weights made on the GPU): the 4-
+# and 8-layer M2.7 slices as llama.cpp's figures use them (every layer NVFP4), then the whole
+# 62-layer M2.7 where the card holds it (H200).
+model_bench="not run"
+if [ $build -eq 0 ] && [ "${FOURBIT_MODEL_BENCH:-all}" != none ]; then
+    : >"$log_dir/model_bench.md"
+    for layers in 4 8; do
+        echo "## m2.7 slice, $layers layers, every layer NVFP4" >>"$log_dir/model_bench.md"
+        "$build_dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers $layers \
+            --all-layers-nvfp4 --device cuda -p 512,4096 -b 1 -n 128 --context 0 \
+            >>"$log_dir/model_bench.md" 2>&1
+    done
+    memory_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null | head -1)
+    if [ "${memory_mib:-0}" -gt 130000 ]; then
+        echo "## m2.7, 62 layers, every layer NVFP4" >>"$log_dir/model_bench.md"
+        "$build_dir/fourbit" bench-model --synthetic-weights m2.7 --all-layers-nvfp4 --device cuda \
+            -p 4096 -b 1,8,32 -n 64 --context 512 -r 2 \
+            >>"$log_dir/model_bench.md" 2>&1
+    fi
+    model_bench=$([ $? -eq 0 ] && echo "ok, see model_bench.md" || echo "FAILED, see model_bench.md")
 fi
 profile="not run"
 if [ $build -eq 0 ] && command -v ncu >/dev/null; then
@@ -107,16 +135,22 @@ if [ -f "$log_dir/cuda_kernels.md" ]; then
     grep -E "production \| 1 \||moe" "$log_dir/cuda_kernels.md"
     echo
 fi
+if [ -s "$log_dir/model_bench.md" ]; then
+    grep -E "^##|^\| (pp|tg)" "$log_dir/model_bench.md"
+    echo
+fi
+grep -h "^\[ parity \]" "$log_dir/gpu_tests.log" "$log_dir/test.log" 2>/dev/null | sort -u
 echo "| step | result |"
 echo "|---|---|"
 echo "| gpu | ${gpu:-none found} |"
 echo "| commit | $commit |"
-echo "| configure (CUDA on) | $([ $configure -eq 0 ] && echo ok || echo "FAILED, see configure.log") |"
+echo "| configure (CUDA on) | $([ $configure -eq 0 ] && echo ok || echo "FAILED, see build.log") |"
 echo "| build ($scope) | $([ $build -eq 0 ] && echo ok || echo "FAILED, see build.log") |"
 echo "| tests | $tests |"
 echo "| GPU tests | $gpu_tests |"
 echo "| memcheck | $memcheck |"
 echo "| GPU benchmarks | $bench |"
+echo "| model benchmarks | $model_bench |"
 echo "| ncu profile (q_proj, 1 token) | $profile |"
 echo "| wall time | $(($(date +%s) - start)) s |"
 [ $configure -eq 0 ] && [ $build -eq 0 ] && [ "${gpu_failed:-1}" -eq 0 ] && [ "${gpu_skipped:-1}" -eq 0 ]

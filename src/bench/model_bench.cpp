@@ -1,0 +1,166 @@
+#include "bench/model_bench.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+#include <random>
+
+#include "model/kv_pool.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace fourbit {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Read + write bytes per second of a 1 GiB copy within the device (the best of 5).
+double copy_bandwidth(Device device) {
+    const int64_t n = int64_t(1) << 28;  // f32s: 1 GiB
+    Tensor a = Tensor::zeros(DType::f32, {n}, device), b = Tensor::zeros(DType::f32, {n}, device);
+    b.copy_from(a);
+    double best = 1e30;
+    for (int i = 0; i < 5; ++i) {
+        const auto start = Clock::now();
+        b.copy_from(a);
+        best = std::min(best, seconds_since(start));
+    }
+    return 2.0 * static_cast<double>(a.size_bytes()) / best;
+}
+
+int32_t argmax_row(const Tensor& logits, int64_t row) {
+    const float* p = logits.data<float>() + row * logits.dim(1);
+    return static_cast<int32_t>(std::max_element(p, p + logits.dim(1)) - p);
+}
+
+// Sequences with their own block tables in one pool.
+struct Batch {
+    std::vector<std::vector<int32_t>> tables;
+    std::vector<int64_t> lengths;
+};
+
+Batch make_batch(int64_t n_sequences, int64_t capacity, int64_t block_size) {
+    Batch batch;
+    const int64_t blocks = (capacity + block_size - 1) / block_size;
+    for (int64_t s = 0; s < n_sequences; ++s) {
+        std::vector<int32_t>& table = batch.tables.emplace_back(blocks);
+        std::iota(table.begin(), table.end(), static_cast<int32_t>(s * blocks));
+    }
+    batch.lengths.assign(n_sequences, 0);
+    return batch;
+}
+
+// Runs `ids` after what sequence s holds, in chunks; returns the last chunk's logits.
+Tensor prefill(const MiniMaxM2& model, const KvPool& pool, Batch& batch, int64_t s,
+               const std::vector<int32_t>& ids, int64_t chunk) {
+    Tensor logits;
+    for (int64_t at = 0; at < static_cast<int64_t>(ids.size()); at += chunk) {
+        const int64_t n = std::min<int64_t>(chunk, static_cast<int64_t>(ids.size()) - at);
+        const SequenceInput input{std::span(ids).subspan(at, n), batch.lengths[s],
+                                  batch.tables[s], LogitRows::last};
+        logits = model.forward(std::span(&input, 1), pool);
+        batch.lengths[s] += n;
+    }
+    return logits;
+}
+
+std::vector<int32_t> random_ids(int64_t n, int64_t vocab, std::mt19937& rng) {
+    std::vector<int32_t> ids(n);
+    for (int32_t& id : ids) id = static_cast<int32_t>(rng() % vocab);
+    return ids;
+}
+
+}  // namespace
+
+ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions& options) {
+    const MiniMaxM2Config& c = model.config();
+    const Device device = model.weights().device();
+    constexpr int64_t kBlock = 32;
+    ModelBenchResult result;
+    result.device = device_text(device);
+    result.copy_bytes_per_s = copy_bandwidth(device);
+    spdlog::info("{}: copy bandwidth {:.0f} GB/s", result.device, result.copy_bytes_per_s / 1e9);
+    std::mt19937 rng(1);
+
+    for (int64_t length : options.prompt_lengths) {
+        double best = 1e30;
+        for (int r = 0; r < options.repetitions + 1; ++r) {  // the first warms up
+            const KvPool pool(c, (length + kBlock - 1) / kBlock, kBlock, device);
+            Batch batch = make_batch(1, length, kBlock);
+            const std::vector<int32_t> ids = random_ids(length, c.vocab_size, rng);
+            const auto start = Clock::now();
+            prefill(model, pool, batch, 0, ids, options.prefill_chunk);
+            if (r > 0) best = std::min(best, seconds_since(start));
+        }
+        result.rows.push_back({fmt::format("pp{}", length), 1, length / best, 1e3 * best, 0, 0});
+        spdlog::info("pp{}: {:.1f} tokens/s", length, length / best);
+    }
+
+    const double kv_bytes_per_position = 2.0 * c.num_hidden_layers * c.kv_width() * sizeof(float);
+    for (int64_t b : options.batch_sizes) {
+        const int64_t capacity = options.context + options.decode_tokens + 1;
+        const KvPool pool(c, b * ((capacity + kBlock - 1) / kBlock), kBlock, device);
+        double best = 1e30;
+        for (int r = 0; r < options.repetitions + 1; ++r) {
+            Batch batch = make_batch(b, capacity, kBlock);
+            std::vector<std::vector<int32_t>> next(b);
+            for (int64_t s = 0; s < b; ++s) {
+                // With no context the first step starts from a random token (llama-bench's tg).
+                next[s] = random_ids(1, c.vocab_size, rng);
+                if (options.context == 0) continue;
+                Tensor logits = prefill(model, pool, batch, s,
+                                        random_ids(options.context, c.vocab_size, rng),
+                                        options.prefill_chunk);
+                next[s] = {argmax_row(logits, 0)};
+            }
+            const auto start = Clock::now();
+            for (int64_t step = 0; step < options.decode_tokens; ++step) {
+                std::vector<SequenceInput> inputs;
+                for (int64_t s = 0; s < b; ++s) {
+                    inputs.push_back({next[s], batch.lengths[s], batch.tables[s], LogitRows::last});
+                }
+                Tensor logits = model.forward(inputs, pool);
+                for (int64_t s = 0; s < b; ++s) {
+                    next[s] = {argmax_row(logits, s)};
+                    ++batch.lengths[s];
+                }
+            }
+            if (r > 0) best = std::min(best, seconds_since(start));
+        }
+        const double step_s = best / options.decode_tokens;
+        ModelBenchRow row{fmt::format("tg{} @ {} x{}", options.decode_tokens, options.context, b),
+                          b, b / step_s, 1e3 * step_s, 0, 0};
+        if (b == 1) {
+            // The average step's context: context + half the generated tokens.
+            row.bytes_per_step = static_cast<double>(weight_bytes_per_decoded_token(model.weights())) +
+                                 kv_bytes_per_position * (options.context + options.decode_tokens / 2.0);
+            row.ceiling_fraction = row.bytes_per_step / step_s / result.copy_bytes_per_s;
+        }
+        result.rows.push_back(row);
+        spdlog::info("{}: {:.1f} tokens/s", row.test, row.tokens_per_s);
+    }
+    return result;
+}
+
+std::string model_bench_markdown(const ModelBenchResult& result) {
+    std::string out = fmt::format(
+        "device {}, copy bandwidth {:.0f} GB/s\n\n| test | tokens/s | ms per step | bytes per step | "
+        "of the bandwidth ceiling |\n|---|---:|---:|---:|---:|\n",
+        result.device, result.copy_bytes_per_s / 1e9);
+    for (const ModelBenchRow& row : result.rows) {
+        out += fmt::format("| {} | {:.1f} | {:.3f} | {} | {} |\n", row.test, row.tokens_per_s,
+                           row.ms_per_step,
+                           row.bytes_per_step > 0 ? fmt::format("{:.2f} GB", row.bytes_per_step / 1e9) : "",
+                           row.ceiling_fraction > 0 ? fmt::format("{:.0f}%", 100 * row.ceiling_fraction) : "");
+    }
+    return out;
+}
+
+}  // namespace fourbit

@@ -1,0 +1,42 @@
+#include "cli/device_flags.h"
+
+#include <filesystem>
+
+#include "runtime/device_memory_plan.h"
+#include "tensor/cuda_memory.h"
+#include "util/log.h"
+
+namespace fourbit {
+
+void add_device_flags(CLI::App& command, DeviceFlags& flags) {
+    command.add_option("--device", flags.device, "auto, cpu, cuda or cuda:N")
+        ->capture_default_str();
+    command
+        .add_option("--gpu-memory-utilization", flags.gpu_memory_utilization,
+                    "fraction of the GPU's memory for weights, workspace and KV cache")
+        ->capture_default_str();
+}
+
+Device flags_device(const DeviceFlags& flags) {
+    if (flags.device != "auto") return parse_device(flags.device);
+    return cuda_device_count() > 0 ? Device::cuda(0) : Device::host();
+}
+
+Device resolve_device(const DeviceFlags& flags, const std::string& model_dir, int64_t max_tokens,
+                      int64_t max_logit_rows) {
+    const Device device = flags_device(flags);
+    if (device.is_host()) return device;
+    int64_t weight_bytes = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(model_dir)) {
+        if (entry.path().extension() == ".safetensors") weight_bytes += entry.file_size();
+    }
+    const DeviceMemoryInfo info = cuda_memory_info(device.index);
+    const DeviceMemoryPlan plan = plan_device_memory(
+        info.total_bytes, flags.gpu_memory_utilization, weight_bytes,
+        forward_workspace_bytes(load_minimax_m2_config(model_dir), max_tokens, max_logit_rows),
+        model_dir + " on " + device_text(device));
+    spdlog::info("{} on {}: {}", model_dir, device_text(device), plan.summary());
+    return device;
+}
+
+}  // namespace fourbit

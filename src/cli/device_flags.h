@@ -1,0 +1,30 @@
+// --device and --gpu-memory-utilization, for the commands that run a model.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "model/weights.h"
+
+namespace fourbit {
+
+struct DeviceFlags {
+    std::string device = "auto";
+    double gpu_memory_utilization = 0.9;
+};
+
+void add_device_flags(CLI::App& command, DeviceFlags& flags);
+
+// The device the flags name: auto is cuda:0 when this build has the backend and the machine a
+// GPU, else the host.
+Device flags_device(const DeviceFlags& flags);
+
+// The device the flags name (auto: cuda:0 when this build has the backend and the machine a
+// GPU, else the host). On a CUDA device the checkpoint in `model_dir` is checked to fit before
+// anything loads (runtime/device_memory_plan.h): its weights plus the workspace of steps of
+// `max_tokens` tokens, `max_logit_rows` of them with logits.
+Device resolve_device(const DeviceFlags& flags, const std::string& model_dir, int64_t max_tokens,
+                      int64_t max_logit_rows);
+
+}  // namespace fourbit
