@@ -8,7 +8,9 @@
 //   tile load   all threads: K and V rows of 32 positions into shared memory
 //   scores      warp g < G, lane p: q_g . k_p, the tile's max and sum, P[g][p]
 //   output      thread (r, i), r = tid / d: dimension i of heads r, r + 256/d, ...
+#include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "ops/attention.h"
 #include "ops/cuda/stream.h"
@@ -20,6 +22,7 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kTile = 32;
+constexpr int64_t kTargetCtas = 256;  // about two per SM of an H100/H200
 
 struct AttentionParams {
     const float* q;
@@ -35,6 +38,12 @@ struct AttentionParams {
     int q_width;
     int kv_width;
     float scale;
+    // Split context (flash-decoding): CTA z covers positions [z split, (z + 1) split) and, with
+    // more than one split, leaves its unnormalised output and softmax state in `partial`
+    // ([T][n_heads][splits] of d outputs, max, sum) for combine_kernel.
+    int split;
+    int n_splits;
+    float* partial;
 };
 
 __device__ __forceinline__ int64_t pool_row(const int32_t* table, int64_t block_size,
@@ -78,7 +87,9 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p) 
 
     const int token = blockIdx.x, kv_head = blockIdx.y;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int64_t visible = p.positions[token] + 1;  // causal: positions 0 .. own
+    const int64_t begin = static_cast<int64_t>(blockIdx.z) * p.split;
+    // Causal: positions 0 .. own, of which this split's.
+    const int64_t visible = min(static_cast<int64_t>(p.positions[token]) + 1, begin + p.split);
     const int32_t* table = p.tables + p.table_offsets[token];
     const int heads_per_pass = kThreads / d;                 // output rows of threads
     const int my_dim = threadIdx.x % d, my_row = threadIdx.x / d;
@@ -92,8 +103,16 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p) 
 #pragma unroll
     for (int j = 0; j < 8; ++j) acc[j] = 0.0f;
     float running_max = -INFINITY, running_sum = 0.0f;  // warp g's head, replicated in lanes
+    if (begin >= visible) {  // a split past this token's own position: nothing to attend
+        for (int index = threadIdx.x; index < group * (d + 2); index += kThreads) {
+            const int g = index / (d + 2), i = index % (d + 2);
+            const int64_t head = static_cast<int64_t>(token) * (p.q_width / d) + kv_head * group + g;
+            p.partial[(head * p.n_splits + blockIdx.z) * (d + 2) + i] = i == d ? -INFINITY : 0.0f;
+        }
+        return;
+    }
 
-    for (int64_t tile0 = 0; tile0 < visible; tile0 += kTile) {
+    for (int64_t tile0 = begin; tile0 < visible; tile0 += kTile) {
         __syncthreads();  // the previous tile's readers are done (and q is loaded)
         for (int index = threadIdx.x; index < kTile * d; index += kThreads) {
             const int r = index / d, i = index % d;
@@ -116,7 +135,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p) 
                 for (int i = 0; i < d; ++i) dot += qs[warp * d + i] * ks[lane * (d + 1) + i];
                 score = dot * p.scale;
             }
-            const float new_max = fmaxf(running_max, warp_max(score));  // finite: position 0 is visible
+            // Finite: the split's first position is visible.
+            const float new_max = fmaxf(running_max, warp_max(score));
             const float weight = position < visible ? expf(score - new_max) : 0.0f;
             const float factor = expf(running_max - new_max);            // 0 on the first tile
             running_sum = running_sum * factor + warp_sum(weight);
@@ -135,16 +155,45 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p) 
             }
         }
     }
-    if (warp < group && lane == 0) sums[warp] = running_sum;
+    if (warp < group && lane == 0) {
+        sums[warp] = running_sum;
+        if (p.n_splits > 1) {
+            const int64_t head = static_cast<int64_t>(token) * (p.q_width / d) + kv_head * group + warp;
+            float* state = p.partial + (head * p.n_splits + blockIdx.z) * (d + 2);
+            state[d] = running_max;
+            state[d + 1] = running_sum;
+        }
+    }
     __syncthreads();
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
         const int g = my_row + j * heads_per_pass;
         if (outputs && g < group) {
-            p.out[static_cast<int64_t>(token) * p.q_width + (kv_head * group + g) * d + my_dim] =
-                acc[j] / sums[g];
+            if (p.n_splits > 1) {
+                const int64_t head = static_cast<int64_t>(token) * (p.q_width / d) + kv_head * group + g;
+                p.partial[(head * p.n_splits + blockIdx.z) * (d + 2) + my_dim] = acc[j];
+            } else {
+                p.out[static_cast<int64_t>(token) * p.q_width + (kv_head * group + g) * d + my_dim] =
+                    acc[j] / sums[g];
+            }
         }
     }
+}
+
+// One CTA per (token, head), d threads: the splits' outputs rescaled to the largest maximum.
+__global__ void combine_kernel(const float* partial, int n_splits, int head_dim, float* out) {
+    const int64_t head = static_cast<int64_t>(blockIdx.x) * gridDim.y + blockIdx.y;
+    const float* states = partial + head * n_splits * (head_dim + 2);
+    float largest = -INFINITY;
+    for (int s = 0; s < n_splits; ++s) largest = fmaxf(largest, states[s * (head_dim + 2) + head_dim]);
+    float total = 0.0f, value = 0.0f;
+    for (int s = 0; s < n_splits; ++s) {
+        const float* state = states + s * (head_dim + 2);
+        const float weight = state[head_dim] == -INFINITY ? 0.0f : expf(state[head_dim] - largest);
+        total += weight * state[head_dim + 1];
+        value += weight * state[threadIdx.x];
+    }
+    out[head * head_dim + threadIdx.x] = value / total;
 }
 
 }  // namespace
@@ -180,13 +229,37 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
                            static_cast<int>(shape.head_dim),
                            static_cast<int>(shape.n_heads * shape.head_dim),
                            static_cast<int>(shape.n_kv_heads * shape.head_dim),
-                           1.0f / std::sqrt(static_cast<float>(shape.head_dim))};
+                           1.0f / std::sqrt(static_cast<float>(shape.head_dim)),
+                           0,
+                           1,
+                           nullptr};
     const int d = params.head_dim, group = params.group;
     const size_t shared_bytes =
         sizeof(float) * (group * d + kTile * (d + 1) + kTile * d + group * kTile + 2 * group);
-    const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_kv_heads));
+    // Enough CTAs to fill the card: split the context when tokens x kv heads are few (decode).
+    const int64_t ctas = n_tokens * shape.n_kv_heads;
+    const int64_t context = std::max<int64_t>(tokens.max_context, 1);
+    int64_t splits = ctas >= kTargetCtas ? 1 : std::min<int64_t>(kTargetCtas / ctas, (context + kTile - 1) / kTile);
+    splits = std::max<int64_t>(splits, 1);
+    params.split = static_cast<int>(((context + splits - 1) / splits + kTile - 1) / kTile * kTile);
+    params.n_splits = static_cast<int>((context + params.split - 1) / params.split);
+    if (params.n_splits == 1) params.split = 1 << 30;  // one CTA sees the whole context
+    std::optional<Scratch> partial;
+    if (params.n_splits > 1) {
+        partial.emplace(static_cast<size_t>(n_tokens * shape.n_heads * params.n_splits * (d + 2)) *
+                        sizeof(float));
+        params.partial = partial->as<float>();
+    }
+    const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_kv_heads),
+                    static_cast<unsigned>(params.n_splits));
     attention_kernel<<<grid, kThreads, shared_bytes, current_stream()>>>(params);
     FOURBIT_CUDA_CHECK_LAUNCH();
+    if (params.n_splits > 1) {
+        const dim3 heads(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_heads));
+        combine_kernel<<<heads, static_cast<unsigned>(d), 0, current_stream()>>>(
+            params.partial, params.n_splits, d, out.data<float>());
+        FOURBIT_CUDA_CHECK_LAUNCH();
+    }
 }
 
 }  // namespace fourbit::cuda

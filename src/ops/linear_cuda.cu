@@ -1,5 +1,8 @@
-// linear on CUDA: dense weights through cuBLAS (bf16 weights with x rounded to bf16, f32 weights
-// in plain f32), tiled NVFP4 through the weight-only GEMV family (ops/cuda/nvfp4_gemv.cuh).
+// linear on CUDA: dense weights at up to 64 tokens (decode: the router, the head, BF16 layers),
+// and small ones (routers) at any count, through a GEMV that keeps x in f32 as the CPU does, so
+// that router scores, and with them the choice of experts, agree with the reference; the rest
+// through cuBLAS (bf16 weights with x rounded to bf16, f32 weights in plain f32). Tiled NVFP4 through the weight-only GEMV family
+// (ops/cuda/nvfp4_gemv.cuh).
 #include <cmath>
 
 #include "ops/cuda/cublas.h"
@@ -18,12 +21,82 @@ __global__ void f32_to_bf16_kernel(const float* x, __nv_bfloat16* out, int64_t n
     if (i < n) out[i] = __float2bfloat16_rn(x[i]);
 }
 
+constexpr int kExactRowsPerBlock = 8;  // one warp per weight row
+constexpr int kExactMaxTokens = 16;     // per CTA; more tokens take more CTAs (grid y)
+// Where the f32-x GEMV runs: small weights (routers, small models) at any token count, others
+// up to 64 tokens; beyond, re-reading the weights per 16 tokens costs more than cuBLAS.
+constexpr int64_t kExactAnyTokensBytes = int64_t(8) << 20;
+constexpr int64_t kExactMaxTokensLarge = 64;
+
+__device__ __forceinline__ float widen(float w) { return w; }
+__device__ __forceinline__ float widen(__nv_bfloat16 w) { return __bfloat162float(w); }
+
+// y [m, n] = x [m, k] W^T, m <= 16, with x in f32 and f32 sums: each weight row is read once,
+// 16 bytes per lane per step, for all m tokens.
+template <typename W>
+__global__ void __launch_bounds__(32 * kExactRowsPerBlock)
+    exact_gemv_kernel(const W* w, const float* x, float* y, int m_total, int n, int k) {
+    const int lane = threadIdx.x & 31;
+    // This CTA's tokens: [16 blockIdx.y, + 16).
+    x += static_cast<int64_t>(blockIdx.y) * kExactMaxTokens * k;
+    y += static_cast<int64_t>(blockIdx.y) * kExactMaxTokens * n;
+    const int m = min(kExactMaxTokens, m_total - static_cast<int>(blockIdx.y) * kExactMaxTokens);
+    const int r = blockIdx.x * kExactRowsPerBlock + (threadIdx.x >> 5);
+    if (r >= n) return;
+    constexpr int kPerLoad = 16 / sizeof(W);
+    const W* row = w + static_cast<int64_t>(r) * k;
+    float acc[kExactMaxTokens];
+#pragma unroll
+    for (int t = 0; t < kExactMaxTokens; ++t) acc[t] = 0.0f;
+    const int vector_end = k - k % (32 * kPerLoad);
+    for (int i = lane * kPerLoad; i < vector_end; i += 32 * kPerLoad) {
+        W values[kPerLoad];
+        *reinterpret_cast<uint4*>(values) = *reinterpret_cast<const uint4*>(row + i);
+#pragma unroll
+        for (int t = 0; t < kExactMaxTokens; ++t) {
+            if (t < m) {
+                const float* xt = x + static_cast<int64_t>(t) * k + i;
+#pragma unroll
+                for (int j = 0; j < kPerLoad; ++j) acc[t] += widen(values[j]) * xt[j];
+            }
+        }
+    }
+    for (int i = vector_end + lane; i < k; i += 32) {
+        const float value = widen(row[i]);
+        for (int t = 0; t < m; ++t) acc[t] += value * x[static_cast<int64_t>(t) * k + i];
+    }
+#pragma unroll
+    for (int t = 0; t < kExactMaxTokens; ++t) {
+        if (t < m) {
+            float sum = acc[t];
+            for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+            if (lane == 0) y[static_cast<int64_t>(t) * n + r] = sum;
+        }
+    }
+}
+
 // y [m, n] = x [m, k] W^T with W [n, k] row-major. cuBLAS is column-major: there W is a k x n
 // matrix (so op T), x a k x m one and y an n x m one, all with their row lengths as leading
 // dimensions.
 void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     const int m = static_cast<int>(x.dim(0)), k = static_cast<int>(x.dim(1));
     const int n = static_cast<int>(weight.rows());
+    // Rows start 16-byte aligned when k is a multiple of 8 (bf16) or 4 (f32).
+    const bool aligned = k % (weight.weight.dtype() == DType::bf16 ? 8 : 4) == 0;
+    const bool small_weight = static_cast<int64_t>(weight.weight.size_bytes()) <= kExactAnyTokensBytes;
+    if (aligned && (small_weight || m <= kExactMaxTokensLarge)) {
+        const dim3 blocks(static_cast<unsigned>((n + kExactRowsPerBlock - 1) / kExactRowsPerBlock),
+                          static_cast<unsigned>((m + kExactMaxTokens - 1) / kExactMaxTokens));
+        if (weight.weight.dtype() == DType::bf16) {
+            exact_gemv_kernel<<<blocks, 32 * kExactRowsPerBlock, 0, current_stream()>>>(
+                weight.weight.data<__nv_bfloat16>(), x.data<float>(), y.data<float>(), m, n, k);
+        } else {
+            exact_gemv_kernel<<<blocks, 32 * kExactRowsPerBlock, 0, current_stream()>>>(
+                weight.weight.data<float>(), x.data<float>(), y.data<float>(), m, n, k);
+        }
+        FOURBIT_CUDA_CHECK_LAUNCH();
+        return;
+    }
     const float alpha = 1.0f, beta = 0.0f;
     cublasHandle_t handle = cublas_handle();
     if (weight.weight.dtype() == DType::f32) {

@@ -90,7 +90,9 @@ void copy_bytes(void* destination, Device destination_device, const void* source
         return;
     }
     // cudaMemcpyDefault infers the direction from the pointers (unified addressing, every
-    // 64-bit CUDA platform); the copy is synchronous with respect to the host.
+    // 64-bit CUDA platform). It returns once a copy touching the host is done, but a copy
+    // within one device only once it is queued: that one is waited for below, as the contract
+    // says.
     const Device device = destination_device.is_cuda() ? destination_device : source_device;
     if (device.is_host()) {
         std::memcpy(destination, source, bytes);
@@ -98,6 +100,9 @@ void copy_bytes(void* destination, Device destination_device, const void* source
     }
     DeviceScope scope(device.index);
     FOURBIT_CUDA_CHECK(cudaMemcpy(destination, source, bytes, cudaMemcpyDefault));
+    if (destination_device.is_cuda() && source_device.is_cuda()) {
+        FOURBIT_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+    }
 }
 
 }  // namespace fourbit

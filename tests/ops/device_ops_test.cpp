@@ -216,24 +216,44 @@ TEST_P(DeviceOps, EmbeddingRowsAreCopiedExactly) {
 
 TEST_P(DeviceOps, LinearDenseWeights) {
     std::mt19937 rng(6);
-    for (int64_t m : {1, 5, 33}) {
-        Tensor x = random_f32({m, 512}, rng);
+    // k = 520: the exact GEMV's 256-wide vector steps plus a tail of 8.
+    for (int64_t m : {1, 5, 16, 17, 33, 65}) {
+        Tensor x = random_f32({m, 520}, rng);
         for (DType dtype : {DType::f32, DType::bf16}) {
             LinearWeight weight;
-            weight.weight = dtype == DType::f32 ? random_f32({384, 512}, rng, 0.05f)
-                                                : random_bf16({384, 512}, rng, 0.05f);
+            weight.weight = dtype == DType::f32 ? random_f32({384, 520}, rng, 0.05f)
+                                                : random_bf16({384, 520}, rng, 0.05f);
             Tensor expected = Tensor::zeros(DType::f32, {m, 384});
             linear(x, weight, expected);
             Tensor y = poisoned({m, 384});
             linear(on_device(x), linear_weight_to(weight, device_), y);
-            // f32: only the summation order differs, |error| <= 2 gamma_k sum|w x|, k = 512.
-            // bf16 weights: the device rounds x to bf16 first, adding 2^-9 sum|w x|.
-            const double relative = (dtype == DType::bf16 && device_.is_cuda() ? kBf16Rounding : 0.0) +
-                                    2.0 * 512 * 0x1p-24;
+            // f32 x (always on the host; on CUDA for these small weights at any count): only
+            // the summation order differs, |error| <= 2 gamma_k sum|w x|, k = 520.
+            const double relative = 2.0 * 520 * 0x1p-24;
             std::vector<double> bound = absolute_products(x, weight);
             for (double& b : bound) b = b * relative + 1e-30;
             expect_within(to_host(y), expected, bound, dtype == DType::f32 ? "linear f32" : "linear bf16");
         }
+    }
+}
+
+// A bf16 weight above 8 MiB: the f32-x GEMV up to 64 tokens, cuBLAS with x rounded to bf16 beyond.
+TEST_P(DeviceOps, LinearLargeBf16WeightsBothPaths) {
+    std::mt19937 rng(16);
+    LinearWeight weight;
+    weight.weight = random_bf16({4160, 1024}, rng, 0.03f);
+    const LinearWeight placed = linear_weight_to(weight, device_);
+    for (int64_t m : {3, 64, 65}) {
+        Tensor x = random_f32({m, 1024}, rng);
+        Tensor expected = Tensor::zeros(DType::f32, {m, 4160});
+        linear(x, weight, expected);
+        Tensor y = poisoned({m, 4160});
+        linear(on_device(x), placed, y);
+        const bool rounded = device_.is_cuda() && m > 64;
+        const double relative = (rounded ? kBf16Rounding : 0.0) + 2.0 * 1024 * 0x1p-24;
+        std::vector<double> bound = absolute_products(x, weight);
+        for (double& b : bound) b = b * relative + 1e-30;
+        expect_within(to_host(y), expected, bound, "linear large bf16");
     }
 }
 
