@@ -4,7 +4,11 @@
 // Q = n_heads * head_dim, KV = n_kv_heads * head_dim, E = experts, V = vocabulary.
 #include "model/minimax_m2.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <bit>
+#include <mutex>
 
 #include "ops/add.h"
 #include "ops/attention.h"
@@ -13,9 +17,22 @@
 #include "ops/moe.h"
 #include "ops/rms_norm.h"
 #include "ops/rope.h"
+#include "ops/step_graph.h"
 #include "util/error.h"
 
 namespace fourbit {
+
+// Everything a step needs to know about its batch besides the weights and the pool, made and
+// checked on the host: the token ids, the paged attention's tables, and which rows of the
+// residual stream get logits. One i32 buffer, laid out so that a decode-shaped step (T tokens,
+// R rows) keeps every part at the same offset whatever its tables' length: a graph recorded
+// for it reads each part where it was.
+struct StepIndices {
+    Tensor packed;       // [ids T][positions T][table offsets T][logit rows R][tables N]
+    Tensor ids;          // [T] i32
+    PagedTokens paged;   // positions, table offsets, tables
+    Tensor logit_rows;   // [R] i32: rows of the residual stream, in batch order
+};
 
 namespace {
 
@@ -29,17 +46,21 @@ int64_t logit_rows(const SequenceInput& sequence) {
     return 0;
 }
 
-// Everything a step needs to know about its batch besides the weights and the pool, made and
-// checked on the host, then placed on the model's device in one copy: the token ids, the paged
-// attention's tables, and which rows of the residual stream get logits.
-struct StepIndices {
-    Tensor ids;          // [T] i32
-    PagedTokens paged;   // positions, table offsets, tables
-    Tensor logit_rows;   // [R] i32: rows of the residual stream, in batch order
-};
+// Views of the parts of `packed` (host or device).
+StepIndices step_views(const Tensor& packed, int64_t n_tokens, int64_t n_rows, int64_t max_context) {
+    StepIndices views;
+    views.packed = packed;
+    views.ids = packed.rows(0, n_tokens);
+    views.paged.positions = packed.rows(n_tokens, n_tokens);
+    views.paged.table_offsets = packed.rows(2 * n_tokens, n_tokens);
+    views.logit_rows = packed.rows(3 * n_tokens, n_rows);
+    views.paged.block_tables = packed.rows(3 * n_tokens + n_rows, packed.dim(0) - 3 * n_tokens - n_rows);
+    views.paged.max_context = max_context;
+    return views;
+}
 
-StepIndices step_indices(std::span<const SequenceInput> batch, const MiniMaxM2Config& c,
-                         const KvPool& pool) {
+StepIndices host_step_indices(std::span<const SequenceInput> batch, const MiniMaxM2Config& c,
+                              const KvPool& pool) {
     int64_t n_tokens = 0, n_entries = 0, n_rows = 0;
     for (const SequenceInput& sequence : batch) {
         FOURBIT_ASSERT(!sequence.token_ids.empty(), "a sequence with no new tokens in a batch");
@@ -48,20 +69,8 @@ StepIndices step_indices(std::span<const SequenceInput> batch, const MiniMaxM2Co
         n_rows += logit_rows(sequence);
     }
     FOURBIT_ASSERT(n_tokens > 0, "forward of an empty batch");
-    // One buffer: ids, positions, table offsets, tables, logit rows.
-    Tensor packed = Tensor::zeros(DType::i32, {3 * n_tokens + n_entries + n_rows});
-    auto part = [&](int64_t& at, int64_t count) {
-        Tensor view = packed.rows(at, count);
-        at += count;
-        return view;
-    };
-    int64_t at = 0;
-    StepIndices host;
-    host.ids = part(at, n_tokens);
-    host.paged.positions = part(at, n_tokens);
-    host.paged.table_offsets = part(at, n_tokens);
-    host.paged.block_tables = part(at, n_entries);
-    host.logit_rows = part(at, n_rows);
+    StepIndices host = step_views(Tensor::zeros(DType::i32, {3 * n_tokens + n_rows + n_entries}),
+                                  n_tokens, n_rows, 0);
     int64_t t = 0, offset = 0, r = 0;
     for (const SequenceInput& sequence : batch) {
         const int64_t n = static_cast<int64_t>(sequence.token_ids.size());
@@ -82,31 +91,28 @@ StepIndices step_indices(std::span<const SequenceInput> batch, const MiniMaxM2Co
         host.paged.max_context = std::max(host.paged.max_context, sequence.n_cached + n);
     }
     check_paged_tokens(host.paged, pool.num_blocks(), pool.block_size());
-    const Device device = pool.device();
-    if (device.is_host()) return host;
-    const Tensor placed = packed.to(device);
-    at = 0;
-    auto placed_part = [&](int64_t count) {
-        Tensor view = placed.rows(at, count);
-        at += count;
-        return view;
-    };
-    StepIndices on_device;
-    on_device.ids = placed_part(n_tokens);
-    on_device.paged.positions = placed_part(n_tokens);
-    on_device.paged.table_offsets = placed_part(n_tokens);
-    on_device.paged.block_tables = placed_part(n_entries);
-    on_device.logit_rows = placed_part(n_rows);
-    on_device.paged.max_context = host.paged.max_context;
-    return on_device;
+    return host;
 }
 
+// Steps of at most this many tokens are recorded as CUDA graphs (decode, speculative
+// verification, small chunks); their dense linears all take the f32-x GEMV (ops/linear_cuda.cu),
+// longer steps are dominated by their kernels' own time.
+constexpr int64_t kGraphMaxTokens = 64;
+
 }  // namespace
+
+struct MiniMaxM2::DeviceState {
+    std::mutex mutex;  // one device step at a time: they share the buffers
+    StepBuffers buffers;
+    StepGraphs graphs;
+};
+
+MiniMaxM2::MiniMaxM2(ModelWeights weights)
+    : weights_(std::move(weights)), device_state_(std::make_shared<DeviceState>()) {}
 
 Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& pool,
                           ForwardObserver* observer) const {
     const MiniMaxM2Config& c = weights_.config;
-    const float eps = static_cast<float>(c.rms_norm_eps);
     const Device device = weights_.device();
     if (pool.device() != device) {
         fail("forward: the KV pool is on {}, the model on {}", device_text(pool.device()),
@@ -114,80 +120,99 @@ Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& po
     }
     FOURBIT_ASSERT(observer == nullptr || device.is_host(),
                    "forward: an observer reads activations on the host only");
-
     // Flatten the batch: every projection sees all T tokens at once; attention finds each
     // token's sequence through the paged tables. Positions continue each sequence's cache.
-    const StepIndices step = step_indices(batch, c, pool);
-    const int64_t T = step.ids.dim(0);
-    auto f32 = [&](int64_t rows, int64_t cols) {
-        return Tensor::zeros(DType::f32, {rows, cols}, device);
-    };
+    const StepIndices host = host_step_indices(batch, c, pool);
+    const int64_t T = host.ids.dim(0), R = host.logit_rows.dim(0);
+    if (device.is_host()) {
+        StepActivations a = device_state_->buffers.activations(c, device, T, R);
+        run_step(host, pool, a, observer);
+        return R == 0 ? Tensor::zeros(DType::f32, {0, c.vocab_size}) : a.logits;
+    }
 
+    std::lock_guard lock(device_state_->mutex);
+    StepBuffers& buffers = device_state_->buffers;
+    StepActivations a = buffers.activations(c, device, T, R);
+    Tensor placed = buffers.indices(device, host.packed.dim(0));
+    placed.copy_from(host.packed);
+    const bool graphed = T <= kGraphMaxTokens;
+    // A recorded step's launches are sized by its context: round it up to a power of two, so
+    // that a decode reuses its graph for many steps (the kernels read each token's own
+    // position; a bound above it only adds empty work). The same whether or not graphs are
+    // on, so that both launch the very same kernels.
+    const int64_t context =
+        graphed ? std::max<int64_t>(64, static_cast<int64_t>(std::bit_ceil(
+                                            static_cast<uint64_t>(host.paged.max_context))))
+                : host.paged.max_context;
+    const StepIndices step = step_views(placed, T, R, context);
+    if (graphed) {
+        const std::string key = fmt::format("{} {} {} {} {}", T, R, context,
+                                            fmt::ptr(pool.layer(0).keys.raw()), buffers.generation());
+        device_state_->graphs.run(device, key, [&] { run_step(step, pool, a, nullptr); });
+    } else {
+        run_step(step, pool, a, nullptr);
+    }
+    if (R == 0) return Tensor::zeros(DType::f32, {0, c.vocab_size});
+    return a.logits.to(Device::host());
+}
+
+void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActivations& a,
+                         ForwardObserver* observer) const {
+    const MiniMaxM2Config& c = weights_.config;
+    const float eps = static_cast<float>(c.rms_norm_eps);
     const AttentionShape attention_shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim};
     const RopeShape q_rope{c.num_attention_heads, c.head_dim, c.rotary_dim, c.rope_theta};
     const RopeShape k_rope{c.num_key_value_heads, c.head_dim, c.rotary_dim, c.rope_theta};
+    const bool on_host = weights_.device().is_host();
 
-    Tensor x = f32(T, c.hidden_size);  // [T, H] the residual stream
-    embedding(step.ids, weights_.embed_tokens, x);
-    Tensor h = f32(T, c.hidden_size);  // [T, H] normed input of each block
-    Tensor q = f32(T, c.q_width()), k = f32(T, c.kv_width()), v = f32(T, c.kv_width());
-    Tensor attended = f32(T, c.q_width());  // [T, Q]
-    Tensor block_out = f32(T, c.hidden_size);
-    Tensor router_logits = f32(T, c.num_local_experts);  // [T, E]
-    Tensor expert_ids = Tensor::zeros(DType::i32, {T, c.num_experts_per_tok}, device);
-    Tensor expert_weights = f32(T, c.num_experts_per_tok);
-
+    embedding(step.ids, weights_.embed_tokens, a.x);
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
         const LayerWeights& layer = weights_.layers[l];
         const KvLayer kv = pool.layer(l);
 
         // Attention.
-        rms_norm(x, layer.input_norm, eps, h);
-        if (observer) observer->attention_input(l, h);
-        linear(h, layer.q, q);  // [T, Q]
-        linear(h, layer.k, k);  // [T, KV]
-        linear(h, layer.v, v);  // [T, KV]
+        rms_norm(a.x, layer.input_norm, eps, a.h);
+        if (observer) observer->attention_input(l, a.h);
+        linear(a.h, layer.q, a.q);  // [T, Q]
+        linear(a.h, layer.k, a.k);  // [T, KV]
+        linear(a.h, layer.v, a.v);  // [T, KV]
         // QK-norm is "per_layer": one RMS over the token's whole q (all heads), and one over
         // its whole k, not per head; and it comes before RoPE.
-        rms_norm(q, layer.q_norm, eps, q);
-        rms_norm(k, layer.k_norm, eps, k);
+        rms_norm(a.q, layer.q_norm, eps, a.q);
+        rms_norm(a.k, layer.k_norm, eps, a.k);
         // Partial RoPE: only the first rotary_dim of each head's head_dim dimensions rotate.
-        rope_neox(q, step.paged.positions, q_rope);
-        rope_neox(k, step.paged.positions, k_rope);
+        rope_neox(a.q, step.paged.positions, q_rope);
+        rope_neox(a.k, step.paged.positions, k_rope);
         // Every token's keys and values are written before any attention reads (see the
         // header's NOTE).
-        kv_cache_write(k, v, step.paged, kv);
-        attention_paged(q, step.paged, kv, attention_shape, attended);
-        if (observer) observer->attention_output(l, attended);
-        linear(attended, layer.o, block_out);  // [T, H]
-        add(x, block_out);
+        kv_cache_write(a.k, a.v, step.paged, kv);
+        attention_paged(a.q, step.paged, kv, attention_shape, a.attended);
+        if (observer) observer->attention_output(l, a.attended);
+        linear(a.attended, layer.o, a.block_out);  // [T, H]
+        add(a.x, a.block_out);
 
         // MoE: the router selects by sigmoid + bias but weighs by the sigmoid alone.
-        rms_norm(x, layer.post_attention_norm, eps, h);
-        linear(h, layer.router, router_logits);  // [T, E], f32 whatever the weight's dtype
-        moe_route(router_logits, layer.routing_bias, c.num_experts_per_tok, expert_ids,
-                  expert_weights);
-        if (observer) observer->moe_input(l, h, expert_ids);
+        rms_norm(a.x, layer.post_attention_norm, eps, a.h);
+        linear(a.h, layer.router, a.router_logits);  // [T, E], f32 whatever the weight's dtype
+        moe_route(a.router_logits, layer.routing_bias, c.num_experts_per_tok, a.expert_ids,
+                  a.expert_weights);
+        if (observer) observer->moe_input(l, a.h, a.expert_ids);
         // The experts as this device holds them: the checkpoint's list on the host, grouped
         // once at load on a CUDA device.
-        if (device.is_host()) {
-            moe_experts(h, expert_ids, expert_weights, layer.experts, block_out);
+        if (on_host) {
+            moe_experts(a.h, a.expert_ids, a.expert_weights, layer.experts, a.block_out);
         } else {
-            moe_experts(h, expert_ids, expert_weights, layer.grouped_experts, block_out);
+            moe_experts(a.h, a.expert_ids, a.expert_weights, layer.grouped_experts, a.block_out);
         }
-        add(x, block_out);
+        add(a.x, a.block_out);
     }
 
     // Only the rows whose logits are wanted go through the final norm and the head (a gather
     // of rows, which is what the embedding op is).
-    const int64_t n_rows = step.logit_rows.dim(0);
-    if (n_rows == 0) return Tensor::zeros(DType::f32, {0, c.vocab_size});
-    Tensor final_rows = f32(n_rows, c.hidden_size);
-    embedding(step.logit_rows, x, final_rows);
-    rms_norm(final_rows, weights_.final_norm, eps, final_rows);
-    Tensor logits = f32(n_rows, c.vocab_size);  // [rows, V]
-    linear(final_rows, weights_.lm_head, logits);
-    return device.is_host() ? logits : logits.to(Device::host());
+    if (step.logit_rows.dim(0) == 0) return;
+    embedding(step.logit_rows, a.x, a.final_rows);
+    rms_norm(a.final_rows, weights_.final_norm, eps, a.final_rows);
+    linear(a.final_rows, weights_.lm_head, a.logits);  // [R, V]
 }
 
 }  // namespace fourbit

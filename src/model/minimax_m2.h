@@ -2,11 +2,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "model/forward_observer.h"
 #include "model/kv_pool.h"
+#include "model/step_buffers.h"
 #include "model/weights.h"
 
 namespace fourbit {
@@ -28,9 +30,11 @@ struct SequenceInput {
     LogitRows logits = LogitRows::last;
 };
 
+struct StepIndices;  // a step's ids and tables (minimax_m2.cpp)
+
 class MiniMaxM2 {
 public:
-    explicit MiniMaxM2(ModelWeights weights) : weights_(std::move(weights)) {}
+    explicit MiniMaxM2(ModelWeights weights);
 
     const MiniMaxM2Config& config() const { return weights_.config; }
     const ModelWeights& weights() const { return weights_; }
@@ -48,7 +52,12 @@ public:
                    ForwardObserver* observer = nullptr) const;
 
 private:
+    struct DeviceState;  // the step buffers and recorded graphs of device steps
+    void run_step(const StepIndices& step, const KvPool& pool, StepActivations& a,
+                  ForwardObserver* observer) const;
+
     ModelWeights weights_;
+    std::shared_ptr<DeviceState> device_state_;
 };
 
 }  // namespace fourbit

@@ -48,10 +48,33 @@ __global__ void __launch_bounds__(32 * kExactRowsPerBlock)
     float acc[kExactMaxTokens];
 #pragma unroll
     for (int t = 0; t < kExactMaxTokens; ++t) acc[t] = 0.0f;
-    const int vector_end = k - k % (32 * kPerLoad);
-    for (int i = lane * kPerLoad; i < vector_end; i += 32 * kPerLoad) {
+    // Four 16-byte loads in flight per lane before their products: enough bytes in flight to
+    // approach the memory bandwidth at one token.
+    constexpr int kUnroll = 4;
+    constexpr int kStep = 32 * kPerLoad;
+    const int vector_end = k - k % kStep;
+    int i = lane * kPerLoad;
+    for (; i + (kUnroll - 1) * kStep < vector_end; i += kUnroll * kStep) {
+        W values[kUnroll][kPerLoad];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            *reinterpret_cast<uint4*>(values[u]) = __ldg(reinterpret_cast<const uint4*>(row + i + u * kStep));
+        }
+#pragma unroll
+        for (int t = 0; t < kExactMaxTokens; ++t) {
+            if (t < m) {
+                const float* xt = x + static_cast<int64_t>(t) * k + i;
+#pragma unroll
+                for (int u = 0; u < kUnroll; ++u) {
+#pragma unroll
+                    for (int j = 0; j < kPerLoad; ++j) acc[t] += widen(values[u][j]) * xt[u * kStep + j];
+                }
+            }
+        }
+    }
+    for (; i < vector_end; i += kStep) {
         W values[kPerLoad];
-        *reinterpret_cast<uint4*>(values) = *reinterpret_cast<const uint4*>(row + i);
+        *reinterpret_cast<uint4*>(values) = __ldg(reinterpret_cast<const uint4*>(row + i));
 #pragma unroll
         for (int t = 0; t < kExactMaxTokens; ++t) {
             if (t < m) {
