@@ -12,6 +12,7 @@
 
 #include "ops/add.h"
 #include "ops/attention.h"
+#include "ops/attention_prologue.h"
 #include "ops/embedding.h"
 #include "ops/linear.h"
 #include "ops/moe.h"
@@ -170,29 +171,29 @@ void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActiva
         const LayerWeights& layer = weights_.layers[l];
         const KvLayer kv = pool.layer(l);
 
-        // Attention.
-        rms_norm(a.x, layer.input_norm, eps, a.h);
+        // Attention. The previous MoE block's output joins the residual stream as this block's
+        // input is normed (one op: add_rms_norm).
+        if (l == 0) {
+            rms_norm(a.x, layer.input_norm, eps, a.h);
+        } else {
+            add_rms_norm(a.x, a.block_out, layer.input_norm, eps, a.h);
+        }
         if (observer) observer->attention_input(l, a.h);
         linear(a.h, layer.q, a.q);  // [T, Q]
         linear(a.h, layer.k, a.k);  // [T, KV]
         linear(a.h, layer.v, a.v);  // [T, KV]
         // QK-norm is "per_layer": one RMS over the token's whole q (all heads), and one over
-        // its whole k, not per head; and it comes before RoPE.
-        rms_norm(a.q, layer.q_norm, eps, a.q);
-        rms_norm(a.k, layer.k_norm, eps, a.k);
-        // Partial RoPE: only the first rotary_dim of each head's head_dim dimensions rotate.
-        rope_neox(a.q, step.paged.positions, q_rope);
-        rope_neox(a.k, step.paged.positions, k_rope);
-        // Every token's keys and values are written before any attention reads (see the
-        // header's NOTE).
-        kv_cache_write(a.k, a.v, step.paged, kv);
+        // its whole k, not per head; and it comes before RoPE, which is partial: only the first
+        // rotary_dim of each head's head_dim dimensions rotate. Then every token's keys and
+        // values are written, before any attention reads (see the header's NOTE).
+        attention_prologue(a.q, a.k, a.v, {layer.q_norm, layer.k_norm, eps}, q_rope, k_rope,
+                           step.paged, kv);
         attention_paged(a.q, step.paged, kv, attention_shape, a.attended);
         if (observer) observer->attention_output(l, a.attended);
         linear(a.attended, layer.o, a.block_out);  // [T, H]
-        add(a.x, a.block_out);
 
         // MoE: the router selects by sigmoid + bias but weighs by the sigmoid alone.
-        rms_norm(a.x, layer.post_attention_norm, eps, a.h);
+        add_rms_norm(a.x, a.block_out, layer.post_attention_norm, eps, a.h);
         linear(a.h, layer.router, a.router_logits);  // [T, E], f32 whatever the weight's dtype
         moe_route(a.router_logits, layer.routing_bias, c.num_experts_per_tok, a.expert_ids,
                   a.expert_weights);
@@ -204,8 +205,8 @@ void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActiva
         } else {
             moe_experts(a.h, a.expert_ids, a.expert_weights, layer.grouped_experts, a.block_out);
         }
-        add(a.x, a.block_out);
     }
+    add(a.x, a.block_out);
 
     // Only the rows whose logits are wanted go through the final norm and the head (a gather
     // of rows, which is what the embedding op is).

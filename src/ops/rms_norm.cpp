@@ -1,5 +1,6 @@
 #include "ops/rms_norm.h"
 
+#include "ops/add.h"
 #include "ops/device_dispatch.h"
 #include "util/error.h"
 
@@ -22,6 +23,28 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
 #endif
     }
     cpu::rms_norm(x, weight, eps, y);
+}
+
+void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, Tensor& y) {
+    FOURBIT_ASSERT(r.shape() == x.shape() && r.dtype() == DType::f32, "add_rms_norm: x {} r {}",
+                   shape_text(x.shape()), shape_text(r.shape()));
+    FOURBIT_ASSERT(y.raw() != x.raw() && y.raw() != r.raw(), "add_rms_norm: y aliases x or r");
+    const Device device = op_device("add_rms_norm", {&x, &r, &weight, &y});
+    if (device.is_cuda()) {
+        FOURBIT_ASSERT(x.rank() == 2 && y.shape() == x.shape() && x.dtype() == DType::f32 &&
+                           y.dtype() == DType::f32 && weight.rank() == 1 &&
+                           weight.dim(0) == x.dim(1) &&
+                           (weight.dtype() == DType::f32 || weight.dtype() == DType::bf16),
+                       "add_rms_norm: x {} y {} w {}", shape_text(x.shape()),
+                       shape_text(y.shape()), shape_text(weight.shape()));
+#ifdef FOURBIT_CUDA
+        return cuda::add_rms_norm(x, r, weight, eps, y);
+#else
+        no_cuda_backend("add_rms_norm", device);
+#endif
+    }
+    add(x, r);
+    rms_norm(x, weight, eps, y);
 }
 
 }  // namespace fourbit

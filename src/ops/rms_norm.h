@@ -10,11 +10,16 @@ namespace fourbit {
 
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
 
+// add_rms_norm: x += r, then y = rms_norm(x) (the residual stream's update and the next
+// block's normed input; one kernel on CUDA). y must not be x or r.
+void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, Tensor& y);
+
 namespace cpu {
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
 }
 namespace cuda {
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
+void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, Tensor& y);
 }
 
 }  // namespace fourbit

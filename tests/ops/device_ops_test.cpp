@@ -15,6 +15,7 @@
 #include "nvfp4/quantize.h"
 #include "ops/add.h"
 #include "ops/attention.h"
+#include "ops/attention_prologue.h"
 #include "ops/embedding.h"
 #include "ops/linear.h"
 #include "ops/moe.h"
@@ -200,6 +201,62 @@ TEST_P(DeviceOps, RopePartialNeoxMiniMaxShape) {
     Tensor dx2 = on_device(x);
     rope_neox(dx2, positions, shape);  // host positions, staged
     expect_within(to_host(dx2), expected, 1e-6, "rope (host positions)");
+}
+
+TEST_P(DeviceOps, AddRmsNormEqualsAddThenNorm) {
+    std::mt19937 rng(17);
+    for (bool bf16_weight : {false, true}) {
+        Tensor x = random_f32({3, 3072}, rng), r = random_f32({3, 3072}, rng);
+        Tensor w = bf16_weight ? random_bf16({3072}, rng) : random_f32({3072}, rng);
+        Tensor expected_x = x.to(Device::host()), expected = Tensor::zeros(DType::f32, {3, 3072});
+        add(expected_x, r);
+        rms_norm(expected_x, w, 1e-6f, expected);
+        Tensor dx = on_device(x), dy = poisoned({3, 3072});
+        add_rms_norm(dx, on_device(r), on_device(w), 1e-6f, dy);
+        // The sum is exact in both (one f32 add); the norm as RmsNormInPlace bounds it.
+        expect_within(to_host(dx), expected_x, 0.0, "add_rms_norm residual");
+        std::vector<double> bound(expected.numel());
+        for (int64_t i = 0; i < expected.numel(); ++i) bound[i] = 4e-7 * std::fabs(expected.data<float>()[i]);
+        expect_within(to_host(dy), expected, bound, "add_rms_norm output");
+    }
+}
+
+// The fused prologue against the five host ops: QK-norm, RoPE, cache write of a batch of two
+// sequences over a scrambled pool.
+TEST_P(DeviceOps, AttentionPrologueEqualsItsFiveOps) {
+    std::mt19937 rng(18);
+    const RopeShape q_rope{48, 128, 64, 5e6}, k_rope{8, 128, 64, 5e6};
+    const int64_t q_width = 48 * 128, kv_width = 8 * 128, block_size = 16, n_blocks = 9;
+    const std::vector<int32_t> table_a{4, 0, 7}, table_b{2, 8};
+    const std::vector<PagedSequence> sequences{{table_a, 40, 1}, {table_b, 0, 20}};
+    const PagedTokens tokens = paged_tokens(sequences);
+    for (bool bf16_weight : {false, true}) {
+        Tensor q = random_f32({21, q_width}, rng), k = random_f32({21, kv_width}, rng),
+               v = random_f32({21, kv_width}, rng);
+        QkNorm norm{bf16_weight ? random_bf16({q_width}, rng) : random_f32({q_width}, rng),
+                    bf16_weight ? random_bf16({kv_width}, rng) : random_f32({kv_width}, rng),
+                    1e-6f};
+        Tensor pool_keys = random_f32({n_blocks * block_size, kv_width}, rng, 50.0f);
+        Tensor pool_values = random_f32({n_blocks * block_size, kv_width}, rng, 50.0f);
+        Tensor eq = q.to(Device::host()), ek = k.to(Device::host());
+        KvLayer expected_pool{pool_keys.to(Device::host()), pool_values.to(Device::host()), block_size};
+        attention_prologue(eq, ek, v, norm, q_rope, k_rope, tokens, expected_pool);
+        Tensor dq = on_device(q), dk = on_device(k);
+        KvLayer pool{on_device(pool_keys), on_device(pool_values), block_size};
+        attention_prologue(dq, dk, on_device(v), {on_device(norm.q_weight), on_device(norm.k_weight), norm.eps},
+                           q_rope, k_rope, paged_tokens_to(tokens, device_), pool);
+        // The norm's scale to 4e-7 relative (RmsNormInPlace), then the rotation to 2^-23 of
+        // its inputs (RopePartialNeoxMiniMaxShape): within 1e-6 x (1 + |value|) together.
+        auto relative = [](const Tensor& expected) {
+            std::vector<double> bound(expected.numel());
+            for (int64_t i = 0; i < expected.numel(); ++i) bound[i] = 1e-6 * (1 + std::fabs(expected.data<float>()[i]));
+            return bound;
+        };
+        expect_within(to_host(dq), eq, relative(eq), "prologue q");
+        expect_within(to_host(dk), ek, relative(ek), "prologue k");
+        expect_within(to_host(pool.keys), expected_pool.keys, relative(expected_pool.keys), "prologue key pool");
+        expect_within(to_host(pool.values), expected_pool.values, 0.0, "prologue value pool");
+    }
 }
 
 TEST_P(DeviceOps, EmbeddingRowsAreCopiedExactly) {

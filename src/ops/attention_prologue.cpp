@@ -1,0 +1,52 @@
+#include "ops/attention_prologue.h"
+
+#include "ops/device_dispatch.h"
+#include "ops/rms_norm.h"
+#include "util/error.h"
+
+namespace fourbit {
+
+void attention_prologue(Tensor& q, Tensor& k, const Tensor& v, const QkNorm& norm,
+                        const RopeShape& q_rope, const RopeShape& k_rope,
+                        const PagedTokens& tokens, const KvLayer& pool) {
+    const Device device = op_device("attention_prologue", {&q, &k, &v, &norm.q_weight,
+                                                           &norm.k_weight, &tokens.positions,
+                                                           &pool.keys});
+    const bool fused = device.is_cuda() && norm.q_weight.dtype() == norm.k_weight.dtype() &&
+                       q_rope.rotary_dim <= cuda::kRopeCudaMaxRotaryDim &&
+                       q_rope.rotary_dim == k_rope.rotary_dim && q_rope.theta == k_rope.theta &&
+                       q_rope.head_dim == k_rope.head_dim;
+    if (!fused) {
+        rms_norm(q, norm.q_weight, norm.eps, q);
+        rms_norm(k, norm.k_weight, norm.eps, k);
+        rope_neox(q, tokens.positions, q_rope);
+        rope_neox(k, tokens.positions, k_rope);
+        kv_cache_write(k, v, tokens, pool);
+        return;
+    }
+    // The checks the five ops would make (the pool's tables were checked before upload).
+    FOURBIT_ASSERT(q.rank() == 2 && k.rank() == 2 && v.shape() == k.shape() &&
+                       q.dim(0) == k.dim(0) && q.dim(1) == q_rope.n_heads * q_rope.head_dim &&
+                       k.dim(1) == k_rope.n_heads * k_rope.head_dim &&
+                       q.dtype() == DType::f32 && k.dtype() == DType::f32 &&
+                       v.dtype() == DType::f32,
+                   "attention_prologue: q {} k {} v {}", shape_text(q.shape()),
+                   shape_text(k.shape()), shape_text(v.shape()));
+    FOURBIT_ASSERT(norm.q_weight.rank() == 1 && norm.q_weight.dim(0) == q.dim(1) &&
+                       norm.k_weight.rank() == 1 && norm.k_weight.dim(0) == k.dim(1) &&
+                       (norm.q_weight.dtype() == DType::f32 || norm.q_weight.dtype() == DType::bf16),
+                   "attention_prologue: norms {} {}", shape_text(norm.q_weight.shape()),
+                   shape_text(norm.k_weight.shape()));
+    FOURBIT_ASSERT(tokens.positions.rank() == 1 && tokens.positions.dim(0) == q.dim(0) &&
+                       pool.keys.rank() == 2 && pool.keys.dim(1) == k.dim(1) &&
+                       pool.keys.dtype() == DType::f32,
+                   "attention_prologue: positions {} pool {}", shape_text(tokens.positions.shape()),
+                   shape_text(pool.keys.shape()));
+#ifdef FOURBIT_CUDA
+    cuda::attention_prologue(q, k, v, norm, q_rope, k_rope, tokens, pool);
+#else
+    no_cuda_backend("attention_prologue", device);
+#endif
+}
+
+}  // namespace fourbit
