@@ -8,6 +8,7 @@
 #include <random>
 
 #include "model/kv_pool.h"
+#include "model/op_profile.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -85,6 +86,15 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
     constexpr int64_t kBlock = 32;
     ModelBenchResult result;
     result.device = device_text(device);
+    OpProfile& profile = OpProfile::global();
+    profile.enable(options.profile_ops);
+    // Each op's time per step of the test just run (warm-up included), when profiling.
+    auto op_shares = [&](double steps) {
+        std::map<std::string, double> shares;
+        for (const auto& [op, seconds] : profile.totals()) shares[op] = 1e3 * seconds / steps;
+        profile.reset();
+        return shares;
+    };
     result.copy_bytes_per_s = copy_bandwidth(device);
     spdlog::info("{}: copy bandwidth {:.0f} GB/s", result.device, result.copy_bytes_per_s / 1e9);
     std::mt19937 rng(1);
@@ -99,12 +109,14 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
             prefill(model, pool, batch, 0, ids, options.prefill_chunk);
             if (r > 0) best = std::min(best, seconds_since(start));
         }
-        result.rows.push_back({fmt::format("pp{}", length), 1, length / best, 1e3 * best, 0, 0});
+        result.rows.push_back({fmt::format("pp{}", length), 1, length / best, 1e3 * best, 0, 0,
+                               op_shares(options.repetitions + 1.0)});
         spdlog::info("pp{}: {:.1f} tokens/s", length, length / best);
     }
 
     const double kv_bytes_per_position = 2.0 * c.num_hidden_layers * c.kv_width() * sizeof(float);
     for (int64_t b : options.batch_sizes) {
+        profile.reset();
         const int64_t capacity = options.context + options.decode_tokens + 1;
         const KvPool pool(c, b * ((capacity + kBlock - 1) / kBlock), kBlock, device);
         double best = 1e30;
@@ -120,6 +132,7 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
                                         options.prefill_chunk);
                 next[s] = {argmax_row(logits, 0)};
             }
+            profile.reset();  // the prefill of the context is not this test's
             const auto start = Clock::now();
             for (int64_t step = 0; step < options.decode_tokens; ++step) {
                 std::vector<SequenceInput> inputs;
@@ -136,7 +149,8 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
         }
         const double step_s = best / options.decode_tokens;
         ModelBenchRow row{fmt::format("tg{} @ {} x{}", options.decode_tokens, options.context, b),
-                          b, b / step_s, 1e3 * step_s, 0, 0};
+                          b, b / step_s, 1e3 * step_s, 0, 0,
+                          op_shares(static_cast<double>(options.decode_tokens))};
         if (b == 1) {
             // The average step's context: context + half the generated tokens.
             row.bytes_per_step = static_cast<double>(weight_bytes_per_decoded_token(model.weights())) +
@@ -159,6 +173,17 @@ std::string model_bench_markdown(const ModelBenchResult& result) {
                            row.ms_per_step,
                            row.bytes_per_step > 0 ? fmt::format("{:.2f} GB", row.bytes_per_step / 1e9) : "",
                            row.ceiling_fraction > 0 ? fmt::format("{:.0f}%", 100 * row.ceiling_fraction) : "");
+    }
+    for (const ModelBenchRow& row : result.rows) {
+        if (row.op_ms_per_step.empty()) continue;
+        double total = 0;
+        for (const auto& [op, ms] : row.op_ms_per_step) total += ms;
+        out += fmt::format("\n{}: where a step's time goes (each op waited for; {:.3f} ms per step "
+                           "so measured)\n\n| op | ms per step | share |\n|---|---:|---:|\n",
+                           row.test, total);
+        for (const auto& [op, ms] : row.op_ms_per_step) {
+            out += fmt::format("| {} | {:.3f} | {:.0f}% |\n", op, ms, 100 * ms / total);
+        }
     }
     return out;
 }

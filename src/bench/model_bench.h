@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@ struct ModelBenchOptions {
     int64_t context = 512;                     // tokens each sequence holds before a tg test
     int64_t prefill_chunk = 2048;              // tokens per forward in prefill (serve's default)
     int repetitions = 3;                       // the best of these is reported
+    bool profile_ops = false;  // time each op of each test (model/op_profile.h): slower steps
 };
 
 struct ModelBenchRow {
@@ -30,6 +32,7 @@ struct ModelBenchRow {
     double ms_per_step = 0;      // one forward (tg) or the whole prompt (pp)
     double bytes_per_step = 0;   // tg at batch 1: the bytes a step must read; else 0
     double ceiling_fraction = 0; // tg at batch 1: bytes / time / copy bandwidth; else 0
+    std::map<std::string, double> op_ms_per_step;  // with profile_ops: each op's share
 };
 
 struct ModelBenchResult {

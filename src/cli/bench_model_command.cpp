@@ -48,6 +48,8 @@ void add_bench_model_command(CLI::App& app) {
         ->capture_default_str();
     command->add_option("-r,--repetitions", o->bench.repetitions, "runs per test (best kept)")
         ->capture_default_str();
+    command->add_flag("--profile-ops", o->bench.profile_ops,
+                      "also time each op (waits after every op: slower, no CUDA graphs)");
     command->add_option("--output", o->output, "also write the Markdown table here");
     command->callback([o] {
         if (o->model_dir.empty() == o->synthetic.empty()) {

@@ -10,6 +10,7 @@
 #include <bit>
 #include <mutex>
 
+#include "model/op_profile.h"
 #include "ops/add.h"
 #include "ops/attention.h"
 #include "ops/attention_prologue.h"
@@ -136,13 +137,14 @@ Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& po
     StepActivations a = buffers.activations(c, device, T, R);
     Tensor placed = buffers.indices(device, host.packed.dim(0));
     placed.copy_from(host.packed);
-    const bool graphed = T <= kGraphMaxTokens;
+    // (Profiling waits after every op, which a recorded graph cannot.)
+    const bool graphed = T <= kGraphMaxTokens && !OpProfile::global().enabled();
     // A recorded step's launches are sized by its context: round it up to a power of two, so
     // that a decode reuses its graph for many steps (the kernels read each token's own
     // position; a bound above it only adds empty work). The same whether or not graphs are
     // on, so that both launch the very same kernels.
     const int64_t context =
-        graphed ? std::max<int64_t>(64, static_cast<int64_t>(std::bit_ceil(
+        T <= kGraphMaxTokens ? std::max<int64_t>(64, static_cast<int64_t>(std::bit_ceil(
                                             static_cast<uint64_t>(host.paged.max_context))))
                 : host.paged.max_context;
     const StepIndices step = step_views(placed, T, R, context);
@@ -166,7 +168,9 @@ void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActiva
     const RopeShape k_rope{c.num_key_value_heads, c.head_dim, c.rotary_dim, c.rope_theta};
     const bool on_host = weights_.device().is_host();
 
+    OpTimer timer(weights_.device());
     embedding(step.ids, weights_.embed_tokens, a.x);
+    timer.mark("embedding");
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
         const LayerWeights& layer = weights_.layers[l];
         const KvLayer kv = pool.layer(l);
@@ -178,25 +182,32 @@ void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActiva
         } else {
             add_rms_norm(a.x, a.block_out, layer.input_norm, eps, a.h);
         }
+        timer.mark("add_rms_norm");
         if (observer) observer->attention_input(l, a.h);
         linear(a.h, layer.q, a.q);  // [T, Q]
         linear(a.h, layer.k, a.k);  // [T, KV]
         linear(a.h, layer.v, a.v);  // [T, KV]
+        timer.mark("linear q, k, v");
         // QK-norm is "per_layer": one RMS over the token's whole q (all heads), and one over
         // its whole k, not per head; and it comes before RoPE, which is partial: only the first
         // rotary_dim of each head's head_dim dimensions rotate. Then every token's keys and
         // values are written, before any attention reads (see the header's NOTE).
         attention_prologue(a.q, a.k, a.v, {layer.q_norm, layer.k_norm, eps}, q_rope, k_rope,
                            step.paged, kv);
+        timer.mark("attention_prologue");
         attention_paged(a.q, step.paged, kv, attention_shape, a.attended);
+        timer.mark("attention_paged");
         if (observer) observer->attention_output(l, a.attended);
         linear(a.attended, layer.o, a.block_out);  // [T, H]
+        timer.mark("linear o");
 
         // MoE: the router selects by sigmoid + bias but weighs by the sigmoid alone.
         add_rms_norm(a.x, a.block_out, layer.post_attention_norm, eps, a.h);
+        timer.mark("add_rms_norm");
         linear(a.h, layer.router, a.router_logits);  // [T, E], f32 whatever the weight's dtype
         moe_route(a.router_logits, layer.routing_bias, c.num_experts_per_tok, a.expert_ids,
                   a.expert_weights);
+        timer.mark("router");
         if (observer) observer->moe_input(l, a.h, a.expert_ids);
         // The experts as this device holds them: the checkpoint's list on the host, grouped
         // once at load on a CUDA device.
@@ -205,6 +216,7 @@ void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActiva
         } else {
             moe_experts(a.h, a.expert_ids, a.expert_weights, layer.grouped_experts, a.block_out);
         }
+        timer.mark("moe_experts");
     }
     add(a.x, a.block_out);
 
@@ -214,6 +226,7 @@ void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActiva
     embedding(step.logit_rows, a.x, a.final_rows);
     rms_norm(a.final_rows, weights_.final_norm, eps, a.final_rows);
     linear(a.final_rows, weights_.lm_head, a.logits);  // [R, V]
+    timer.mark("final norm and lm_head");
 }
 
 }  // namespace fourbit

@@ -60,6 +60,11 @@ DeviceMemoryInfo cuda_memory_info(int index) {
     return {static_cast<int64_t>(free_bytes), static_cast<int64_t>(total_bytes)};
 }
 
+void cuda_synchronize(int index) {
+    DeviceScope scope(index);
+    FOURBIT_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
 std::shared_ptr<void> cuda_allocate(size_t bytes, int index) {
     DeviceScope scope(index);
     void* data = nullptr;

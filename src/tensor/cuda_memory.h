@@ -23,6 +23,9 @@ struct DeviceMemoryInfo {
 // What CUDA device `index` has now (cudaMemGetInfo); an Error without the backend or device.
 DeviceMemoryInfo cuda_memory_info(int index);
 
+// Waits until CUDA device `index` has finished all its work.
+void cuda_synchronize(int index);
+
 // `bytes` of device memory on CUDA device `index` (cudaMalloc), freed with the last copy of the
 // handle. Zero bytes still gives a valid, unique pointer.
 std::shared_ptr<void> cuda_allocate(size_t bytes, int index);

@@ -15,6 +15,8 @@ DeviceMemoryInfo cuda_memory_info(int index) {
     fail("cuda:{}: this build has no CUDA backend", index);
 }
 
+void cuda_synchronize(int index) { fail("cuda:{}: this build has no CUDA backend", index); }
+
 std::shared_ptr<void> cuda_allocate(size_t bytes, int index) {
     fail("cannot allocate {} bytes on cuda:{}: this build has no CUDA backend "
          "(configure with -DFOURBIT_CUDA=ON)",

@@ -105,6 +105,10 @@ if [ $build -eq 0 ] && [ "${FOURBIT_MODEL_BENCH:-all}" != none ]; then
             --all-layers-nvfp4 --device cuda -p 512,4096 -b 1 -n 128 --context 0 \
             >>"$log_dir/model_bench.md" 2>&1
     done
+    echo "## m2.7 slice, 4 layers: where the time goes (each op waited for, no graphs)" >>"$log_dir/model_bench.md"
+    "$build_dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers 4 --all-layers-nvfp4 \
+        --device cuda -p 512,4096 -b 1 -n 32 --context 512 -r 1 --profile-ops \
+        >>"$log_dir/model_bench.md" 2>&1
     memory_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null | head -1)
     if [ "${memory_mib:-0}" -gt 130000 ]; then
         echo "## m2.7, 62 layers, every layer NVFP4" >>"$log_dir/model_bench.md"

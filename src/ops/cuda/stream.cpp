@@ -1,5 +1,7 @@
 #include "ops/cuda/stream.h"
 
+#include <cstdint>
+
 #include "tensor/cuda_check.h"
 
 namespace fourbit::cuda {
@@ -14,7 +16,27 @@ StreamScope::StreamScope(cudaStream_t stream) : previous_(g_stream) { g_stream =
 
 StreamScope::~StreamScope() { g_stream = previous_; }
 
+namespace {
+
+// The stream-ordered pool keeps what it has mapped: by default it hands freed memory back to the
+// driver at every synchronisation, and a step's next temporaries (the MoE's intermediate rows:
+// 25 MB at 512 tokens) would be mapped anew each step.
+void keep_pool_memory() {
+    thread_local int configured_device = -1;
+    int device = 0;
+    FOURBIT_CUDA_CHECK(cudaGetDevice(&device));
+    if (device == configured_device) return;
+    cudaMemPool_t pool = nullptr;
+    FOURBIT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+    uint64_t keep_all = UINT64_MAX;
+    FOURBIT_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_all));
+    configured_device = device;
+}
+
+}  // namespace
+
 Scratch::Scratch(size_t bytes) : stream_(current_stream()) {
+    keep_pool_memory();
     FOURBIT_CUDA_CHECK(cudaMallocAsync(&data_, bytes == 0 ? 256 : bytes, stream_));
 }
 
