@@ -127,6 +127,9 @@ void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert
     const int64_t n_tokens = h.dim(0), top_k = expert_ids.dim(1);
     if (n_tokens == 0) return;
     if (!experts.nvfp4()) return moe_experts_dense(h, expert_ids, expert_weights, experts, out);
+    if (moe_grouped_pays(n_tokens, top_k, experts.n_experts())) {
+        return moe_experts_grouped(h, expert_ids, expert_weights, experts, out);
+    }
     DeviceScope scope(h.device().index);
     cudaStream_t stream = current_stream();
     const nvfp4::ExpertsView view{experts.gate_up_codes.data<uint4>(),

@@ -20,10 +20,10 @@ std::string gib(int64_t bytes) { return fmt::format("{:.2f} GiB", bytes / double
 int64_t forward_workspace_bytes(const MiniMaxM2Config& c, int64_t max_tokens,
                                 int64_t max_logit_rows) {
     // Per token, f32: residual, normed input, block output, q, attended, k, v, router logits,
-    // routing ids and weights, and the MoE's k intermediate rows.
+    // routing ids and weights, and the MoE's k intermediate and k output rows (grouped MoE).
     const int64_t per_token = 3 * c.hidden_size + 2 * c.q_width() + 2 * c.kv_width() +
                               c.num_local_experts + 2 * c.num_experts_per_tok +
-                              c.num_experts_per_tok * c.intermediate_size;
+                              c.num_experts_per_tok * (c.intermediate_size + c.hidden_size);
     const int64_t rows = std::min(max_tokens, max_logit_rows);
     return 4 * (max_tokens * per_token + rows * (c.hidden_size + c.vocab_size)) + kFixedAllowance;
 }

@@ -441,6 +441,21 @@ TEST_P(DeviceOps, MoeExpertsDecodeAndSmallPrefill) {
     }
 }
 
+// Enough slots per expert that CUDA groups them by expert (moe_grouped_cuda.cu): tiles of up to
+// 8 slots, experts with one slot, with 9 (a full tile and one more), and with none.
+TEST_P(DeviceOps, MoeExpertsGroupedPrefill) {
+    std::mt19937 rng(19);
+    for (const MoeCase& c : {MoeCase{64, 16, 4, 256, 128}, MoeCase{37, 8, 2, 128, 64}}) {
+        run_moe_case(c, device_, rng, ExpertKind::nvfp4);
+    }
+}
+
+TEST_P(DeviceOps, MoeExpertsGroupedPrefillMiniMaxWidths) {
+    if (device_.is_host()) GTEST_SKIP() << "the host compared with itself: nothing to learn here";
+    std::mt19937 rng(20);
+    run_moe_case(MoeCase{160, 32, 8, 3072, 1536}, device_, rng, ExpertKind::nvfp4_bytes);
+}
+
 TEST_P(DeviceOps, MoeExpertsBf16DecodeAndSmallPrefill) {
     std::mt19937 rng(15);
     for (const MoeCase& c : {MoeCase{1, 16, 8, 256, 128}, MoeCase{6, 16, 4, 256, 128},

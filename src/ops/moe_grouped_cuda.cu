@@ -1,0 +1,230 @@
+// The NVFP4 MoE for many tokens (prefill chunks): the decode kernels (moe_cuda.cu) give every
+// routed slot its own pass over its expert's weights, so a 512-token chunk reads each expert
+// ~16 times over. Here the slots are first grouped by expert on the device (a counting sort),
+// then each CTA multiplies one 16-row stripe of one expert with a tile of up to 8 of that
+// expert's slots (the mma's 8 token columns): every expert's weights are read once per 8 slots.
+// Down writes each slot's weighted output row; a last kernel sums a token's k rows in slot
+// order, as the CPU does. No host synchronisation anywhere (graph capture stays possible).
+#include "ops/cuda/nvfp4_gemv.cuh"
+#include "ops/cuda/stream.h"
+#include "ops/moe.h"
+#include "tensor/cuda_check.h"
+
+namespace fourbit::cuda {
+
+namespace {
+
+using nvfp4::ExpertsView;
+using nvfp4::kGroupCols;
+using nvfp4::kThreads;
+using nvfp4::kWarps;
+
+constexpr int kTileSlots = 8;  // one mma token tile
+constexpr int kChunk = nvfp4::kProductionChunk;
+
+// Slots grouped by expert: sorted[] lists the slots of expert 0, then of expert 1, ...; tile i
+// covers sorted[tile_begin[i] .. + tile_count[i]) of expert tile_expert[i]; n_tiles[0] tiles.
+struct Grouping {
+    int32_t* counts;      // [E] (also the scatter cursors)
+    int32_t* sorted;      // [slots]
+    int32_t* tile_expert; // [max_tiles]
+    int32_t* tile_begin;
+    int32_t* tile_count;
+    int32_t* n_tiles;     // [1]
+};
+
+__global__ void count_kernel(const int32_t* ids, int n_slots, int32_t* counts) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n_slots; i += gridDim.x * blockDim.x) {
+        atomicAdd(counts + ids[i], 1);
+    }
+}
+
+// One thread: the experts' offsets, their tiles, and the scatter cursors (counts := offsets).
+__global__ void plan_kernel(int n_experts, Grouping g) {
+    int offset = 0, tiles = 0;
+    for (int e = 0; e < n_experts; ++e) {
+        const int count = g.counts[e];
+        for (int first = 0; first < count; first += kTileSlots) {
+            g.tile_expert[tiles] = e;
+            g.tile_begin[tiles] = offset + first;
+            g.tile_count[tiles] = min(kTileSlots, count - first);
+            ++tiles;
+        }
+        g.counts[e] = offset;
+        offset += count;
+    }
+    g.n_tiles[0] = tiles;
+}
+
+// The order of slots within an expert does not matter: each slot's rows are computed alone.
+__global__ void scatter_kernel(const int32_t* ids, int n_slots, Grouping g) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n_slots; i += gridDim.x * blockDim.x) {
+        g.sorted[atomicAdd(g.counts + ids[i], 1)] = i;
+    }
+}
+
+// Rows source[row_of(r)] for r < n_rows into shared memory, stride k + 8 (stage_rows' layout).
+template <typename RowOf>
+__device__ __forceinline__ void stage_gathered(float* shared, const float* source, int n_rows,
+                                               int k, RowOf row_of) {
+    const int vectors = k / 4;
+    for (int index = threadIdx.x; index < n_rows * vectors; index += kThreads) {
+        const int r = index / vectors, c = index % vectors;
+        nvfp4::copy_async_16(shared + r * (k + 8) + 4 * c,
+                             source + static_cast<int64_t>(row_of(r)) * k + 4 * c);
+    }
+    nvfp4::wait_async_copies();
+    __syncthreads();
+}
+
+// grid (2 I / 16 stripes, max tiles): mid[slot] = silu(gate_e h) * (up_e h) for the tile's slots.
+__global__ void __launch_bounds__(kThreads)
+    grouped_gate_up_kernel(ExpertsView experts, Grouping g, const float* h, int top_k, float* mid) {
+    extern __shared__ float staged[];
+    const int tile = blockIdx.y;
+    if (tile >= g.n_tiles[0]) return;
+    const int stripe = blockIdx.x, warp = threadIdx.x >> 5;
+    const int expert = g.tile_expert[tile], begin = g.tile_begin[tile], count = g.tile_count[tile];
+    const int groups = experts.hidden / kGroupCols;
+    const int first_group = warp * groups / kWarps, end_group = (warp + 1) * groups / kWarps;
+    const int64_t weights_tile = static_cast<int64_t>(expert) * (2 * experts.intermediate / 16) + stripe;
+    const uint4* codes = experts.gate_up_codes + weights_tile * groups * 32;
+    const uint2* scales = experts.gate_up_scales + weights_tile * groups * 8;
+    nvfp4::WeightChunk<kChunk> first;
+    nvfp4::load_chunk(first, codes, scales, first_group, end_group);
+    stage_gathered(staged, h, count, experts.hidden,
+                   [&](int r) { return g.sorted[begin + r] / top_k; });
+    float acc[1][4] = {};
+    nvfp4::stripe_partial<1, kChunk, true>(first, codes, scales, first_group, end_group, staged,
+                                           experts.hidden + 8, count, acc);
+    __shared__ float partial[kWarps][4][32];
+    nvfp4::store_partials<1>(partial, acc);
+    __syncthreads();
+    // Output (row g, slot column n): lane 4g + n / 2, registers n % 2 (gate) and 2 + n % 2 (up).
+    if (threadIdx.x < 8 * kTileSlots) {
+        const int row = threadIdx.x / kTileSlots, n = threadIdx.x % kTileSlots;
+        if (n < count) {
+            const int lane = 4 * row + n / 2;
+            float gate = 0.0f, up = 0.0f;
+#pragma unroll
+            for (int v = 0; v < kWarps; ++v) {
+                gate += partial[v][n % 2][lane];
+                up += partial[v][2 + n % 2][lane];
+            }
+            gate *= experts.out_scales[expert * 3 + 0];
+            up *= experts.out_scales[expert * 3 + 1];
+            const int slot = g.sorted[begin + n];
+            mid[static_cast<int64_t>(slot) * experts.intermediate + stripe * 8 + row] =
+                gate / (1.0f + expf(-gate)) * up;
+        }
+    }
+}
+
+// grid (H / 16 stripes, max tiles): rows[slot] = weight[slot] (down_e mid[slot]) for the tile.
+__global__ void __launch_bounds__(kThreads)
+    grouped_down_kernel(ExpertsView experts, Grouping g, const float* weights, const float* mid,
+                        float* rows) {
+    extern __shared__ float staged[];
+    const int tile = blockIdx.y;
+    if (tile >= g.n_tiles[0]) return;
+    const int stripe = blockIdx.x, warp = threadIdx.x >> 5;
+    const int expert = g.tile_expert[tile], begin = g.tile_begin[tile], count = g.tile_count[tile];
+    const int groups = experts.intermediate / kGroupCols;
+    const int first_group = warp * groups / kWarps, end_group = (warp + 1) * groups / kWarps;
+    const int64_t weights_tile = static_cast<int64_t>(expert) * (experts.hidden / 16) + stripe;
+    const uint4* codes = experts.down_codes + weights_tile * groups * 32;
+    const uint2* scales = experts.down_scales + weights_tile * groups * 8;
+    nvfp4::WeightChunk<kChunk> first;
+    nvfp4::load_chunk(first, codes, scales, first_group, end_group);
+    stage_gathered(staged, mid, count, experts.intermediate,
+                   [&](int r) { return g.sorted[begin + r]; });
+    float acc[1][4] = {};
+    nvfp4::stripe_partial<1, kChunk, true>(first, codes, scales, first_group, end_group, staged,
+                                           experts.intermediate + 8, count, acc);
+    __shared__ float partial[kWarps][4][32];
+    nvfp4::store_partials<1>(partial, acc);
+    __syncthreads();
+    // Output (row r of the stripe, slot column n): lane 4 (r % 8) + n / 2, register
+    // n % 2 + (r >= 8 ? 2 : 0).
+    if (threadIdx.x < 16 * kTileSlots) {
+        const int r = threadIdx.x / kTileSlots, n = threadIdx.x % kTileSlots;
+        if (n < count) {
+            const int lane = 4 * (r % 8) + n / 2, reg = n % 2 + (r >= 8 ? 2 : 0);
+            float sum = 0.0f;
+#pragma unroll
+            for (int v = 0; v < kWarps; ++v) sum += partial[v][reg][lane];
+            const int slot = g.sorted[begin + n];
+            rows[static_cast<int64_t>(slot) * experts.hidden + stripe * 16 + r] =
+                weights[slot] * experts.out_scales[expert * 3 + 2] * sum;
+        }
+    }
+}
+
+// out[t] = sum over j < top_k, in order, of rows[t top_k + j].
+__global__ void sum_slots_kernel(const float* rows, int n_tokens, int top_k, int hidden,
+                                 float* out) {
+    const int64_t n = static_cast<int64_t>(n_tokens) * hidden;
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t t = i / hidden, c = i % hidden;
+        float sum = 0.0f;
+        for (int j = 0; j < top_k; ++j) sum += rows[(t * top_k + j) * hidden + c];
+        out[i] = sum;
+    }
+}
+
+}  // namespace
+
+bool moe_grouped_pays(int64_t n_tokens, int64_t top_k, int64_t n_experts) {
+    // At four slots per expert on average, reading each expert once per tile of up to 8 slots
+    // beats a pass per slot.
+    return n_tokens * top_k >= 4 * n_experts;
+}
+
+void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
+                         const GroupedExperts& experts, Tensor& out) {
+    const int n_tokens = static_cast<int>(h.dim(0)), top_k = static_cast<int>(expert_ids.dim(1));
+    const int n_slots = n_tokens * top_k, n_experts = static_cast<int>(experts.n_experts());
+    const int hidden = static_cast<int>(experts.hidden);
+    const int intermediate = static_cast<int>(experts.intermediate);
+    const int max_tiles = (n_slots + kTileSlots - 1) / kTileSlots + n_experts;
+    DeviceScope scope(h.device().index);
+    cudaStream_t stream = current_stream();
+    Scratch indices(sizeof(int32_t) * (n_experts + n_slots + 3 * max_tiles + 1));
+    Grouping g;
+    g.counts = indices.as<int32_t>();
+    g.sorted = g.counts + n_experts;
+    g.tile_expert = g.sorted + n_slots;
+    g.tile_begin = g.tile_expert + max_tiles;
+    g.tile_count = g.tile_begin + max_tiles;
+    g.n_tiles = g.tile_count + max_tiles;
+    FOURBIT_CUDA_CHECK(cudaMemsetAsync(g.counts, 0, sizeof(int32_t) * n_experts, stream));
+    const int32_t* ids = expert_ids.data<int32_t>();
+    const unsigned sort_blocks = static_cast<unsigned>((n_slots + 255) / 256);
+    count_kernel<<<sort_blocks, 256, 0, stream>>>(ids, n_slots, g.counts);
+    plan_kernel<<<1, 1, 0, stream>>>(n_experts, g);
+    scatter_kernel<<<sort_blocks, 256, 0, stream>>>(ids, n_slots, g);
+    FOURBIT_CUDA_CHECK_LAUNCH();
+
+    const ExpertsView view{experts.gate_up_codes.data<uint4>(), experts.gate_up_scales.data<uint2>(),
+                           experts.down_codes.data<uint4>(),    experts.down_scales.data<uint2>(),
+                           experts.out_scales.data<float>(),    hidden,
+                           intermediate};
+    Scratch mid(sizeof(float) * static_cast<size_t>(n_slots) * intermediate);
+    const size_t gate_up_bytes = nvfp4::staged_bytes(kTileSlots, hidden);
+    FOURBIT_CUDA_CHECK(nvfp4::allow_shared_bytes(grouped_gate_up_kernel, gate_up_bytes));
+    grouped_gate_up_kernel<<<dim3(2 * intermediate / 16, max_tiles), kThreads, gate_up_bytes, stream>>>(
+        view, g, h.data<float>(), top_k, mid.as<float>());
+    FOURBIT_CUDA_CHECK_LAUNCH();
+    Scratch rows(sizeof(float) * static_cast<size_t>(n_slots) * hidden);
+    const size_t down_bytes = nvfp4::staged_bytes(kTileSlots, intermediate);
+    FOURBIT_CUDA_CHECK(nvfp4::allow_shared_bytes(grouped_down_kernel, down_bytes));
+    grouped_down_kernel<<<dim3(hidden / 16, max_tiles), kThreads, down_bytes, stream>>>(
+        view, g, expert_weights.data<float>(), mid.as<float>(), rows.as<float>());
+    FOURBIT_CUDA_CHECK_LAUNCH();
+    sum_slots_kernel<<<1024, 256, 0, stream>>>(rows.as<float>(), n_tokens, top_k, hidden,
+                                               out.data<float>());
+    FOURBIT_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace fourbit::cuda
