@@ -9,6 +9,7 @@
 # root, with `.gpu-deps` carried:
 #   bash tools/gpu/check.sh          everything: the whole project and every test
 #   bash tools/gpu/check.sh cuda     the CUDA backend only: tensor and op tests, benchmarks
+# FOURBIT_MODEL_BENCH=none skips the model benchmarks, FOURBIT_NCU=none the ncu profiles.
 # FOURBIT_COMMIT names the commit in the results where the tree has no .git (a copied tree).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -119,7 +120,7 @@ if [ $build -eq 0 ] && [ "${FOURBIT_MODEL_BENCH:-all}" != none ]; then
     model_bench=$([ $? -eq 0 ] && echo "ok, see model_bench.md" || echo "FAILED, see model_bench.md")
 fi
 profile="not run"
-if [ $build -eq 0 ] && command -v ncu >/dev/null; then
+if [ $build -eq 0 ] && command -v ncu >/dev/null && [ "${FOURBIT_NCU:-all}" != none ]; then
     # Hardware counters of the q_proj GEMV at one token (clocks left alone, METHOD.md): where its
     # time goes (issue slots, stalls, achieved bandwidth) for the next kernel change.
     ncu --clock-control none --kernel-name regex:linear_kernel --launch-skip 1 --launch-count 1 \
