@@ -31,8 +31,11 @@ std::shared_ptr<CapturedGraph> capture_graph(int device_index, const std::functi
         try {
             step();
         } catch (...) {
+            // End the failed recording, and clear the error it leaves as the thread's last one
+            // (a later launch check would report it again).
             cudaStreamEndCapture(graph->stream, &recorded);
             if (recorded != nullptr) cudaGraphDestroy(recorded);
+            cudaGetLastError();
             throw;
         }
         FOURBIT_CUDA_CHECK(cudaStreamEndCapture(graph->stream, &recorded));

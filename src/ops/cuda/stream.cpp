@@ -21,11 +21,16 @@ namespace {
 // The stream-ordered pool keeps what it has mapped: by default it hands freed memory back to the
 // driver at every synchronisation, and a step's next temporaries (the MoE's intermediate rows:
 // 25 MB at 512 tokens) would be mapped anew each step.
-void keep_pool_memory() {
+void keep_pool_memory(cudaStream_t stream) {
     thread_local int configured_device = -1;
     int device = 0;
     FOURBIT_CUDA_CHECK(cudaGetDevice(&device));
     if (device == configured_device) return;
+    // A pool's attributes cannot change while a graph is being recorded: the next Scratch
+    // outside a recording does it.
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    FOURBIT_CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
+    if (capturing != cudaStreamCaptureStatusNone) return;
     cudaMemPool_t pool = nullptr;
     FOURBIT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
     uint64_t keep_all = UINT64_MAX;
@@ -36,7 +41,7 @@ void keep_pool_memory() {
 }  // namespace
 
 Scratch::Scratch(size_t bytes) : stream_(current_stream()) {
-    keep_pool_memory();
+    keep_pool_memory(stream_);
     FOURBIT_CUDA_CHECK(cudaMallocAsync(&data_, bytes == 0 ? 256 : bytes, stream_));
 }
 
