@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 build_dir=${FOURBIT_BUILD_DIR:-build}
 fourbit="$build_dir/fourbit"
 port=${FOURBIT_BENCH_PORT:-8811}
-out=bench/results/speculation/$(date +%Y-%m-%d)
+out=${FOURBIT_BENCH_OUT:-bench/results/speculation/$(date +%Y-%m-%d)}
 mkdir -p "$out"
 for profile in throughput agentic; do
     "$fourbit" serve --port "$port" --profile "$profile" --enable-auto-tool-choice \

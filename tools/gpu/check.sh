@@ -35,7 +35,7 @@ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFOURBIT_CUDA=ON
 configure=$?
 build=1
 targets=()
-[ "$scope" = cuda ] && targets=(--target tensor_test ops_test cuda_parity_test cuda_kernels_bench fourbit)
+[ "$scope" = cuda ] && targets=(--target tensor_test ops_test cuda_parity_test engine_cuda_test cuda_kernels_bench fourbit)
 if [ $configure -eq 0 ]; then
     # -k 0: every error in one call, not just the first.
     cmake --build "$build_dir" "${targets[@]}" -j "$(nproc)" -- -k 0 >>"$log_dir/build.log" 2>&1
@@ -47,7 +47,8 @@ gpu_tests="not run"
 if [ $build -eq 0 ]; then
     if [ "$scope" = cuda ]; then
         : >"$log_dir/test.log"
-        for binary in tests/tensor/tensor_test tests/ops/ops_test tests/model/cuda_parity_test; do
+        for binary in tests/tensor/tensor_test tests/ops/ops_test tests/model/cuda_parity_test \
+            tests/runtime/engine_cuda_test; do
             OMP_NUM_THREADS=4 "$build_dir/$binary" >>"$log_dir/test.log" 2>&1
         done
         passed=$(grep -c '^\[       OK \]' "$log_dir/test.log")
@@ -68,6 +69,8 @@ if [ $build -eq 0 ]; then
         >>"$log_dir/gpu_tests.log" 2>&1
     # End to end: CUDA against the CPU on the golden, tiny, small and demo models.
     "$build_dir/tests/model/cuda_parity_test" >>"$log_dir/gpu_tests.log" 2>&1
+    # The serving engine on the device: batching, preemption, speculative decoding.
+    "$build_dir/tests/runtime/engine_cuda_test" >>"$log_dir/gpu_tests.log" 2>&1
     gpu_passed=$(grep -c '^\[       OK \]' "$log_dir/gpu_tests.log")
     gpu_failed=$(grep -c '^\[  FAILED  \] .*(' "$log_dir/gpu_tests.log")
     gpu_skipped=$(grep -c '^\[  SKIPPED \] .*(' "$log_dir/gpu_tests.log")
@@ -119,6 +122,14 @@ if [ $build -eq 0 ] && [ "${FOURBIT_MODEL_BENCH:-all}" != none ]; then
     fi
     model_bench=$([ $? -eq 0 ] && echo "ok, see model_bench.md" || echo "FAILED, see model_bench.md")
 fi
+# The agentic profile against the throughput profile on the demo model, served from the GPU
+# (FOURBIT_SPECULATION=1; the tables come back as speculation_compare.md).
+speculation="not run"
+if [ $build -eq 0 ] && [ "${FOURBIT_SPECULATION:-0}" = 1 ]; then
+    FOURBIT_BUILD_DIR=$build_dir FOURBIT_BENCH_OUT=/tmp/speculation \
+        bash bench/speculation_compare.sh --device cuda >"$log_dir/speculation_compare.md" 2>&1
+    speculation=$([ $? -eq 0 ] && echo "ok, see speculation_compare.md" || echo "FAILED, see speculation_compare.md")
+fi
 profile="not run"
 if [ $build -eq 0 ] && command -v ncu >/dev/null && [ "${FOURBIT_NCU:-all}" != none ]; then
     # Hardware counters of the q_proj GEMV at one token (clocks left alone, METHOD.md): where its
@@ -164,6 +175,7 @@ echo "| GPU tests | $gpu_tests |"
 echo "| memcheck | $memcheck |"
 echo "| GPU benchmarks | $bench |"
 echo "| model benchmarks | $model_bench |"
+echo "| speculation profiles | $speculation |"
 echo "| ncu profile (q_proj, 1 token) | $profile |"
 echo "| wall time | $(($(date +%s) - start)) s |"
 [ $configure -eq 0 ] && [ $build -eq 0 ] && [ "${gpu_failed:-1}" -eq 0 ] && [ "${gpu_skipped:-1}" -eq 0 ]
