@@ -255,56 +255,48 @@ __global__ void __launch_bounds__(kThreads) moe_gate_up_kernel(ExpertsView exper
     }
 }
 
-// rows[p, row] = weights[p] (down_e mid[p])_row, e = ids[p], one routed slot p per grid row,
-// the 8 warps splitting the intermediate width (a pass per slot over few groups: one or two
-// memory latencies, and slots x stripes CTAs to fill the card at one token). grid = (hidden /
-// 16, n_slots); the slot's mid row staged (staged_bytes(1, intermediate)).
+// out[t, row] = sum_j weights[t, j] (down_e mid[t top_k + j])_row, e = ids[t, j], in slot
+// order; warp j computes slot j over the whole intermediate width. grid = (hidden / 16,
+// n_tokens); top_k <= 8; the token's top_k mid rows staged (staged_bytes(top_k, intermediate)).
 template <int kChunk>
 __global__ void __launch_bounds__(kThreads) moe_down_kernel(ExpertsView experts,
                                                             const int32_t* ids,
                                                             const float* weights,
-                                                            const float* mid, float* rows) {
+                                                            const float* mid, int top_k,
+                                                            float* out) {
     extern __shared__ float staged[];
-    const int stripe = blockIdx.x, slot = blockIdx.y, warp = threadIdx.x >> 5;
-    const int expert = ids[slot];
+    const int stripe = blockIdx.x, token = blockIdx.y, warp = threadIdx.x >> 5;
     const int groups = experts.intermediate / kGroupCols;
-    const int begin = warp * groups / kWarps, end = (warp + 1) * groups / kWarps;
-    const int64_t tile = static_cast<int64_t>(expert) * (experts.hidden / 16) + stripe;
-    const uint4* codes = experts.down_codes + tile * groups * 32;
-    const uint2* scales = experts.down_scales + tile * groups * 8;
+    const int64_t stripes = experts.hidden / 16;
+    const bool active = warp < top_k;
+    const uint4* codes = nullptr;
+    const uint2* scales = nullptr;
     WeightChunk<kChunk> first;
-    load_chunk(first, codes, scales, begin, end);
-    stage_rows(staged, mid + static_cast<int64_t>(slot) * experts.intermediate,
-               experts.intermediate, 1, experts.intermediate);
+    if (active) {
+        const int64_t tile = static_cast<int64_t>(ids[token * top_k + warp]) * stripes + stripe;
+        codes = experts.down_codes + tile * groups * 32;
+        scales = experts.down_scales + tile * groups * 8;
+        load_chunk(first, codes, scales, 0, groups);
+    }
+    const int stride = experts.intermediate + 8;
+    stage_rows(staged, mid + static_cast<int64_t>(token) * top_k * experts.intermediate,
+               experts.intermediate, top_k, experts.intermediate);
     float acc[1][4] = {};
-    stripe_partial<1, kChunk, true>(first, codes, scales, begin, end, staged,
-                                    experts.intermediate + 8, 1, acc);
+    if (active) {
+        stripe_partial<1, kChunk, true>(first, codes, scales, 0, groups, staged + warp * stride,
+                                        stride, 1, acc);
+    }
     __shared__ float partial[kWarps][4][32];
     store_partials<1>(partial, acc);
     __syncthreads();
     if (threadIdx.x < 16) {
-        // Token column 0 lives in lanes t = 0: lane 4 (row % 8), register 0 (rows 0..7) or 2.
         const int row = threadIdx.x, lane = 4 * (row % 8), reg = row < 8 ? 0 : 2;
         float sum = 0.0f;
-#pragma unroll
-        for (int v = 0; v < kWarps; ++v) sum += partial[v][reg][lane];
-        rows[static_cast<int64_t>(slot) * experts.hidden + stripe * 16 + row] =
-            weights[slot] * experts.out_scales[expert * 3 + 2] * sum;
-    }
-}
-
-// out[t] = sum over j < top_k, in slot order (ascending expert id, as the CPU adds them), of
-// rows[t top_k + j]. (A template only so that each file including this header may have it.)
-template <typename Row>
-__global__ void sum_slot_rows_kernel(const Row* rows, int n_tokens, int top_k, int hidden,
-                                     float* out) {
-    const int64_t n = static_cast<int64_t>(n_tokens) * hidden;
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-         i += int64_t(gridDim.x) * blockDim.x) {
-        const int64_t t = i / hidden, c = i % hidden;
-        float sum = 0.0f;
-        for (int j = 0; j < top_k; ++j) sum += static_cast<float>(rows[(t * top_k + j) * hidden + c]);
-        out[i] = sum;
+        for (int j = 0; j < top_k; ++j) {
+            const int slot = token * top_k + j;
+            sum += weights[slot] * experts.out_scales[ids[slot] * 3 + 2] * partial[j][reg][lane];
+        }
+        out[static_cast<int64_t>(token) * experts.hidden + stripe * 16 + row] = sum;
     }
 }
 
@@ -372,27 +364,23 @@ inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_token
 }
 
 // The MoE experts of n_tokens tokens, top_k <= 8 slots each: gate/up + SiLU into `mid`
-// [slots, intermediate], down into `rows` [slots, hidden], their sum in slot order into `out`.
+// ([n_tokens top_k, intermediate] f32), then down + the routed sum into `out`.
 inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, const float* weights,
-                              const float* h, int n_tokens, int top_k, float* mid, float* rows,
-                              float* out, cudaStream_t stream) {
+                              const float* h, int n_tokens, int top_k, float* mid, float* out,
+                              cudaStream_t stream) {
     const size_t gate_up_bytes = staged_bytes(1, experts.hidden);
-    const size_t down_bytes = staged_bytes(1, experts.intermediate);
+    const size_t down_bytes = staged_bytes(top_k, experts.intermediate);
     cudaError_t status = allow_shared_bytes(moe_gate_up_kernel<kProductionChunk>, gate_up_bytes);
     if (status == cudaSuccess) {
         status = allow_shared_bytes(moe_down_kernel<kProductionChunk>, down_bytes);
     }
     if (status != cudaSuccess) return status;
-    const int slots = n_tokens * top_k;
-    const dim3 gate_up_grid(2 * experts.intermediate / 16, slots);
-    moe_gate_up_kernel<kProductionChunk><<<gate_up_grid, kThreads, gate_up_bytes, stream>>>(
-        experts, ids, h, top_k, mid);
-    const dim3 down_grid(experts.hidden / 16, slots);
-    moe_down_kernel<kProductionChunk><<<down_grid, kThreads, down_bytes, stream>>>(
-        experts, ids, weights, mid, rows);
-    const int64_t outputs = static_cast<int64_t>(n_tokens) * experts.hidden;
-    sum_slot_rows_kernel<<<static_cast<unsigned>((outputs + 255) / 256), 256, 0, stream>>>(
-        rows, n_tokens, top_k, experts.hidden, out);
+    const dim3 gate_up_grid(2 * experts.intermediate / 16, n_tokens * top_k);
+    moe_gate_up_kernel<kProductionChunk><<<gate_up_grid, kThreads, gate_up_bytes, stream>>>(experts, ids, h,
+                                                                                 top_k, mid);
+    const dim3 down_grid(experts.hidden / 16, n_tokens);
+    moe_down_kernel<kProductionChunk><<<down_grid, kThreads, down_bytes, stream>>>(experts, ids, weights, mid,
+                                                                        top_k, out);
     return cudaSuccess;
 }
 
