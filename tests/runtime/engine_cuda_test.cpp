@@ -49,6 +49,7 @@ TEST_F(EngineCuda, GreedyWithAndWithoutSpeculationEqualsTheCpu) {
         for (int64_t seats : {1, 5}) {
             EngineOptions options;
             options.max_num_seqs = seats;
+            options.max_model_len = 512;
             options.num_kv_blocks = 64;
             if (k > 0) {
                 options.speculative.num_speculative_tokens = k;
@@ -72,23 +73,23 @@ TEST_F(EngineCuda, GreedyWithAndWithoutSpeculationEqualsTheCpu) {
 }
 
 TEST_F(EngineCuda, PreemptionInADevicePoolKeepsGreedyOutput) {
-    const int64_t n_tokens = 20;
-    const std::vector<std::vector<int32_t>> all = reference_prompts();
+    // As Engine.PreemptionUnderASmallPoolChangesNoOutput on the host: four requests (34 blocks
+    // of 8 in all) share 13 blocks, one full context of 104 tokens, with small prefill chunks.
     EngineOptions options;
-    options.max_num_seqs = 4;
+    options.max_model_len = 104;
     options.kv_block_size = 8;
-    int64_t longest = 0;
-    for (const auto& prompt : all) longest = std::max<int64_t>(longest, prompt.size() + n_tokens);
-    options.max_model_len = longest;
-    options.num_kv_blocks = (longest + 7) / 8 + 2;  // one context and a bit: preemption
+    options.num_kv_blocks = 13;
+    options.max_num_batched_tokens = 16;
     Engine engine(golden_model_on_gpu(), options);
-    auto results = submit_greedy(engine, all, n_tokens);
+    const std::vector<std::vector<int32_t>> all = reference_prompts();
+    auto results = submit_greedy(engine, all, 40);
     for (size_t i = 0; i < all.size(); ++i) {
         results[i]->wait();
-        EXPECT_EQ(results[i]->ids(), greedy_alone(all[i], n_tokens)) << "prompt " << i;
+        EXPECT_EQ(results[i]->ids(), greedy_alone(all[i], 40)) << "prompt " << i;
     }
     const EngineStats stats = settled_stats(engine);
-    EXPECT_GT(stats.num_preemptions, 0);
+    EXPECT_GT(stats.num_preemptions, 0) << "the pool was meant to run out";
+    EXPECT_EQ(stats.kv_blocks_in_use, 0);
 }
 
 }  // namespace
