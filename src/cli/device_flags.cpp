@@ -4,6 +4,7 @@
 
 #include "runtime/device_memory_plan.h"
 #include "tensor/cuda_memory.h"
+#include "util/error.h"
 #include "util/log.h"
 
 namespace fourbit {
@@ -18,8 +19,20 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
 }
 
 Device flags_device(const DeviceFlags& flags) {
-    if (flags.device != "auto") return parse_device(flags.device);
-    return cuda_device_count() > 0 ? Device::cuda(0) : Device::host();
+    if (flags.device == "auto") return cuda_device_count() > 0 ? Device::cuda(0) : Device::host();
+    const Device device = parse_device(flags.device);
+    if (device.is_cuda()) {
+        if (!cuda_compiled()) {
+            fail("--device {}: this build has no CUDA backend (configure with -DFOURBIT_CUDA=ON)",
+                 flags.device);
+        }
+        const int count = cuda_device_count();
+        if (device.index >= count) {
+            fail("--device {}: this machine has {} CUDA device{}", flags.device, count,
+                 count == 1 ? "" : "s");
+        }
+    }
+    return device;
 }
 
 Device resolve_device(const DeviceFlags& flags, const std::string& model_dir, int64_t max_tokens,

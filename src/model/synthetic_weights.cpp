@@ -127,7 +127,7 @@ ModelWeights synthetic_weights(const MiniMaxM2Config& c, bool nvfp4, bool keep_e
         layer.k_norm = make.norm(c.kv_width());
         layer.post_attention_norm = make.norm(c.hidden_size);
         layer.router = make.linear(c.num_local_experts, c.hidden_size, false);
-        layer.routing_bias = make.uniform(DType::f32, {c.num_local_experts}, -0.1f, 0.1f);
+        layer.routing_bias = make.uniform(DType::bf16, {c.num_local_experts}, -0.1f, 0.1f);
         make.experts(c, quantized(prefix + "block_sparse_moe.experts.0.w1"), layer);
         progress.advance(1);
     }

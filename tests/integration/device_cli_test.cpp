@@ -1,0 +1,51 @@
+// --device and bench-model through the real binary: a device the machine lacks or a misspelt
+// one is a clean error naming it; the host runs; bench-model measures synthetic weights.
+#include <gtest/gtest.h>
+
+#include "integration/cli_helpers.h"
+
+namespace fourbit::cli_test {
+namespace {
+
+class DeviceCli : public CliTest {};
+
+TEST_F(DeviceCli, ADeviceTheMachineLacksIsACleanError) {
+    // No machine here has eight GPUs (the GPU machine has one, CI none).
+    const CommandResult result = run_fourbit({"generate", "--model", tiny_dir().string(),
+                                              "--prompt-ids", "1,2,3", "--device", "cuda:7"});
+    EXPECT_TRUE(failed_cleanly(result, {"--device cuda:7", "CUDA device"}));
+}
+
+TEST_F(DeviceCli, AMisspeltDeviceIsACleanError) {
+    const CommandResult result = run_fourbit({"generate", "--model", tiny_dir().string(),
+                                              "--prompt-ids", "1,2,3", "--device", "tpu:0"});
+    EXPECT_TRUE(failed_cleanly(result, {"tpu:0", "cpu, cuda or cuda:N"}));
+}
+
+TEST_F(DeviceCli, TheHostRunsWhenAskedFor) {
+    const CommandResult result =
+        run_fourbit({"generate", "--model", tiny_dir().string(), "--prompt-ids", "1,2,3",
+                     "--device", "cpu", "--max-tokens", "4", "--output", "json"});
+    ASSERT_TRUE(succeeded(result));
+    EXPECT_EQ(generate_json(result)["token_ids"].size(), 4u) << result.out;
+}
+
+TEST_F(DeviceCli, BenchModelMeasuresSyntheticWeights) {
+    const CommandResult result = run_fourbit({"bench-model", "--synthetic-weights", "tiny",
+                                              "--device", "cpu", "-p", "16", "-b", "1,2", "-n",
+                                              "3", "--context", "5", "-r", "1", "--profile-ops"});
+    ASSERT_TRUE(succeeded(result));
+    for (const char* needle : {"| pp16 |", "| tg3 @ 5 x1 |", "| tg3 @ 5 x2 |", "| moe_experts |",
+                               "copy bandwidth"}) {
+        EXPECT_NE(result.out.find(needle), std::string::npos) << needle << "\n" << result.out;
+    }
+}
+
+TEST_F(DeviceCli, BenchModelTakesOneSourceOfWeights) {
+    const CommandResult result = run_fourbit({"bench-model", "--synthetic-weights", "tiny",
+                                              "--model", tiny_dir().string()});
+    EXPECT_TRUE(failed_cleanly(result, {"--model or --synthetic-weights"}));
+}
+
+}  // namespace
+}  // namespace fourbit::cli_test
