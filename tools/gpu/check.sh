@@ -30,7 +30,9 @@ if compgen -G ".gpu-deps/*.deb" >/dev/null; then
     export OPENSSL_ROOT_DIR="$deps/usr"
 fi
 
+# sm_90a only: the card here is a Hopper (the default list adds the Blackwell targets).
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFOURBIT_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=90a \
     >"$log_dir/build.log" 2>&1
 configure=$?
 build=1
