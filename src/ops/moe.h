@@ -77,7 +77,7 @@ void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tenso
 void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
                  const GroupedExperts& experts, Tensor& out);
 // Grouped by expert for many tokens (moe_grouped_cuda.cu), which moe_experts calls where it
-// pays: NVFP4, at least 4 routed slots per expert on average.
+// pays: NVFP4, at least one routed slot per expert on average.
 bool moe_grouped_pays(int64_t n_tokens, int64_t top_k, int64_t n_experts);
 void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
                          const GroupedExperts& experts, Tensor& out);
