@@ -245,7 +245,8 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     // are few (decode; a short chunk late in a long context). Splits are whole tiles of both
     // kernels (64 is a multiple of 32), and both kernels use the same ones.
     const int64_t tile = prefill ? paged_attention::kPrefillPositions : kTile;
-    const int64_t token_tiles = (n_tokens + paged_attention::kPrefillTokens - 1) / paged_attention::kPrefillTokens;
+    using Tiling = paged_attention::ProductionTiling;
+    const int64_t token_tiles = (n_tokens + Tiling::kTokens - 1) / Tiling::kTokens;
     const int64_t ctas = (prefill ? token_tiles : n_tokens) * shape.n_kv_heads;
     const int64_t target = prefill ? kPrefillTargetCtas : kTargetCtas;
     const int64_t context = std::max<int64_t>(tokens.max_context, 1);
@@ -261,15 +262,8 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
         params.partial = partial->as<float>();
     }
     if (prefill) {
-        const size_t prefill_bytes = sizeof(paged_attention::PrefillShared);
-        FOURBIT_CUDA_CHECK(cudaFuncSetAttribute(paged_attention::prefill_attention_kernel,
-                                                cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                static_cast<int>(prefill_bytes)));
-        const dim3 grid(static_cast<unsigned>(token_tiles), static_cast<unsigned>(shape.n_kv_heads),
-                        static_cast<unsigned>(params.n_splits));
-        paged_attention::prefill_attention_kernel<<<grid, paged_attention::kPrefillThreads,
-                                                    prefill_bytes, current_stream()>>>(params);
-        FOURBIT_CUDA_CHECK_LAUNCH();
+        FOURBIT_CUDA_CHECK((paged_attention::launch_prefill_attention<Tiling>(
+            params, static_cast<int>(shape.n_kv_heads), current_stream())));
     }
     // Every token's CTAs; with the tiled kernel, those of long runs return at once.
     const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_kv_heads),

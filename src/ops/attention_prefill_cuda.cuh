@@ -1,6 +1,6 @@
 // Paged attention on CUDA for steps of many tokens (prefill chunks): the tiled kernel that
 // attention_cuda.cu launches beside its per-token kernel, and what the two share. Included by
-// attention_cuda.cu only.
+// attention_cuda.cu and by the benchmark's ladder of CTA shapes (bench/cuda_kernels_bench.cu).
 //
 // The per-token kernel loads a token's keys and values once per (token, kv head): a 4096-token
 // prompt reads ~67 GB per layer that way. Here one CTA takes 16 consecutive tokens of one
@@ -54,8 +54,6 @@ struct AttentionParams {
     bool skip_long_runs;
 };
 
-constexpr int kPrefillThreads = 256;
-constexpr int kPrefillTokens = 16;     // batch tokens per CTA: one per row of 16 threads
 constexpr int kPrefillHeads = 6;       // query heads per kv head it holds (MiniMax-M2's group)
 constexpr int kPrefillDim = 128;       // head_dim it holds; smaller ones are zero-padded
 constexpr int kPrefillPositions = 64;  // keys and values per shared tile
@@ -68,22 +66,35 @@ constexpr int kPrefillMinTokens = 64;
 // and a step of short speculative chunks stays on the per-token kernel, which spreads them.
 constexpr int kMinRun = 8;
 
-constexpr int kRows = kPrefillTokens * kPrefillHeads;
 // Row strides, in floats. Keys: +4 puts the 8 rows a quarter-warp reads as 16-byte vectors on
 // distinct banks. P: +16 puts the two tokens of a warp half a bank cycle apart, so that the
 // score writes of its two halves never collide.
 constexpr int kKeyStride = kPrefillDim + 4;
 constexpr int kProbStride = kPrefillPositions + 16;
 
-struct PrefillShared {
-    float q[kRows][kKeyStride];
-    float k[2][kPrefillPositions][kKeyStride];  // two buffers: the next tile loads during this one
-    float v[2][kPrefillPositions][kPrefillDim];
-    float p[kRows][kProbStride];
-    int position[kPrefillTokens];  // the tile's tokens' positions (-1 past the batch)
-    unsigned long_runs;            // bit t: tile token t belongs to a long run
-    unsigned run_starts;           // bit t: and the tile's part of its run starts there
+// A CTA's shape: kTokens batch tokens (16 threads each) and kBuffers shared K/V buffers (2: the
+// next tile loads during this one). The production one is PrefillTiling<16, 2>; the benchmark
+// ladder measures others.
+template <int kTokensParameter, int kBuffersParameter>
+struct PrefillTiling {
+    static constexpr int kTokens = kTokensParameter;
+    static constexpr int kBuffers = kBuffersParameter;
+    static constexpr int kThreads = kTokens * 16;
+    static constexpr int kRows = kTokens * kPrefillHeads;
+    static_assert(kTokens >= kMinRun && kTokens <= 16, "a long run's part must fit a tile; masks are 16 bits");
+    // Blocks an SM holds (registers and shared memory allow it): a launch bound.
+    static constexpr int kCtasPerSm = kTokens == 16 ? 1 : 2;
+    struct Shared {
+        float q[kRows][kKeyStride];
+        float k[kBuffers][kPrefillPositions][kKeyStride];
+        float v[kBuffers][kPrefillPositions][kPrefillDim];
+        float p[kRows][kProbStride];
+        int position[kTokens];  // the tile's tokens' positions (-1 past the batch)
+        unsigned long_runs;     // bit t: tile token t belongs to a long run
+        unsigned run_starts;    // bit t: and the tile's part of its run starts there
+    };
 };
+using ProductionTiling = PrefillTiling<16, 2>;
 
 // Whether batch token i (> 0) continues token i - 1's run.
 __device__ __forceinline__ bool continues_run(const int32_t* positions, const int32_t* offsets,
@@ -131,14 +142,15 @@ __device__ __forceinline__ float half_warp_sum(float v) {
 // Positions [tile0, tile0 + 64) of the walk through `table` into one shared buffer, zeros from
 // walk_end on. 32-bit index arithmetic: positions and block sizes fit, and a 64-bit division is
 // a long software routine on the GPU.
+template <class Tiling>
 __device__ __forceinline__ void load_kv_tile(const AttentionParams& p, const int32_t* table,
                                              int kv_head, int tile0, int walk_end,
                                              float (*keys)[kKeyStride], float (*values)[kPrefillDim]) {
     const int block_size = static_cast<int>(p.block_size);
     constexpr int kVectors = kPrefillDim / 4;  // 16-byte vectors per row; a warp copies one row
 #pragma unroll
-    for (int i = 0; i < kPrefillPositions * kVectors / kPrefillThreads; ++i) {
-        const int index = threadIdx.x + i * kPrefillThreads;
+    for (int i = 0; i < kPrefillPositions * kVectors / Tiling::kThreads; ++i) {
+        const int index = threadIdx.x + i * Tiling::kThreads;
         const int r = index / kVectors, c = 4 * (index % kVectors);
         const int position = tile0 + r;
         const bool valid = position < walk_end && c < p.head_dim;
@@ -156,12 +168,13 @@ __device__ __forceinline__ void load_kv_tile(const AttentionParams& p, const int
 
 // Rows (g, t) of the tile's 16 tokens into shared memory; zeros for heads past the group,
 // tokens past the batch and dimensions past head_dim (they then add nothing to any score).
+template <class Tiling>
 __device__ __forceinline__ void load_queries(const AttentionParams& p, int first, int kv_head,
-                                             PrefillShared& s) {
+                                             typename Tiling::Shared& s) {
     constexpr int kVectors = kPrefillDim / 4;
-    for (int index = threadIdx.x; index < kRows * kVectors; index += kPrefillThreads) {
+    for (int index = threadIdx.x; index < Tiling::kRows * kVectors; index += Tiling::kThreads) {
         const int row = index / kVectors, c = 4 * (index % kVectors);
-        const int g = row / kPrefillTokens, token = first + row % kPrefillTokens;
+        const int g = row / Tiling::kTokens, token = first + row % Tiling::kTokens;
         float4 value = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         if (g < p.group && token < p.n_tokens && c < p.head_dim) {
             value = *reinterpret_cast<const float4*>(p.q + static_cast<int64_t>(token) * p.q_width +
@@ -180,7 +193,8 @@ struct RowState {
 
 // Scores of rows (g, t) against the tile's keys, masked causally, into P; the running state
 // rescaled to the new maxima.
-__device__ __forceinline__ void score_tile(const AttentionParams& p, PrefillShared& s,
+template <class Tiling>
+__device__ __forceinline__ void score_tile(const AttentionParams& p, typename Tiling::Shared& s,
                                            const float (*keys)[kKeyStride], int tile0,
                                            int my_position, RowState& state) {
     const int t = threadIdx.x / 16, x = threadIdx.x % 16;
@@ -196,7 +210,7 @@ __device__ __forceinline__ void score_tile(const AttentionParams& p, PrefillShar
         float4 query[kPrefillHeads], key[4];
 #pragma unroll
         for (int g = 0; g < kPrefillHeads; ++g) {
-            query[g] = *reinterpret_cast<const float4*>(&s.q[g * kPrefillTokens + t][k]);
+            query[g] = *reinterpret_cast<const float4*>(&s.q[g * Tiling::kTokens + t][k]);
         }
 #pragma unroll
         for (int j = 0; j < 4; ++j) key[j] = *reinterpret_cast<const float4*>(&keys[x + 16 * j][k]);
@@ -230,7 +244,7 @@ __device__ __forceinline__ void score_tile(const AttentionParams& p, PrefillShar
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
             const float weight = expf(score[g][j] - base);
-            s.p[g * kPrefillTokens + t][x + 16 * j] = weight;
+            s.p[g * Tiling::kTokens + t][x + 16 * j] = weight;
             sum += weight;
         }
         state.sum[g] = state.sum[g] * factor + sum;
@@ -241,7 +255,8 @@ __device__ __forceinline__ void score_tile(const AttentionParams& p, PrefillShar
 }
 
 // out += P v for rows (g, t), dimensions 4x .. 4x + 3 and 64 + 4x .. 64 + 4x + 3.
-__device__ __forceinline__ void accumulate_tile(const PrefillShared& s,
+template <class Tiling>
+__device__ __forceinline__ void accumulate_tile(const typename Tiling::Shared& s,
                                                 const float (*values)[kPrefillDim], RowState& state) {
     const int t = threadIdx.x / 16, x = threadIdx.x % 16;
     // Per 4 positions: 6 vector loads of P (broadcast) and 8 of values for 192 FMAs.
@@ -250,7 +265,7 @@ __device__ __forceinline__ void accumulate_tile(const PrefillShared& s,
         float weight[kPrefillHeads][4];
 #pragma unroll
         for (int g = 0; g < kPrefillHeads; ++g) {
-            const float4 w = *reinterpret_cast<const float4*>(&s.p[g * kPrefillTokens + t][n]);
+            const float4 w = *reinterpret_cast<const float4*>(&s.p[g * Tiling::kTokens + t][n]);
             weight[g][0] = w.x;
             weight[g][1] = w.y;
             weight[g][2] = w.z;
@@ -299,7 +314,8 @@ __device__ __forceinline__ void write_rows(const AttentionParams& p, int token, 
 }
 
 // One run, tile tokens [begin, end), over this split's part of positions 0 .. its last one.
-__device__ __forceinline__ void attend_run(const AttentionParams& p, PrefillShared& s, int first,
+template <class Tiling>
+__device__ __forceinline__ void attend_run(const AttentionParams& p, typename Tiling::Shared& s, int first,
                                            int kv_head, int begin, int end) {
     const int t = threadIdx.x / 16;
     const bool mine = t >= begin && t < end;
@@ -317,53 +333,79 @@ __device__ __forceinline__ void attend_run(const AttentionParams& p, PrefillShar
 #pragma unroll
         for (int c = 0; c < 8; ++c) state.acc[g][c] = 0.0f;
     }
-    __syncthreads();  // the previous run's readers are done with both buffers
-    if (n_tiles > 0) load_kv_tile(p, table, kv_head, walk_begin, walk_end, s.k[0], s.v[0]);
+    __syncthreads();  // the previous run's readers are done with the buffers
+    if constexpr (Tiling::kBuffers == 2) {
+        if (n_tiles > 0) load_kv_tile<Tiling>(p, table, kv_head, walk_begin, walk_end, s.k[0], s.v[0]);
+    }
     for (int i = 0; i < n_tiles; ++i) {
-        const int buffer = i & 1;
-        wait_async_copies();
-        __syncthreads();  // tile i is everyone's; everyone is done with tile i - 1 and P
-        if (i + 1 < n_tiles) {
-            load_kv_tile(p, table, kv_head, walk_begin + (i + 1) * kPrefillPositions, walk_end,
-                         s.k[buffer ^ 1], s.v[buffer ^ 1]);
+        const int buffer = Tiling::kBuffers == 2 ? i & 1 : 0;
+        const int tile0 = walk_begin + i * kPrefillPositions;
+        if constexpr (Tiling::kBuffers == 2) {
+            wait_async_copies();
+            __syncthreads();  // tile i is everyone's; everyone is done with tile i - 1 and P
+            if (i + 1 < n_tiles) {
+                load_kv_tile<Tiling>(p, table, kv_head, tile0 + kPrefillPositions, walk_end,
+                                     s.k[buffer ^ 1], s.v[buffer ^ 1]);
+            }
+        } else {  // one buffer: another CTA on the SM computes while this one loads
+            if (i > 0) __syncthreads();  // everyone is done with tile i - 1 and P
+            load_kv_tile<Tiling>(p, table, kv_head, tile0, walk_end, s.k[0], s.v[0]);
+            wait_async_copies();
+            __syncthreads();
         }
-        if (mine) score_tile(p, s, s.k[buffer], walk_begin + i * kPrefillPositions, my_position, state);
+        if (mine) score_tile<Tiling>(p, s, s.k[buffer], tile0, my_position, state);
         __syncthreads();  // P is complete
-        if (mine) accumulate_tile(s, s.v[buffer], state);
+        if (mine) accumulate_tile<Tiling>(s, s.v[buffer], state);
     }
     if (mine) write_rows(p, first + t, kv_head, state);
 }
 
-// Grid: (tiles of 16 batch tokens, kv heads, splits); the tiles in reverse, so that the latest
-// tokens (the longest walks) start first and the short ones fill the tail.
-__global__ void __launch_bounds__(kPrefillThreads, 1) prefill_attention_kernel(AttentionParams p) {
+// Grid: (tiles of kTokens batch tokens, kv heads, splits); the tiles in reverse, so that the
+// latest tokens (the longest walks) start first and the short ones fill the tail.
+template <class Tiling>
+__global__ void __launch_bounds__(Tiling::kThreads, Tiling::kCtasPerSm)
+    prefill_attention_kernel(AttentionParams p) {
     extern __shared__ float4 shared_words[];
-    PrefillShared& s = *reinterpret_cast<PrefillShared*>(shared_words);
-    const int first = static_cast<int>(gridDim.x - 1 - blockIdx.x) * kPrefillTokens;
+    typename Tiling::Shared& s = *reinterpret_cast<typename Tiling::Shared*>(shared_words);
+    const int first = static_cast<int>(gridDim.x - 1 - blockIdx.x) * Tiling::kTokens;
     const int kv_head = blockIdx.y;
     if (threadIdx.x < 32) {
         const int token = first + static_cast<int>(threadIdx.x);
-        const bool here = threadIdx.x < kPrefillTokens && token < p.n_tokens;
+        const bool here = threadIdx.x < Tiling::kTokens && token < p.n_tokens;
         const bool long_run = here && in_long_run(p.positions, p.table_offsets, p.n_tokens, token);
         const bool starts = long_run && (threadIdx.x == 0 || !continues_run(p.positions, p.table_offsets, token));
         const unsigned long_runs = __ballot_sync(~0u, long_run);
         const unsigned run_starts = __ballot_sync(~0u, starts);
-        if (threadIdx.x < kPrefillTokens) s.position[threadIdx.x] = here ? p.positions[token] : -1;
+        if (threadIdx.x < Tiling::kTokens) s.position[threadIdx.x] = here ? p.positions[token] : -1;
         if (threadIdx.x == 0) {
             s.long_runs = long_runs;
             s.run_starts = run_starts;
         }
     }
-    load_queries(p, first, kv_head, s);
+    load_queries<Tiling>(p, first, kv_head, s);
     __syncthreads();
     const unsigned long_runs = s.long_runs, run_starts = s.run_starts;
     // The tile's parts of long runs, one walk each (the same loop in every thread).
     for (unsigned starts = run_starts; starts != 0; starts &= starts - 1) {
         const int begin = __ffs(static_cast<int>(starts)) - 1;
         int end = begin + 1;
-        while (end < kPrefillTokens && (long_runs >> end & 1u) && !(run_starts >> end & 1u)) ++end;
-        attend_run(p, s, first, kv_head, begin, end);
+        while (end < Tiling::kTokens && (long_runs >> end & 1u) && !(run_starts >> end & 1u)) ++end;
+        attend_run<Tiling>(p, s, first, kv_head, begin, end);
     }
+}
+
+// Launches the tiled kernel over n_tokens batch tokens (shared memory opted in first).
+template <class Tiling>
+inline cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads, cudaStream_t stream) {
+    const size_t bytes = sizeof(typename Tiling::Shared);
+    const cudaError_t status = cudaFuncSetAttribute(prefill_attention_kernel<Tiling>,
+                                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                    static_cast<int>(bytes));
+    if (status != cudaSuccess) return status;
+    const dim3 grid(static_cast<unsigned>((p.n_tokens + Tiling::kTokens - 1) / Tiling::kTokens),
+                    static_cast<unsigned>(n_kv_heads), static_cast<unsigned>(p.n_splits));
+    prefill_attention_kernel<Tiling><<<grid, Tiling::kThreads, bytes, stream>>>(p);
+    return cudaGetLastError();
 }
 
 }  // namespace fourbit::cuda::paged_attention
