@@ -81,7 +81,7 @@ struct PrefillTiling {
     static constexpr int kBuffers = kBuffersParameter;
     static constexpr int kThreads = kTokens * 16;
     static constexpr int kRows = kTokens * kPrefillHeads;
-    static_assert(kTokens >= kMinRun && kTokens <= 16, "a long run's part must fit a tile; masks are 16 bits");
+    static_assert(kTokens >= kMinRun && kTokens <= 32, "a long run fits a tile; one warp finds the runs");
     // Blocks an SM holds (registers and shared memory allow it): a launch bound.
     static constexpr int kCtasPerSm = kTokens == 16 ? 1 : 2;
     struct Shared {
