@@ -2,9 +2,11 @@
 // every decode kernel), then the NVFP4 GEMV ladder at MiniMax-M2.7's shapes for 1..16 tokens
 // (the production op, and variants of its kernel: loads in flight per warp), BF16 through cuBLAS
 // for comparison, and one MoE layer's decode step (router, top 8, experts) against its byte
-// floor. Every timed region is a CUDA graph of many calls over distinct weights (several times
-// the L2), replayed; the median replay counts. Prints a markdown table; writes JSON to argv[1].
-// With --profile instead: three untimed calls of the q_proj GEMV at one token, for ncu.
+// floor, then one layer's paged attention at MiniMax-M2's shape (prefill against the f32 FMA
+// rate, decode against the bytes of its keys and values). Every timed region is a CUDA graph of
+// many calls over distinct weights (several times the L2), replayed; the median replay counts.
+// Prints a markdown table; writes JSON to argv[1]. With --profile instead: three untimed calls
+// of the q_proj GEMV at one token, for ncu; with --attention: the attention table alone.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -15,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "ops/attention.h"
+#include "ops/attention_prefill_cuda.cuh"
 #include "ops/cuda/nvfp4_gemv.cuh"
 #include "ops/cuda/stream.h"
 #include "ops/linear.h"
@@ -433,6 +437,108 @@ void moe_layer() {
     }
 }
 
+// ---- one layer's paged attention ----------------------------------------------------------
+
+// Sequences of n_new tokens each, the last at position n_context - 1, in blocks of 16 that the
+// sequences take in turn from one pool (as a shared pool hands them out).
+struct AttentionCase {
+    const char* name;
+    int64_t n_sequences, n_new, n_context;
+};
+
+void attention_layer() {
+    const AttentionShape shape{48, 8, 128};
+    constexpr int64_t kBlock = 16;
+    const int64_t q_width = shape.n_heads * shape.head_dim, kv_width = shape.n_kv_heads * shape.head_dim;
+    std::printf("\n| attention | step | tokens | us | TFLOP/s | GB/s (keys and values once) |\n"
+                "|---|---|---:|---:|---:|---:|\n");
+    // prefill 4096 first: a profiler's first attention launch (check.sh's ncu, --attention).
+    for (const AttentionCase& c : {AttentionCase{"prefill 4096", 1, 4096, 4096},
+                                   AttentionCase{"prefill 512", 1, 512, 512},
+                                   AttentionCase{"chunk of 512 after 16K", 1, 512, 16896},
+                                   AttentionCase{"decode at 4K", 1, 1, 4096},
+                                   AttentionCase{"decode at 32K", 1, 1, 32768},
+                                   AttentionCase{"decode at 128K", 1, 1, 131072},
+                                   AttentionCase{"16 decodes at 8K", 16, 1, 8192}}) {
+        const int64_t blocks = (c.n_context + kBlock - 1) / kBlock;
+        const KvLayer pool{random_f32({c.n_sequences * blocks * kBlock, kv_width}, 21),
+                           random_f32({c.n_sequences * blocks * kBlock, kv_width}, 22), kBlock};
+        std::vector<std::vector<int32_t>> tables(c.n_sequences);
+        std::vector<PagedSequence> sequences;
+        for (int64_t s = 0; s < c.n_sequences; ++s) {
+            for (int64_t b = 0; b < blocks; ++b) tables[s].push_back(static_cast<int32_t>(b * c.n_sequences + s));
+            sequences.push_back({tables[s], c.n_context - c.n_new, c.n_new});
+        }
+        const PagedTokens tokens = paged_tokens_to(paged_tokens(sequences), kGpu);
+        const int64_t n_tokens = c.n_sequences * c.n_new;
+        Tensor q = random_f32({n_tokens, q_width}, 23);
+        Tensor out = Tensor::zeros(DType::f32, {n_tokens, q_width}, kGpu);
+        double flops = 0;  // q k and p v: 2 x 2 flops per (token, head, visible position, dimension)
+        for (int64_t p = c.n_context - c.n_new; p < c.n_context; ++p) {
+            flops += 4.0 * (p + 1) * shape.n_heads * shape.head_dim * c.n_sequences;
+        }
+        const double bytes = 2.0 * 4 * c.n_sequences * c.n_context * kv_width + 2.0 * 4 * n_tokens * q_width;
+        const double us = 1e6 * seconds_per_call(c.n_new > 1 ? 2 : 20, [&](int) {
+            attention_paged(q, tokens, pool, shape, out);
+        });
+        std::printf("| attention | %s | %lld | %.1f | %.2f | %.0f |\n", c.name, static_cast<long long>(n_tokens), us,
+                    flops / (us * 1e-6) / 1e12, bytes / (us * 1e-6) / 1e9);
+        std::fflush(stdout);
+        g_rows.push_back({"attention 48/8x128", c.name, "production", static_cast<int>(n_tokens), us, bytes,
+                          bytes / g_ceilings.copy_bytes_per_s * 1e6});
+    }
+}
+
+// The tiled prefill kernel alone over a 4096-token prompt, for CTA shapes other than the
+// production one: each row's arithmetic is the same whatever the shape, so outputs must match
+// bitwise. Predictions: one buffer loses the overlap of loads and math (a few %: a tile's loads
+// are ~1/10 of its time); 8 tokens with one buffer fits two CTAs per SM, whose barriers and
+// loads overlap each other's math, at twice the K/V reads from L2 (8.6 GB per layer).
+// Measured (H100, 91e9484+): production 6.12 ms, one buffer 6.43 ms, two CTAs per SM 6.93 ms.
+// ncu of production: FFMA 77% of instructions, issue slots 67% busy; per issued instruction
+// the stalls are short scoreboard (shared loads) 0.45, dispatch 0.34, wait 0.28, barrier 0.07;
+// shared loads 2.9 wavefronts each, no bank conflicts (53% of the LSU).
+void attention_prefill_ladder() {
+    using namespace cuda::paged_attention;
+    const AttentionShape shape{48, 8, 128};
+    constexpr int64_t kTokens = 4096, kBlock = 16;
+    const int64_t q_width = shape.n_heads * shape.head_dim, kv_width = shape.n_kv_heads * shape.head_dim;
+    const KvLayer pool{random_f32({kTokens, kv_width}, 31), random_f32({kTokens, kv_width}, 32), kBlock};
+    std::vector<int32_t> table(kTokens / kBlock);
+    for (size_t b = 0; b < table.size(); ++b) table[b] = static_cast<int32_t>((b * 37) % table.size());
+    const PagedSequence sequence{table, 0, kTokens};
+    const PagedTokens tokens = paged_tokens_to(paged_tokens({&sequence, 1}), kGpu);
+    Tensor q = random_f32({kTokens, q_width}, 33);
+    Tensor production_out = Tensor::zeros(DType::f32, {kTokens, q_width}, kGpu);
+    Tensor variant_out = Tensor::zeros(DType::f32, {kTokens, q_width}, kGpu);
+    const double flops = 4.0 * kTokens * (kTokens + 1) / 2 * shape.n_heads * shape.head_dim;
+    auto params = [&](Tensor& out) {
+        return AttentionParams{q.data<float>(), pool.keys.data<float>(), pool.values.data<float>(),
+                               tokens.positions.data<int32_t>(), tokens.table_offsets.data<int32_t>(),
+                               tokens.block_tables.data<int32_t>(), out.data<float>(), kBlock, 6, 128,
+                               static_cast<int>(q_width), static_cast<int>(kv_width),
+                               1.0f / std::sqrt(128.0f), 1 << 30, 1, nullptr, static_cast<int>(kTokens), false};
+    };
+    std::printf("\n| prefill kernel alone, 4096 tokens | CTA | us | TFLOP/s | matches production |\n"
+                "|---|---|---:|---:|---|\n");
+    auto run = [&](const char* name, auto tiling, Tensor& out) {
+        using Tiling = decltype(tiling);
+        const AttentionParams p = params(out);
+        FOURBIT_CUDA_CHECK(launch_prefill_attention<Tiling>(p, 8, cuda::current_stream()));
+        FOURBIT_CUDA_CHECK(cudaDeviceSynchronize());
+        const bool same = &out == &production_out || same_floats(production_out, out);
+        const double us = 1e6 * seconds_per_call(2, [&](int) {
+            FOURBIT_CUDA_CHECK(launch_prefill_attention<Tiling>(p, 8, cuda::current_stream()));
+        });
+        std::printf("| %s | %d tokens x 16 threads, %d buffer(s) | %.1f | %.2f | %s |\n", name, Tiling::kTokens,
+                    Tiling::kBuffers, us, flops / (us * 1e-6) / 1e12, same ? "yes" : "NO");
+        std::fflush(stdout);
+    };
+    run("production", ProductionTiling{}, production_out);
+    run("one buffer", PrefillTiling<16, 1>{}, variant_out);
+    run("two CTAs per SM", PrefillTiling<8, 1>{}, variant_out);
+}
+
 // For a profiler (check.sh runs ncu on this): three eager calls of the production q_proj GEMV at
 // one token, nothing timed.
 void profile_targets() {
@@ -478,6 +584,11 @@ int main(int argc, char** argv) {
         profile_targets();
         return 0;
     }
+    if (argc > 1 && std::string(argv[1]) == "--attention") {
+        attention_layer();
+        attention_prefill_ladder();
+        return 0;
+    }
     cudaDeviceProp props;
     FOURBIT_CUDA_CHECK(cudaGetDeviceProperties(&props, 0));
     const std::string card = props.name;
@@ -487,6 +598,8 @@ int main(int argc, char** argv) {
     std::printf("read bandwidth (16-byte streaming loads): %.0f GB/s\n", g_ceilings.read_bytes_per_s / 1e9);
     gemv_ladder();
     moe_layer();
+    attention_layer();
+    attention_prefill_ladder();
     if (argc > 1) write_json(argv[1], card);
     return 0;
 }

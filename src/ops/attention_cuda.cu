@@ -1,8 +1,10 @@
 // Paged attention on CUDA, f32 as the contract says: kv_cache_write scatters new rows into the
 // pool through the block tables; attention_paged runs one CTA per (query token, kv head) of the
 // whole batch over the token's visible positions in tiles of 32, with an online softmax, so the
-// kv head's keys and values are read once for its whole query group. Positions and tables are
-// read on the device: nothing here waits for the host.
+// kv head's keys and values are read once for its whole query group. Steps of many tokens also
+// launch the tiled prefill kernel (attention_prefill_cuda.cuh), which takes the tokens of long
+// runs (prefill chunks) and reads each key once per 16 tokens; this kernel then does the rest.
+// Positions and tables are read on the device: nothing here waits for the host.
 //
 // CTA layout (256 threads, G = query heads per kv head <= 8, d = head_dim <= 128):
 //   tile load   all threads: K and V rows of 32 positions into shared memory
@@ -10,9 +12,11 @@
 //   output      thread (r, i), r = tid / d: dimension i of heads r, r + 256/d, ...
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <optional>
 
 #include "ops/attention.h"
+#include "ops/attention_prefill_cuda.cuh"
 #include "ops/cuda/stream.h"
 #include "tensor/cuda_check.h"
 
@@ -20,31 +24,13 @@ namespace fourbit::cuda {
 
 namespace {
 
+using paged_attention::AttentionParams;
+
 constexpr int kThreads = 256;
 constexpr int kTile = 32;
 constexpr int64_t kTargetCtas = 256;  // about two per SM of an H100/H200
-
-struct AttentionParams {
-    const float* q;
-    const float* keys;
-    const float* values;
-    const int32_t* positions;
-    const int32_t* table_offsets;
-    const int32_t* tables;
-    float* out;
-    int64_t block_size;
-    int group;  // query heads per kv head
-    int head_dim;
-    int q_width;
-    int kv_width;
-    float scale;
-    // Split context (flash-decoding): CTA z covers positions [z split, (z + 1) split) and, with
-    // more than one split, leaves its unnormalised output and softmax state in `partial`
-    // ([T][n_heads][splits] of d outputs, max, sum) for combine_kernel.
-    int split;
-    int n_splits;
-    float* partial;
-};
+// The tiled kernel holds one CTA per SM (~205 KB of shared memory): two waves of an H100/H200.
+constexpr int64_t kPrefillTargetCtas = 2 * 132;
 
 __device__ __forceinline__ int64_t pool_row(const int32_t* table, int64_t block_size,
                                             int64_t position) {
@@ -86,6 +72,10 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p) 
     float* sums = rescale + group;
 
     const int token = blockIdx.x, kv_head = blockIdx.y;
+    if (p.skip_long_runs &&
+        paged_attention::in_long_run(p.positions, p.table_offsets, p.n_tokens, token)) {
+        return;  // the tiled kernel's token
+    }
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t begin = static_cast<int64_t>(blockIdx.z) * p.split;
     // Causal: positions 0 .. own, of which this split's.
@@ -196,6 +186,18 @@ __global__ void combine_kernel(const float* partial, int n_splits, int head_dim,
     out[head * head_dim + threadIdx.x] = value / total;
 }
 
+// Whether the tiled kernel can take this step: many tokens, a group and head_dim it holds, and
+// 16-byte aligned rows for its vector loads (views into larger buffers might not be).
+bool takes_prefill_kernel(const Tensor& q, const KvLayer& pool, const AttentionShape& shape) {
+    const auto aligned = [](const Tensor& t) {
+        return reinterpret_cast<uintptr_t>(t.data<float>()) % 16 == 0;
+    };
+    const int64_t group = shape.n_heads / shape.n_kv_heads;
+    return q.dim(0) > paged_attention::kPrefillMinTokens && group <= paged_attention::kPrefillHeads &&
+           shape.head_dim <= paged_attention::kPrefillDim && shape.head_dim % 4 == 0 && aligned(q) &&
+           aligned(pool.keys) && aligned(pool.values);
+}
+
 }  // namespace
 
 void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens& tokens,
@@ -217,6 +219,7 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     const int64_t n_tokens = q.dim(0);
     if (n_tokens == 0) return;
     DeviceScope scope(q.device().index);
+    const bool prefill = takes_prefill_kernel(q, pool, shape);
     AttentionParams params{q.data<float>(),
                            pool.keys.data<float>(),
                            pool.values.data<float>(),
@@ -232,16 +235,24 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
                            1.0f / std::sqrt(static_cast<float>(shape.head_dim)),
                            0,
                            1,
-                           nullptr};
+                           nullptr,
+                           static_cast<int>(n_tokens),
+                           prefill};
     const int d = params.head_dim, group = params.group;
     const size_t shared_bytes =
         sizeof(float) * (group * d + kTile * (d + 1) + kTile * d + group * kTile + 2 * group);
-    // Enough CTAs to fill the card: split the context when tokens x kv heads are few (decode).
-    const int64_t ctas = n_tokens * shape.n_kv_heads;
+    // Enough CTAs to fill the card: split the context when the CTAs of the step's main kernel
+    // are few (decode; a short chunk late in a long context). Splits are whole tiles of both
+    // kernels (64 is a multiple of 32), and both kernels use the same ones.
+    const int64_t tile = prefill ? paged_attention::kPrefillPositions : kTile;
+    using Tiling = paged_attention::ProductionTiling;
+    const int64_t token_tiles = (n_tokens + Tiling::kTokens - 1) / Tiling::kTokens;
+    const int64_t ctas = (prefill ? token_tiles : n_tokens) * shape.n_kv_heads;
+    const int64_t target = prefill ? kPrefillTargetCtas : kTargetCtas;
     const int64_t context = std::max<int64_t>(tokens.max_context, 1);
-    int64_t splits = ctas >= kTargetCtas ? 1 : std::min<int64_t>(kTargetCtas / ctas, (context + kTile - 1) / kTile);
+    int64_t splits = ctas >= target ? 1 : std::min<int64_t>(target / ctas, (context + tile - 1) / tile);
     splits = std::max<int64_t>(splits, 1);
-    params.split = static_cast<int>(((context + splits - 1) / splits + kTile - 1) / kTile * kTile);
+    params.split = static_cast<int>(((context + splits - 1) / splits + tile - 1) / tile * tile);
     params.n_splits = static_cast<int>((context + params.split - 1) / params.split);
     if (params.n_splits == 1) params.split = 1 << 30;  // one CTA sees the whole context
     std::optional<Scratch> partial;
@@ -250,6 +261,11 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
                         sizeof(float));
         params.partial = partial->as<float>();
     }
+    if (prefill) {
+        FOURBIT_CUDA_CHECK((paged_attention::launch_prefill_attention<Tiling>(
+            params, static_cast<int>(shape.n_kv_heads), current_stream())));
+    }
+    // Every token's CTAs; with the tiled kernel, those of long runs return at once.
     const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_kv_heads),
                     static_cast<unsigned>(params.n_splits));
     attention_kernel<<<grid, kThreads, shared_bytes, current_stream()>>>(params);

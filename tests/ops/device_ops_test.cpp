@@ -549,6 +549,30 @@ TEST_P(DeviceOps, AttentionPagedBatchOfDecodesChunksAndPrefills) {
     run_attention_case({6, 2, 24}, {{2, 2}, {1, 33}, {4, 9}}, 4, device_, rng);
 }
 
+// Steps of more than 64 tokens: on CUDA the tiled prefill kernel takes the tokens of runs of 8
+// or more (one sequence, consecutive positions), 16 batch tokens per CTA, and the per-token
+// kernel the rest; with few tiles both split the context.
+TEST_P(DeviceOps, AttentionPagedPrefillTilesMiniMax) {
+    std::mt19937 rng(16);
+    run_attention_case({48, 8, 128}, {{300, 300}}, 16, device_, rng);  // a prompt; no split
+    run_attention_case({48, 8, 128}, {{150, 350}}, 32, device_, rng);  // a chunk after 200 cached
+    // The scheduler's order, decodes then chunks: tiles shared by decodes and a chunk's first
+    // tokens, a 3-token chunk (the per-token kernel's) between two long ones.
+    run_attention_case({48, 8, 128}, {{1, 40}, {1, 1000}, {100, 100}, {3, 50}, {90, 300}}, 16,
+                       device_, rng);
+    // Five tiles deep in a context: six splits of 384, the last of which the chunk's first 50
+    // tokens cannot see at all.
+    run_attention_case({48, 8, 128}, {{70, 1940}}, 16, device_, rng);
+}
+
+TEST_P(DeviceOps, AttentionPagedPrefillTilesOddShapes) {
+    std::mt19937 rng(17);
+    run_attention_case({6, 2, 24}, {{70, 70}, {1, 9}, {77, 90}}, 4, device_, rng);  // group 3, d 24
+    run_attention_case({4, 4, 64}, {{80, 100}}, 1, device_, rng);  // no grouping, 1-row blocks
+    run_attention_case({16, 2, 36}, {{66, 66}}, 16, device_, rng);  // group 8: per-token kernel only
+    run_attention_case({4, 2, 18}, {{70, 80}}, 8, device_, rng);    // d % 4 != 0: per-token only
+}
+
 TEST_P(DeviceOps, MixedDevicesAndMissingKernelsAreNamedErrors) {
     if (device_.is_host()) GTEST_SKIP() << "needs a second device";
     std::mt19937 rng(12);
