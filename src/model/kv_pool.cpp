@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <memory>
 
 #include "util/error.h"
@@ -22,11 +23,16 @@ Tensor lazily_committed_f32(int64_t rows, int64_t cols) {
     return Tensor::borrow(DType::f32, {rows, cols}, memory, std::move(owner));
 }
 
+uint64_t next_pool_id() {
+    static std::atomic<uint64_t> next{1};
+    return next.fetch_add(1);
+}
+
 }  // namespace
 
 KvPool::KvPool(const MiniMaxM2Config& config, int64_t num_blocks, int64_t block_size,
                Device device)
-    : num_blocks_(num_blocks), block_size_(block_size) {
+    : num_blocks_(num_blocks), block_size_(block_size), id_(next_pool_id()) {
     if (num_blocks < 1 || block_size < 1) {
         fail("a KV pool needs at least one block of at least one token, got {} blocks of {}",
              num_blocks, block_size);

@@ -25,10 +25,15 @@ public:
     int64_t num_blocks() const { return num_blocks_; }
     int64_t block_size() const { return block_size_; }
     Device device() const { return keys_.front().device(); }
+    // Unique among the pools of this process, never reused: what a recorded CUDA graph, which
+    // holds every layer's pool addresses, is keyed by (a freed pool's addresses may come back
+    // in another pool's layers in another order).
+    uint64_t id() const { return id_; }
     KvLayer layer(int64_t index) const;
 
 private:
     int64_t num_blocks_, block_size_;
+    uint64_t id_;
     std::vector<Tensor> keys_, values_;  // per layer [num_blocks * block_size, kv_width]
 };
 

@@ -149,8 +149,8 @@ Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& po
                 : host.paged.max_context;
     const StepIndices step = step_views(placed, T, R, context);
     if (graphed) {
-        const std::string key = fmt::format("{} {} {} {} {}", T, R, context,
-                                            fmt::ptr(pool.layer(0).keys.raw()), buffers.generation());
+        const std::string key =
+            fmt::format("{} {} {} pool {} buffers {}", T, R, context, pool.id(), buffers.generation());
         device_state_->graphs.run(device, key, [&] { run_step(step, pool, a, nullptr); });
     } else {
         run_step(step, pool, a, nullptr);

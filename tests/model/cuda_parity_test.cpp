@@ -204,7 +204,7 @@ TEST_P(CudaParity, GraphReplayEqualsEagerLaunches) {
     on_gpu.device = Device::cuda(0);
     const MiniMaxM2 gpu(load_model_weights(dir, on_gpu));
     const int64_t vocab = gpu.config().vocab_size;
-    auto decode = [&](bool graphs) {
+    auto decode = [&](bool graphs, int64_t block_size) {
         if (graphs) {
             unsetenv("FOURBIT_CUDA_GRAPHS");
         } else {
@@ -212,7 +212,7 @@ TEST_P(CudaParity, GraphReplayEqualsEagerLaunches) {
         }
         std::vector<int32_t> next(60);
         for (size_t i = 0; i < next.size(); ++i) next[i] = static_cast<int32_t>((7 * i + 3) % std::min<int64_t>(vocab, 5000));
-        SequenceCache cache(gpu, 60 + 20, 16);
+        SequenceCache cache(gpu, 60 + 20, block_size);
         std::vector<float> all;
         for (int step = 0; step < 20; ++step) {  // contexts 60 .. 79: two graph sizes
             Tensor logits = cache.forward(gpu, next);
@@ -222,9 +222,16 @@ TEST_P(CudaParity, GraphReplayEqualsEagerLaunches) {
         unsetenv("FOURBIT_CUDA_GRAPHS");
         return all;
     };
-    const std::vector<float> eager = decode(false), graphed = decode(true);
-    ASSERT_EQ(graphed.size(), eager.size());
-    for (size_t i = 0; i < eager.size(); ++i) ASSERT_EQ(graphed[i], eager[i]) << "element " << i;
+    // Each cache a new pool, likely at the addresses of the one just freed: graphs recorded for
+    // one pool must never replay on another (blocks of 16, then 8).
+    for (int64_t block_size : {16, 8}) {
+        const std::vector<float> eager = decode(false, block_size);
+        const std::vector<float> graphed = decode(true, block_size);
+        ASSERT_EQ(graphed.size(), eager.size());
+        for (size_t i = 0; i < eager.size(); ++i) {
+            ASSERT_EQ(graphed[i], eager[i]) << "element " << i << ", blocks of " << block_size;
+        }
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(
