@@ -350,26 +350,11 @@ inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m
     }
 }
 
-// y = W x for many tokens (prefill), 64 at a time: eight mma token tiles per CTA read W once per
-// 64 tokens (4x fewer passes than 16 at a time); x through L1, too big to stage.
-template <int kChunk>
-inline cudaError_t launch_linear_wide(const TilesView& w, const float* x, int m, float* y,
-                                      cudaStream_t stream) {
-    linear_kernel<8, kChunk, false><<<w.n / 16, kThreads, 0, stream>>>(w, x, m, y);
-    return cudaSuccess;
-}
-
-// y = W x for any number of tokens: 64 at a time while at least 64 remain, then 16 at a time
-// (each block re-reads W: decode kernels, not a prefill GEMM).
+// y = W x for any number of tokens, 16 at a time (each block of 16 re-reads W: a decode kernel,
+// not a prefill GEMM).
 inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_tokens, float* y,
                                  cudaStream_t stream) {
-    int t0 = 0;
-    for (; n_tokens - t0 >= 64; t0 += 64) {
-        const cudaError_t status = launch_linear_wide<kProductionChunk>(
-            w, x + static_cast<int64_t>(t0) * w.k, 64, y + static_cast<int64_t>(t0) * w.n, stream);
-        if (status != cudaSuccess) return status;
-    }
-    for (; t0 < n_tokens; t0 += 16) {
+    for (int t0 = 0; t0 < n_tokens; t0 += 16) {
         const int m = n_tokens - t0 < 16 ? n_tokens - t0 : 16;
         const cudaError_t status = launch_linear_block<kProductionChunk, true>(
             w, x + static_cast<int64_t>(t0) * w.k, m, y + static_cast<int64_t>(t0) * w.n, stream);
