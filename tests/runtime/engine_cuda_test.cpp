@@ -29,16 +29,8 @@ protected:
     }
 };
 
-// Prompts with repetition for the proposer, and without.
-std::vector<std::vector<int32_t>> prompts() {
-    std::vector<std::vector<int32_t>> out = reference_prompts();
-    std::vector<int32_t> looped;
-    for (int r = 0; r < 4; ++r) {
-        for (int32_t id : reference_ids("prompt.2")) looped.push_back(id);
-    }
-    out.push_back(looped);
-    return out;
-}
+// Prompts with repetition for the n-gram proposer to find, and without.
+std::vector<std::vector<int32_t>> prompts() { return prompts_with_repetition(); }
 
 TEST_F(EngineCuda, GreedyWithAndWithoutSpeculationEqualsTheCpu) {
     const int64_t n_tokens = 24;

@@ -18,18 +18,7 @@ namespace fourbit {
 namespace {
 
 // Prompts with repetition for the n-gram proposer to find, and without.
-std::vector<std::vector<int32_t>> prompts() {
-    std::vector<std::vector<int32_t>> out = reference_prompts();
-    std::vector<int32_t> looped;
-    for (int r = 0; r < 4; ++r) {
-        for (int32_t id : reference_ids("prompt.2")) looped.push_back(id);
-    }
-    out.push_back(looped);
-    std::vector<int32_t> doubled = reference_ids("prompt.3");
-    doubled.insert(doubled.end(), doubled.begin(), doubled.begin() + 40);
-    out.push_back(doubled);
-    return out;
-}
+std::vector<std::vector<int32_t>> prompts() { return prompts_with_repetition(); }
 
 SpeculativeConfig always_draft(int64_t k) {
     SpeculativeConfig config;

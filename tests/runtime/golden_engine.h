@@ -89,6 +89,21 @@ inline std::vector<std::vector<int32_t>> reference_prompts() {
     return prompts;
 }
 
+// The reference prompts and two with repetition for the n-gram proposer to find: prompt 2 four
+// times over, and prompt 3 with its first 40 tokens again.
+inline std::vector<std::vector<int32_t>> prompts_with_repetition() {
+    std::vector<std::vector<int32_t>> out = reference_prompts();
+    std::vector<int32_t> looped;
+    for (int r = 0; r < 4; ++r) {
+        for (int32_t id : reference_ids("prompt.2")) looped.push_back(id);
+    }
+    out.push_back(looped);
+    std::vector<int32_t> doubled = reference_ids("prompt.3");
+    doubled.insert(doubled.end(), doubled.begin(), doubled.begin() + 40);
+    out.push_back(doubled);
+    return out;
+}
+
 // Submits one greedy request per prompt at once; the collectors, in prompt order.
 inline std::vector<std::unique_ptr<Collected>> submit_greedy(
     Engine& engine, const std::vector<std::vector<int32_t>>& prompts, int64_t max_tokens) {
