@@ -356,8 +356,17 @@ inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_token
                                  cudaStream_t stream) {
     for (int t0 = 0; t0 < n_tokens; t0 += 16) {
         const int m = n_tokens - t0 < 16 ? n_tokens - t0 : 16;
-        const cudaError_t status = launch_linear_block<kProductionChunk, true>(
-            w, x + static_cast<int64_t>(t0) * w.k, m, y + static_cast<int64_t>(t0) * w.n, stream);
+        // Grids smaller than the card (k/v_proj: 64 stripes) gain nothing from overlapping the
+        // previous kernel's tail and lose the launch attribute's cost; their warps have few
+        // groups, so all of them go in flight at once (bench/results/cuda_kernels.md,
+        // 41cec71: k/v 5.9 us with PDL and chunks of 4, 4.2-4.3 us without or with 8).
+        const bool small_grid = w.n / 16 < 128;
+        const cudaError_t status =
+            small_grid ? launch_linear_block<8, false>(w, x + static_cast<int64_t>(t0) * w.k, m,
+                                                       y + static_cast<int64_t>(t0) * w.n, stream)
+                       : launch_linear_block<kProductionChunk, true>(
+                             w, x + static_cast<int64_t>(t0) * w.k, m,
+                             y + static_cast<int64_t>(t0) * w.n, stream);
         if (status != cudaSuccess) return status;
     }
     return cudaSuccess;
@@ -365,6 +374,10 @@ inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_token
 
 // The MoE experts of n_tokens tokens, top_k <= 8 slots each: gate/up + SiLU into `mid`
 // ([n_tokens top_k, intermediate] f32), then down + the routed sum into `out`.
+// Down: warp j walks slot j's whole width (24 groups for MiniMax-M2), one memory latency per
+// chunk, so it takes chunks of 8 groups (3 latencies instead of 6).
+inline constexpr int kDownChunk = 8;
+
 inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, const float* weights,
                               const float* h, int n_tokens, int top_k, float* mid, float* out,
                               cudaStream_t stream) {
@@ -372,15 +385,15 @@ inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, co
     const size_t down_bytes = staged_bytes(top_k, experts.intermediate);
     cudaError_t status = allow_shared_bytes(moe_gate_up_kernel<kProductionChunk>, gate_up_bytes);
     if (status == cudaSuccess) {
-        status = allow_shared_bytes(moe_down_kernel<kProductionChunk>, down_bytes);
+        status = allow_shared_bytes(moe_down_kernel<kDownChunk>, down_bytes);
     }
     if (status != cudaSuccess) return status;
     const dim3 gate_up_grid(2 * experts.intermediate / 16, n_tokens * top_k);
     moe_gate_up_kernel<kProductionChunk><<<gate_up_grid, kThreads, gate_up_bytes, stream>>>(experts, ids, h,
                                                                                  top_k, mid);
     const dim3 down_grid(experts.hidden / 16, n_tokens);
-    moe_down_kernel<kProductionChunk><<<down_grid, kThreads, down_bytes, stream>>>(experts, ids, weights, mid,
-                                                                        top_k, out);
+    moe_down_kernel<kDownChunk><<<down_grid, kThreads, down_bytes, stream>>>(experts, ids, weights,
+                                                                  mid, top_k, out);
     return cudaSuccess;
 }
 
