@@ -374,10 +374,6 @@ inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_token
 
 // The MoE experts of n_tokens tokens, top_k <= 8 slots each: gate/up + SiLU into `mid`
 // ([n_tokens top_k, intermediate] f32), then down + the routed sum into `out`.
-// Down: warp j walks slot j's whole width (24 groups for MiniMax-M2), one memory latency per
-// chunk, so it takes chunks of 8 groups (3 latencies instead of 6).
-inline constexpr int kDownChunk = 8;
-
 inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, const float* weights,
                               const float* h, int n_tokens, int top_k, float* mid, float* out,
                               cudaStream_t stream) {
@@ -385,14 +381,14 @@ inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, co
     const size_t down_bytes = staged_bytes(top_k, experts.intermediate);
     cudaError_t status = allow_shared_bytes(moe_gate_up_kernel<kProductionChunk>, gate_up_bytes);
     if (status == cudaSuccess) {
-        status = allow_shared_bytes(moe_down_kernel<kDownChunk>, down_bytes);
+        status = allow_shared_bytes(moe_down_kernel<kProductionChunk>, down_bytes);
     }
     if (status != cudaSuccess) return status;
     const dim3 gate_up_grid(2 * experts.intermediate / 16, n_tokens * top_k);
     moe_gate_up_kernel<kProductionChunk><<<gate_up_grid, kThreads, gate_up_bytes, stream>>>(experts, ids, h,
                                                                                  top_k, mid);
     const dim3 down_grid(experts.hidden / 16, n_tokens);
-    moe_down_kernel<kDownChunk><<<down_grid, kThreads, down_bytes, stream>>>(experts, ids, weights,
+    moe_down_kernel<kProductionChunk><<<down_grid, kThreads, down_bytes, stream>>>(experts, ids, weights,
                                                                   mid, top_k, out);
     return cudaSuccess;
 }
