@@ -64,6 +64,12 @@ std::string model_dir(const ParityModel& m) {
     return dir;
 }
 
+MiniMaxM2 load_on(const std::string& dir, Device device) {
+    LoadOptions options;
+    options.device = device;
+    return MiniMaxM2(load_model_weights(dir, options));
+}
+
 double standard_deviation(const float* row, int64_t n) {
     double mean = 0, square = 0;
     for (int64_t i = 0; i < n; ++i) mean += row[i];
@@ -89,10 +95,7 @@ protected:
 TEST_P(CudaParity, GreedyTokensIdenticalAndLogitsWithinBound) {
     const bool teacher_forced = GetParam().nvfp4;
     const std::string dir = model_dir(GetParam());
-    const MiniMaxM2 host(load_model_weights(dir));
-    LoadOptions on_gpu;
-    on_gpu.device = Device::cuda(0);
-    const MiniMaxM2 gpu(load_model_weights(dir, on_gpu));
+    const MiniMaxM2 host = load_on(dir, Device::host()), gpu = load_on(dir, Device::cuda(0));
     const int64_t vocab = host.config().vocab_size;
 
     std::mt19937 rng(5);
@@ -154,10 +157,7 @@ TEST_P(CudaParity, GreedyTokensIdenticalAndLogitsWithinBound) {
 TEST_P(CudaParity, MixedBatchOverScrambledPoolMatchesHost) {
     if (GetParam().nvfp4) GTEST_SKIP() << "dense models only (see above)";
     const std::string dir = model_dir(GetParam());
-    const MiniMaxM2 host(load_model_weights(dir));
-    LoadOptions on_gpu;
-    on_gpu.device = Device::cuda(0);
-    const MiniMaxM2 gpu(load_model_weights(dir, on_gpu));
+    const MiniMaxM2 host = load_on(dir, Device::host()), gpu = load_on(dir, Device::cuda(0));
     const int64_t vocab = host.config().vocab_size;
     std::mt19937 rng(6);
     auto random_ids = [&](int64_t n) {
@@ -200,9 +200,7 @@ TEST_P(CudaParity, MixedBatchOverScrambledPoolMatchesHost) {
 // launched one by one (FOURBIT_CUDA_GRAPHS=0), across context sizes that change the graphs.
 TEST_P(CudaParity, GraphReplayEqualsEagerLaunches) {
     const std::string dir = model_dir(GetParam());
-    LoadOptions on_gpu;
-    on_gpu.device = Device::cuda(0);
-    const MiniMaxM2 gpu(load_model_weights(dir, on_gpu));
+    const MiniMaxM2 gpu = load_on(dir, Device::cuda(0));
     const int64_t vocab = gpu.config().vocab_size;
     auto decode = [&](bool graphs, int64_t block_size) {
         if (graphs) {
