@@ -10,7 +10,9 @@
 //   y  [n_tokens, n] f32, accumulated in f32
 //
 // On a CUDA device (weights moved there once by linear_weight_to):
-//   dense bf16 / f32   cuBLAS; bf16 weights multiply x rounded to bf16 (f32 accumulation)
+//   dense bf16 / f32   up to 64 tokens, and at any count for weights up to 8 MiB (routers): a
+//                      GEMV with x in f32, as on the CPU; beyond, cuBLAS, where bf16 weights
+//                      multiply x rounded to bf16 (f32 accumulation)
 //   nvfp4              the tiled layout (ops/nvfp4_tiles.h), weight-only: FP4 dequantized in the
 //                      kernel, x rounded to bf16 for the tensor cores, f32 accumulation
 //   fp8_block and W4A4 emulation have no CUDA kernels yet: a named error.
