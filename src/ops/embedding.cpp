@@ -20,20 +20,9 @@ void check_embedding(int64_t n_ids, const Tensor& table, const Tensor& out) {
 }  // namespace
 
 void embedding(std::span<const int32_t> ids, const Tensor& table, Tensor& out) {
-    check_embedding(static_cast<int64_t>(ids.size()), table, out);
-    for (int32_t id : ids) {
-        FOURBIT_ASSERT(id >= 0 && id < table.dim(0), "embedding: id {} outside [0, {})", id,
-                       table.dim(0));
-    }
-    const Device device = op_device("embedding", {&table, &out});
-    if (device.is_cuda()) {
-        if (ids.empty()) return;
-        Tensor staged = Tensor::borrow(DType::i32, {static_cast<int64_t>(ids.size())}, ids.data(),
-                                       nullptr)
-                            .to(device);
-        return embedding(staged, table, out);
-    }
-    cpu::embedding(ids, table, out);
+    const Tensor host_ids =
+        Tensor::borrow(DType::i32, {static_cast<int64_t>(ids.size())}, ids.data(), nullptr);
+    embedding(host_ids, table, out);
 }
 
 void embedding(const Tensor& ids, const Tensor& table, Tensor& out) {
@@ -48,7 +37,12 @@ void embedding(const Tensor& ids, const Tensor& table, Tensor& out) {
         no_cuda_backend("embedding", device);
 #endif
     }
-    embedding(std::span<const int32_t>(ids.data<int32_t>(), ids.dim(0)), table, out);
+    const std::span<const int32_t> host_ids(ids.data<int32_t>(), ids.dim(0));
+    for (int32_t id : host_ids) {
+        FOURBIT_ASSERT(id >= 0 && id < table.dim(0), "embedding: id {} outside [0, {})", id,
+                       table.dim(0));
+    }
+    cpu::embedding(host_ids, table, out);
 }
 
 }  // namespace fourbit

@@ -1,7 +1,7 @@
 // embedding: out[t] = table[ids[t]] as f32. Ids are checked by the caller (the model), which
-// knows where they came from; the span form checks them again, the device form (ids a tensor
-// on the table's device, what a device step uses) cannot without a sync and writes NaN rows
-// for ids out of range.
+// knows where they came from; on the host they are checked again, on a device (ids a tensor on
+// the table's device) they cannot be without a sync, and an id out of range writes a NaN row.
+// The span form is host ids: for host tables.
 //   table [vocab, hidden] f32 or bf16    out [n_tokens, hidden] f32
 #pragma once
 

@@ -20,17 +20,9 @@ void check_rope(const Tensor& x, int64_t n_positions, const RopeShape& shape) {
 }  // namespace
 
 void rope_neox(Tensor& x, std::span<const int32_t> positions, const RopeShape& shape) {
-    check_rope(x, static_cast<int64_t>(positions.size()), shape);
-    if (x.device().is_cuda()) {
-        if (positions.empty()) return;
-        // Host positions for device rows: staged through a device copy (a convenience; a device
-        // decode step keeps its positions on the device and calls the Tensor form).
-        Tensor staged = Tensor::borrow(DType::i32, {static_cast<int64_t>(positions.size())},
-                                       positions.data(), nullptr)
-                            .to(x.device());
-        return rope_neox(x, staged, shape);
-    }
-    cpu::rope_neox(x, positions, shape);
+    const Tensor host_positions = Tensor::borrow(
+        DType::i32, {static_cast<int64_t>(positions.size())}, positions.data(), nullptr);
+    rope_neox(x, host_positions, shape);
 }
 
 void rope_neox(Tensor& x, const Tensor& positions, const RopeShape& shape) {

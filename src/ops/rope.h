@@ -1,7 +1,7 @@
 // rope_neox: rotary position embedding, NeoX (rotate-half) pairing, on the first rotary_dim
 // dimensions of each head; the rest pass through (MiniMax-M2: 64 of 128). In place.
-//   x [n_tokens, n_heads * head_dim] f32      positions [n_tokens] i32 (a host span, or a
-//                                             tensor on x's device: what a device step uses)
+//   x [n_tokens, n_heads * head_dim] f32      positions [n_tokens] i32 on x's device (the
+//                                             span form: host positions, for host rows)
 // inv_freq[i] = theta^(-2i / rotary_dim); pair (j, j + rotary_dim / 2) rotates by pos * inv_freq[j].
 #pragma once
 
