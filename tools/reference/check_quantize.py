@@ -29,6 +29,9 @@ import types
 import torch
 from safetensors.torch import load_file
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_minimax_m2_reference import from_official  # noqa: E402
+
 
 def load_dir(directory):
     tensors = {}
@@ -57,25 +60,8 @@ def hf_model(bf16_dir):
     model = MiniMaxM2ForCausalLM(config).double().eval()
     official = {k: v.double() for k, v in load_dir(bf16_dir).items()}
     inter = c["intermediate_size"]
-    state = {}
-    for name, tensor in model.state_dict().items():
-        if "rotary_emb" in name:
-            state[name] = tensor
-        elif ".mlp.experts.gate_up_proj" in name:
-            prefix = name.replace(".mlp.experts.gate_up_proj", ".block_sparse_moe.experts")
-            state[name] = torch.stack([
-                torch.cat([official[f"{prefix}.{e}.w1.weight"], official[f"{prefix}.{e}.w3.weight"]])
-                for e in range(tensor.shape[0])])
-        elif ".mlp.experts.down_proj" in name:
-            prefix = name.replace(".mlp.experts.down_proj", ".block_sparse_moe.experts")
-            state[name] = torch.stack([official[f"{prefix}.{e}.w2.weight"]
-                                       for e in range(tensor.shape[0])])
-        elif ".mlp.gate.weight" in name:
-            state[name] = official[name.replace(".mlp.gate.", ".block_sparse_moe.gate.")]
-        elif ".mlp.e_score_correction_bias" in name:
-            state[name] = official[name.replace(".mlp.", ".block_sparse_moe.")]
-        else:
-            state[name] = official[name]
+    # The official names onto transformers' fused experts, as the golden reference maps them.
+    state = from_official(official, model, None)
     model.load_state_dict(state)
     return model, c, inter
 
