@@ -61,8 +61,7 @@ StepIndices step_views(const Tensor& packed, int64_t n_tokens, int64_t n_rows, i
     return views;
 }
 
-StepIndices host_step_indices(std::span<const SequenceInput> batch, const MiniMaxM2Config& c,
-                              const KvPool& pool) {
+StepIndices host_step_indices(std::span<const SequenceInput> batch, const MiniMaxM2Config& c) {
     int64_t n_tokens = 0, n_entries = 0, n_rows = 0;
     for (const SequenceInput& sequence : batch) {
         FOURBIT_ASSERT(!sequence.token_ids.empty(), "a sequence with no new tokens in a batch");
@@ -92,7 +91,6 @@ StepIndices host_step_indices(std::span<const SequenceInput> batch, const MiniMa
         offset += static_cast<int64_t>(sequence.block_table.size());
         host.paged.max_context = std::max(host.paged.max_context, sequence.n_cached + n);
     }
-    check_paged_tokens(host.paged, pool.num_blocks(), pool.block_size());
     return host;
 }
 
@@ -124,7 +122,7 @@ Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& po
                    "forward: an observer reads activations on the host only");
     // Flatten the batch: every projection sees all T tokens at once; attention finds each
     // token's sequence through the paged tables. Positions continue each sequence's cache.
-    const StepIndices host = host_step_indices(batch, c, pool);
+    const StepIndices host = host_step_indices(batch, c);
     const int64_t T = host.ids.dim(0), R = host.logit_rows.dim(0);
     if (device.is_host()) {
         StepActivations a = device_state_->buffers.activations(c, device, T, R);
@@ -132,12 +130,15 @@ Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& po
         return R == 0 ? Tensor::zeros(DType::f32, {0, c.vocab_size}) : a.logits;
     }
 
+    // The host ops check the tables themselves; kernels cannot report a bad block id, so the
+    // device's are checked before they go up.
+    check_paged_tokens(host.paged, pool.num_blocks(), pool.block_size());
     std::lock_guard lock(device_state_->mutex);
     StepBuffers& buffers = device_state_->buffers;
     StepActivations a = buffers.activations(c, device, T, R);
     Tensor placed = buffers.indices(device, host.packed.dim(0));
     placed.copy_from(host.packed);
-    // (Profiling waits after every op, which a recorded graph cannot.)
+    // Profiling waits after every op, which a recorded graph cannot.
     const bool graphed = T <= kGraphMaxTokens && !OpProfile::global().enabled();
     // A recorded step's launches are sized by its context: round it up to a power of two, so
     // that a decode reuses its graph for many steps (the kernels read each token's own

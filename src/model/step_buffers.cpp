@@ -1,15 +1,23 @@
 #include "model/step_buffers.h"
 
+#include <algorithm>
 #include <bit>
 
 namespace fourbit {
 
+namespace {
+
+// Powers of two: a server's varying batch sizes settle on a few sizes quickly.
+int64_t capacity_for(int64_t rows) {
+    return static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(std::max<int64_t>(rows, 1))));
+}
+
+}  // namespace
+
 Tensor StepBuffers::grown(Tensor& buffer, DType dtype, Device device, int64_t rows,
                           int64_t cols) {
     if (!buffer.defined() || buffer.dim(0) < rows || buffer.device() != device) {
-        // Powers of two: a server's varying batch sizes settle on a few sizes quickly.
-        const int64_t capacity = static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(std::max<int64_t>(rows, 1))));
-        buffer = Tensor::zeros(dtype, {capacity, cols}, device);
+        buffer = Tensor::zeros(dtype, {capacity_for(rows), cols}, device);
         ++generation_;
     }
     return buffer.rows(0, rows);
@@ -44,8 +52,7 @@ StepActivations StepBuffers::activations(const MiniMaxM2Config& c, Device device
 
 Tensor StepBuffers::indices(Device device, int64_t n) {
     if (!indices_.defined() || indices_.dim(0) < n || indices_.device() != device) {
-        const int64_t capacity = static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(std::max<int64_t>(n, 1))));
-        indices_ = Tensor::zeros(DType::i32, {capacity}, device);
+        indices_ = Tensor::zeros(DType::i32, {capacity_for(n)}, device);
         ++generation_;
     }
     return indices_.rows(0, n);
