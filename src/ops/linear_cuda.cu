@@ -1,12 +1,15 @@
 // linear on CUDA: dense weights at up to 64 tokens (decode: the router, the head, BF16 layers),
 // and small ones (routers) at any count, through a GEMV that keeps x in f32 as the CPU does, so
 // that router scores, and with them the choice of experts, agree with the reference; the rest
-// through cuBLAS (bf16 weights with x rounded to bf16, f32 weights in plain f32). Tiled NVFP4 through the weight-only GEMV family
-// (ops/cuda/nvfp4_gemv.cuh).
+// through cuBLAS (bf16 weights with x rounded to bf16, f32 weights in plain f32). Tiled NVFP4
+// through the weight-only GEMV family (ops/cuda/nvfp4_gemv.cuh) for decode-sized steps and the
+// GEMM (ops/cuda/nvfp4_gemm.cuh) for prefill chunks.
 #include <cmath>
 
 #include "ops/cuda/cublas.h"
+#include "ops/cuda/nvfp4_gemm.cuh"
 #include "ops/cuda/nvfp4_gemv.cuh"
+#include "ops/cuda/round_bf16.h"
 #include "ops/cuda/stream.h"
 #include "ops/linear.h"
 #include "ops/nvfp4_tiles.h"
@@ -15,11 +18,6 @@
 namespace fourbit::cuda {
 
 namespace {
-
-__global__ void f32_to_bf16_kernel(const float* x, __nv_bfloat16* out, int64_t n) {
-    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = __float2bfloat16_rn(x[i]);
-}
 
 constexpr int kExactRowsPerBlock = 8;  // one warp per weight row
 constexpr int kExactMaxTokens = 16;     // per CTA; more tokens take more CTAs (grid y)
@@ -30,6 +28,21 @@ constexpr int64_t kExactMaxTokensLarge = 64;
 
 __device__ __forceinline__ float widen(float w) { return w; }
 __device__ __forceinline__ float widen(__nv_bfloat16 w) { return __bfloat162float(w); }
+
+// acc += w . x over one 16-byte load of weights, in order. x is read in 16-byte vectors (rows
+// are 16-byte aligned): a lane's 8 scalar loads 32 bytes apart from its neighbours' cost a warp
+// 8 cache lines each, which made the router 8x slower than its arithmetic at prefill sizes.
+template <typename W, int kPerLoad>
+__device__ __forceinline__ void multiply_add(const W (&w)[kPerLoad], const float* x, float& acc) {
+#pragma unroll
+    for (int j = 0; j < kPerLoad; j += 4) {
+        const float4 v = __ldg(reinterpret_cast<const float4*>(x + j));
+        acc += widen(w[j]) * v.x;
+        acc += widen(w[j + 1]) * v.y;
+        acc += widen(w[j + 2]) * v.z;
+        acc += widen(w[j + 3]) * v.w;
+    }
+}
 
 // y [m, n] = x [m, k] W^T, m <= 16, with x in f32 and f32 sums: each weight row is read once,
 // 16 bytes per lane per step, for all m tokens.
@@ -65,10 +78,7 @@ __global__ void __launch_bounds__(32 * kExactRowsPerBlock)
             if (t < m) {
                 const float* xt = x + static_cast<int64_t>(t) * k + i;
 #pragma unroll
-                for (int u = 0; u < kUnroll; ++u) {
-#pragma unroll
-                    for (int j = 0; j < kPerLoad; ++j) acc[t] += widen(values[u][j]) * xt[u * kStep + j];
-                }
+                for (int u = 0; u < kUnroll; ++u) multiply_add(values[u], xt + u * kStep, acc[t]);
             }
         }
     }
@@ -77,11 +87,7 @@ __global__ void __launch_bounds__(32 * kExactRowsPerBlock)
         *reinterpret_cast<uint4*>(values) = __ldg(reinterpret_cast<const uint4*>(row + i));
 #pragma unroll
         for (int t = 0; t < kExactMaxTokens; ++t) {
-            if (t < m) {
-                const float* xt = x + static_cast<int64_t>(t) * k + i;
-#pragma unroll
-                for (int j = 0; j < kPerLoad; ++j) acc[t] += widen(values[j]) * xt[j];
-            }
+            if (t < m) multiply_add(values, x + static_cast<int64_t>(t) * k + i, acc[t]);
         }
     }
     for (int i = vector_end + lane; i < k; i += 32) {
@@ -104,8 +110,9 @@ __global__ void __launch_bounds__(32 * kExactRowsPerBlock)
 void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     const int m = static_cast<int>(x.dim(0)), k = static_cast<int>(x.dim(1));
     const int n = static_cast<int>(weight.rows());
-    // Rows start 16-byte aligned when k is a multiple of 8 (bf16) or 4 (f32).
-    const bool aligned = k % (weight.weight.dtype() == DType::bf16 ? 8 : 4) == 0;
+    // Rows of both start 16-byte aligned when k is a multiple of 8 (bf16) or 4 (f32).
+    const bool aligned = k % (weight.weight.dtype() == DType::bf16 ? 8 : 4) == 0 &&
+                         reinterpret_cast<uintptr_t>(x.data<float>()) % 16 == 0;
     const bool small_weight = static_cast<int64_t>(weight.weight.size_bytes()) <= kExactAnyTokensBytes;
     if (aligned && (small_weight || m <= kExactMaxTokensLarge)) {
         const dim3 blocks(static_cast<unsigned>((n + kExactRowsPerBlock - 1) / kExactRowsPerBlock),
@@ -130,9 +137,7 @@ void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     }
     const int64_t count = x.numel();
     Scratch x_bf16(static_cast<size_t>(count) * 2);
-    f32_to_bf16_kernel<<<static_cast<unsigned>((count + 255) / 256), 256, 0, current_stream()>>>(
-        x.data<float>(), x_bf16.as<__nv_bfloat16>(), count);
-    FOURBIT_CUDA_CHECK_LAUNCH();
+    round_to_bf16(x.data<float>(), x_bf16.as<__nv_bfloat16>(), count, current_stream());
     FOURBIT_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha,
                                       weight.weight.data<uint16_t>(), CUDA_R_16BF, k,
                                       x_bf16.as<uint16_t>(), CUDA_R_16BF, k, &beta,
@@ -149,8 +154,12 @@ void linear(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     const nvfp4::TilesView tiles{weight.weight.data<uint4>(), weight.block_scale.data<uint2>(),
                                  static_cast<int>(weight.rows()), static_cast<int>(weight.cols()),
                                  std::ldexp(weight.global_scale, kNvFp4TileExponent)};
-    FOURBIT_CUDA_CHECK(nvfp4::launch_linear(tiles, x.data<float>(), static_cast<int>(x.dim(0)),
-                                            y.data<float>(), current_stream()));
+    const int n_tokens = static_cast<int>(x.dim(0));
+    if (n_tokens >= nvfp4::kGemmMinTokens) {
+        return nvfp4::linear_gemm(tiles, x.data<float>(), n_tokens, y.data<float>());
+    }
+    FOURBIT_CUDA_CHECK(nvfp4::launch_linear(tiles, x.data<float>(), n_tokens, y.data<float>(),
+                                            current_stream()));
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 

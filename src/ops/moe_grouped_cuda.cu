@@ -1,11 +1,16 @@
 // The NVFP4 MoE for many tokens (prefill chunks): the decode kernels (moe_cuda.cu) give every
 // routed slot its own pass over its expert's weights, so a 512-token chunk reads each expert
-// ~16 times over. Here the slots are first grouped by expert on the device (a counting sort),
-// then each CTA multiplies one 16-row stripe of one expert with a tile of up to 8 of that
-// expert's slots (the mma's 8 token columns): every expert's weights are read once per 8 slots.
-// Down writes each slot's weighted output row; a last kernel sums a token's k rows in slot
-// order, as the CPU does. No host synchronisation anywhere (graph capture stays possible).
+// ~16 times over. Here the slots are first grouped by expert on the device (a counting sort)
+// into tiles of one expert's slots. Few slots per expert (batched decode, short chunks): each
+// CTA multiplies one 16-row stripe with a tile of up to 8 slots (the mma's 8 token columns), k
+// split over its warps, so every expert's weights are read once per 8 slots at full memory
+// parallelism. Many (long prefill chunks): the tiled GEMM (ops/cuda/nvfp4_gemm.cuh) over tiles
+// of 64 slots, 128 rows per CTA, activations as bf16. Down writes each slot's weighted output
+// row; a last kernel sums a token's k rows in slot order, as the CPU does. No host
+// synchronisation anywhere (graph capture stays possible).
+#include "ops/cuda/nvfp4_gemm.cuh"
 #include "ops/cuda/nvfp4_gemv.cuh"
+#include "ops/cuda/round_bf16.h"
 #include "ops/cuda/stream.h"
 #include "ops/moe.h"
 #include "tensor/cuda_check.h"
@@ -21,6 +26,10 @@ using nvfp4::kWarps;
 
 constexpr int kTileSlots = 8;  // one mma token tile
 constexpr int kChunk = nvfp4::kProductionChunk;
+using GemmTile = nvfp4::gemm::Shape<4, 2, 2, 4>;  // 128 rows x 64 slots, 8 warps
+// From this many slots per expert on average the GEMM's 64-slot tiles pay (prefill chunks
+// from 512 tokens on M2).
+constexpr int kGemmSlotsPerExpert = 16;
 
 // Slots grouped by expert: sorted[] lists the slots of expert 0, then of expert 1, ...; tile i
 // covers sorted[tile_begin[i] .. + tile_count[i]) of expert tile_expert[i]; n_tiles[0] tiles.
@@ -39,15 +48,16 @@ __global__ void count_kernel(const int32_t* ids, int n_slots, int32_t* counts) {
     }
 }
 
-// One thread: the experts' offsets, their tiles, and the scatter cursors (counts := offsets).
-__global__ void plan_kernel(int n_experts, Grouping g) {
+// One thread: the experts' offsets, their tiles of up to tile_slots slots, and the scatter
+// cursors (counts := offsets).
+__global__ void plan_kernel(int n_experts, int tile_slots, Grouping g) {
     int offset = 0, tiles = 0;
     for (int e = 0; e < n_experts; ++e) {
         const int count = g.counts[e];
-        for (int first = 0; first < count; first += kTileSlots) {
+        for (int first = 0; first < count; first += tile_slots) {
             g.tile_expert[tiles] = e;
             g.tile_begin[tiles] = offset + first;
-            g.tile_count[tiles] = min(kTileSlots, count - first);
+            g.tile_count[tiles] = min(tile_slots, count - first);
             ++tiles;
         }
         g.counts[e] = offset;
@@ -160,6 +170,85 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
+// The GEMM forms, grid (stripe blocks, max tiles): mid (bf16: the down GEMM's operand) and
+// rows as grouped_gate_up_kernel and grouped_down_kernel write them, from h as bf16.
+__global__ void __launch_bounds__(GemmTile::kThreads)
+    gemm_gate_up_kernel(ExpertsView experts, Grouping g, const __nv_bfloat16* h, int top_k,
+                        __nv_bfloat16* mid) {
+    using S = GemmTile;
+    extern __shared__ __align__(16) unsigned char shared[];
+    const int tile = blockIdx.y;
+    if (tile >= g.n_tiles[0]) return;
+    const int expert = g.tile_expert[tile], begin = g.tile_begin[tile], count = g.tile_count[tile];
+    const int n_stripes = 2 * experts.intermediate / 16, groups = experts.hidden / kGroupCols;
+    const int64_t first_tile = static_cast<int64_t>(expert) * n_stripes * groups;
+    const nvfp4::gemm::StripeRange range{experts.gate_up_codes + first_tile * 32,
+                                         experts.gate_up_scales + first_tile * 8,
+                                         static_cast<int>(blockIdx.x) * S::kStripes, n_stripes,
+                                         groups};
+    const __nv_bfloat16* rows[S::kRowChunks];
+    nvfp4::gemm::thread_rows<S>(rows, [&](int r) -> const __nv_bfloat16* {
+        return r < count ? h + static_cast<int64_t>(g.sorted[begin + r] / top_k) * experts.hidden
+                         : nullptr;
+    });
+    float acc[S::kMTiles][S::kNTiles][4] = {};
+    nvfp4::gemm::multiply<S>(reinterpret_cast<nvfp4::gemm::Stage<S>*>(shared), range, rows, acc);
+    const float gate_scale = experts.out_scales[expert * 3 + 0];
+    const float up_scale = experts.out_scales[expert * 3 + 1];
+    // Stripe s: gate rows 8s + g in fragment rows g (v[0], v[1]), the matching up rows in g + 8.
+    nvfp4::gemm::for_each_fragment<S>(range.first_stripe, acc,
+                                      [&](int stripe, int row, int column, const float(&v)[4]) {
+        if (stripe >= n_stripes) return;
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+            if (column + c < count) {
+                const float gate = v[c] * gate_scale, up = v[2 + c] * up_scale;
+                const int slot = g.sorted[begin + column + c];
+                mid[static_cast<int64_t>(slot) * experts.intermediate + stripe * 8 + row] =
+                    __float2bfloat16_rn(gate / (1.0f + expf(-gate)) * up);
+            }
+        }
+    });
+}
+
+__global__ void __launch_bounds__(GemmTile::kThreads)
+    gemm_down_kernel(ExpertsView experts, Grouping g, const float* weights,
+                     const __nv_bfloat16* mid, float* rows_out) {
+    using S = GemmTile;
+    extern __shared__ __align__(16) unsigned char shared[];
+    const int tile = blockIdx.y;
+    if (tile >= g.n_tiles[0]) return;
+    const int expert = g.tile_expert[tile], begin = g.tile_begin[tile], count = g.tile_count[tile];
+    const int n_stripes = experts.hidden / 16, groups = experts.intermediate / kGroupCols;
+    const int64_t first_tile = static_cast<int64_t>(expert) * n_stripes * groups;
+    const nvfp4::gemm::StripeRange range{experts.down_codes + first_tile * 32,
+                                         experts.down_scales + first_tile * 8,
+                                         static_cast<int>(blockIdx.x) * S::kStripes, n_stripes,
+                                         groups};
+    const __nv_bfloat16* rows[S::kRowChunks];
+    nvfp4::gemm::thread_rows<S>(rows, [&](int r) -> const __nv_bfloat16* {
+        return r < count ? mid + static_cast<int64_t>(g.sorted[begin + r]) * experts.intermediate
+                         : nullptr;
+    });
+    float acc[S::kMTiles][S::kNTiles][4] = {};
+    nvfp4::gemm::multiply<S>(reinterpret_cast<nvfp4::gemm::Stage<S>*>(shared), range, rows, acc);
+    const float down_scale = experts.out_scales[expert * 3 + 2];
+    nvfp4::gemm::for_each_fragment<S>(range.first_stripe, acc,
+                                      [&](int stripe, int row, int column, const float(&v)[4]) {
+        if (stripe >= n_stripes) return;
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+            if (column + c < count) {
+                const int slot = g.sorted[begin + column + c];
+                const float scale = weights[slot] * down_scale;
+                float* out = rows_out + static_cast<int64_t>(slot) * experts.hidden + stripe * 16 + row;
+                out[0] = scale * v[c];
+                out[8] = scale * v[2 + c];
+            }
+        }
+    });
+}
+
 // out[t] = sum over j < top_k, in order, of rows[t top_k + j].
 __global__ void sum_slots_kernel(const float* rows, int n_tokens, int top_k, int hidden,
                                  float* out) {
@@ -188,7 +277,9 @@ void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor
     const int n_slots = n_tokens * top_k, n_experts = static_cast<int>(experts.n_experts());
     const int hidden = static_cast<int>(experts.hidden);
     const int intermediate = static_cast<int>(experts.intermediate);
-    const int max_tiles = (n_slots + kTileSlots - 1) / kTileSlots + n_experts;
+    const bool gemm = n_slots >= kGemmSlotsPerExpert * n_experts;
+    const int tile_slots = gemm ? GemmTile::kTokens : kTileSlots;
+    const int max_tiles = (n_slots + tile_slots - 1) / tile_slots + n_experts;
     DeviceScope scope(h.device().index);
     cudaStream_t stream = current_stream();
     Scratch indices(sizeof(int32_t) * (n_experts + n_slots + 3 * max_tiles + 1));
@@ -203,7 +294,7 @@ void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor
     const int32_t* ids = expert_ids.data<int32_t>();
     const unsigned sort_blocks = static_cast<unsigned>((n_slots + 255) / 256);
     count_kernel<<<sort_blocks, 256, 0, stream>>>(ids, n_slots, g.counts);
-    plan_kernel<<<1, 1, 0, stream>>>(n_experts, g);
+    plan_kernel<<<1, 1, 0, stream>>>(n_experts, tile_slots, g);
     scatter_kernel<<<sort_blocks, 256, 0, stream>>>(ids, n_slots, g);
     FOURBIT_CUDA_CHECK_LAUNCH();
 
@@ -211,18 +302,34 @@ void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor
                            experts.down_codes.data<uint4>(),    experts.down_scales.data<uint2>(),
                            experts.out_scales.data<float>(),    hidden,
                            intermediate};
-    Scratch mid(sizeof(float) * static_cast<size_t>(n_slots) * intermediate);
-    const size_t gate_up_bytes = nvfp4::staged_bytes(kTileSlots, hidden);
-    FOURBIT_CUDA_CHECK(nvfp4::allow_shared_bytes(grouped_gate_up_kernel, gate_up_bytes));
-    grouped_gate_up_kernel<<<dim3(2 * intermediate / 16, max_tiles), kThreads, gate_up_bytes, stream>>>(
-        view, g, h.data<float>(), top_k, mid.as<float>());
-    FOURBIT_CUDA_CHECK_LAUNCH();
     Scratch rows(sizeof(float) * static_cast<size_t>(n_slots) * hidden);
-    const size_t down_bytes = nvfp4::staged_bytes(kTileSlots, intermediate);
-    FOURBIT_CUDA_CHECK(nvfp4::allow_shared_bytes(grouped_down_kernel, down_bytes));
-    grouped_down_kernel<<<dim3(hidden / 16, max_tiles), kThreads, down_bytes, stream>>>(
-        view, g, expert_weights.data<float>(), mid.as<float>(), rows.as<float>());
-    FOURBIT_CUDA_CHECK_LAUNCH();
+    if (gemm) {
+        constexpr size_t bytes = nvfp4::gemm::shared_bytes<GemmTile>();
+        const auto blocks = [](int rows) { return (rows / 16 + GemmTile::kStripes - 1) / GemmTile::kStripes; };
+        Scratch h_bf16(sizeof(__nv_bfloat16) * static_cast<size_t>(n_tokens) * hidden);
+        round_to_bf16(h.data<float>(), h_bf16.as<__nv_bfloat16>(), h.numel(), stream);
+        Scratch mid(sizeof(__nv_bfloat16) * static_cast<size_t>(n_slots) * intermediate);
+        FOURBIT_CUDA_CHECK(nvfp4::gemm::allow_shared(gemm_gate_up_kernel, bytes));
+        gemm_gate_up_kernel<<<dim3(blocks(2 * intermediate), max_tiles), GemmTile::kThreads, bytes, stream>>>(
+            view, g, h_bf16.as<__nv_bfloat16>(), top_k, mid.as<__nv_bfloat16>());
+        FOURBIT_CUDA_CHECK_LAUNCH();
+        FOURBIT_CUDA_CHECK(nvfp4::gemm::allow_shared(gemm_down_kernel, bytes));
+        gemm_down_kernel<<<dim3(blocks(hidden), max_tiles), GemmTile::kThreads, bytes, stream>>>(
+            view, g, expert_weights.data<float>(), mid.as<__nv_bfloat16>(), rows.as<float>());
+        FOURBIT_CUDA_CHECK_LAUNCH();
+    } else {
+        Scratch mid(sizeof(float) * static_cast<size_t>(n_slots) * intermediate);
+        const size_t gate_up_bytes = nvfp4::staged_bytes(kTileSlots, hidden);
+        FOURBIT_CUDA_CHECK(nvfp4::allow_shared_bytes(grouped_gate_up_kernel, gate_up_bytes));
+        grouped_gate_up_kernel<<<dim3(2 * intermediate / 16, max_tiles), kThreads, gate_up_bytes, stream>>>(
+            view, g, h.data<float>(), top_k, mid.as<float>());
+        FOURBIT_CUDA_CHECK_LAUNCH();
+        const size_t down_bytes = nvfp4::staged_bytes(kTileSlots, intermediate);
+        FOURBIT_CUDA_CHECK(nvfp4::allow_shared_bytes(grouped_down_kernel, down_bytes));
+        grouped_down_kernel<<<dim3(hidden / 16, max_tiles), kThreads, down_bytes, stream>>>(
+            view, g, expert_weights.data<float>(), mid.as<float>(), rows.as<float>());
+        FOURBIT_CUDA_CHECK_LAUNCH();
+    }
     sum_slots_kernel<<<1024, 256, 0, stream>>>(rows.as<float>(), n_tokens, top_k, hidden,
                                                out.data<float>());
     FOURBIT_CUDA_CHECK_LAUNCH();

@@ -332,6 +332,30 @@ TEST_P(DeviceOps, LinearNvfp4EveryTokenCountUpToTwoBlocks) {
     }
 }
 
+// From 65 tokens CUDA runs the tiled GEMM (ops/cuda/nvfp4_gemm.cuh): its 64 x 64 tiles with a
+// partial row block (17 stripes) and partial token blocks, and its 128 x 128 tiles where the
+// grid fills a 132-SM card twice (4,096 rows x 1,100 tokens). Bound as above.
+TEST_P(DeviceOps, LinearNvfp4PrefillGemmBothTiles) {
+    if (device_.is_host()) GTEST_SKIP() << "the host compared with itself: nothing to learn here";
+    std::mt19937 rng(21);
+    struct Case {
+        int64_t n, k, m;
+    };
+    for (const Case& c : {Case{272, 1024, 65}, Case{272, 1024, 300}, Case{4096, 256, 1100}}) {
+        LinearWeight weight = random_nvfp4(c.n, c.k, rng);
+        Tensor x = random_f32({c.m, c.k}, rng);
+        Tensor expected = Tensor::zeros(DType::f32, {c.m, c.n});
+        linear(x, weight, expected);
+        Tensor y = poisoned({c.m, c.n});
+        linear(on_device(x), linear_weight_to(weight, device_), y);
+        const double relative = kBf16Rounding + 2.0 * c.k * 0x1p-24;
+        std::vector<double> bound = absolute_products(x, weight);
+        for (double& b : bound) b = b * relative + 1e-30;
+        expect_within(to_host(y), expected, bound,
+                      ("nvfp4 gemm " + std::to_string(c.n) + "x" + std::to_string(c.m)).c_str());
+    }
+}
+
 TEST_P(DeviceOps, LinearNvfp4MiniMaxShapes) {
     std::mt19937 rng(8);
     // q_proj [6144 x 3072] and o_proj [3072 x 6144] at decode; bound as above.
@@ -439,11 +463,12 @@ TEST_P(DeviceOps, MoeExpertsDecodeAndSmallPrefill) {
     }
 }
 
-// Enough slots per expert that CUDA groups them by expert (moe_grouped_cuda.cu): tiles of up to
-// 8 slots, experts with one slot, with 9 (a full tile and one more), and with none.
+// Enough slots per expert that CUDA groups them by expert (moe_grouped_cuda.cu), fewer than 16
+// on average: tiles of up to 8 slots, experts with one slot, with 9 (a full tile and one more),
+// and with none.
 TEST_P(DeviceOps, MoeExpertsGroupedPrefill) {
     std::mt19937 rng(19);
-    for (const MoeCase& c : {MoeCase{64, 16, 4, 256, 128}, MoeCase{37, 8, 2, 128, 64}}) {
+    for (const MoeCase& c : {MoeCase{40, 16, 4, 256, 128}, MoeCase{37, 8, 2, 128, 64}}) {
         run_moe_case(c, device_, rng, ExpertKind::nvfp4);
     }
 }
@@ -451,7 +476,20 @@ TEST_P(DeviceOps, MoeExpertsGroupedPrefill) {
 TEST_P(DeviceOps, MoeExpertsGroupedPrefillMiniMaxWidths) {
     if (device_.is_host()) GTEST_SKIP() << "the host compared with itself: nothing to learn here";
     std::mt19937 rng(20);
-    run_moe_case(MoeCase{160, 32, 8, 3072, 1536}, device_, rng, ExpertKind::nvfp4_bytes);
+    run_moe_case(MoeCase{60, 32, 8, 3072, 1536}, device_, rng, ExpertKind::nvfp4_bytes);
+}
+
+// From 16 slots per expert on average the grouped MoE runs the tiled GEMM in tiles of 64 slots:
+// experts with one tile and a part of one, and MiniMax's widths.
+TEST_P(DeviceOps, MoeExpertsGemmPrefill) {
+    std::mt19937 rng(22);
+    run_moe_case(MoeCase{300, 8, 2, 256, 128}, device_, rng, ExpertKind::nvfp4);
+}
+
+TEST_P(DeviceOps, MoeExpertsGemmPrefillMiniMaxWidths) {
+    if (device_.is_host()) GTEST_SKIP() << "the host compared with itself: nothing to learn here";
+    std::mt19937 rng(23);
+    run_moe_case(MoeCase{256, 16, 4, 3072, 1536}, device_, rng, ExpertKind::nvfp4_bytes);
 }
 
 TEST_P(DeviceOps, MoeExpertsBf16DecodeAndSmallPrefill) {

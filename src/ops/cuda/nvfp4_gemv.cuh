@@ -27,16 +27,6 @@ inline constexpr int kWarps = 8;
 inline constexpr int kThreads = kWarps * 32;
 inline constexpr int kGroupCols = 64;
 
-// A tiled NVFP4 matrix on the device (ops/nvfp4_tiles.h): 32 uint4 of codes and 8 uint2 of
-// scales per (stripe, group), stripe-major.
-struct TilesView {
-    const uint4* codes;
-    const uint2* scales;
-    int n;  // rows, a multiple of 16
-    int k;  // columns, a multiple of 64
-    float out_scale;  // global scale x 2^19 (kNvFp4TileExponent)
-};
-
 // One chunk of a warp's weights: kChunk groups, 16 bytes of codes and 8 of scales per lane each.
 template <int kChunk>
 struct WeightChunk {

@@ -10,6 +10,16 @@
 
 namespace fourbit::cuda::nvfp4 {
 
+// A tiled NVFP4 matrix on the device (ops/nvfp4_tiles.h): 32 uint4 of codes and 8 uint2 of
+// scales per (stripe, group), stripe-major.
+struct TilesView {
+    const uint4* codes;
+    const uint2* scales;
+    int n;  // rows, a multiple of 16
+    int k;  // columns, a multiple of 64
+    float out_scale;  // global scale x 2^19 (kNvFp4TileExponent)
+};
+
 // Weights are read exactly once per call: bypass L1, which holds the activations every warp
 // re-reads. Volatile so that the loads stay where they are written, ahead of the math on the
 // previous chunk: without it the compiler sank each load to its use and every group paid a

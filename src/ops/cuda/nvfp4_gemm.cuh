@@ -1,0 +1,223 @@
+// The NVFP4 weight-only GEMM for many tokens (prefill chunks): the decode GEMVs
+// (nvfp4_gemv.cuh) re-read and re-dequantize the weights for every 8 or 16 tokens, which at
+// thousands of tokens makes them memory- and ALU-bound far below the tensor cores' rate. Here a
+// CTA owns a tile of kRows weight rows x kTokens tokens and walks k in groups of 64 columns
+// through a kStages-deep cp.async pipeline in shared memory: the group's FP4 tiles (the layout
+// of ops/nvfp4_tiles.h, so the same dequantization as the GEMVs) and the tokens' bf16
+// activation rows, gathered by row pointer (the MoE's slots) and zero-filled past the tile's
+// tokens. Each warp dequantizes its stripes' A fragments once per k-tile and reuses them for
+// all its token tiles: weights are read once per kTokens tokens.
+//
+//                 kTokens tokens (warp_n = 0 .. kWarpsN-1, kNTiles mma columns of 8 each)
+//               +------------+------------+
+//   kRows rows  | warp (0,0) | warp (0,1) |   warp (m, n): kMTiles stripes of 16 rows
+//   (kWarpsM x  +------------+------------+   x kNTiles * 8 tokens, f32 accumulators
+//   kMTiles x   | warp (1,0) | warp (1,1) |   in registers over the whole k
+//   16)         +------------+------------+
+//
+// Numerics are the GEMVs': activations rounded to bf16 (here once, before the kernel), exact
+// dequantized weights, f32 accumulation (one warp sums a row over all k, in k order).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "ops/cuda/nvfp4_mma.cuh"
+
+namespace fourbit::cuda::nvfp4::gemm {
+
+inline constexpr int kGroupCols = 64;   // k per pipeline stage: one tile group
+inline constexpr int kStages = 4;       // groups in flight: covers ~3 L2 latencies of math
+// Staged activation row: 64 bf16 + 8 of padding = 144 bytes, so the 8 rows a fragment read
+// touches start 4 banks apart and its 32 lanes hit 32 different banks.
+inline constexpr int kRowStride = kGroupCols + 8;
+
+template <int kWarpsM_, int kWarpsN_, int kMTiles_, int kNTiles_>
+struct Shape {
+    static constexpr int kWarpsM = kWarpsM_, kWarpsN = kWarpsN_;
+    static constexpr int kMTiles = kMTiles_, kNTiles = kNTiles_;
+    static constexpr int kThreads = kWarpsM * kWarpsN * 32;
+    static constexpr int kStripes = kWarpsM * kMTiles;  // 16-row stripes per CTA
+    static constexpr int kRows = kStripes * 16;
+    static constexpr int kTokens = kWarpsN * kNTiles * 8;
+    // 16-byte activation chunks per thread per stage: kTokens rows of 8 chunks.
+    static constexpr int kRowChunks = kTokens * 8 / kThreads;
+    static_assert(kTokens * 8 % kThreads == 0, "whole rows per thread pass");
+};
+
+// One pipeline stage: the group's codes and scales of kStripes stripes, and kTokens rows.
+template <class S>
+struct Stage {
+    uint4 codes[S::kStripes][32];
+    uint2 scales[S::kStripes][8];
+    __nv_bfloat16 x[S::kTokens][kRowStride];
+};
+
+template <class S>
+inline constexpr size_t shared_bytes() {
+    return sizeof(Stage<S>) * kStages;
+}
+
+// cp.async of 16 bytes that reads `bytes` (16 or 0) and zero-fills the rest.
+__device__ __forceinline__ void copy_async_16_or_zero(void* shared, const void* global, int bytes) {
+    const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(address), "l"(global),
+                 "r"(bytes));
+}
+
+__device__ __forceinline__ void commit_copies() { asm volatile("cp.async.commit_group;"); }
+
+template <int kPending>
+__device__ __forceinline__ void wait_copies() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
+}
+
+// The matrix this CTA multiplies: stripe-major tiles starting at its first stripe.
+struct StripeRange {
+    const uint4* codes;   // tiles of stripe 0 of the matrix (an expert's, for the MoE)
+    const uint2* scales;
+    int first_stripe;     // this CTA's first stripe
+    int n_stripes;        // the matrix's stripes: later ones are zero-filled, never stored
+    int groups;           // k / 64
+};
+
+// Stage `group` of the CTA's stripes and rows into `stage`. rows[j] is this thread's j-th
+// activation row (rows thread / 8 + j kThreads / 8, chunk thread % 8), null past the tokens.
+template <class S>
+__device__ __forceinline__ void load_stage(Stage<S>& stage, const StripeRange& w, int group,
+                                           const __nv_bfloat16* const (&rows)[S::kRowChunks]) {
+    constexpr int kChunksPerStripe = 32 + 4;  // 512 bytes of codes, 64 of scales
+    for (int index = threadIdx.x; index < S::kStripes * kChunksPerStripe; index += S::kThreads) {
+        const int s = index / kChunksPerStripe, c = index % kChunksPerStripe;
+        const int stripe = w.first_stripe + s;
+        const bool inside = stripe < w.n_stripes;
+        const int64_t tile = static_cast<int64_t>(inside ? stripe : 0) * w.groups + group;
+        if (c < 32) {
+            copy_async_16_or_zero(&stage.codes[s][c], w.codes + tile * 32 + c, inside ? 16 : 0);
+        } else {
+            copy_async_16_or_zero(reinterpret_cast<uint4*>(stage.scales[s]) + (c - 32),
+                                  reinterpret_cast<const uint4*>(w.scales + tile * 8) + (c - 32),
+                                  inside ? 16 : 0);
+        }
+    }
+    const int chunk = threadIdx.x % 8;
+#pragma unroll
+    for (int j = 0; j < S::kRowChunks; ++j) {
+        const int row = threadIdx.x / 8 + j * (S::kThreads / 8);
+        const __nv_bfloat16* source = rows[j];
+        // Past the tokens: any valid address, 0 bytes read.
+        const void* from = source != nullptr
+                               ? static_cast<const void*>(source + group * kGroupCols + chunk * 8)
+                               : static_cast<const void*>(w.codes);
+        copy_async_16_or_zero(&stage.x[row][chunk * 8], from, source != nullptr ? 16 : 0);
+    }
+}
+
+// acc[m][j] += (stripe warp_m kMTiles + m) x (tokens warp_n kNTiles 8 + 8 j ..) over all of k.
+// Lane l = 4g + t ends with acc[m][j] = {(row g, token 2t), (g, 2t + 1), (g + 8, 2t), (g + 8,
+// 2t + 1)} of its stripe and token tile. Every thread of the CTA must call it.
+template <class S>
+__device__ __forceinline__ void multiply(Stage<S>* stages, const StripeRange& w,
+                                         const __nv_bfloat16* const (&rows)[S::kRowChunks],
+                                         float (&acc)[S::kMTiles][S::kNTiles][4]) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int warp_m = warp % S::kWarpsM, warp_n = warp / S::kWarpsM;
+#pragma unroll
+    for (int s = 0; s < kStages - 1; ++s) {
+        if (s < w.groups) load_stage<S>(stages[s], w, s, rows);
+        commit_copies();
+    }
+    for (int group = 0; group < w.groups; ++group) {
+        wait_copies<kStages - 2>();
+        // Everyone's copies of `group` landed, and everyone is done with the stage refilled next.
+        __syncthreads();
+        const int ahead = group + kStages - 1;
+        if (ahead < w.groups) load_stage<S>(stages[ahead % kStages], w, ahead, rows);
+        commit_copies();
+        const Stage<S>& stage = stages[group % kStages];
+        uint4 codes[S::kMTiles];
+        uint2 scales[S::kMTiles];
+#pragma unroll
+        for (int m = 0; m < S::kMTiles; ++m) {
+            codes[m] = stage.codes[warp_m * S::kMTiles + m][lane];
+            scales[m] = stage.scales[warp_m * S::kMTiles + m][g];
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            uint32_t b[S::kNTiles][2];
+#pragma unroll
+            for (int j = 0; j < S::kNTiles; ++j) {
+                const __nv_bfloat16* row = &stage.x[(warp_n * S::kNTiles + j) * 8 + g][i * 16 + 2 * t];
+                b[j][0] = *reinterpret_cast<const uint32_t*>(row);
+                b[j][1] = *reinterpret_cast<const uint32_t*>(row + 8);
+            }
+#pragma unroll
+            for (int m = 0; m < S::kMTiles; ++m) {
+                const uint32_t word = i == 0   ? codes[m].x
+                                      : i == 1 ? codes[m].y
+                                      : i == 2 ? codes[m].z
+                                               : codes[m].w;
+                uint32_t a[4];
+                nvfp4_tile_word_to_bf16x2(word, a);
+                const uint32_t scale_g = nvfp4_tile_scale_bf16x2(scales[m].x, i);
+                const uint32_t scale_g8 = nvfp4_tile_scale_bf16x2(scales[m].y, i);
+                a[0] = mul_bf16x2(a[0], scale_g);
+                a[1] = mul_bf16x2(a[1], scale_g8);
+                a[2] = mul_bf16x2(a[2], scale_g);
+                a[3] = mul_bf16x2(a[3], scale_g8);
+#pragma unroll
+                for (int j = 0; j < S::kNTiles; ++j) mma_bf16_16x8x16(acc[m][j], a, b[j]);
+            }
+        }
+    }
+}
+
+// Calls out(stripe, row g of it, first token column of the pair, acc[4]) for each of the
+// thread's fragments (see multiply for what the four values are).
+template <class S, class Out>
+__device__ __forceinline__ void for_each_fragment(int first_stripe,
+                                                  const float (&acc)[S::kMTiles][S::kNTiles][4],
+                                                  Out out) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int warp_m = warp % S::kWarpsM, warp_n = warp / S::kWarpsM;
+#pragma unroll
+    for (int m = 0; m < S::kMTiles; ++m) {
+#pragma unroll
+        for (int j = 0; j < S::kNTiles; ++j) {
+            out(first_stripe + warp_m * S::kMTiles + m, lane >> 2,
+                (warp_n * S::kNTiles + j) * 8 + 2 * (lane & 3), acc[m][j]);
+        }
+    }
+}
+
+// This thread's activation rows for a tile whose row r is row_of(r) (null past the tokens).
+template <class S, class RowOf>
+__device__ __forceinline__ void thread_rows(const __nv_bfloat16* (&rows)[S::kRowChunks],
+                                            RowOf row_of) {
+#pragma unroll
+    for (int j = 0; j < S::kRowChunks; ++j) rows[j] = row_of(threadIdx.x / 8 + j * (S::kThreads / 8));
+}
+
+// Lets `kernel` take `bytes` of dynamic shared memory.
+template <typename Kernel>
+inline cudaError_t allow_shared(Kernel kernel, size_t bytes) {
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                static_cast<int>(bytes));
+}
+
+}  // namespace fourbit::cuda::nvfp4::gemm
+
+namespace fourbit::cuda::nvfp4 {
+
+// From this many tokens a dense NVFP4 linear runs as the GEMM (below: the decode GEMV, whose
+// CUDA graphs hold steps of up to 64 tokens).
+inline constexpr int kGemmMinTokens = 65;
+
+// y [n_tokens, w.n] = x [n_tokens, w.k] W^T through the GEMM, on the current stream
+// (linear_gemm_cuda.cu). Throws CudaError on a failed launch.
+void linear_gemm(const TilesView& w, const float* x, int n_tokens, float* y);
+
+}  // namespace fourbit::cuda::nvfp4
