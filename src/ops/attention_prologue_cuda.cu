@@ -27,18 +27,20 @@ struct PrologueParams {
 template <typename W>
 __global__ void __launch_bounds__(kNormThreads)
     prologue_kernel(PrologueParams p, const W* q_weight, const W* k_weight, RopeFrequencies f) {
-    __shared__ double partial[kNormThreads];
+    __shared__ double partial[kNormWarps];
+    __shared__ float cosines[kRopeMaxHalf], sines[kRopeMaxHalf];
     float* q = p.q + static_cast<int64_t>(blockIdx.x) * p.q_width;
     float* k = p.k + static_cast<int64_t>(blockIdx.x) * p.kv_width;
     const float* v = p.v + static_cast<int64_t>(blockIdx.x) * p.kv_width;
+    const int32_t position = p.positions[blockIdx.x];
+    rope_angles(static_cast<float>(position), f, p.half, cosines, sines);  // rms_scale syncs
     const float q_scale = rms_scale(q, p.q_width, p.eps, partial);
     const float k_scale = rms_scale(k, p.kv_width, p.eps, partial);
     for (int i = threadIdx.x; i < p.q_width; i += kNormThreads) q[i] = q[i] * q_scale * norm_weight(q_weight, i);
     for (int i = threadIdx.x; i < p.kv_width; i += kNormThreads) k[i] = k[i] * k_scale * norm_weight(k_weight, i);
     __syncthreads();
-    const int32_t position = p.positions[blockIdx.x];
-    rope_rotate(q, static_cast<float>(position), f, p.n_heads, p.head_dim, p.half);
-    rope_rotate(k, static_cast<float>(position), f, p.n_kv_heads, p.head_dim, p.half);
+    rope_rotate(q, cosines, sines, p.n_heads, p.head_dim, p.half);
+    rope_rotate(k, cosines, sines, p.n_kv_heads, p.head_dim, p.half);
     __syncthreads();
     const int32_t* table = p.tables + p.table_offsets[blockIdx.x];
     const int64_t row = static_cast<int64_t>(table[position / p.block_size]) * p.block_size +

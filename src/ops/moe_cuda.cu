@@ -14,17 +14,16 @@ namespace {
 
 constexpr int kRouteThreads = 256;
 
-// One CTA per token. Scores live in shared memory; k rounds of a block arg-max (highest biased
-// score, then lowest id) pick the experts; thread 0 sorts them and normalises as the CPU does.
-// The sigmoid takes exp in double and rounds once, matching a correctly rounded expf.
+// One CTA per token. Scores live in shared memory; then warp 0 alone picks the experts: k
+// rounds of a warp arg-max (highest biased score, then lowest id) with no CTA barrier in
+// between, and its lane 0 sorts them and normalises as the CPU does. The sigmoid takes exp in
+// double and rounds once, matching a correctly rounded expf.
 template <typename Bias>
 __global__ void route_kernel(const float* logits, const Bias* bias, int n_experts, int k,
                              int32_t* ids, float* weights) {
     extern __shared__ float shared[];
     float* scores = shared;
     float* choice = shared + n_experts;
-    __shared__ float best_value[kRouteThreads / 32];
-    __shared__ int best_id[kRouteThreads / 32];
     __shared__ int chosen[8];
     const float* row = logits + static_cast<int64_t>(blockIdx.x) * n_experts;
     for (int e = threadIdx.x; e < n_experts; e += kRouteThreads) {
@@ -42,42 +41,31 @@ __global__ void route_kernel(const float* logits, const Bias* bias, int n_expert
         choice[e] = score + b;
     }
     __syncthreads();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (threadIdx.x >= 32) return;
+    const int lane = threadIdx.x;
     for (int round = 0; round < k; ++round) {
         float value = -FLT_MAX;
         int id = n_experts;
-        for (int e = threadIdx.x; e < n_experts; e += kRouteThreads) {
+        for (int e = lane; e < n_experts; e += 32) {
             if (choice[e] > value) {  // ascending e: the first of equals is kept
                 value = choice[e];
                 id = e;
             }
         }
         for (int offset = 16; offset > 0; offset /= 2) {
-            const float other_value = __shfl_down_sync(0xffffffffu, value, offset);
-            const int other_id = __shfl_down_sync(0xffffffffu, id, offset);
+            const float other_value = __shfl_xor_sync(0xffffffffu, value, offset);
+            const int other_id = __shfl_xor_sync(0xffffffffu, id, offset);
             if (other_value > value || (other_value == value && other_id < id)) {
                 value = other_value;
                 id = other_id;
             }
         }
+        // Every lane holds the winner now (the order is total, so the butterfly agrees).
         if (lane == 0) {
-            best_value[warp] = value;
-            best_id[warp] = id;
+            chosen[round] = id;
+            if (id < n_experts) choice[id] = -INFINITY;  // below -FLT_MAX: never picked again
         }
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            float v = best_value[0];
-            int winner = best_id[0];
-            for (int w = 1; w < kRouteThreads / 32; ++w) {
-                if (best_value[w] > v || (best_value[w] == v && best_id[w] < winner)) {
-                    v = best_value[w];
-                    winner = best_id[w];
-                }
-            }
-            chosen[round] = winner;
-            choice[winner] = -INFINITY;  // below -FLT_MAX: never picked again
-        }
-        __syncthreads();
+        __syncwarp();
     }
     if (threadIdx.x == 0) {
         for (int i = 1; i < k; ++i) {  // ascending ids, as the contract says

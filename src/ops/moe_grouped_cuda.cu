@@ -249,19 +249,6 @@ __global__ void __launch_bounds__(GemmTile::kThreads)
     });
 }
 
-// out[t] = sum over j < top_k, in order, of rows[t top_k + j].
-__global__ void sum_slots_kernel(const float* rows, int n_tokens, int top_k, int hidden,
-                                 float* out) {
-    const int64_t n = static_cast<int64_t>(n_tokens) * hidden;
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-         i += int64_t(gridDim.x) * blockDim.x) {
-        const int64_t t = i / hidden, c = i % hidden;
-        float sum = 0.0f;
-        for (int j = 0; j < top_k; ++j) sum += rows[(t * top_k + j) * hidden + c];
-        out[i] = sum;
-    }
-}
-
 }  // namespace
 
 bool moe_grouped_pays(int64_t n_tokens, int64_t top_k, int64_t n_experts) {
@@ -330,8 +317,8 @@ void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor
             view, g, expert_weights.data<float>(), mid.as<float>(), rows.as<float>());
         FOURBIT_CUDA_CHECK_LAUNCH();
     }
-    sum_slots_kernel<<<1024, 256, 0, stream>>>(rows.as<float>(), n_tokens, top_k, hidden,
-                                               out.data<float>());
+    nvfp4::sum_slot_rows_kernel<float><<<1024, 256, 0, stream>>>(rows.as<float>(), n_tokens,
+                                                                 top_k, hidden, out.data<float>());
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 

@@ -11,7 +11,7 @@ namespace {
 
 template <typename Weight>
 __global__ void rms_norm_kernel(const float* x, const Weight* w, float eps, int64_t d, float* y) {
-    __shared__ double partial[kNormThreads];
+    __shared__ double partial[kNormWarps];
     const float* row = x + blockIdx.x * d;
     float* out = y + blockIdx.x * d;
     const float scale = rms_scale(row, d, eps, partial);
@@ -24,7 +24,7 @@ __global__ void rms_norm_kernel(const float* x, const Weight* w, float eps, int6
 template <typename Weight>
 __global__ void add_rms_norm_kernel(float* x, const float* r, const Weight* w, float eps,
                                     int64_t d, float* y) {
-    __shared__ double partial[kNormThreads];
+    __shared__ double partial[kNormWarps];
     float* row = x + blockIdx.x * d;
     const float* residual = r + blockIdx.x * d;
     for (int64_t i = threadIdx.x; i < d; i += kNormThreads) row[i] += residual[i];

@@ -1,4 +1,4 @@
-// rope_neox on CUDA: one CTA per token, a thread per rotated pair, with the CPU reference's
+// rope_neox on CUDA: one CTA per token, a thread per rotated pair (angles once per token), with the CPU reference's
 // frequencies and angles (ops/cuda/norm_rope.cuh), so both devices rotate by the same numbers.
 #include "ops/cuda/norm_rope.cuh"
 #include "ops/cuda/stream.h"
@@ -11,8 +11,10 @@ namespace {
 
 __global__ void rope_kernel(float* x, const int32_t* positions, RopeFrequencies frequencies,
                             int n_heads, int head_dim, int half, int64_t width) {
-    rope_rotate(x + blockIdx.x * width, static_cast<float>(positions[blockIdx.x]), frequencies,
-                n_heads, head_dim, half);
+    __shared__ float cosines[kRopeMaxHalf], sines[kRopeMaxHalf];
+    rope_angles(static_cast<float>(positions[blockIdx.x]), frequencies, half, cosines, sines);
+    __syncthreads();
+    rope_rotate(x + blockIdx.x * width, cosines, sines, n_heads, head_dim, half);
 }
 
 }  // namespace

@@ -11,7 +11,10 @@
 
 namespace fourbit::cuda {
 
-inline constexpr int kNormThreads = 256;  // every norm kernel's CTA: the same partial sums
+// Every norm kernel's CTA (the same partial sums everywhere): 1,024 threads, so that a decode
+// step's single row of 3,072 (or 6,144) takes one round of loads, not a dozen in turn.
+inline constexpr int kNormThreads = 1024;
+inline constexpr int kNormWarps = kNormThreads / 32;
 inline constexpr int kRopeMaxHalf = kRopeCudaMaxRotaryDim / 2;
 
 __device__ __forceinline__ float norm_weight(const float* w, int64_t i) { return w[i]; }
@@ -20,17 +23,22 @@ __device__ __forceinline__ float norm_weight(const uint16_t* w, int64_t i) {
 }
 
 // 1 / sqrt(mean(row^2) + eps) of `d` elements, by a CTA of kNormThreads threads: thread t sums
-// elements t, t + 256, ... in double, then a fixed tree. `partial` is kNormThreads doubles of
-// shared memory, free again on return.
+// elements t, t + kNormThreads, ... in double, each warp by a fixed shuffle tree, then warp 0
+// the warps' sums the same way. `partial` is kNormWarps doubles of shared memory, free again on
+// return.
 __device__ __forceinline__ float rms_scale(const float* row, int64_t d, float eps, double* partial) {
     double sum = 0.0;
+#pragma unroll 4
     for (int64_t i = threadIdx.x; i < d; i += kNormThreads) sum += static_cast<double>(row[i]) * row[i];
-    partial[threadIdx.x] = sum;
+    for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = sum;
     __syncthreads();
-    for (int stride = kNormThreads / 2; stride > 0; stride /= 2) {
-        if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-        __syncthreads();
+    if (threadIdx.x < 32) {
+        double total = partial[threadIdx.x];
+        for (int offset = 16; offset > 0; offset /= 2) total += __shfl_xor_sync(0xffffffffu, total, offset);
+        if (threadIdx.x == 0) partial[0] = total;  // after the shuffles: every lane has read
     }
+    __syncthreads();
     const float scale = static_cast<float>(1.0 / sqrt(partial[0] / d + eps));
     __syncthreads();
     return scale;
@@ -49,15 +57,25 @@ inline RopeFrequencies rope_frequencies(double theta, int64_t rotary_dim) {
     return f;
 }
 
+// cos and sin of position x inv_freq[i], i < half, into shared memory (computed once per
+// token, not once per head: double-precision cos and sin are the expensive part). The caller
+// synchronises before rope_rotate reads them.
+__device__ __forceinline__ void rope_angles(float position, const RopeFrequencies& f, int half,
+                                            float* cosines, float* sines) {
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        const float angle = position * f.inv_freq[i];
+        cosines[i] = static_cast<float>(cos(static_cast<double>(angle)));
+        sines[i] = static_cast<float>(sin(static_cast<double>(angle)));
+    }
+}
+
 // Rotates the first 2 half dimensions of each of a token's heads, pairs (i, i + half), by the
-// CTA's threads.
-__device__ __forceinline__ void rope_rotate(float* token, float position, const RopeFrequencies& f,
+// CTA's threads, with rope_angles' cosines and sines.
+__device__ __forceinline__ void rope_rotate(float* token, const float* cosines, const float* sines,
                                             int n_heads, int head_dim, int half) {
     for (int index = threadIdx.x; index < n_heads * half; index += blockDim.x) {
         const int h = index / half, i = index % half;
-        const float angle = position * f.inv_freq[i];
-        const float c = static_cast<float>(cos(static_cast<double>(angle)));
-        const float s = static_cast<float>(sin(static_cast<double>(angle)));
+        const float c = cosines[i], s = sines[i];
         float* head = token + h * head_dim;
         const float a = head[i], b = head[i + half];
         head[i] = a * c - b * s;
