@@ -231,13 +231,17 @@ constexpr MatrixShape kShapes[] = {{"q_proj 6144x3072", 6144, 3072},
 
 cuda::nvfp4::TilesView tiles_of(const LinearWeight& w) {
     return {w.weight.data<uint4>(), w.block_scale.data<uint2>(), static_cast<int>(w.rows()),
-            static_cast<int>(w.cols()), std::ldexp(w.global_scale, kNvFp4TileExponent)};
+            static_cast<int>(w.cols())};
 }
+
+float out_scale_of(const LinearWeight& w) { return std::ldexp(w.global_scale, kNvFp4TileExponent); }
 
 template <int kChunk, bool kPdl>
 void launch_variant(const LinearWeight& w, const Tensor& x, Tensor& y) {
     FOURBIT_CUDA_CHECK((cuda::nvfp4::launch_linear_block<kChunk, kPdl>(
-        tiles_of(w), x.data<float>(), static_cast<int>(x.dim(0)), y.data<float>(), cuda::current_stream())));
+        tiles_of(w), x.data<float>(), static_cast<int>(x.dim(0)),
+        cuda::nvfp4::one_part(y.data<float>(), static_cast<int>(w.rows()), out_scale_of(w)),
+        cuda::current_stream())));
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
@@ -267,7 +271,7 @@ bool close_floats(const Tensor& a, const Tensor& b) {
 template <int kChunk>
 __global__ void __launch_bounds__(512) linear_split16_kernel(cuda::nvfp4::TilesView w,
                                                              const float* x, int n_tokens,
-                                                             float* y) {
+                                                             float out_scale, float* y) {
     using namespace cuda::nvfp4;
     constexpr int kSplit = 16;
     extern __shared__ float staged[];
@@ -301,7 +305,7 @@ __global__ void __launch_bounds__(512) linear_split16_kernel(cuda::nvfp4::TilesV
         for (int v = 0; v < kSplit; ++v) sum += partial[v][reg][l];
         const int row = stripe * 16 + (l >> 2) + (reg >= 2 ? 8 : 0);
         const int token = 2 * (l & 3) + (reg & 1);
-        if (token < n_tokens) y[static_cast<int64_t>(token) * w.n + row] = sum * w.out_scale;
+        if (token < n_tokens) y[static_cast<int64_t>(token) * w.n + row] = sum * out_scale;
     }
 }
 
@@ -311,7 +315,7 @@ void launch_split16(const LinearWeight& w, const Tensor& x, Tensor& y) {
     const size_t bytes = cuda::nvfp4::staged_bytes(m, tiles.k);
     FOURBIT_CUDA_CHECK(cuda::nvfp4::allow_shared_bytes(linear_split16_kernel<4>, bytes));
     linear_split16_kernel<4><<<tiles.n / 16, 512, bytes, cuda::current_stream()>>>(
-        tiles, x.data<float>(), m, y.data<float>());
+        tiles, x.data<float>(), m, out_scale_of(w), y.data<float>());
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 

@@ -185,9 +185,13 @@ void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActiva
         }
         timer.mark("add_rms_norm");
         if (observer) observer->attention_input(l, a.h);
-        linear(a.h, layer.q, a.q);  // [T, Q]
-        linear(a.h, layer.k, a.k);  // [T, KV]
-        linear(a.h, layer.v, a.v);  // [T, KV]
+        if (layer.qkv.defined()) {
+            linear_stacked(a.h, layer.qkv, {&a.q, &a.k, &a.v});  // one kernel for the three
+        } else {
+            linear(a.h, layer.q, a.q);  // [T, Q]
+            linear(a.h, layer.k, a.k);  // [T, KV]
+            linear(a.h, layer.v, a.v);  // [T, KV]
+        }
         timer.mark("linear q, k, v");
         // QK-norm is "per_layer": one RMS over the token's whole q (all heads), and one over
         // its whole k, not per head; and it comes before RoPE, which is partial: only the first

@@ -122,6 +122,7 @@ ModelWeights synthetic_weights(const MiniMaxM2Config& c, bool nvfp4, bool keep_e
         layer.q = make.linear(c.q_width(), c.hidden_size, quantized(prefix + "self_attn.q_proj"));
         layer.k = make.linear(c.kv_width(), c.hidden_size, quantized(prefix + "self_attn.k_proj"));
         layer.v = make.linear(c.kv_width(), c.hidden_size, quantized(prefix + "self_attn.v_proj"));
+        layer.qkv = stack_linears({&layer.q, &layer.k, &layer.v});
         layer.o = make.linear(c.hidden_size, c.q_width(), quantized(prefix + "self_attn.o_proj"));
         layer.q_norm = make.norm(c.q_width());
         layer.k_norm = make.norm(c.kv_width());

@@ -15,6 +15,8 @@ namespace fourbit {
 struct LayerWeights {
     Tensor input_norm;           // [hidden]
     LinearWeight q, k, v, o;     // [q_width, hidden], [kv_width, hidden] x2, [hidden, q_width]
+    StackedLinear qkv;           // on a CUDA device with NVFP4 q, k, v: them stacked (q, k and v
+                                 // are then views of its rows); undefined otherwise
     Tensor q_norm;               // [q_width]  per_layer QK-norm: one weight per element
     Tensor k_norm;               // [kv_width]
     Tensor post_attention_norm;  // [hidden]

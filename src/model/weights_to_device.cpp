@@ -29,6 +29,7 @@ ModelWeights weights_to_device(const ModelWeights& weights, Device device) {
         to.q = linear_weight_to(layer.q, device);
         to.k = linear_weight_to(layer.k, device);
         to.v = linear_weight_to(layer.v, device);
+        to.qkv = stack_linears({&to.q, &to.k, &to.v});
         to.o = linear_weight_to(layer.o, device);
         to.q_norm = layer.q_norm.to(device);
         to.k_norm = layer.k_norm.to(device);

@@ -4,7 +4,10 @@
 
 namespace fourbit {
 
-Device op_device(const char* op, std::initializer_list<const Tensor*> tensors) {
+namespace {
+
+template <typename Tensors>
+Device common_device(const char* op, const Tensors& tensors) {
     bool found = false;
     Device device;
     for (const Tensor* tensor : tensors) {
@@ -18,6 +21,16 @@ Device op_device(const char* op, std::initializer_list<const Tensor*> tensors) {
         }
     }
     return device;
+}
+
+}  // namespace
+
+Device op_device(const char* op, std::initializer_list<const Tensor*> tensors) {
+    return common_device(op, tensors);
+}
+
+Device op_device(const char* op, const std::vector<const Tensor*>& tensors) {
+    return common_device(op, tensors);
 }
 
 void no_cuda_backend(const char* op, Device device) {

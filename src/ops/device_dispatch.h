@@ -4,6 +4,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <vector>
 
 #include "tensor/tensor.h"
 
@@ -11,6 +12,7 @@ namespace fourbit {
 
 // The device of the defined tensors among `tensors` (host when none is defined).
 Device op_device(const char* op, std::initializer_list<const Tensor*> tensors);
+Device op_device(const char* op, const std::vector<const Tensor*>& tensors);
 
 // For a CUDA tensor in a build without the CUDA backend.
 [[noreturn]] void no_cuda_backend(const char* op, Device device);

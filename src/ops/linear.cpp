@@ -64,6 +64,65 @@ void linear(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     cpu::linear(x, weight, y);
 }
 
+StackedLinear stack_linears(const std::vector<LinearWeight*>& parts) {
+    FOURBIT_ASSERT(!parts.empty() && parts.size() <= 3, "stack_linears: 1 to 3 parts, not {}",
+                   parts.size());
+    const LinearWeight& first = *parts.front();
+    for (const LinearWeight* part : parts) {
+        const bool tiles = part->format() == WeightFormat::nvfp4 &&
+                           part->nvfp4_layout == NvFp4Layout::cuda_tiles &&
+                           !part->emulate_w4a4;
+        if (!tiles || part->weight.device() != first.weight.device() ||
+            part->cols() != first.cols()) {
+            return {};
+        }
+    }
+    int64_t rows = 0;
+    for (const LinearWeight* part : parts) rows += part->rows();
+    const Device device = first.weight.device();
+    StackedLinear stacked;
+    stacked.weight = first;
+    stacked.weight.weight = Tensor::zeros(DType::u8, {rows, first.weight.dim(1)}, device);
+    stacked.weight.block_scale = Tensor::zeros(DType::f8_e4m3, {rows, first.block_scale.dim(1)}, device);
+    // The tiles are stripe-major, so a part's rows (a multiple of 16) are one run of bytes.
+    int64_t row = 0;
+    for (LinearWeight* part : parts) {
+        const int64_t n = part->rows();
+        Tensor codes = stacked.weight.weight.rows(row, n);
+        Tensor scales = stacked.weight.block_scale.rows(row, n);
+        codes.copy_from(part->weight);
+        scales.copy_from(part->block_scale);
+        part->weight = codes;
+        part->block_scale = scales;
+        stacked.part_rows.push_back(n);
+        stacked.part_global_scales.push_back(part->global_scale);
+        row += n;
+    }
+    return stacked;
+}
+
+void linear_stacked(const Tensor& x, const StackedLinear& stacked, const std::vector<Tensor*>& ys) {
+    FOURBIT_ASSERT(stacked.defined() && ys.size() == stacked.part_rows.size(),
+                   "linear_stacked: {} outputs for {} parts", ys.size(), stacked.part_rows.size());
+    std::vector<const Tensor*> operands{&x, &stacked.weight.weight, &stacked.weight.block_scale};
+    for (size_t p = 0; p < ys.size(); ++p) {
+        FOURBIT_ASSERT(ys[p]->dtype() == DType::f32 && ys[p]->rank() == 2 &&
+                           ys[p]->dim(0) == x.dim(0) && ys[p]->dim(1) == stacked.part_rows[p],
+                       "linear_stacked: output {} is {} for {} tokens of {} rows", p,
+                       shape_text(ys[p]->shape()), x.dim(0), stacked.part_rows[p]);
+        operands.push_back(ys[p]);
+    }
+    FOURBIT_ASSERT(x.dtype() == DType::f32 && x.rank() == 2 && x.dim(1) == stacked.weight.cols(),
+                   "linear_stacked: x {} against W {}", shape_text(x.shape()),
+                   shape_text(stacked.weight.weight.shape()));
+    const Device device = op_device("linear_stacked", operands);
+#ifdef FOURBIT_CUDA
+    if (device.is_cuda()) return cuda::linear_stacked(x, stacked, ys);
+#endif
+    fail("linear_stacked: stacked linears are a CUDA layout; {} has no kernel for them",
+         device_text(device));
+}
+
 LinearWeight linear_weight_to(const LinearWeight& weight, Device device) {
     const Tensor& w = weight.weight;
     FOURBIT_ASSERT(w.device().is_host() && weight.nvfp4_layout == NvFp4Layout::rows,

@@ -18,6 +18,8 @@
 //   fp8_block and W4A4 emulation have no CUDA kernels yet: a named error.
 #pragma once
 
+#include <vector>
+
 #include "tensor/tensor.h"
 
 namespace fourbit {
@@ -58,11 +60,30 @@ void linear(const Tensor& x, const LinearWeight& weight, Tensor& y);
 // repacked into tiles for CUDA). Done once at load; the host weights stay as they were.
 LinearWeight linear_weight_to(const LinearWeight& weight, Device device);
 
+// Linears of one input stacked row-wise on a CUDA device (an attention layer's q, k and v): one
+// kernel reads every part's weights and writes each part's output with the part's own global
+// scale, instead of a launch per part. Made by stack_linears.
+struct StackedLinear {
+    LinearWeight weight;                     // every part's rows, NVFP4 tiles
+    std::vector<int64_t> part_rows;          // in order
+    std::vector<float> part_global_scales;
+    bool defined() const { return weight.weight.defined(); }
+};
+
+// Stacks `parts` (1 to 3 NVFP4 weights in CUDA tiles on one device, the same columns) and makes
+// each part a view of its rows in the stack, so the weights are held once. Anything else (dense
+// or host weights) is left alone and an undefined StackedLinear returned.
+StackedLinear stack_linears(const std::vector<LinearWeight*>& parts);
+
+// *ys[i] = x W_i^T for each part i of `stacked` (ys.size() parts, shapes as linear's).
+void linear_stacked(const Tensor& x, const StackedLinear& stacked, const std::vector<Tensor*>& ys);
+
 namespace cpu {
 void linear(const Tensor& x, const LinearWeight& weight, Tensor& y);
 }
 namespace cuda {
 void linear(const Tensor& x, const LinearWeight& weight, Tensor& y);
+void linear_stacked(const Tensor& x, const StackedLinear& stacked, const std::vector<Tensor*>& ys);
 }
 
 }  // namespace fourbit

@@ -147,20 +147,45 @@ void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
 
 }  // namespace
 
+namespace {
+
+nvfp4::TilesView tiles_of(const LinearWeight& weight) {
+    return {weight.weight.data<uint4>(), weight.block_scale.data<uint2>(),
+            static_cast<int>(weight.rows()), static_cast<int>(weight.cols())};
+}
+
+// The decode GEMV up to 64 tokens, the GEMM from 65.
+void linear_tiles(const Tensor& x, const nvfp4::TilesView& tiles, const nvfp4::RowParts& y) {
+    const int n_tokens = static_cast<int>(x.dim(0));
+    if (n_tokens >= nvfp4::kGemmMinTokens) return nvfp4::linear_gemm(tiles, x.data<float>(), n_tokens, y);
+    FOURBIT_CUDA_CHECK(nvfp4::launch_linear(tiles, x.data<float>(), n_tokens, y, current_stream()));
+    FOURBIT_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
 void linear(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     if (x.dim(0) == 0) return;
     DeviceScope scope(x.device().index);
     if (weight.format() == WeightFormat::dense) return linear_dense(x, weight, y);
-    const nvfp4::TilesView tiles{weight.weight.data<uint4>(), weight.block_scale.data<uint2>(),
-                                 static_cast<int>(weight.rows()), static_cast<int>(weight.cols()),
-                                 std::ldexp(weight.global_scale, kNvFp4TileExponent)};
-    const int n_tokens = static_cast<int>(x.dim(0));
-    if (n_tokens >= nvfp4::kGemmMinTokens) {
-        return nvfp4::linear_gemm(tiles, x.data<float>(), n_tokens, y.data<float>());
+    linear_tiles(x, tiles_of(weight),
+                 nvfp4::one_part(y.data<float>(), static_cast<int>(weight.rows()),
+                                 std::ldexp(weight.global_scale, kNvFp4TileExponent)));
+}
+
+void linear_stacked(const Tensor& x, const StackedLinear& stacked, const std::vector<Tensor*>& ys) {
+    if (x.dim(0) == 0) return;
+    DeviceScope scope(x.device().index);
+    nvfp4::RowParts parts{};
+    parts.count = static_cast<int>(ys.size());
+    int end = 0;
+    for (int p = 0; p < parts.count; ++p) {
+        end += static_cast<int>(stacked.part_rows[p]);
+        parts.out[p] = ys[p]->data<float>();
+        parts.end[p] = end;
+        parts.scale[p] = std::ldexp(stacked.part_global_scales[p], kNvFp4TileExponent);
     }
-    FOURBIT_CUDA_CHECK(nvfp4::launch_linear(tiles, x.data<float>(), n_tokens, y.data<float>(),
-                                            current_stream()));
-    FOURBIT_CUDA_CHECK_LAUNCH();
+    linear_tiles(x, tiles_of(stacked.weight), parts);
 }
 
 }  // namespace fourbit::cuda

@@ -16,7 +16,7 @@ using SmallTile = gemm::Shape<2, 2, 2, 4>;
 
 template <class S>
 __global__ void __launch_bounds__(S::kThreads)
-    linear_gemm_kernel(TilesView w, const __nv_bfloat16* x, int n_tokens, float* y) {
+    linear_gemm_kernel(TilesView w, const __nv_bfloat16* x, int n_tokens, RowParts y) {
     extern __shared__ __align__(16) unsigned char shared[];
     auto* stages = reinterpret_cast<gemm::Stage<S>*>(shared);
     const int first_token = blockIdx.y * S::kTokens;
@@ -36,16 +36,15 @@ __global__ void __launch_bounds__(S::kThreads)
         for (int c = 0; c < 2; ++c) {
             const int token = first_token + column + c;
             if (token < n_tokens) {
-                float* out = y + static_cast<int64_t>(token) * w.n + stripe * 16 + row;
-                out[0] = v[c] * w.out_scale;
-                out[8] = v[2 + c] * w.out_scale;
+                y.store(token, stripe * 16 + row, v[c]);
+                y.store(token, stripe * 16 + row + 8, v[2 + c]);
             }
         }
     });
 }
 
 template <class S>
-void launch(const TilesView& w, const __nv_bfloat16* x, int n_tokens, float* y,
+void launch(const TilesView& w, const __nv_bfloat16* x, int n_tokens, const RowParts& y,
             cudaStream_t stream) {
     constexpr size_t bytes = gemm::shared_bytes<S>();
     FOURBIT_CUDA_CHECK(gemm::allow_shared(linear_gemm_kernel<S>, bytes));
@@ -64,7 +63,7 @@ int multiprocessors() {
 
 }  // namespace
 
-void linear_gemm(const TilesView& w, const float* x, int n_tokens, float* y) {
+void linear_gemm(const TilesView& w, const float* x, int n_tokens, const RowParts& y) {
     cudaStream_t stream = current_stream();
     const int64_t count = static_cast<int64_t>(n_tokens) * w.k;
     Scratch x_bf16(static_cast<size_t>(count) * sizeof(__nv_bfloat16));

@@ -356,6 +356,53 @@ TEST_P(DeviceOps, LinearNvfp4PrefillGemmBothTiles) {
     }
 }
 
+// q, k and v stacked into one matrix (one kernel) give each part exactly what its own linear
+// gives: every row is computed alone, with its part's global scale. Host weights and dense ones
+// are not stacked.
+TEST_P(DeviceOps, LinearStackedEqualsItsParts) {
+    std::mt19937 rng(24);
+    const int64_t k = 256;
+    std::vector<LinearWeight> parts;
+    for (int64_t rows : {96, 32, 48}) {
+        LinearWeight host = random_nvfp4(rows, k, rng);
+        host.global_scale *= static_cast<float>(rows) / 32.0f;  // a different scale per part
+        parts.push_back(linear_weight_to(host, device_));
+    }
+    if (device_.is_host()) {
+        EXPECT_FALSE(stack_linears({&parts[0], &parts[1], &parts[2]}).defined());
+        return;
+    }
+    std::vector<Tensor> xs, separate;
+    for (int64_t m : {1, 5, 16, 17, 70}) {
+        xs.push_back(on_device(random_f32({m, k}, rng)));
+        for (const LinearWeight& part : parts) {
+            separate.push_back(poisoned({m, part.rows()}));
+            linear(xs.back(), part, separate.back());
+        }
+    }
+    const StackedLinear stacked = stack_linears({&parts[0], &parts[1], &parts[2]});
+    ASSERT_TRUE(stacked.defined());
+    EXPECT_EQ(stacked.weight.rows(), 96 + 32 + 48);
+    size_t index = 0;
+    for (const Tensor& x : xs) {
+        std::vector<Tensor> ys;
+        for (const LinearWeight& part : parts) ys.push_back(poisoned({x.dim(0), part.rows()}));
+        linear_stacked(x, stacked, {&ys[0], &ys[1], &ys[2]});
+        for (size_t p = 0; p < parts.size(); ++p, ++index) {
+            expect_within(to_host(ys[p]), to_host(separate[index]), 0.0,
+                          ("stacked part " + std::to_string(p) + ", " + std::to_string(x.dim(0)) +
+                           " tokens").c_str());
+            // The part, now a view of the stack, still computes the same.
+            Tensor again = poisoned({x.dim(0), parts[p].rows()});
+            linear(x, parts[p], again);
+            expect_within(to_host(again), to_host(separate[index]), 0.0, "part as a view");
+        }
+    }
+    LinearWeight dense;
+    dense.weight = on_device(random_bf16({32, k}, rng));
+    EXPECT_FALSE(stack_linears({&parts[0], &dense}).defined());
+}
+
 TEST_P(DeviceOps, LinearNvfp4MiniMaxShapes) {
     std::mt19937 rng(8);
     // q_proj [6144 x 3072] and o_proj [3072 x 6144] at decode; bound as above.

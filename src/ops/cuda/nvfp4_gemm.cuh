@@ -216,8 +216,8 @@ namespace fourbit::cuda::nvfp4 {
 // CUDA graphs hold steps of up to 64 tokens).
 inline constexpr int kGemmMinTokens = 65;
 
-// y [n_tokens, w.n] = x [n_tokens, w.k] W^T through the GEMM, on the current stream
+// y = x [n_tokens, w.k] W^T through the GEMM (y: the rows' parts), on the current stream
 // (linear_gemm_cuda.cu). Throws CudaError on a failed launch.
-void linear_gemm(const TilesView& w, const float* x, int n_tokens, float* y);
+void linear_gemm(const TilesView& w, const float* x, int n_tokens, const RowParts& y);
 
 }  // namespace fourbit::cuda::nvfp4

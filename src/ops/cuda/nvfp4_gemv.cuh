@@ -152,11 +152,12 @@ __device__ __forceinline__ void store_partials(float (*partial)[kTokenTiles * 4]
     }
 }
 
-// y[token, row] = W x[token] for up to 8 * kTokenTiles tokens; grid = n / 16 stripes. kStaged:
+// y[token, row] = W x[token] for up to 8 * kTokenTiles tokens (y: the rows' parts); grid = n / 16
+// stripes. kStaged:
 // x sits in dynamic shared memory (staged_bytes(n_tokens, k)).
 template <int kTokenTiles, int kChunk, bool kStaged>
 __global__ void __launch_bounds__(kThreads) linear_kernel(TilesView w, const float* x,
-                                                          int n_tokens, float* y) {
+                                                          int n_tokens, RowParts y) {
     extern __shared__ float staged[];
     allow_dependents();
     const int stripe = blockIdx.x, warp = threadIdx.x >> 5;
@@ -187,7 +188,7 @@ __global__ void __launch_bounds__(kThreads) linear_kernel(TilesView w, const flo
         for (int v = 0; v < kWarps; ++v) sum += partial[v][reg][lane];
         const int row = stripe * 16 + (lane >> 2) + (c >= 2 ? 8 : 0);
         const int token = 8 * j + 2 * (lane & 3) + (c & 1);
-        if (token < n_tokens) y[static_cast<int64_t>(token) * w.n + row] = sum * w.out_scale;
+        if (token < n_tokens) y.store(token, row, sum);
     }
 }
 
@@ -338,11 +339,11 @@ inline cudaError_t launch_with_pdl(void (*kernel)(Parameters...), dim3 grid, siz
 // when it fits, else read through L1. kPdl: launched so that its weight loads overlap the tail
 // of the previous kernel.
 template <int kChunk, bool kPdl>
-inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m, float* y,
-                                       cudaStream_t stream) {
+inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m,
+                                       const RowParts& y, cudaStream_t stream) {
     const size_t bytes = staged_bytes(m, w.k);
     const bool staged = bytes <= kMaxStagedBytes;
-    void (*kernel)(TilesView, const float*, int, float*) =
+    void (*kernel)(TilesView, const float*, int, RowParts) =
         m <= 8 ? (staged ? linear_kernel<1, kChunk, true> : linear_kernel<1, kChunk, false>)
                : (staged ? linear_kernel<2, kChunk, true> : linear_kernel<2, kChunk, false>);
     const size_t shared_bytes = staged ? bytes : 0;
@@ -358,8 +359,8 @@ inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m
 
 // y = W x for any number of tokens, 16 at a time (each block of 16 re-reads W: a decode kernel,
 // not a prefill GEMM).
-inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_tokens, float* y,
-                                 cudaStream_t stream) {
+inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_tokens,
+                                 const RowParts& y, cudaStream_t stream) {
     for (int t0 = 0; t0 < n_tokens; t0 += 16) {
         const int m = n_tokens - t0 < 16 ? n_tokens - t0 : 16;
         // Grids smaller than the card (k/v_proj: 64 stripes) gain nothing from overlapping the
@@ -367,12 +368,11 @@ inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_token
         // groups, so all of them go in flight at once (bench/results/cuda_kernels.md,
         // 41cec71: k/v 5.9 us with PDL and chunks of 4, 4.2-4.3 us without or with 8).
         const bool small_grid = w.n / 16 < 128;
+        const float* block_x = x + static_cast<int64_t>(t0) * w.k;
+        const RowParts block_y = y.after_tokens(t0);
         const cudaError_t status =
-            small_grid ? launch_linear_block<8, false>(w, x + static_cast<int64_t>(t0) * w.k, m,
-                                                       y + static_cast<int64_t>(t0) * w.n, stream)
-                       : launch_linear_block<kProductionChunk, true>(
-                             w, x + static_cast<int64_t>(t0) * w.k, m,
-                             y + static_cast<int64_t>(t0) * w.n, stream);
+            small_grid ? launch_linear_block<8, false>(w, block_x, m, block_y, stream)
+                       : launch_linear_block<kProductionChunk, true>(w, block_x, m, block_y, stream);
         if (status != cudaSuccess) return status;
     }
     return cudaSuccess;

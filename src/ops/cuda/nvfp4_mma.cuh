@@ -17,8 +17,41 @@ struct TilesView {
     const uint2* scales;
     int n;  // rows, a multiple of 16
     int k;  // columns, a multiple of 64
-    float out_scale;  // global scale x 2^19 (kNvFp4TileExponent)
 };
+
+// Where the output rows of a tiled matrix go: up to three stacked parts (an attention layer's
+// q, k and v, ops/linear.h's StackedLinear), each with its own output [tokens, part rows] and
+// global scale; a plain matrix is one part.
+struct RowParts {
+    float* out[3];
+    int end[3];      // the row after part i (ascending; the last one's is n)
+    float scale[3];  // the part's global scale x 2^19 (kNvFp4TileExponent)
+    int count;
+
+    // out = sum x the scale of row `row`'s part, at (token, the row within its part).
+    __device__ __forceinline__ void store(int token, int row, float sum) const {
+        const int part = count > 1 && row >= end[0] ? (count > 2 && row >= end[1] ? 2 : 1) : 0;
+        const int begin = part == 0 ? 0 : part == 1 ? end[0] : end[1];
+        const int width = (part == 0 ? end[0] : part == 1 ? end[1] : end[2]) - begin;
+        float* y = part == 0 ? out[0] : part == 1 ? out[1] : out[2];
+        const float s = part == 0 ? scale[0] : part == 1 ? scale[1] : scale[2];
+        y[static_cast<int64_t>(token) * width + row - begin] = sum * s;
+    }
+
+    // The same parts `tokens` tokens further on (a later block of tokens).
+    RowParts after_tokens(int tokens) const {
+        RowParts moved = *this;
+        for (int p = 0; p < count; ++p) {
+            moved.out[p] += static_cast<int64_t>(tokens) * (end[p] - (p == 0 ? 0 : end[p - 1]));
+        }
+        return moved;
+    }
+};
+
+// One part: y [tokens, n] with the global scale x 2^19 `scale`.
+inline RowParts one_part(float* y, int n, float scale) {
+    return RowParts{{y, nullptr, nullptr}, {n, n, n}, {scale, 0.0f, 0.0f}, 1};
+}
 
 // Weights are read exactly once per call: bypass L1, which holds the activations every warp
 // re-reads. Volatile so that the loads stay where they are written, ahead of the math on the
