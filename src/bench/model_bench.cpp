@@ -139,9 +139,10 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
                 for (int64_t s = 0; s < b; ++s) {
                     inputs.push_back({next[s], batch.lengths[s], batch.tables[s], LogitRows::last});
                 }
-                Tensor logits = model.forward(inputs, pool);
+                // Greedy, as the engine decodes greedy requests: the ids picked on the device.
+                Tensor ids = model.forward_greedy(inputs, pool);
                 for (int64_t s = 0; s < b; ++s) {
-                    next[s] = {argmax_row(logits, s)};
+                    next[s] = {ids.data<int32_t>()[s]};
                     ++batch.lengths[s];
                 }
             }

@@ -12,6 +12,7 @@
 
 #include "model/op_profile.h"
 #include "ops/add.h"
+#include "ops/argmax.h"
 #include "ops/attention.h"
 #include "ops/attention_prologue.h"
 #include "ops/embedding.h"
@@ -112,6 +113,27 @@ MiniMaxM2::MiniMaxM2(ModelWeights weights)
 
 Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& pool,
                           ForwardObserver* observer) const {
+    return forward_step(batch, pool, observer, false);
+}
+
+Tensor MiniMaxM2::forward_greedy(std::span<const SequenceInput> batch, const KvPool& pool) const {
+    return forward_step(batch, pool, nullptr, true);
+}
+
+namespace {
+
+// What a step returns: its logits on the host, or each row's argmax (see forward_greedy).
+Tensor step_result(const Tensor& logits, bool greedy) {
+    if (!greedy) return logits.device().is_host() ? logits : logits.to(Device::host());
+    Tensor ids = Tensor::zeros(DType::i32, {logits.dim(0)}, logits.device());
+    argmax_rows(logits, ids);
+    return ids.device().is_host() ? ids : ids.to(Device::host());
+}
+
+}  // namespace
+
+Tensor MiniMaxM2::forward_step(std::span<const SequenceInput> batch, const KvPool& pool,
+                               ForwardObserver* observer, bool greedy) const {
     const MiniMaxM2Config& c = weights_.config;
     const Device device = weights_.device();
     if (pool.device() != device) {
@@ -127,7 +149,7 @@ Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& po
     if (device.is_host()) {
         StepActivations a = device_state_->buffers.activations(c, device, T, R);
         run_step(host, pool, a, observer);
-        return R == 0 ? Tensor::zeros(DType::f32, {0, c.vocab_size}) : a.logits;
+        return step_result(R == 0 ? Tensor::zeros(DType::f32, {0, c.vocab_size}) : a.logits, greedy);
     }
 
     // The host ops check the tables themselves; kernels cannot report a bad block id, so the
@@ -156,8 +178,8 @@ Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& po
     } else {
         run_step(step, pool, a, nullptr);
     }
-    if (R == 0) return Tensor::zeros(DType::f32, {0, c.vocab_size});
-    return a.logits.to(Device::host());
+    // Still under the lock: the next step may overwrite a.logits.
+    return step_result(R == 0 ? Tensor::zeros(DType::f32, {0, c.vocab_size}) : a.logits, greedy);
 }
 
 void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActivations& a,

@@ -51,7 +51,15 @@ public:
     Tensor forward(std::span<const SequenceInput> batch, const KvPool& pool,
                    ForwardObserver* observer = nullptr) const;
 
+    // As forward, but returns greedy decoding's choice for each logit row, made where the
+    // logits are (argmax_rows: the first largest, -1 for a row with a non-finite value): [rows]
+    // i32 on the host. A device step then sends back 4 bytes a row, not the vocabulary's logits.
+    Tensor forward_greedy(std::span<const SequenceInput> batch, const KvPool& pool) const;
+
 private:
+    // forward's work; `greedy` picks what it returns (forward's or forward_greedy's result).
+    Tensor forward_step(std::span<const SequenceInput> batch, const KvPool& pool,
+                        ForwardObserver* observer, bool greedy) const;
     struct DeviceState;  // the step buffers and recorded graphs of device steps
     void run_step(const StepIndices& step, const KvPool& pool, StepActivations& a,
                   ForwardObserver* observer) const;

@@ -294,9 +294,19 @@ void Engine::step() {
                                                     : LogitRows::last;
         batch.push_back({chunk.token_ids, chunk.n_cached, chunk.block_table, rows});
     }
-    Tensor logits;
+    // Where every token of the step is a greedy choice with no log-probabilities to report,
+    // a device model picks them itself (forward_greedy) and sends back only their ids.
+    const bool greedy_ids =
+        model_.weights().device().is_cuda() &&
+        std::all_of(plan.chunks.begin(), plan.chunks.end(), [&](const ScheduledChunk& chunk) {
+            const Sequence& sequence = *sequences_.at(chunk.id);
+            return !chunk.completes ||
+                   (sequence.sampler->greedy() && !sequence.request.logprobs &&
+                    sequence.request.top_logprobs == 0);
+        });
+    Tensor logits;  // [rows, vocab] f32, or with greedy_ids [rows] i32 (-1: non-finite logits)
     try {
-        logits = model_.forward(batch, *pool_);
+        logits = greedy_ids ? model_.forward_greedy(batch, *pool_) : model_.forward(batch, *pool_);
     } catch (const std::exception& error) {
         spdlog::error("engine step failed: {}", error.what());
         for (const ScheduledChunk& chunk : plan.chunks) {
@@ -307,7 +317,7 @@ void Engine::step() {
     }
 
     const auto now = Clock::now();
-    const size_t vocab = static_cast<size_t>(logits.dim(1));
+    const size_t vocab = greedy_ids ? 0 : static_cast<size_t>(logits.dim(1));
     int64_t prompt_tokens = 0, generated = 0, next_row = 0;
     int64_t drafts = 0, draft_tokens = 0, accepted_tokens = 0;
     std::vector<int64_t> accepted_per_position(options_.speculative.num_speculative_tokens, 0);
@@ -319,13 +329,21 @@ void Engine::step() {
             continue;
         }
         const int64_t n_rows = 1 + chunk.n_drafts;
-        const float* first_row = logits.data<float>() + next_row * vocab;
+        const float* first_row = greedy_ids ? nullptr : logits.data<float>() + next_row * vocab;
+        const int32_t* first_id = greedy_ids ? logits.data<int32_t>() + next_row : nullptr;
         next_row += n_rows;
-        if (std::any_of(first_row, first_row + n_rows * vocab,
-                        [](float x) { return !std::isfinite(x); })) {
+        const bool finite =
+            greedy_ids ? std::none_of(first_id, first_id + n_rows, [](int32_t id) { return id < 0; })
+                       : std::all_of(first_row, first_row + n_rows * vocab,
+                                     [](float x) { return std::isfinite(x); });
+        if (!finite) {
             finish(sequence, "error", "the model produced non-finite logits");
             continue;
         }
+        // Row i's logits (empty with greedy_ids: nothing reads them then).
+        const auto row_of = [&](int64_t i) {
+            return greedy_ids ? std::span<const float>() : std::span<const float>(first_row + i * vocab, vocab);
+        };
         // Verification (a plain decode is the case without drafts): row i predicts the token
         // after the chunk's i-th; each draft stands while the sampler agrees with it, and the
         // first disagreement, or the row after the last draft, gives one more token.
@@ -334,9 +352,10 @@ void Engine::step() {
         std::vector<std::pair<int32_t, int64_t>> emitted;  // (token, row)
         int64_t n_accepted = 0;
         for (int64_t i = 0; i < n_rows; ++i) {
-            std::span<const float> row(first_row + i * vocab, vocab);
-            const int32_t token =
-                i < chunk.n_drafts ? sequence.sampler->verify(row, draft[i]) : sequence.sampler->sample(row);
+            std::span<const float> row = row_of(i);
+            const int32_t token = greedy_ids          ? first_id[i]
+                                  : i < chunk.n_drafts ? sequence.sampler->verify(row, draft[i])
+                                                       : sequence.sampler->sample(row);
             emitted.emplace_back(token, i);
             if (i == chunk.n_drafts || token != draft[i]) break;
             ++n_accepted;
@@ -352,8 +371,7 @@ void Engine::step() {
 
         bool finished = false;
         for (const auto& [token, row_index] : emitted) {
-            std::span<const float> row(first_row + row_index * vocab, vocab);
-            TokenEvent event = token_event(sequence, row, token);
+            TokenEvent event = token_event(sequence, row_of(row_index), token);
             if (sequence.n_output == 0) {
                 // As vLLM counts them: a request's whole prompt, cached part included, once,
                 // when its first token comes (recomputing after a preemption does not count).

@@ -30,6 +30,8 @@ SamplingParams sampling_defaults(const GenerationDefaults& defaults);
 class Sampler {
 public:
     explicit Sampler(const SamplingParams& params);
+    // Temperature 0: sample and verify both return the argmax, whatever the draft.
+    bool greedy() const { return params_.temperature == 0.0; }
     int32_t sample(std::span<const float> logits);
     // Speculative verification of a deterministic draft token (an n-gram's): returns `draft`
     // with probability p(draft) under this sampler's distribution p, else a token drawn from p

@@ -4,6 +4,7 @@
 // cases skip with the reason. Tolerances say why they are what they are.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -14,6 +15,7 @@
 
 #include "nvfp4/quantize.h"
 #include "ops/add.h"
+#include "ops/argmax.h"
 #include "ops/attention.h"
 #include "ops/attention_prologue.h"
 #include "ops/embedding.h"
@@ -267,6 +269,33 @@ TEST_P(DeviceOps, EmbeddingRowsAreCopiedExactly) {
                   on_device(table), out);
         expect_within(to_host(out), expected, 0.0, "embedding");  // widening is exact
     }
+}
+
+// The first largest value of each row, as std::max_element picks it (ties included), at a
+// vocabulary's width; -1 for rows with a NaN or an infinity.
+TEST_P(DeviceOps, ArgmaxRowsFirstLargestAndNonFinite) {
+    std::mt19937 rng(25);
+    const int64_t n = 200064;
+    Tensor x = random_f32({6, n}, rng);
+    float* v = x.data<float>();
+    v[1 * n + 777] = v[1 * n + 150000] = 9.0f;  // a tie: the lower index wins
+    v[2 * n + n - 1] = 9.0f;                      // the last element
+    v[3 * n + 5] = std::nanf("");
+    v[4 * n + 9] = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) v[5 * n + i] = -2.0f;  // all equal: index 0
+    Tensor ids = Tensor::zeros(DType::i32, {6}, device_);
+    argmax_rows(on_device(x), ids);
+    const Tensor got = to_host(ids);
+    for (int64_t r = 0; r < 6; ++r) {
+        const float* row = v + r * n;
+        const bool finite = std::all_of(row, row + n, [](float f) { return std::isfinite(f); });
+        const int32_t expected = finite ? static_cast<int32_t>(std::max_element(row, row + n) - row) : -1;
+        EXPECT_EQ(got.data<int32_t>()[r], expected) << "row " << r;
+    }
+    EXPECT_EQ(got.data<int32_t>()[1], 777);
+    EXPECT_EQ(got.data<int32_t>()[3], -1);
+    EXPECT_EQ(got.data<int32_t>()[4], -1);
+    EXPECT_EQ(got.data<int32_t>()[5], 0);
 }
 
 TEST_P(DeviceOps, LinearDenseWeights) {
