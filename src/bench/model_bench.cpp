@@ -140,9 +140,9 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
                     inputs.push_back({next[s], batch.lengths[s], batch.tables[s], LogitRows::last});
                 }
                 // Greedy, as the engine decodes greedy requests: the ids picked on the device.
-                Tensor ids = model.forward_greedy(inputs, pool);
+                const TopLogits top = model.forward_top_k(inputs, pool, 1);
                 for (int64_t s = 0; s < b; ++s) {
-                    next[s] = {ids.data<int32_t>()[s]};
+                    next[s] = {top.ids.data<int32_t>()[s]};
                     ++batch.lengths[s];
                 }
             }

@@ -1,7 +1,7 @@
 // `fourbit bench-model`: the model's own speed, without HTTP or a scheduler (llama-bench's
 // pp/tg tests): prefill tokens/s of a prompt of P tokens, and decode tokens/s of B sequences
 // that each hold C tokens of context, greedy as the engine decodes greedy requests (the argmax
-// picked where the logits are, forward_greedy).
+// picked where the logits are, forward_top_k).
 // Decode at batch 1 is reported against the bandwidth ceiling: the bytes one step must read
 // (weight_bytes_per_decoded_token plus the context's keys and values) over the device's
 // measured copy bandwidth.

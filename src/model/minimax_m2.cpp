@@ -12,7 +12,6 @@
 
 #include "model/op_profile.h"
 #include "ops/add.h"
-#include "ops/argmax.h"
 #include "ops/attention.h"
 #include "ops/attention_prologue.h"
 #include "ops/embedding.h"
@@ -21,6 +20,7 @@
 #include "ops/rms_norm.h"
 #include "ops/rope.h"
 #include "ops/step_graph.h"
+#include "ops/top_k.h"
 #include "util/error.h"
 
 namespace fourbit {
@@ -111,29 +111,9 @@ struct MiniMaxM2::DeviceState {
 MiniMaxM2::MiniMaxM2(ModelWeights weights)
     : weights_(std::move(weights)), device_state_(std::make_shared<DeviceState>()) {}
 
-Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& pool,
-                          ForwardObserver* observer) const {
-    return forward_step(batch, pool, observer, false);
-}
-
-Tensor MiniMaxM2::forward_greedy(std::span<const SequenceInput> batch, const KvPool& pool) const {
-    return forward_step(batch, pool, nullptr, true);
-}
-
-namespace {
-
-// What a step returns: its logits on the host, or each row's argmax (see forward_greedy).
-Tensor step_result(const Tensor& logits, bool greedy) {
-    if (!greedy) return logits.device().is_host() ? logits : logits.to(Device::host());
-    Tensor ids = Tensor::zeros(DType::i32, {logits.dim(0)}, logits.device());
-    argmax_rows(logits, ids);
-    return ids.device().is_host() ? ids : ids.to(Device::host());
-}
-
-}  // namespace
-
-Tensor MiniMaxM2::forward_step(std::span<const SequenceInput> batch, const KvPool& pool,
-                               ForwardObserver* observer, bool greedy) const {
+template <typename Finish>
+auto MiniMaxM2::forward_step(std::span<const SequenceInput> batch, const KvPool& pool,
+                             ForwardObserver* observer, Finish finish) const {
     const MiniMaxM2Config& c = weights_.config;
     const Device device = weights_.device();
     if (pool.device() != device) {
@@ -149,7 +129,7 @@ Tensor MiniMaxM2::forward_step(std::span<const SequenceInput> batch, const KvPoo
     if (device.is_host()) {
         StepActivations a = device_state_->buffers.activations(c, device, T, R);
         run_step(host, pool, a, observer);
-        return step_result(R == 0 ? Tensor::zeros(DType::f32, {0, c.vocab_size}) : a.logits, greedy);
+        return finish(R == 0 ? Tensor::zeros(DType::f32, {0, c.vocab_size}) : a.logits);
     }
 
     // The host ops check the tables themselves; kernels cannot report a bad block id, so the
@@ -179,7 +159,25 @@ Tensor MiniMaxM2::forward_step(std::span<const SequenceInput> batch, const KvPoo
         run_step(step, pool, a, nullptr);
     }
     // Still under the lock: the next step may overwrite a.logits.
-    return step_result(R == 0 ? Tensor::zeros(DType::f32, {0, c.vocab_size}) : a.logits, greedy);
+    return finish(R == 0 ? Tensor::zeros(DType::f32, {0, c.vocab_size}, device) : a.logits);
+}
+
+Tensor MiniMaxM2::forward(std::span<const SequenceInput> batch, const KvPool& pool,
+                          ForwardObserver* observer) const {
+    return forward_step(batch, pool, observer, [](const Tensor& logits) {
+        return logits.device().is_host() ? logits : logits.to(Device::host());
+    });
+}
+
+TopLogits MiniMaxM2::forward_top_k(std::span<const SequenceInput> batch, const KvPool& pool,
+                                   int64_t k) const {
+    return forward_step(batch, pool, nullptr, [k](const Tensor& logits) {
+        TopLogits top{Tensor::zeros(DType::f32, {logits.dim(0), k}, logits.device()),
+                      Tensor::zeros(DType::i32, {logits.dim(0), k}, logits.device())};
+        top_k_rows(logits, k, top.values, top.ids);
+        if (logits.device().is_host()) return top;
+        return TopLogits{top.values.to(Device::host()), top.ids.to(Device::host())};
+    });
 }
 
 void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActivations& a,

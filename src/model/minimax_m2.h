@@ -32,6 +32,12 @@ struct SequenceInput {
 
 struct StepIndices;  // a step's ids and tables (minimax_m2.cpp)
 
+// The most likely tokens of each logit row (MiniMaxM2::forward_top_k).
+struct TopLogits {
+    Tensor values;  // [rows, k] f32
+    Tensor ids;     // [rows, k] i32
+};
+
 class MiniMaxM2 {
 public:
     explicit MiniMaxM2(ModelWeights weights);
@@ -51,15 +57,19 @@ public:
     Tensor forward(std::span<const SequenceInput> batch, const KvPool& pool,
                    ForwardObserver* observer = nullptr) const;
 
-    // As forward, but returns greedy decoding's choice for each logit row, made where the
-    // logits are (argmax_rows: the first largest, -1 for a row with a non-finite value): [rows]
-    // i32 on the host. A device step then sends back 4 bytes a row, not the vocabulary's logits.
-    Tensor forward_greedy(std::span<const SequenceInput> batch, const KvPool& pool) const;
+    // As forward, but returns each logit row's k most likely tokens, chosen where the logits
+    // are (top_k_rows: values and ids [rows, k] on the host, largest first; ids all -1 for a
+    // row with a non-finite value). A device step then sends back k pairs a row, not the
+    // vocabulary's logits: greedy decoding takes k = 1, a sampler with top_k <= k the rest.
+    TopLogits forward_top_k(std::span<const SequenceInput> batch, const KvPool& pool,
+                            int64_t k) const;
 
 private:
-    // forward's work; `greedy` picks what it returns (forward's or forward_greedy's result).
-    Tensor forward_step(std::span<const SequenceInput> batch, const KvPool& pool,
-                        ForwardObserver* observer, bool greedy) const;
+    // forward's work: the step's logits where they were computed, handed to `finish` (which
+    // runs before another step may reuse their buffer).
+    template <typename Finish>
+    auto forward_step(std::span<const SequenceInput> batch, const KvPool& pool,
+                      ForwardObserver* observer, Finish finish) const;
     struct DeviceState;  // the step buffers and recorded graphs of device steps
     void run_step(const StepIndices& step, const KvPool& pool, StepActivations& a,
                   ForwardObserver* observer) const;

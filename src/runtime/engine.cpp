@@ -8,7 +8,9 @@
 #include <exception>
 #include <span>
 
+#include "ops/top_k.h"
 #include "runtime/device_memory_plan.h"
+#include "runtime/step_logits.h"
 #include "tensor/cuda_memory.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -294,19 +296,29 @@ void Engine::step() {
                                                     : LogitRows::last;
         batch.push_back({chunk.token_ids, chunk.n_cached, chunk.block_table, rows});
     }
-    // Where every token of the step is a greedy choice with no log-probabilities to report,
-    // a device model picks them itself (forward_greedy) and sends back only their ids.
-    const bool greedy_ids =
-        model_.weights().device().is_cuda() &&
-        std::all_of(plan.chunks.begin(), plan.chunks.end(), [&](const ScheduledChunk& chunk) {
+    // On a device, where every sampler of the step needs only its row's most likely tokens
+    // (greedy: one; top_k) and no log-probabilities are asked for, the device picks them
+    // (forward_top_k) and sends back k pairs a row instead of the vocabulary's logits.
+    int64_t candidates = 0;
+    if (model_.weights().device().is_cuda()) {
+        candidates = 1;
+        for (const ScheduledChunk& chunk : plan.chunks) {
             const Sequence& sequence = *sequences_.at(chunk.id);
-            return !chunk.completes ||
-                   (sequence.sampler->greedy() && !sequence.request.logprobs &&
-                    sequence.request.top_logprobs == 0);
-        });
-    Tensor logits;  // [rows, vocab] f32, or with greedy_ids [rows] i32 (-1: non-finite logits)
+            if (!chunk.completes) continue;
+            const int64_t needed = sequence.sampler->tokens_needed();
+            const bool fits = needed > 0 && needed <= std::min(kTopKMax, model_.config().vocab_size);
+            if (!fits || sequence.request.logprobs || sequence.request.top_logprobs > 0) {
+                candidates = 0;
+                break;
+            }
+            candidates = std::max(candidates, needed);
+        }
+    }
+    StepLogits logits;
     try {
-        logits = greedy_ids ? model_.forward_greedy(batch, *pool_) : model_.forward(batch, *pool_);
+        logits = candidates > 0
+                     ? StepLogits::candidates(model_.forward_top_k(batch, *pool_, candidates))
+                     : StepLogits::full(model_.forward(batch, *pool_));
     } catch (const std::exception& error) {
         spdlog::error("engine step failed: {}", error.what());
         for (const ScheduledChunk& chunk : plan.chunks) {
@@ -317,7 +329,6 @@ void Engine::step() {
     }
 
     const auto now = Clock::now();
-    const size_t vocab = greedy_ids ? 0 : static_cast<size_t>(logits.dim(1));
     int64_t prompt_tokens = 0, generated = 0, next_row = 0;
     int64_t drafts = 0, draft_tokens = 0, accepted_tokens = 0;
     std::vector<int64_t> accepted_per_position(options_.speculative.num_speculative_tokens, 0);
@@ -328,22 +339,12 @@ void Engine::step() {
             scheduler_->commit(chunk);
             continue;
         }
-        const int64_t n_rows = 1 + chunk.n_drafts;
-        const float* first_row = greedy_ids ? nullptr : logits.data<float>() + next_row * vocab;
-        const int32_t* first_id = greedy_ids ? logits.data<int32_t>() + next_row : nullptr;
+        const int64_t n_rows = 1 + chunk.n_drafts, first_row = next_row;
         next_row += n_rows;
-        const bool finite =
-            greedy_ids ? std::none_of(first_id, first_id + n_rows, [](int32_t id) { return id < 0; })
-                       : std::all_of(first_row, first_row + n_rows * vocab,
-                                     [](float x) { return std::isfinite(x); });
-        if (!finite) {
+        if (!logits.finite(first_row, n_rows)) {
             finish(sequence, "error", "the model produced non-finite logits");
             continue;
         }
-        // Row i's logits (empty with greedy_ids: nothing reads them then).
-        const auto row_of = [&](int64_t i) {
-            return greedy_ids ? std::span<const float>() : std::span<const float>(first_row + i * vocab, vocab);
-        };
         // Verification (a plain decode is the case without drafts): row i predicts the token
         // after the chunk's i-th; each draft stands while the sampler agrees with it, and the
         // first disagreement, or the row after the last draft, gives one more token.
@@ -352,10 +353,9 @@ void Engine::step() {
         std::vector<std::pair<int32_t, int64_t>> emitted;  // (token, row)
         int64_t n_accepted = 0;
         for (int64_t i = 0; i < n_rows; ++i) {
-            std::span<const float> row = row_of(i);
-            const int32_t token = greedy_ids          ? first_id[i]
-                                  : i < chunk.n_drafts ? sequence.sampler->verify(row, draft[i])
-                                                       : sequence.sampler->sample(row);
+            const int32_t token = i < chunk.n_drafts
+                                      ? logits.verify(*sequence.sampler, first_row + i, draft[i])
+                                      : logits.sample(*sequence.sampler, first_row + i);
             emitted.emplace_back(token, i);
             if (i == chunk.n_drafts || token != draft[i]) break;
             ++n_accepted;
@@ -371,7 +371,7 @@ void Engine::step() {
 
         bool finished = false;
         for (const auto& [token, row_index] : emitted) {
-            TokenEvent event = token_event(sequence, row_of(row_index), token);
+            TokenEvent event = token_event(sequence, logits.row(first_row + row_index), token);
             if (sequence.n_output == 0) {
                 // As vLLM counts them: a request's whole prompt, cached part included, once,
                 // when its first token comes (recomputing after a preemption does not count).

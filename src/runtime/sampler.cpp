@@ -102,6 +102,11 @@ int32_t Sampler::draw(int32_t excluded) {
     return order_[last];
 }
 
+int64_t Sampler::tokens_needed() const {
+    if (params_.temperature == 0.0) return 1;
+    return params_.top_k > 0 ? params_.top_k : 0;
+}
+
 int32_t Sampler::sample(std::span<const float> logits) {
     if (params_.temperature == 0.0) return argmax(logits);
     prepare(logits);

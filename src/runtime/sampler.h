@@ -30,8 +30,11 @@ SamplingParams sampling_defaults(const GenerationDefaults& defaults);
 class Sampler {
 public:
     explicit Sampler(const SamplingParams& params);
-    // Temperature 0: sample and verify both return the argmax, whatever the draft.
-    bool greedy() const { return params_.temperature == 0.0; }
+    // How many of a row's most likely tokens this sampler needs to sample (and verify) exactly
+    // as from the whole row: 1 when greedy, top_k when set (the kept set lies among them), else
+    // 0, every token. Given those tokens' logits in order (largest first, equals by lower id:
+    // top_k_rows), sample and verify return their index there.
+    int64_t tokens_needed() const;
     int32_t sample(std::span<const float> logits);
     // Speculative verification of a deterministic draft token (an n-gram's): returns `draft`
     // with probability p(draft) under this sampler's distribution p, else a token drawn from p

@@ -15,7 +15,6 @@
 
 #include "nvfp4/quantize.h"
 #include "ops/add.h"
-#include "ops/argmax.h"
 #include "ops/attention.h"
 #include "ops/attention_prologue.h"
 #include "ops/embedding.h"
@@ -23,6 +22,7 @@
 #include "ops/moe.h"
 #include "ops/rms_norm.h"
 #include "ops/rope.h"
+#include "ops/top_k.h"
 #include "tensor/cuda_memory.h"
 #include "tensor/numeric.h"
 #include "util/error.h"
@@ -271,31 +271,45 @@ TEST_P(DeviceOps, EmbeddingRowsAreCopiedExactly) {
     }
 }
 
-// The first largest value of each row, as std::max_element picks it (ties included), at a
-// vocabulary's width; -1 for rows with a NaN or an infinity.
-TEST_P(DeviceOps, ArgmaxRowsFirstLargestAndNonFinite) {
+// Each row's k largest values, largest first, equals by lower index (std::partial_sort with
+// that order, computed here), at a vocabulary's width with ties across the CUDA kernels'
+// slices and a tie of a whole row; ids all -1 for rows with a NaN or an infinity.
+TEST_P(DeviceOps, TopKRowsLargestFirstEqualsByIndexNonFiniteMarked) {
     std::mt19937 rng(25);
     const int64_t n = 200064;
     Tensor x = random_f32({6, n}, rng);
     float* v = x.data<float>();
-    v[1 * n + 777] = v[1 * n + 150000] = 9.0f;  // a tie: the lower index wins
-    v[2 * n + n - 1] = 9.0f;                      // the last element
+    v[1 * n + 777] = v[1 * n + 150000] = v[1 * n + 4096] = 9.0f;  // ties in three slices
+    v[2 * n + n - 1] = 9.0f;                                      // the last element
     v[3 * n + 5] = std::nanf("");
     v[4 * n + 9] = -INFINITY;
-    for (int64_t i = 0; i < n; ++i) v[5 * n + i] = -2.0f;  // all equal: index 0
-    Tensor ids = Tensor::zeros(DType::i32, {6}, device_);
-    argmax_rows(on_device(x), ids);
-    const Tensor got = to_host(ids);
-    for (int64_t r = 0; r < 6; ++r) {
-        const float* row = v + r * n;
-        const bool finite = std::all_of(row, row + n, [](float f) { return std::isfinite(f); });
-        const int32_t expected = finite ? static_cast<int32_t>(std::max_element(row, row + n) - row) : -1;
-        EXPECT_EQ(got.data<int32_t>()[r], expected) << "row " << r;
+    for (int64_t i = 0; i < n; ++i) v[5 * n + i] = -2.0f;  // all equal: ids 0, 1, 2, ...
+    for (int64_t k : {1, 40, 64}) {
+        Tensor values = Tensor::zeros(DType::f32, {6, k}, device_);
+        Tensor ids = Tensor::zeros(DType::i32, {6, k}, device_);
+        top_k_rows(on_device(x), k, values, ids);
+        const Tensor got_values = to_host(values), got_ids = to_host(ids);
+        for (int64_t r = 0; r < 6; ++r) {
+            const float* row = v + r * n;
+            const int32_t* row_ids = got_ids.data<int32_t>() + r * k;
+            if (!std::all_of(row, row + n, [](float f) { return std::isfinite(f); })) {
+                for (int64_t j = 0; j < k; ++j) EXPECT_EQ(row_ids[j], -1) << "row " << r;
+                continue;
+            }
+            std::vector<int32_t> order(n);
+            std::iota(order.begin(), order.end(), 0);
+            std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+                return row[a] > row[b] || (row[a] == row[b] && a < b);
+            });
+            for (int64_t j = 0; j < k; ++j) {
+                ASSERT_EQ(row_ids[j], order[j]) << "k " << k << " row " << r << " place " << j;
+                EXPECT_EQ(got_values.data<float>()[r * k + j], row[order[j]]);
+            }
+        }
+        EXPECT_EQ(got_ids.data<int32_t>()[1 * k], 777);
+        EXPECT_EQ(got_ids.data<int32_t>()[2 * k], n - 1);
+        EXPECT_EQ(got_ids.data<int32_t>()[5 * k + k - 1], k - 1);
     }
-    EXPECT_EQ(got.data<int32_t>()[1], 777);
-    EXPECT_EQ(got.data<int32_t>()[3], -1);
-    EXPECT_EQ(got.data<int32_t>()[4], -1);
-    EXPECT_EQ(got.data<int32_t>()[5], 0);
 }
 
 TEST_P(DeviceOps, LinearDenseWeights) {

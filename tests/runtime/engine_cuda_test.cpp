@@ -64,6 +64,49 @@ TEST_F(EngineCuda, GreedyWithAndWithoutSpeculationEqualsTheCpu) {
     }
 }
 
+// Seeded sampling: with top_k the device sends back each row's most likely tokens and the
+// engine samples from those (runtime/step_logits.h); without top_k, or with log-probabilities,
+// whole rows. Either way the draws are the CPU engine's (the logits agree to ~1e-6 of their
+// spread; a draw could flip only where its uniform lands that close to a boundary).
+TEST_F(EngineCuda, SeededSamplingEqualsTheCpuWithAndWithoutCandidates) {
+    const std::vector<std::vector<int32_t>> all = prompts();
+    auto request = [](const std::vector<int32_t>& prompt, int64_t top_k, bool logprobs, uint64_t seed) {
+        GenerationRequest r = greedy(prompt, 24);
+        r.sampling.temperature = 1.0;
+        r.sampling.top_k = top_k;
+        r.sampling.top_p = 0.95;
+        r.sampling.seed = seed;
+        r.logprobs = logprobs;
+        return r;
+    };
+    auto run = [&](Engine& engine, int64_t top_k, bool logprobs) {
+        std::vector<std::unique_ptr<Collected>> results;
+        for (size_t i = 0; i < all.size(); ++i) {
+            results.push_back(std::make_unique<Collected>());
+            engine.submit(request(all[i], top_k, logprobs, 100 + i), results.back()->on_token(),
+                          results.back()->on_finish());
+        }
+        std::vector<std::vector<int32_t>> ids;
+        for (auto& result : results) {
+            result->wait();
+            ids.push_back(result->ids());
+        }
+        return ids;
+    };
+    EngineOptions options;
+    options.max_num_seqs = 5;
+    options.max_model_len = 512;
+    options.num_kv_blocks = 64;
+    for (int64_t top_k : {40, 0}) {
+        for (bool logprobs : {false, true}) {
+            Engine cpu(golden_model(), options), gpu(golden_model_on_gpu(), options);
+            const auto expected = run(cpu, top_k, logprobs);
+            EXPECT_EQ(run(gpu, top_k, logprobs), expected) << "top_k " << top_k << " logprobs " << logprobs;
+            EXPECT_NE(expected[0], greedy_alone(all[0], 24)) << "sampling at temperature 1 was greedy";
+        }
+    }
+}
+
 TEST_F(EngineCuda, PreemptionInADevicePoolKeepsGreedyOutput) {
     // As Engine.PreemptionUnderASmallPoolChangesNoOutput on the host: four requests (34 blocks
     // of 8 in all) share 13 blocks, one full context of 104 tokens, with small prefill chunks.
