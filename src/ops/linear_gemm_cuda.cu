@@ -30,17 +30,10 @@ __global__ void __launch_bounds__(S::kThreads)
     });
     float acc[S::kMTiles][S::kNTiles][4] = {};
     gemm::multiply<S>(stages, range, rows, acc);
-    gemm::for_each_fragment<S>(range.first_stripe, acc,
-                               [&](int stripe, int row, int column, const float(&v)[4]) {
-        if (stripe >= range.n_stripes) return;
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-            const int token = first_token + column + c;
-            if (token < n_tokens) {
-                y.store(token, stripe * 16 + row, v[c]);
-                y.store(token, stripe * 16 + row + 8, v[2 + c]);
-            }
-        }
+    gemm::for_each_output<S>(range, n_tokens - first_token, acc,
+                             [&](int stripe, int row, int column, float low, float high) {
+        y.store(first_token + column, stripe * 16 + row, low);
+        y.store(first_token + column, stripe * 16 + row + 8, high);
     });
 }
 

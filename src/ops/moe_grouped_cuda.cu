@@ -172,82 +172,77 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
+using GemmAccumulators = float[GemmTile::kMTiles][GemmTile::kNTiles][4];
+
+// acc = this CTA's block of rows (blockIdx.x) of one expert's matrix (n_stripes stripes of
+// `groups` groups, stripe-major from codes and scales) times the tile's `count` slot rows
+// row_of(r); returns the rows it covered.
+template <typename RowOf>
+__device__ __forceinline__ nvfp4::gemm::StripeRange multiply_expert(
+    const uint4* codes, const uint2* scales, int expert, int n_stripes, int groups, int count,
+    RowOf row_of, GemmAccumulators& acc) {
+    using S = GemmTile;
+    extern __shared__ __align__(16) unsigned char shared[];
+    const int64_t first_tile = static_cast<int64_t>(expert) * n_stripes * groups;
+    const nvfp4::gemm::StripeRange range{codes + first_tile * 32, scales + first_tile * 8,
+                                         static_cast<int>(blockIdx.x) * S::kStripes, n_stripes,
+                                         groups};
+    const __nv_bfloat16* rows[S::kRowChunks];
+    nvfp4::gemm::thread_rows<S>(rows, [&](int r) -> const __nv_bfloat16* {
+        return r < count ? row_of(r) : nullptr;
+    });
+    nvfp4::gemm::multiply<S>(reinterpret_cast<nvfp4::gemm::Stage<S>*>(shared), range, rows, acc);
+    return range;
+}
+
 // The GEMM forms, grid (stripe blocks, max tiles): mid (bf16: the down GEMM's operand) and
 // rows as grouped_gate_up_kernel and grouped_down_kernel write them, from h as bf16.
 __global__ void __launch_bounds__(GemmTile::kThreads)
     gemm_gate_up_kernel(ExpertsView experts, Grouping g, const __nv_bfloat16* h, int top_k,
                         __nv_bfloat16* mid) {
-    using S = GemmTile;
-    extern __shared__ __align__(16) unsigned char shared[];
     const int tile = blockIdx.y;
     if (tile >= g.n_tiles[0]) return;
     const int expert = g.tile_expert[tile], begin = g.tile_begin[tile], count = g.tile_count[tile];
-    const int n_stripes = 2 * experts.intermediate / 16, groups = experts.hidden / kGroupCols;
-    const int64_t first_tile = static_cast<int64_t>(expert) * n_stripes * groups;
-    const nvfp4::gemm::StripeRange range{experts.gate_up_codes + first_tile * 32,
-                                         experts.gate_up_scales + first_tile * 8,
-                                         static_cast<int>(blockIdx.x) * S::kStripes, n_stripes,
-                                         groups};
-    const __nv_bfloat16* rows[S::kRowChunks];
-    nvfp4::gemm::thread_rows<S>(rows, [&](int r) -> const __nv_bfloat16* {
-        return r < count ? h + static_cast<int64_t>(g.sorted[begin + r] / top_k) * experts.hidden
-                         : nullptr;
-    });
-    float acc[S::kMTiles][S::kNTiles][4] = {};
-    nvfp4::gemm::multiply<S>(reinterpret_cast<nvfp4::gemm::Stage<S>*>(shared), range, rows, acc);
+    const int n_stripes = 2 * experts.intermediate / 16;
+    GemmAccumulators acc = {};
+    const nvfp4::gemm::StripeRange range = multiply_expert(
+        experts.gate_up_codes, experts.gate_up_scales, expert, n_stripes,
+        experts.hidden / kGroupCols, count,
+        [&](int r) { return h + static_cast<int64_t>(g.sorted[begin + r] / top_k) * experts.hidden; },
+        acc);
     const float gate_scale = experts.out_scales[expert * 3 + 0];
     const float up_scale = experts.out_scales[expert * 3 + 1];
-    // Stripe s: gate rows 8s + g in fragment rows g (v[0], v[1]), the matching up rows in g + 8.
-    nvfp4::gemm::for_each_fragment<S>(range.first_stripe, acc,
-                                      [&](int stripe, int row, int column, const float(&v)[4]) {
-        if (stripe >= n_stripes) return;
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-            if (column + c < count) {
-                const float gate = v[c] * gate_scale, up = v[2 + c] * up_scale;
-                const int slot = g.sorted[begin + column + c];
-                mid[static_cast<int64_t>(slot) * experts.intermediate + stripe * 8 + row] =
-                    __float2bfloat16_rn(gate / (1.0f + expf(-gate)) * up);
-            }
-        }
+    // Stripe s: gate rows 8s + g in fragment rows g (low), the matching up rows in g + 8 (high).
+    nvfp4::gemm::for_each_output<GemmTile>(range, count, acc,
+                                           [&](int stripe, int row, int column, float low, float high) {
+        const float gate = low * gate_scale, up = high * up_scale;
+        const int slot = g.sorted[begin + column];
+        mid[static_cast<int64_t>(slot) * experts.intermediate + stripe * 8 + row] =
+            __float2bfloat16_rn(gate / (1.0f + expf(-gate)) * up);
     });
 }
 
 __global__ void __launch_bounds__(GemmTile::kThreads)
     gemm_down_kernel(ExpertsView experts, Grouping g, const float* weights,
                      const __nv_bfloat16* mid, float* rows_out) {
-    using S = GemmTile;
-    extern __shared__ __align__(16) unsigned char shared[];
     const int tile = blockIdx.y;
     if (tile >= g.n_tiles[0]) return;
     const int expert = g.tile_expert[tile], begin = g.tile_begin[tile], count = g.tile_count[tile];
-    const int n_stripes = experts.hidden / 16, groups = experts.intermediate / kGroupCols;
-    const int64_t first_tile = static_cast<int64_t>(expert) * n_stripes * groups;
-    const nvfp4::gemm::StripeRange range{experts.down_codes + first_tile * 32,
-                                         experts.down_scales + first_tile * 8,
-                                         static_cast<int>(blockIdx.x) * S::kStripes, n_stripes,
-                                         groups};
-    const __nv_bfloat16* rows[S::kRowChunks];
-    nvfp4::gemm::thread_rows<S>(rows, [&](int r) -> const __nv_bfloat16* {
-        return r < count ? mid + static_cast<int64_t>(g.sorted[begin + r]) * experts.intermediate
-                         : nullptr;
-    });
-    float acc[S::kMTiles][S::kNTiles][4] = {};
-    nvfp4::gemm::multiply<S>(reinterpret_cast<nvfp4::gemm::Stage<S>*>(shared), range, rows, acc);
+    const int n_stripes = experts.hidden / 16;
+    GemmAccumulators acc = {};
+    const nvfp4::gemm::StripeRange range = multiply_expert(
+        experts.down_codes, experts.down_scales, expert, n_stripes,
+        experts.intermediate / kGroupCols, count,
+        [&](int r) { return mid + static_cast<int64_t>(g.sorted[begin + r]) * experts.intermediate; },
+        acc);
     const float down_scale = experts.out_scales[expert * 3 + 2];
-    nvfp4::gemm::for_each_fragment<S>(range.first_stripe, acc,
-                                      [&](int stripe, int row, int column, const float(&v)[4]) {
-        if (stripe >= n_stripes) return;
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-            if (column + c < count) {
-                const int slot = g.sorted[begin + column + c];
-                const float scale = weights[slot] * down_scale;
-                float* out = rows_out + static_cast<int64_t>(slot) * experts.hidden + stripe * 16 + row;
-                out[0] = scale * v[c];
-                out[8] = scale * v[2 + c];
-            }
-        }
+    nvfp4::gemm::for_each_output<GemmTile>(range, count, acc,
+                                           [&](int stripe, int row, int column, float low, float high) {
+        const int slot = g.sorted[begin + column];
+        const float scale = weights[slot] * down_scale;
+        float* out = rows_out + static_cast<int64_t>(slot) * experts.hidden + stripe * 16 + row;
+        out[0] = scale * low;
+        out[8] = scale * high;
     });
 }
 

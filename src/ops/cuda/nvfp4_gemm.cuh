@@ -193,6 +193,23 @@ __device__ __forceinline__ void for_each_fragment(int first_stripe,
     }
 }
 
+// Calls out(stripe, row g, column, low, high) for each of the thread's outputs whose stripe is
+// inside the matrix and whose column is below `columns` (the tile's tokens): low is (row g of
+// the stripe, column), high (row g + 8, column).
+template <class S, class Out>
+__device__ __forceinline__ void for_each_output(const StripeRange& range, int columns,
+                                                const float (&acc)[S::kMTiles][S::kNTiles][4],
+                                                Out out) {
+    for_each_fragment<S>(range.first_stripe, acc,
+                         [&](int stripe, int row, int column, const float(&v)[4]) {
+        if (stripe >= range.n_stripes) return;
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+            if (column + c < columns) out(stripe, row, column + c, v[c], v[2 + c]);
+        }
+    });
+}
+
 // This thread's activation rows for a tile whose row r is row_of(r) (null past the tokens).
 template <class S, class RowOf>
 __device__ __forceinline__ void thread_rows(const __nv_bfloat16* (&rows)[S::kRowChunks],
