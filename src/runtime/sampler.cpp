@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <array>
 
 #include "util/error.h"
 
@@ -43,47 +44,117 @@ int32_t argmax(std::span<const float> logits) {
 
 void Sampler::prepare(std::span<const float> logits) {
     const int32_t n = static_cast<int32_t>(logits.size());
-    order_.resize(n);
-    std::iota(order_.begin(), order_.end(), 0);
-    int32_t kept = n;
     auto more_likely = [&](int32_t a, int32_t b) {
         return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
     };
     if (params_.top_k > 0 && params_.top_k < n) {
-        kept = static_cast<int32_t>(params_.top_k);
+        // Softmax over the top_k tokens at this temperature, in double.
+        order_.resize(n);
+        std::iota(order_.begin(), order_.end(), 0);
+        const int32_t kept = static_cast<int32_t>(params_.top_k);
         std::partial_sort(order_.begin(), order_.begin() + kept, order_.end(), more_likely);
+        probabilities_.resize(kept);
+        const double top = logits[order_[0]];
+        double total = 0;
+        for (int32_t i = 0; i < kept; ++i) {
+            probabilities_[i] = std::exp((logits[order_[i]] - top) / params_.temperature);
+            total += probabilities_[i];
+        }
+        for (double& p : probabilities_) p /= total;
+        keep_likeliest(kept, [&](int32_t i) { return probabilities_[i]; });
+        probability_total_ = 0;
+        for (int32_t i = 0; i < kept_; ++i) probability_total_ += probabilities_[i];
     } else {
-        std::sort(order_.begin(), order_.end(), more_likely);
+        prepare_whole_vocabulary(logits, more_likely);
     }
-    // Softmax over the kept tokens at this temperature, in double.
-    probabilities_.resize(kept);
-    const double top = logits[order_[0]];
+}
+
+template <typename MoreLikely>
+void Sampler::prepare_whole_vocabulary(std::span<const float> logits, MoreLikely more_likely) {
+    // Every token's probability by id, with no sort of the vocabulary (a sort of 200,064 ids
+    // took 25 ms a token): a draw walks the kept tokens in any fixed order, which samples the
+    // same distribution; only top_p's boundary needs an order, and only among the tokens of the
+    // probability octave it falls in.
+    const int32_t n = static_cast<int32_t>(logits.size());
+    const double top = *std::max_element(logits.begin(), logits.end());
+    std::vector<double>& weight = weights_;
+    weight.resize(n);
     double total = 0;
-    for (int32_t i = 0; i < kept; ++i) {
-        probabilities_[i] = std::exp((logits[order_[i]] - top) / params_.temperature);
-        total += probabilities_[i];
+    for (int32_t i = 0; i < n; ++i) {
+        weight[i] = std::exp(static_cast<float>((logits[i] - top) / params_.temperature));
+        total += weight[i];
     }
-    for (int32_t i = 0; i < kept; ++i) probabilities_[i] /= total;
+    for (double& w : weight) w /= total;
+    // min_p keeps the tokens at or above a floor: the likeliest token's own share of it.
+    const double floor = params_.min_p * (1.0 / total);
+    order_.clear();
+    if (params_.top_p >= 1.0) {
+        for (int32_t i = 0; i < n; ++i) {
+            if (weight[i] >= floor) order_.push_back(i);
+        }
+    } else {
+        // Octave b holds probabilities in [2^-(b+1), 2^-b) (the last, everything smaller): the
+        // octaves above the one where the mass reaches top_p are kept whole, that one sorted.
+        constexpr int kOctaves = 64;
+        std::array<double, kOctaves> mass{};
+        const auto octave = [](double p) {
+            int exponent = 0;
+            std::frexp(p, &exponent);  // p = m 2^exponent, m in [0.5, 1)
+            return std::min(kOctaves - 1, std::max(0, -exponent));
+        };
+        for (int32_t i = 0; i < n; ++i) mass[octave(weight[i])] += weight[i];
+        double above = 0;
+        int boundary = 0;
+        while (boundary < kOctaves - 1 && above + mass[boundary] < params_.top_p) above += mass[boundary++];
+        std::vector<int32_t> edge;
+        for (int32_t i = 0; i < n; ++i) {
+            const int o = octave(weight[i]);
+            if (o < boundary) order_.push_back(i);
+            if (o == boundary) edge.push_back(i);
+        }
+        std::sort(edge.begin(), edge.end(), more_likely);
+        // The smallest prefix whose mass reaches top_p (at least one token).
+        double kept_mass = above;
+        for (int32_t id : edge) {
+            if (!order_.empty() && kept_mass >= params_.top_p) break;
+            order_.push_back(id);
+            kept_mass += weight[id];
+        }
+        if (params_.min_p > 0.0) {
+            std::erase_if(order_, [&](int32_t id) { return weight[id] < floor; });
+        }
+    }
+    kept_ = static_cast<int32_t>(order_.size());
+    probabilities_.resize(kept_);
+    probability_total_ = 0;
+    for (int32_t i = 0; i < kept_; ++i) {
+        probabilities_[i] = weight[order_[i]];
+        probability_total_ += probabilities_[i];
+    }
+}
+
+template <typename Probability>
+int32_t Sampler::keep_likeliest(int32_t sorted, Probability probability) {
+    int32_t kept = sorted;
     // top_p: the smallest prefix whose mass reaches top_p (at least one token).
     if (params_.top_p < 1.0) {
         double mass = 0;
         int32_t i = 0;
         while (i < kept) {
-            mass += probabilities_[i++];
+            mass += probability(i++);
             if (mass >= params_.top_p) break;
         }
         kept = i;
     }
     // min_p: relative to the most likely token.
     if (params_.min_p > 0.0) {
-        const double floor = params_.min_p * probabilities_[0];
+        const double floor = params_.min_p * probability(0);
         int32_t i = 1;
-        while (i < kept && probabilities_[i] >= floor) ++i;
+        while (i < kept && probability(i) >= floor) ++i;
         kept = i;
     }
     kept_ = kept;
-    probability_total_ = 0;
-    for (int32_t i = 0; i < kept; ++i) probability_total_ += probabilities_[i];
+    return kept;
 }
 
 int32_t Sampler::draw(int32_t excluded) {

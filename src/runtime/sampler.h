@@ -44,9 +44,17 @@ public:
     int32_t verify(std::span<const float> logits, int32_t draft);
 
 private:
-    // order_[0, kept_) and their unnormalised probabilities_ after temperature, top_k, top_p
-    // and min_p; probability_total_ is their sum.
+    // order_[0, kept_) and their probabilities_ after temperature, top_k, top_p and min_p
+    // (normalised over the top_k tokens, or the whole vocabulary); probability_total_ is their
+    // sum. With top_k, order_ is by likelihood; without, the kept tokens in a fixed order that
+    // needs no sort of the vocabulary (prepare_whole_vocabulary).
     void prepare(std::span<const float> logits);
+    template <typename MoreLikely>
+    void prepare_whole_vocabulary(std::span<const float> logits, MoreLikely more_likely);
+    // kept_ := the prefix of the `sorted` likeliest tokens that top_p and min_p keep, given
+    // probability(i) of the i-th likeliest; returns it.
+    template <typename Probability>
+    int32_t keep_likeliest(int32_t sorted, Probability probability);
     // A uniform draw in [0, 1) from 53 random bits, portable across standard libraries.
     double uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
     // One of the kept tokens but `excluded` (an index into order_, or -1), by probability.
@@ -56,6 +64,7 @@ private:
     std::mt19937_64 rng_;
     std::vector<int32_t> order_;
     std::vector<double> probabilities_;
+    std::vector<double> weights_;  // every token's probability, by id (whole-vocabulary prepare)
     int32_t kept_ = 0;
     double probability_total_ = 0;
 };
