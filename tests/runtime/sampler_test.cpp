@@ -5,9 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -176,6 +178,52 @@ TEST(Sampler, TopPOnUnsortedIds) {
     Sampler sampler(params);
     expect_frequencies(histogram(sampler, log_probabilities({0.1, 0.4, 0.2, 0.3}), kDraws),
                        {0.0, 0.4 / 0.7, 0.0, 0.3 / 0.7});
+}
+
+// Without top_k the sampler never sorts the whole vocabulary (it keeps tokens by probability
+// octave and sorts only the octave top_p ends in); what it keeps must still be the sorted
+// prefix, computed here by a full sort: a wide vocabulary with ties across octaves, top_p
+// ending inside a crowded octave, then min_p's floor.
+TEST(Sampler, TopPAndMinPOverAWideVocabularyKeepTheSortedPrefix) {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 1.5f);
+    std::vector<float> logits(1000);
+    for (float& x : logits) x = std::round(normal(rng) * 4.0f) / 4.0f;  // many ties
+    for (auto [top_p, min_p] : {std::pair{0.8, 0.0}, {0.5, 0.05}, {1.0, 0.02}}) {
+        std::vector<int32_t> order(logits.size());
+        std::iota(order.begin(), order.end(), 0);
+        std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+            return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+        });
+        std::vector<double> p(logits.size());
+        double total = 0;
+        for (size_t i = 0; i < logits.size(); ++i) total += p[i] = std::exp(double(logits[i]) - logits[order[0]]);
+        size_t kept = 0;
+        double mass = 0;
+        while (kept < order.size() && (kept == 0 || mass < top_p)) mass += p[order[kept++]] / total;
+        std::vector<double> expected(logits.size(), 0.0);
+        double kept_mass = 0;
+        for (size_t i = 0; i < kept; ++i) {
+            if (p[order[i]] >= min_p * p[order[0]]) kept_mass += expected[order[i]] = p[order[i]];
+        }
+        for (double& e : expected) e /= kept_mass;
+        SamplingParams params = seeded(300);
+        params.top_p = top_p;
+        params.min_p = min_p;
+        Sampler sampler(params);
+        const std::vector<int> counts = histogram(sampler, logits, kDraws);
+        // The support exactly (a token outside the prefix never drawn), and the frequencies of
+        // the tokens likely enough for a binomial's normal bound (4 standard errors).
+        for (size_t i = 0; i < logits.size(); ++i) {
+            if (expected[i] == 0) {
+                EXPECT_EQ(counts[i], 0) << "token " << i << " is outside the prefix";
+            } else if (expected[i] >= 0.01) {
+                const double frequency = static_cast<double>(counts[i]) / kDraws;
+                EXPECT_NEAR(frequency, expected[i], 4 * std::sqrt(expected[i] * (1 - expected[i]) / kDraws))
+                    << "token " << i << ", top_p " << top_p << ", min_p " << min_p;
+            }
+        }
+    }
 }
 
 TEST(Sampler, TopPAppliesAfterTemperature) {
