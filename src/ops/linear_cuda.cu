@@ -145,10 +145,6 @@ void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
                                       CUBLAS_GEMM_DEFAULT));
 }
 
-}  // namespace
-
-namespace {
-
 nvfp4::TilesView tiles_of(const LinearWeight& weight) {
     return {weight.weight.data<uint4>(), weight.block_scale.data<uint2>(),
             static_cast<int>(weight.rows()), static_cast<int>(weight.cols())};

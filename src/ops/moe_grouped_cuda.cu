@@ -89,29 +89,41 @@ __device__ __forceinline__ void stage_gathered(float* shared, const float* sourc
     __syncthreads();
 }
 
+// partial[w] = warp w's share of k of stripe `stripe` of one expert's matrix (stripes_per_expert
+// stripes of k / 64 groups, stripe-major from codes and scales) times the tile's `count` slot
+// rows source[row_of(r)] (staged in `staged`), in store_partials' layout; the CTA synchronised.
+template <typename RowOf>
+__device__ __forceinline__ void tile_partials(const uint4* codes, const uint2* scales, int expert,
+                                              int stripes_per_expert, int stripe, int k,
+                                              const float* source, int count, RowOf row_of,
+                                              float* staged, float (*partial)[4][32]) {
+    const int warp = threadIdx.x >> 5, groups = k / kGroupCols;
+    const int first_group = warp * groups / kWarps, end_group = (warp + 1) * groups / kWarps;
+    const int64_t weights_tile = static_cast<int64_t>(expert) * stripes_per_expert + stripe;
+    codes += weights_tile * groups * 32;
+    scales += weights_tile * groups * 8;
+    nvfp4::WeightChunk<kChunk> first;
+    nvfp4::load_chunk(first, codes, scales, first_group, end_group);
+    stage_gathered(staged, source, count, k, row_of);
+    float acc[1][4] = {};
+    nvfp4::stripe_partial<1, kChunk, true>(first, codes, scales, first_group, end_group, staged,
+                                           k + 8, count, acc);
+    nvfp4::store_partials<1>(partial, acc);
+    __syncthreads();
+}
+
 // grid (2 I / 16 stripes, max tiles): mid[slot] = silu(gate_e h) * (up_e h) for the tile's slots.
 __global__ void __launch_bounds__(kThreads)
     grouped_gate_up_kernel(ExpertsView experts, Grouping g, const float* h, int top_k, float* mid) {
     extern __shared__ float staged[];
     const int tile = blockIdx.y;
     if (tile >= g.n_tiles[0]) return;
-    const int stripe = blockIdx.x, warp = threadIdx.x >> 5;
+    const int stripe = blockIdx.x;
     const int expert = g.tile_expert[tile], begin = g.tile_begin[tile], count = g.tile_count[tile];
-    const int groups = experts.hidden / kGroupCols;
-    const int first_group = warp * groups / kWarps, end_group = (warp + 1) * groups / kWarps;
-    const int64_t weights_tile = static_cast<int64_t>(expert) * (2 * experts.intermediate / 16) + stripe;
-    const uint4* codes = experts.gate_up_codes + weights_tile * groups * 32;
-    const uint2* scales = experts.gate_up_scales + weights_tile * groups * 8;
-    nvfp4::WeightChunk<kChunk> first;
-    nvfp4::load_chunk(first, codes, scales, first_group, end_group);
-    stage_gathered(staged, h, count, experts.hidden,
-                   [&](int r) { return g.sorted[begin + r] / top_k; });
-    float acc[1][4] = {};
-    nvfp4::stripe_partial<1, kChunk, true>(first, codes, scales, first_group, end_group, staged,
-                                           experts.hidden + 8, count, acc);
     __shared__ float partial[kWarps][4][32];
-    nvfp4::store_partials<1>(partial, acc);
-    __syncthreads();
+    tile_partials(experts.gate_up_codes, experts.gate_up_scales, expert, 2 * experts.intermediate / 16,
+                  stripe, experts.hidden, h, count,
+                  [&](int r) { return g.sorted[begin + r] / top_k; }, staged, partial);
     // Output (row g, slot column n): lane 4g + n / 2, registers n % 2 (gate) and 2 + n % 2 (up).
     if (threadIdx.x < 8 * kTileSlots) {
         const int row = threadIdx.x / kTileSlots, n = threadIdx.x % kTileSlots;
@@ -139,23 +151,12 @@ __global__ void __launch_bounds__(kThreads)
     extern __shared__ float staged[];
     const int tile = blockIdx.y;
     if (tile >= g.n_tiles[0]) return;
-    const int stripe = blockIdx.x, warp = threadIdx.x >> 5;
+    const int stripe = blockIdx.x;
     const int expert = g.tile_expert[tile], begin = g.tile_begin[tile], count = g.tile_count[tile];
-    const int groups = experts.intermediate / kGroupCols;
-    const int first_group = warp * groups / kWarps, end_group = (warp + 1) * groups / kWarps;
-    const int64_t weights_tile = static_cast<int64_t>(expert) * (experts.hidden / 16) + stripe;
-    const uint4* codes = experts.down_codes + weights_tile * groups * 32;
-    const uint2* scales = experts.down_scales + weights_tile * groups * 8;
-    nvfp4::WeightChunk<kChunk> first;
-    nvfp4::load_chunk(first, codes, scales, first_group, end_group);
-    stage_gathered(staged, mid, count, experts.intermediate,
-                   [&](int r) { return g.sorted[begin + r]; });
-    float acc[1][4] = {};
-    nvfp4::stripe_partial<1, kChunk, true>(first, codes, scales, first_group, end_group, staged,
-                                           experts.intermediate + 8, count, acc);
     __shared__ float partial[kWarps][4][32];
-    nvfp4::store_partials<1>(partial, acc);
-    __syncthreads();
+    tile_partials(experts.down_codes, experts.down_scales, expert, experts.hidden / 16, stripe,
+                  experts.intermediate, mid, count, [&](int r) { return g.sorted[begin + r]; },
+                  staged, partial);
     // Output (row r of the stripe, slot column n): lane 4 (r % 8) + n / 2, register
     // n % 2 + (r >= 8 ? 2 : 0).
     if (threadIdx.x < 16 * kTileSlots) {
@@ -246,6 +247,19 @@ __global__ void __launch_bounds__(GemmTile::kThreads)
     });
 }
 
+// out[t] = sum over j < top_k, in order, of rows[t top_k + j] (the CPU's order).
+__global__ void sum_slots_kernel(const float* rows, int n_tokens, int top_k, int hidden,
+                                 float* out) {
+    const int64_t n = static_cast<int64_t>(n_tokens) * hidden;
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t t = i / hidden, c = i % hidden;
+        float sum = 0.0f;
+        for (int j = 0; j < top_k; ++j) sum += rows[(t * top_k + j) * hidden + c];
+        out[i] = sum;
+    }
+}
+
 }  // namespace
 
 bool moe_grouped_pays(int64_t n_tokens, int64_t top_k, int64_t n_experts) {
@@ -314,8 +328,8 @@ void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor
             view, g, expert_weights.data<float>(), mid.as<float>(), rows.as<float>());
         FOURBIT_CUDA_CHECK_LAUNCH();
     }
-    nvfp4::sum_slot_rows_kernel<float><<<1024, 256, 0, stream>>>(rows.as<float>(), n_tokens,
-                                                                 top_k, hidden, out.data<float>());
+    sum_slots_kernel<<<1024, 256, 0, stream>>>(rows.as<float>(), n_tokens, top_k, hidden,
+                                               out.data<float>());
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 

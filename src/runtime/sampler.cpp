@@ -1,9 +1,9 @@
 #include "runtime/sampler.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <numeric>
-#include <array>
 
 #include "util/error.h"
 
@@ -61,7 +61,24 @@ void Sampler::prepare(std::span<const float> logits) {
             total += probabilities_[i];
         }
         for (double& p : probabilities_) p /= total;
-        keep_likeliest(kept, [&](int32_t i) { return probabilities_[i]; });
+        kept_ = kept;
+        // top_p: the smallest prefix whose mass reaches top_p (at least one token).
+        if (params_.top_p < 1.0) {
+            double mass = 0;
+            int32_t i = 0;
+            while (i < kept_) {
+                mass += probabilities_[i++];
+                if (mass >= params_.top_p) break;
+            }
+            kept_ = i;
+        }
+        // min_p: relative to the most likely token.
+        if (params_.min_p > 0.0) {
+            const double floor = params_.min_p * probabilities_[0];
+            int32_t i = 1;
+            while (i < kept_ && probabilities_[i] >= floor) ++i;
+            kept_ = i;
+        }
         probability_total_ = 0;
         for (int32_t i = 0; i < kept_; ++i) probability_total_ += probabilities_[i];
     } else {
@@ -131,30 +148,6 @@ void Sampler::prepare_whole_vocabulary(std::span<const float> logits, MoreLikely
         probabilities_[i] = weight[order_[i]];
         probability_total_ += probabilities_[i];
     }
-}
-
-template <typename Probability>
-int32_t Sampler::keep_likeliest(int32_t sorted, Probability probability) {
-    int32_t kept = sorted;
-    // top_p: the smallest prefix whose mass reaches top_p (at least one token).
-    if (params_.top_p < 1.0) {
-        double mass = 0;
-        int32_t i = 0;
-        while (i < kept) {
-            mass += probability(i++);
-            if (mass >= params_.top_p) break;
-        }
-        kept = i;
-    }
-    // min_p: relative to the most likely token.
-    if (params_.min_p > 0.0) {
-        const double floor = params_.min_p * probability(0);
-        int32_t i = 1;
-        while (i < kept && probability(i) >= floor) ++i;
-        kept = i;
-    }
-    kept_ = kept;
-    return kept;
 }
 
 int32_t Sampler::draw(int32_t excluded) {

@@ -51,10 +51,6 @@ private:
     void prepare(std::span<const float> logits);
     template <typename MoreLikely>
     void prepare_whole_vocabulary(std::span<const float> logits, MoreLikely more_likely);
-    // kept_ := the prefix of the `sorted` likeliest tokens that top_p and min_p keep, given
-    // probability(i) of the i-th likeliest; returns it.
-    template <typename Probability>
-    int32_t keep_likeliest(int32_t sorted, Probability probability);
     // A uniform draw in [0, 1) from 53 random bits, portable across standard libraries.
     double uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
     // One of the kept tokens but `excluded` (an index into order_, or -1), by probability.

@@ -292,21 +292,6 @@ __global__ void __launch_bounds__(kThreads) moe_down_kernel(ExpertsView experts,
     }
 }
 
-// out[t] = the sum over j < top_k, in order, of rows[t top_k + j] (the CPU's order). A template
-// so that every file including this header shares one definition.
-template <typename Value>
-__global__ void sum_slot_rows_kernel(const Value* rows, int n_tokens, int top_k, int hidden,
-                                     Value* out) {
-    const int64_t n = static_cast<int64_t>(n_tokens) * hidden;
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-         i += int64_t(gridDim.x) * blockDim.x) {
-        const int64_t t = i / hidden, c = i % hidden;
-        Value sum = 0;
-        for (int j = 0; j < top_k; ++j) sum += rows[(t * top_k + j) * hidden + c];
-        out[i] = sum;
-    }
-}
-
 // The production configuration (bench/cuda_kernels_bench.cu sweeps the chunk).
 inline constexpr int kProductionChunk = 4;
 
