@@ -2,8 +2,8 @@
 // every decode kernel), then the NVFP4 GEMV ladder at MiniMax-M2.7's shapes for 1..16 tokens
 // (the production op, and variants of its kernel: loads in flight per warp), BF16 through cuBLAS
 // for comparison, and one MoE layer's decode step (router, top 8, experts) against its byte
-// floor, then one layer's paged attention at MiniMax-M2's shape (prefill against the f32 FMA
-// rate, decode against the bytes of its keys and values). Every timed region is a CUDA graph of
+// floor, then one layer's paged attention at MiniMax-M2's shape (prefill in TFLOP/s of the
+// useful products, decode against the bytes of its keys and values). Every timed region is a CUDA graph of
 // many calls over distinct weights (several times the L2), replayed; the median replay counts.
 // Prints a markdown table; writes JSON to argv[1]. With --profile instead: three untimed calls
 // of the q_proj GEMV at one token, for ncu; with --attention: the attention table alone.
@@ -18,7 +18,6 @@
 #include <vector>
 
 #include "ops/attention.h"
-#include "ops/attention_prefill_cuda.cuh"
 #include "ops/cuda/nvfp4_gemv.cuh"
 #include "ops/cuda/stream.h"
 #include "ops/linear.h"
@@ -493,56 +492,6 @@ void attention_layer() {
     }
 }
 
-// The tiled prefill kernel alone over a 4096-token prompt, for CTA shapes other than the
-// production one: each row's arithmetic is the same whatever the shape, so outputs must match
-// bitwise. Predictions: one buffer loses the overlap of loads and math (a few %: a tile's loads
-// are ~1/10 of its time); 8 tokens with one buffer fits two CTAs per SM, whose barriers and
-// loads overlap each other's math, at twice the K/V reads from L2 (8.6 GB per layer).
-// Measured (H100, 91e9484+): production 6.12 ms, one buffer 6.43 ms, two CTAs per SM 6.93 ms.
-// ncu of production: FFMA 77% of instructions, issue slots 67% busy; per issued instruction
-// the stalls are short scoreboard (shared loads) 0.45, dispatch 0.34, wait 0.28, barrier 0.07;
-// shared loads 2.9 wavefronts each, no bank conflicts (53% of the LSU).
-void attention_prefill_ladder() {
-    using namespace cuda::paged_attention;
-    const AttentionShape shape{48, 8, 128};
-    constexpr int64_t kTokens = 4096, kBlock = 16;
-    const int64_t q_width = shape.n_heads * shape.head_dim, kv_width = shape.n_kv_heads * shape.head_dim;
-    const KvLayer pool{random_f32({kTokens, kv_width}, 31), random_f32({kTokens, kv_width}, 32), kBlock};
-    std::vector<int32_t> table(kTokens / kBlock);
-    for (size_t b = 0; b < table.size(); ++b) table[b] = static_cast<int32_t>((b * 37) % table.size());
-    const PagedSequence sequence{table, 0, kTokens};
-    const PagedTokens tokens = paged_tokens_to(paged_tokens({&sequence, 1}), kGpu);
-    Tensor q = random_f32({kTokens, q_width}, 33);
-    Tensor production_out = Tensor::zeros(DType::f32, {kTokens, q_width}, kGpu);
-    Tensor variant_out = Tensor::zeros(DType::f32, {kTokens, q_width}, kGpu);
-    const double flops = 4.0 * kTokens * (kTokens + 1) / 2 * shape.n_heads * shape.head_dim;
-    auto params = [&](Tensor& out) {
-        return AttentionParams{q.data<float>(), pool.keys.data<float>(), pool.values.data<float>(),
-                               tokens.positions.data<int32_t>(), tokens.table_offsets.data<int32_t>(),
-                               tokens.block_tables.data<int32_t>(), out.data<float>(), kBlock, 6, 128,
-                               static_cast<int>(q_width), static_cast<int>(kv_width),
-                               1.0f / std::sqrt(128.0f), 1 << 30, 1, nullptr, static_cast<int>(kTokens), false};
-    };
-    std::printf("\n| prefill kernel alone, 4096 tokens | CTA | us | TFLOP/s | matches production |\n"
-                "|---|---|---:|---:|---|\n");
-    auto run = [&](const char* name, auto tiling, Tensor& out) {
-        using Tiling = decltype(tiling);
-        const AttentionParams p = params(out);
-        FOURBIT_CUDA_CHECK(launch_prefill_attention<Tiling>(p, 8, cuda::current_stream()));
-        FOURBIT_CUDA_CHECK(cudaDeviceSynchronize());
-        const bool same = &out == &production_out || same_floats(production_out, out);
-        const double us = 1e6 * seconds_per_call(2, [&](int) {
-            FOURBIT_CUDA_CHECK(launch_prefill_attention<Tiling>(p, 8, cuda::current_stream()));
-        });
-        std::printf("| %s | %d tokens x 16 threads, %d buffer(s) | %.1f | %.2f | %s |\n", name, Tiling::kTokens,
-                    Tiling::kBuffers, us, flops / (us * 1e-6) / 1e12, same ? "yes" : "NO");
-        std::fflush(stdout);
-    };
-    run("production", ProductionTiling{}, production_out);
-    run("one buffer", PrefillTiling<16, 1>{}, variant_out);
-    run("two CTAs per SM", PrefillTiling<8, 1>{}, variant_out);
-}
-
 // For a profiler (check.sh runs ncu on this): three eager calls of the production q_proj GEMV at
 // one token, nothing timed.
 void profile_targets() {
@@ -590,7 +539,6 @@ int main(int argc, char** argv) {
     }
     if (argc > 1 && std::string(argv[1]) == "--attention") {
         attention_layer();
-        attention_prefill_ladder();
         return 0;
     }
     cudaDeviceProp props;
@@ -603,7 +551,6 @@ int main(int argc, char** argv) {
     gemv_ladder();
     moe_layer();
     attention_layer();
-    attention_prefill_ladder();
     if (argc > 1) write_json(argv[1], card);
     return 0;
 }

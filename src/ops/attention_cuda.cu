@@ -29,7 +29,7 @@ using paged_attention::AttentionParams;
 constexpr int kThreads = 256;
 constexpr int kTile = 32;
 constexpr int64_t kTargetCtas = 256;  // about two per SM of an H100/H200
-// The tiled kernel holds one CTA per SM (~205 KB of shared memory): two waves of an H100/H200.
+// The tiled kernel holds one CTA per SM (~187 KB of shared memory): two waves of an H100/H200.
 constexpr int64_t kPrefillTargetCtas = 2 * 132;
 
 __device__ __forceinline__ int64_t pool_row(const int32_t* table, int64_t block_size,
@@ -245,8 +245,8 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     // are few (decode; a short chunk late in a long context). Splits are whole tiles of both
     // kernels (64 is a multiple of 32), and both kernels use the same ones.
     const int64_t tile = prefill ? paged_attention::kPrefillPositions : kTile;
-    using Tiling = paged_attention::ProductionTiling;
-    const int64_t token_tiles = (n_tokens + Tiling::kTokens - 1) / Tiling::kTokens;
+    constexpr int64_t kTileTokens = paged_attention::kPrefillTokens;
+    const int64_t token_tiles = (n_tokens + kTileTokens - 1) / kTileTokens;
     const int64_t ctas = (prefill ? token_tiles : n_tokens) * shape.n_kv_heads;
     const int64_t target = prefill ? kPrefillTargetCtas : kTargetCtas;
     const int64_t context = std::max<int64_t>(tokens.max_context, 1);
@@ -262,7 +262,7 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
         params.partial = partial->as<float>();
     }
     if (prefill) {
-        FOURBIT_CUDA_CHECK((paged_attention::launch_prefill_attention<Tiling>(
+        FOURBIT_CUDA_CHECK((paged_attention::launch_prefill_attention(
             params, static_cast<int>(shape.n_kv_heads), current_stream())));
     }
     // Every token's CTAs; with the tiled kernel, those of long runs return at once.

@@ -1,0 +1,378 @@
+// The tiled prefill attention kernel on the tensor cores (the design: attention_prefill_cuda.cuh).
+#include <cuda_bf16.h>
+
+#include "ops/attention_prefill_cuda.cuh"
+#include "ops/cuda/nvfp4_mma.cuh"
+
+namespace fourbit::cuda::paged_attention {
+
+namespace {
+
+// Row strides. f32 staging: +4 floats. bf16 rows of q and keys: 68 words, transposed values: 36
+// words, so that the 8 rows of 16 bytes an ldmatrix phase reads fall on 32 distinct banks.
+constexpr int kStageStride = kPrefillDim + 4;
+constexpr int kRowWords = kPrefillDim / 2 + 4;
+constexpr int kValueWords = kPrefillPositions / 2 + 4;
+
+// A 32-bit word holds two bf16, the lower index in the low half; [0] holds the hi parts, [1]
+// the lo parts.
+struct PrefillShared {
+    uint32_t q[2][kPrefillHeads * kPrefillTokens][kRowWords];  // row h * 16 + token
+    float key_stage[kPrefillPositions][kStageStride];
+    float value_stage[kPrefillPositions][kStageStride];
+    uint32_t keys[2][kPrefillPositions][kRowWords];
+    uint32_t values[2][kPrefillDim][kValueWords];  // [dimension][pair of positions]
+    int pool_row[kPrefillPositions];  // the next tile's rows in the pool (-1: past the walk)
+    int position[kPrefillTokens];     // the tile's tokens' positions (-1 past the batch)
+    unsigned long_runs;               // bit t: tile token t belongs to a long run
+    unsigned run_starts;              // bit t: and the tile's part of its run starts there
+};
+
+// 16 bytes global -> shared without a trip through registers, so that the next tile's loads
+// overlap this tile's math; .cg keeps them out of L1 (each CTA reads a tile once). A source size
+// of 0 writes zeros instead: positions past the walk and dimensions past head_dim must be 0 in
+// shared memory, or p v would turn stale bits into NaN.
+__device__ __forceinline__ void copy_16_async(float* shared, const float* global, bool valid) {
+    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(global),
+                 "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void commit_async_copies() { asm volatile("cp.async.commit_group;\n" ::); }
+// This thread's copies have landed (a __syncthreads then makes everyone's visible).
+__device__ __forceinline__ void wait_async_copies() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+// (a, b) = hi + lo as two bf16 pairs, |a - hi.x - lo.x| <= 2^-18 |a| (likewise b).
+__device__ __forceinline__ void split_pair(float a, float b, uint32_t& hi, uint32_t& lo) {
+    const __nv_bfloat162 high = __floats2bfloat162_rn(a, b);
+    const float2 back = __bfloat1622float2(high);
+    const __nv_bfloat162 low = __floats2bfloat162_rn(a - back.x, b - back.y);
+    hi = *reinterpret_cast<const uint32_t*>(&high);
+    lo = *reinterpret_cast<const uint32_t*>(&low);
+}
+
+// d += a b with both operands split: three products, the small ones first.
+__device__ __forceinline__ void mma_split(float (&d)[4], const uint32_t (&a_hi)[4], const uint32_t (&a_lo)[4],
+                                          const uint32_t (&b_hi)[2], const uint32_t (&b_lo)[2]) {
+    nvfp4::mma_bf16_16x8x16(d, a_lo, b_hi);
+    nvfp4::mma_bf16_16x8x16(d, a_hi, b_lo);
+    nvfp4::mma_bf16_16x8x16(d, a_hi, b_hi);
+}
+
+// Four 8x8 bf16 matrices from shared memory, one 16-byte row address per lane (lanes 8i .. 8i + 7:
+// matrix i): lane 4g + t receives word t of row g of each, i.e. a fragment of the mma.
+__device__ __forceinline__ void load_matrices(uint32_t (&words)[4], const uint32_t* row) {
+    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(words[0]), "=r"(words[1]), "=r"(words[2]), "=r"(words[3])
+                 : "r"(address));
+}
+
+// Where positions [tile0, tile0 + 64) of the walk through `table` sit in the pool (-1 from walk_end
+// on): threads 0 .. 63, once per tile, so that the copies need no division.
+__device__ __forceinline__ void find_pool_rows(const AttentionParams& p, const int32_t* table, int tile0,
+                                               int walk_end, PrefillShared& s) {
+    if (threadIdx.x < kPrefillPositions) {
+        const int position = tile0 + static_cast<int>(threadIdx.x);
+        const int block_size = static_cast<int>(p.block_size);
+        s.pool_row[threadIdx.x] =
+            position < walk_end ? table[position / block_size] * block_size + position % block_size : -1;
+    }
+}
+
+// The tile whose rows find_pool_rows found into the staging buffers, zeros past the walk and past
+// head_dim. 64-bit offsets: a pool row times the row width can pass 2^31.
+__device__ __forceinline__ void load_kv_tile(const AttentionParams& p, int kv_head, PrefillShared& s) {
+    constexpr int kVectors = kPrefillDim / 4;  // 16-byte vectors per row
+#pragma unroll 4
+    for (int index = threadIdx.x; index < kPrefillPositions * kVectors; index += kPrefillThreads) {
+        const int r = index / kVectors, c = 4 * (index % kVectors);
+        const int row = s.pool_row[r];
+        const bool valid = row >= 0 && c < p.head_dim;
+        const int64_t offset = valid ? static_cast<int64_t>(row) * p.kv_width + kv_head * p.head_dim + c : 0;
+        copy_16_async(&s.key_stage[r][c], p.keys + offset, valid);
+        copy_16_async(&s.value_stage[r][c], p.values + offset, valid);
+    }
+    commit_async_copies();
+}
+
+// The staged tile as bf16 hi/lo: keys row-major, values transposed.
+__device__ __forceinline__ void split_kv_tile(PrefillShared& s) {
+    constexpr int kVectors = kPrefillDim / 4;
+#pragma unroll 4
+    for (int index = threadIdx.x; index < kPrefillPositions * kVectors; index += kPrefillThreads) {
+        const int r = index / kVectors, c = 4 * (index % kVectors);
+        const float4 v = *reinterpret_cast<const float4*>(&s.key_stage[r][c]);
+        uint2 hi, lo;
+        split_pair(v.x, v.y, hi.x, lo.x);
+        split_pair(v.z, v.w, hi.y, lo.y);
+        *reinterpret_cast<uint2*>(&s.keys[0][r][c / 2]) = hi;
+        *reinterpret_cast<uint2*>(&s.keys[1][r][c / 2]) = lo;
+    }
+    constexpr int kPairs = kPrefillPositions / 2;
+#pragma unroll 2
+    for (int index = threadIdx.x; index < kPairs * kVectors; index += kPrefillThreads) {
+        const int pair = index % kPairs, c = 4 * (index / kPairs);
+        const float4 even = *reinterpret_cast<const float4*>(&s.value_stage[2 * pair][c]);
+        const float4 odd = *reinterpret_cast<const float4*>(&s.value_stage[2 * pair + 1][c]);
+        split_pair(even.x, odd.x, s.values[0][c][pair], s.values[1][c][pair]);
+        split_pair(even.y, odd.y, s.values[0][c + 1][pair], s.values[1][c + 1][pair]);
+        split_pair(even.z, odd.z, s.values[0][c + 2][pair], s.values[1][c + 2][pair]);
+        split_pair(even.w, odd.w, s.values[0][c + 3][pair], s.values[1][c + 3][pair]);
+    }
+}
+
+// Rows (h, t) of the tile's 16 tokens as bf16 hi/lo; zeros for heads past the group, tokens past
+// the batch and dimensions past head_dim (they then add nothing to any score).
+__device__ __forceinline__ void load_queries(const AttentionParams& p, int first, int kv_head, PrefillShared& s) {
+    constexpr int kVectors = kPrefillDim / 4;
+    constexpr int kRows = kPrefillHeads * kPrefillTokens;
+    for (int index = threadIdx.x; index < kRows * kVectors; index += kPrefillThreads) {
+        const int row = index / kVectors, c = 4 * (index % kVectors);
+        const int h = row / kPrefillTokens, token = first + row % kPrefillTokens;
+        float4 value = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (h < p.group && token < p.n_tokens && c < p.head_dim) {
+            value = *reinterpret_cast<const float4*>(p.q + static_cast<int64_t>(token) * p.q_width +
+                                                     (kv_head * p.group + h) * p.head_dim + c);
+        }
+        uint2 hi, lo;
+        split_pair(value.x, value.y, hi.x, lo.x);
+        split_pair(value.z, value.w, hi.y, lo.y);
+        *reinterpret_cast<uint2*>(&s.q[0][row][c / 2]) = hi;
+        *reinterpret_cast<uint2*>(&s.q[1][row][c / 2]) = lo;
+    }
+}
+
+// A lane's two rows (tokens g and g + 8 of the tile) of its warp's head over one walk. Scores and
+// maxima are kept in base 2 (scaled by log2 e), so that each weight is one exp2.
+struct RowState {
+    float out[kPrefillDim / 8][4];  // 16 dimension tiles of the m16n8 accumulator, unnormalised
+    float max[2];                   // each row's running maximum (the same in its 4 lanes)
+    float sum[2];                   // this lane's share of each row's running sum
+};
+
+// What a warp needs to walk a run: its rows' positions (row r sees positions <= position[r]; -1:
+// not this run's row) and the smallest of them (tiles wholly before it need no mask).
+struct WalkRows {
+    int position[2];
+    int min_position;
+    float scale_log2;
+};
+
+// One tile for warp h's rows: scores, the causal mask, the online softmax, and out += p v. All 128
+// dimensions, whatever head_dim (the rest are zeros): loop bounds known at compile time keep each
+// product one block of independent mma chains that the compiler interleaves.
+__device__ __forceinline__ void attend_tile(const PrefillShared& s, int h, int tile0, const WalkRows& rows,
+                                            RowState& state) {
+    const int lane = threadIdx.x & 31, t = lane & 3;
+    // ldmatrix row addresses: lane 8i + j gives row j of matrix i.
+    const int j = lane & 7, i = lane >> 3;
+    const uint32_t* q_row = &s.q[0][h * kPrefillTokens + j + 8 * (i & 1)][4 * (i >> 1)];
+    const uint32_t* key_row = &s.keys[i >> 1][j][4 * (i & 1)];
+    const uint32_t* value_row = &s.values[i >> 1][j][4 * (i & 1)];
+    constexpr int kQueryPlane = kPrefillHeads * kPrefillTokens * kRowWords;  // words from q[0] to q[1]
+
+    float score[kPrefillPositions / 8][4] = {};
+#pragma unroll
+    for (int kt = 0; kt < kPrefillDim / 16; ++kt) {
+        uint32_t q_hi[4], q_lo[4];
+        load_matrices(q_hi, q_row + 8 * kt);
+        load_matrices(q_lo, q_row + kQueryPlane + 8 * kt);
+#pragma unroll
+        for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
+            uint32_t k[4];  // hi b0, b1, lo b0, b1
+            load_matrices(k, key_row + 8 * nt * kRowWords + 8 * kt);
+            const uint32_t k_hi[2] = {k[0], k[1]}, k_lo[2] = {k[2], k[3]};
+            mma_split(score[nt], q_hi, q_lo, k_hi, k_lo);
+        }
+    }
+    float tile_max[2] = {-INFINITY, -INFINITY};
+    const bool masked = tile0 + kPrefillPositions - 1 > rows.min_position;  // the same in the warp
+#pragma unroll
+    for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            float value = score[nt][c] * rows.scale_log2;
+            if (masked && tile0 + 8 * nt + 2 * t + (c & 1) > rows.position[c >> 1]) value = -INFINITY;
+            score[nt][c] = value;
+            tile_max[c >> 1] = fmaxf(tile_max[c >> 1], value);
+        }
+    }
+    float base[2], factor[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(~0u, tile_max[r], 1));
+        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(~0u, tile_max[r], 2));
+        const float new_max = fmaxf(state.max[r], tile_max[r]);
+        // A row that has seen nothing yet (a split before its position): weights and factor 0.
+        base[r] = new_max == -INFINITY ? 0.0f : new_max;
+        factor[r] = exp2f(state.max[r] - base[r]);  // 0 on the row's first visible tile
+        state.max[r] = new_max;
+    }
+    float sum[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            score[nt][c] = exp2f(score[nt][c] - base[c >> 1]);
+            sum[c >> 1] += score[nt][c];
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) state.sum[r] = state.sum[r] * factor[r] + sum[r];
+#pragma unroll
+    for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
+        state.out[dt][0] *= factor[0];
+        state.out[dt][1] *= factor[0];
+        state.out[dt][2] *= factor[1];
+        state.out[dt][3] *= factor[1];
+    }
+#pragma unroll
+    for (int kt = 0; kt < kPrefillPositions / 16; ++kt) {
+        // Score tiles 2kt and 2kt + 1 are the A fragment of positions 16kt .. 16kt + 15.
+        uint32_t p_hi[4], p_lo[4];
+        split_pair(score[2 * kt][0], score[2 * kt][1], p_hi[0], p_lo[0]);
+        split_pair(score[2 * kt][2], score[2 * kt][3], p_hi[1], p_lo[1]);
+        split_pair(score[2 * kt + 1][0], score[2 * kt + 1][1], p_hi[2], p_lo[2]);
+        split_pair(score[2 * kt + 1][2], score[2 * kt + 1][3], p_hi[3], p_lo[3]);
+#pragma unroll
+        for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
+            uint32_t v[4];  // hi b0, b1, lo b0, b1
+            load_matrices(v, value_row + 8 * dt * kValueWords + 8 * kt);
+            const uint32_t v_hi[2] = {v[0], v[1]}, v_lo[2] = {v[2], v[3]};
+            mma_split(state.out[dt], p_hi, p_lo, v_hi, v_lo);
+        }
+    }
+}
+
+// A lane's rows, normalised into out or, split, as partial state for combine_kernel (whose
+// maxima are natural-log ones).
+__device__ __forceinline__ void write_rows(const AttentionParams& p, int first, int kv_head, int h,
+                                           const WalkRows& rows, RowState& state) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, d = p.head_dim;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float total = state.sum[r];
+        total += __shfl_xor_sync(~0u, total, 1);
+        total += __shfl_xor_sync(~0u, total, 2);
+        if (rows.position[r] < 0) continue;
+        const int token = first + g + 8 * r;
+        const int64_t head = static_cast<int64_t>(token) * (p.q_width / d) + kv_head * p.group + h;
+        float* partial = p.partial + (head * p.n_splits + blockIdx.z) * (d + 2);
+        float* out = p.out + head * d;
+#pragma unroll
+        for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+                const int i = 8 * dt + 2 * t + c;
+                if (i >= d) continue;
+                const float value = state.out[dt][2 * r + c];
+                if (p.n_splits > 1) {
+                    partial[i] = value;
+                } else {
+                    out[i] = value / total;
+                }
+            }
+        }
+        if (p.n_splits > 1 && t == 0) {
+            partial[d] = state.max[r] * 0.6931471805599453f;  // ln 2
+            partial[d + 1] = total;
+        }
+    }
+}
+
+// One run, tile tokens [begin, end), over this split's part of positions 0 .. its last one.
+__device__ __forceinline__ void attend_run(const AttentionParams& p, PrefillShared& s, int first, int kv_head,
+                                           int begin, int end) {
+    const int h = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
+    WalkRows rows;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int token = g + 8 * r;
+        rows.position[r] = token >= begin && token < end ? s.position[token] : -1;
+    }
+    rows.min_position = __reduce_min_sync(~0u, min(rows.position[0], rows.position[1]));
+    rows.scale_log2 = p.scale * 1.4426950408889634f;  // log2 e
+    const int32_t* table = p.tables + p.table_offsets[first + begin];
+    const int walk_begin = static_cast<int>(blockIdx.z) * p.split;
+    const int walk_end = min(walk_begin + p.split, s.position[end - 1] + 1);
+    const int n_walk_tiles =
+        walk_end > walk_begin ? (walk_end - walk_begin + kPrefillPositions - 1) / kPrefillPositions : 0;
+
+    RowState state;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        state.max[r] = -INFINITY;
+        state.sum[r] = 0.0f;
+    }
+#pragma unroll
+    for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) state.out[dt][c] = 0.0f;
+    }
+    __syncthreads();  // the previous run's readers are done with the buffers
+    if (n_walk_tiles > 0) {
+        find_pool_rows(p, table, walk_begin, walk_end, s);
+        __syncthreads();
+        load_kv_tile(p, kv_head, s);
+    }
+    for (int i = 0; i < n_walk_tiles; ++i) {
+        const int tile0 = walk_begin + i * kPrefillPositions;
+        wait_async_copies();
+        __syncthreads();  // tile i is staged; everyone is done with tile i - 1's bf16 buffers
+        split_kv_tile(s);
+        if (i + 1 < n_walk_tiles) find_pool_rows(p, table, tile0 + kPrefillPositions, walk_end, s);
+        __syncthreads();  // tile i's bf16 buffers and tile i + 1's rows are complete
+        if (i + 1 < n_walk_tiles) load_kv_tile(p, kv_head, s);
+        if (h < p.group) attend_tile(s, h, tile0, rows, state);
+    }
+    if (h < p.group) write_rows(p, first, kv_head, h, rows, state);
+}
+
+// Grid: (tiles of 16 batch tokens, kv heads, splits); the tiles in reverse, so that the latest
+// tokens (the longest walks) start first and the short ones fill the tail.
+__global__ void __launch_bounds__(kPrefillThreads, 1) prefill_attention_kernel(AttentionParams p) {
+    extern __shared__ float4 shared_words[];
+    PrefillShared& s = *reinterpret_cast<PrefillShared*>(shared_words);
+    const int first = static_cast<int>(gridDim.x - 1 - blockIdx.x) * kPrefillTokens;
+    const int kv_head = blockIdx.y;
+    if (threadIdx.x < 32) {
+        const int token = first + static_cast<int>(threadIdx.x);
+        const bool here = threadIdx.x < kPrefillTokens && token < p.n_tokens;
+        const bool long_run = here && in_long_run(p.positions, p.table_offsets, p.n_tokens, token);
+        const bool starts = long_run && (threadIdx.x == 0 || !continues_run(p.positions, p.table_offsets, token));
+        const unsigned long_runs = __ballot_sync(~0u, long_run);
+        const unsigned run_starts = __ballot_sync(~0u, starts);
+        if (threadIdx.x < kPrefillTokens) s.position[threadIdx.x] = here ? p.positions[token] : -1;
+        if (threadIdx.x == 0) {
+            s.long_runs = long_runs;
+            s.run_starts = run_starts;
+        }
+    }
+    load_queries(p, first, kv_head, s);
+    __syncthreads();
+    const unsigned long_runs = s.long_runs, run_starts = s.run_starts;
+    // The tile's parts of long runs, one walk each (the same loop in every thread).
+    for (unsigned starts = run_starts; starts != 0; starts &= starts - 1) {
+        const int begin = __ffs(static_cast<int>(starts)) - 1;
+        int end = begin + 1;
+        while (end < kPrefillTokens && (long_runs >> end & 1u) && !(run_starts >> end & 1u)) ++end;
+        attend_run(p, s, first, kv_head, begin, end);
+    }
+}
+
+}  // namespace
+
+// Shared memory opted in first.
+cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads, cudaStream_t stream) {
+    const size_t bytes = sizeof(PrefillShared);
+    const cudaError_t status = cudaFuncSetAttribute(prefill_attention_kernel,
+                                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                    static_cast<int>(bytes));
+    if (status != cudaSuccess) return status;
+    const dim3 grid(static_cast<unsigned>((p.n_tokens + kPrefillTokens - 1) / kPrefillTokens),
+                    static_cast<unsigned>(n_kv_heads), static_cast<unsigned>(p.n_splits));
+    prefill_attention_kernel<<<grid, kPrefillThreads, bytes, stream>>>(p);
+    return cudaGetLastError();
+}
+
+}  // namespace fourbit::cuda::paged_attention
