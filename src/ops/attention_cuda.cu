@@ -29,8 +29,10 @@ using paged_attention::AttentionParams;
 constexpr int kThreads = 256;
 constexpr int kTile = 32;
 constexpr int64_t kTargetCtas = 256;  // about two per SM of an H100/H200
-// The tiled kernel holds one CTA per SM (~187 KB of shared memory): two waves of an H100/H200.
-constexpr int64_t kPrefillTargetCtas = 2 * 132;
+// The tiled kernel holds one CTA per SM (~173 KB of shared memory): one wave of an H100/H200.
+// More splits than that only add waves and the combine (a 512-token prompt: 128 CTAs took
+// 199 us split in two, H100).
+constexpr int64_t kPrefillTargetCtas = 132;
 
 __device__ __forceinline__ int64_t pool_row(const int32_t* table, int64_t block_size,
                                             int64_t position) {

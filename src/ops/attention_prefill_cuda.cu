@@ -1,6 +1,8 @@
 // The tiled prefill attention kernel on the tensor cores (the design: attention_prefill_cuda.cuh).
 #include <cuda_bf16.h>
 
+#include <climits>
+
 #include "ops/attention_prefill_cuda.cuh"
 #include "ops/cuda/nvfp4_mma.cuh"
 
@@ -8,7 +10,7 @@ namespace fourbit::cuda::paged_attention {
 
 namespace {
 
-// Row strides. f32 staging: +4 floats. bf16 rows of q and keys: 68 words, transposed values: 36
+// Row strides. f32 staging: +4 floats. bf16 rows of q and keys: 68 words, transposed values: 20
 // words, so that the 8 rows of 16 bytes an ldmatrix phase reads fall on 32 distinct banks.
 constexpr int kStageStride = kPrefillDim + 4;
 constexpr int kRowWords = kPrefillDim / 2 + 4;
@@ -17,7 +19,7 @@ constexpr int kValueWords = kPrefillPositions / 2 + 4;
 // A 32-bit word holds two bf16, the lower index in the low half; [0] holds the hi parts, [1]
 // the lo parts.
 struct PrefillShared {
-    uint32_t q[2][kPrefillHeads * kPrefillTokens][kRowWords];  // row h * 16 + token
+    uint32_t q[2][kPrefillHeads * kPrefillTokens][kRowWords];  // row h * 32 + token
     float key_stage[kPrefillPositions][kStageStride];
     float value_stage[kPrefillPositions][kStageStride];
     uint32_t keys[2][kPrefillPositions][kRowWords];
@@ -67,7 +69,7 @@ __device__ __forceinline__ void load_matrices(uint32_t (&words)[4], const uint32
                  : "r"(address));
 }
 
-// Where positions [tile0, tile0 + 64) of the walk through `table` sit in the pool (-1 from walk_end
+// Where positions [tile0, tile0 + 32) of the walk through `table` sit in the pool (-1 from walk_end
 // on): threads 0 .. 63, once per tile, so that the copies need no division.
 __device__ __forceinline__ void find_pool_rows(const AttentionParams& p, const int32_t* table, int tile0,
                                                int walk_end, PrefillShared& s) {
@@ -121,7 +123,7 @@ __device__ __forceinline__ void split_kv_tile(PrefillShared& s) {
     }
 }
 
-// Rows (h, t) of the tile's 16 tokens as bf16 hi/lo; zeros for heads past the group, tokens past
+// Rows (h, t) of the tile's 32 tokens as bf16 hi/lo; zeros for heads past the group, tokens past
 // the batch and dimensions past head_dim (they then add nothing to any score).
 __device__ __forceinline__ void load_queries(const AttentionParams& p, int first, int kv_head, PrefillShared& s) {
     constexpr int kVectors = kPrefillDim / 4;
@@ -142,25 +144,31 @@ __device__ __forceinline__ void load_queries(const AttentionParams& p, int first
     }
 }
 
-// A lane's two rows (tokens g and g + 8 of the tile) of its warp's head over one walk. Scores and
-// maxima are kept in base 2 (scaled by log2 e), so that each weight is one exp2.
+// A warp's rows: its head for the tile's 32 tokens, two m16 tiles (kRowTiles); lane 4g + t holds
+// rows g and g + 8 of each, i.e. tokens 16m + 8r + g for m, r in {0, 1}: row index 2m + r below.
+constexpr int kRowTiles = kPrefillTokens / 16;
+constexpr int kLaneRows = 2 * kRowTiles;
+
+// A lane's rows of its warp's head over one walk. Scores and maxima are kept in base 2 (scaled
+// by log2 e), so that each weight is one exp2.
 struct RowState {
-    float out[kPrefillDim / 8][4];  // 16 dimension tiles of the m16n8 accumulator, unnormalised
-    float max[2];                   // each row's running maximum (the same in its 4 lanes)
-    float sum[2];                   // this lane's share of each row's running sum
+    float out[kRowTiles][kPrefillDim / 8][4];  // 16 dimension tiles of m16n8 accumulators
+    float max[kLaneRows];                      // each row's running maximum (the same in its 4 lanes)
+    float sum[kLaneRows];                      // this lane's share of each row's running sum
 };
 
-// What a warp needs to walk a run: its rows' positions (row r sees positions <= position[r]; -1:
+// What a warp needs to walk a run: its rows' positions (a row sees positions <= its position; -1:
 // not this run's row) and the smallest of them (tiles wholly before it need no mask).
 struct WalkRows {
-    int position[2];
+    int position[kLaneRows];
     int min_position;
     float scale_log2;
 };
 
 // One tile for warp h's rows: scores, the causal mask, the online softmax, and out += p v. All 128
 // dimensions, whatever head_dim (the rest are zeros): loop bounds known at compile time keep each
-// product one block of independent mma chains that the compiler interleaves.
+// product one block of independent mma chains that the compiler interleaves. Each key and value
+// fragment serves both m16 tiles.
 __device__ __forceinline__ void attend_tile(const PrefillShared& s, int h, int tile0, const WalkRows& rows,
                                             RowState& state) {
     const int lane = threadIdx.x & 31, t = lane & 3;
@@ -171,35 +179,45 @@ __device__ __forceinline__ void attend_tile(const PrefillShared& s, int h, int t
     const uint32_t* value_row = &s.values[i >> 1][j][4 * (i & 1)];
     constexpr int kQueryPlane = kPrefillHeads * kPrefillTokens * kRowWords;  // words from q[0] to q[1]
 
-    float score[kPrefillPositions / 8][4] = {};
+    float score[kRowTiles][kPrefillPositions / 8][4] = {};
 #pragma unroll
     for (int kt = 0; kt < kPrefillDim / 16; ++kt) {
-        uint32_t q_hi[4], q_lo[4];
-        load_matrices(q_hi, q_row + 8 * kt);
-        load_matrices(q_lo, q_row + kQueryPlane + 8 * kt);
+        uint32_t q_hi[kRowTiles][4], q_lo[kRowTiles][4];
+#pragma unroll
+        for (int m = 0; m < kRowTiles; ++m) {
+            load_matrices(q_hi[m], q_row + 16 * m * kRowWords + 8 * kt);
+            load_matrices(q_lo[m], q_row + kQueryPlane + 16 * m * kRowWords + 8 * kt);
+        }
 #pragma unroll
         for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
             uint32_t k[4];  // hi b0, b1, lo b0, b1
             load_matrices(k, key_row + 8 * nt * kRowWords + 8 * kt);
             const uint32_t k_hi[2] = {k[0], k[1]}, k_lo[2] = {k[2], k[3]};
-            mma_split(score[nt], q_hi, q_lo, k_hi, k_lo);
+#pragma unroll
+            for (int m = 0; m < kRowTiles; ++m) mma_split(score[m][nt], q_hi[m], q_lo[m], k_hi, k_lo);
         }
     }
-    float tile_max[2] = {-INFINITY, -INFINITY};
+    float tile_max[kLaneRows];
+#pragma unroll
+    for (int r = 0; r < kLaneRows; ++r) tile_max[r] = -INFINITY;
     const bool masked = tile0 + kPrefillPositions - 1 > rows.min_position;  // the same in the warp
 #pragma unroll
-    for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
+    for (int m = 0; m < kRowTiles; ++m) {
 #pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            float value = score[nt][c] * rows.scale_log2;
-            if (masked && tile0 + 8 * nt + 2 * t + (c & 1) > rows.position[c >> 1]) value = -INFINITY;
-            score[nt][c] = value;
-            tile_max[c >> 1] = fmaxf(tile_max[c >> 1], value);
+        for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int r = 2 * m + (c >> 1);
+                float value = score[m][nt][c] * rows.scale_log2;
+                if (masked && tile0 + 8 * nt + 2 * t + (c & 1) > rows.position[r]) value = -INFINITY;
+                score[m][nt][c] = value;
+                tile_max[r] = fmaxf(tile_max[r], value);
+            }
         }
     }
-    float base[2], factor[2];
+    float base[kLaneRows], factor[kLaneRows];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
+    for (int r = 0; r < kLaneRows; ++r) {
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(~0u, tile_max[r], 1));
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(~0u, tile_max[r], 2));
         const float new_max = fmaxf(state.max[r], tile_max[r]);
@@ -208,38 +226,49 @@ __device__ __forceinline__ void attend_tile(const PrefillShared& s, int h, int t
         factor[r] = exp2f(state.max[r] - base[r]);  // 0 on the row's first visible tile
         state.max[r] = new_max;
     }
-    float sum[2] = {0.0f, 0.0f};
+    float sum[kLaneRows] = {};
 #pragma unroll
-    for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
+    for (int m = 0; m < kRowTiles; ++m) {
 #pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            score[nt][c] = exp2f(score[nt][c] - base[c >> 1]);
-            sum[c >> 1] += score[nt][c];
+        for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int r = 2 * m + (c >> 1);
+                score[m][nt][c] = exp2f(score[m][nt][c] - base[r]);
+                sum[r] += score[m][nt][c];
+            }
         }
     }
 #pragma unroll
-    for (int r = 0; r < 2; ++r) state.sum[r] = state.sum[r] * factor[r] + sum[r];
+    for (int r = 0; r < kLaneRows; ++r) state.sum[r] = state.sum[r] * factor[r] + sum[r];
 #pragma unroll
-    for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
-        state.out[dt][0] *= factor[0];
-        state.out[dt][1] *= factor[0];
-        state.out[dt][2] *= factor[1];
-        state.out[dt][3] *= factor[1];
+    for (int m = 0; m < kRowTiles; ++m) {
+#pragma unroll
+        for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
+            state.out[m][dt][0] *= factor[2 * m];
+            state.out[m][dt][1] *= factor[2 * m];
+            state.out[m][dt][2] *= factor[2 * m + 1];
+            state.out[m][dt][3] *= factor[2 * m + 1];
+        }
     }
 #pragma unroll
     for (int kt = 0; kt < kPrefillPositions / 16; ++kt) {
         // Score tiles 2kt and 2kt + 1 are the A fragment of positions 16kt .. 16kt + 15.
-        uint32_t p_hi[4], p_lo[4];
-        split_pair(score[2 * kt][0], score[2 * kt][1], p_hi[0], p_lo[0]);
-        split_pair(score[2 * kt][2], score[2 * kt][3], p_hi[1], p_lo[1]);
-        split_pair(score[2 * kt + 1][0], score[2 * kt + 1][1], p_hi[2], p_lo[2]);
-        split_pair(score[2 * kt + 1][2], score[2 * kt + 1][3], p_hi[3], p_lo[3]);
+        uint32_t p_hi[kRowTiles][4], p_lo[kRowTiles][4];
+#pragma unroll
+        for (int m = 0; m < kRowTiles; ++m) {
+            split_pair(score[m][2 * kt][0], score[m][2 * kt][1], p_hi[m][0], p_lo[m][0]);
+            split_pair(score[m][2 * kt][2], score[m][2 * kt][3], p_hi[m][1], p_lo[m][1]);
+            split_pair(score[m][2 * kt + 1][0], score[m][2 * kt + 1][1], p_hi[m][2], p_lo[m][2]);
+            split_pair(score[m][2 * kt + 1][2], score[m][2 * kt + 1][3], p_hi[m][3], p_lo[m][3]);
+        }
 #pragma unroll
         for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
             uint32_t v[4];  // hi b0, b1, lo b0, b1
             load_matrices(v, value_row + 8 * dt * kValueWords + 8 * kt);
             const uint32_t v_hi[2] = {v[0], v[1]}, v_lo[2] = {v[2], v[3]};
-            mma_split(state.out[dt], p_hi, p_lo, v_hi, v_lo);
+#pragma unroll
+            for (int m = 0; m < kRowTiles; ++m) mma_split(state.out[m][dt], p_hi[m], p_lo[m], v_hi, v_lo);
         }
     }
 }
@@ -250,12 +279,12 @@ __device__ __forceinline__ void write_rows(const AttentionParams& p, int first, 
                                            const WalkRows& rows, RowState& state) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, d = p.head_dim;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
+    for (int r = 0; r < kLaneRows; ++r) {
         float total = state.sum[r];
         total += __shfl_xor_sync(~0u, total, 1);
         total += __shfl_xor_sync(~0u, total, 2);
         if (rows.position[r] < 0) continue;
-        const int token = first + g + 8 * r;
+        const int token = first + 8 * r + g;
         const int64_t head = static_cast<int64_t>(token) * (p.q_width / d) + kv_head * p.group + h;
         float* partial = p.partial + (head * p.n_splits + blockIdx.z) * (d + 2);
         float* out = p.out + head * d;
@@ -265,7 +294,7 @@ __device__ __forceinline__ void write_rows(const AttentionParams& p, int first, 
             for (int c = 0; c < 2; ++c) {
                 const int i = 8 * dt + 2 * t + c;
                 if (i >= d) continue;
-                const float value = state.out[dt][2 * r + c];
+                const float value = state.out[r / 2][dt][2 * (r % 2) + c];
                 if (p.n_splits > 1) {
                     partial[i] = value;
                 } else {
@@ -285,12 +314,14 @@ __device__ __forceinline__ void attend_run(const AttentionParams& p, PrefillShar
                                            int begin, int end) {
     const int h = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
     WalkRows rows;
+    int min_position = INT_MAX;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int token = g + 8 * r;
+    for (int r = 0; r < kLaneRows; ++r) {
+        const int token = 8 * r + g;
         rows.position[r] = token >= begin && token < end ? s.position[token] : -1;
+        min_position = min(min_position, rows.position[r]);
     }
-    rows.min_position = __reduce_min_sync(~0u, min(rows.position[0], rows.position[1]));
+    rows.min_position = __reduce_min_sync(~0u, min_position);
     rows.scale_log2 = p.scale * 1.4426950408889634f;  // log2 e
     const int32_t* table = p.tables + p.table_offsets[first + begin];
     const int walk_begin = static_cast<int>(blockIdx.z) * p.split;
@@ -300,14 +331,17 @@ __device__ __forceinline__ void attend_run(const AttentionParams& p, PrefillShar
 
     RowState state;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
+    for (int r = 0; r < kLaneRows; ++r) {
         state.max[r] = -INFINITY;
         state.sum[r] = 0.0f;
     }
 #pragma unroll
-    for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
+    for (int m = 0; m < kRowTiles; ++m) {
 #pragma unroll
-        for (int c = 0; c < 4; ++c) state.out[dt][c] = 0.0f;
+        for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
+#pragma unroll
+            for (int c = 0; c < 4; ++c) state.out[m][dt][c] = 0.0f;
+        }
     }
     __syncthreads();  // the previous run's readers are done with the buffers
     if (n_walk_tiles > 0) {
@@ -328,7 +362,7 @@ __device__ __forceinline__ void attend_run(const AttentionParams& p, PrefillShar
     if (h < p.group) write_rows(p, first, kv_head, h, rows, state);
 }
 
-// Grid: (tiles of 16 batch tokens, kv heads, splits); the tiles in reverse, so that the latest
+// Grid: (tiles of 32 batch tokens, kv heads, splits); the tiles in reverse, so that the latest
 // tokens (the longest walks) start first and the short ones fill the tail.
 __global__ void __launch_bounds__(kPrefillThreads, 1) prefill_attention_kernel(AttentionParams p) {
     extern __shared__ float4 shared_words[];

@@ -674,8 +674,8 @@ TEST_P(DeviceOps, AttentionPagedBatchOfDecodesChunksAndPrefills) {
     run_attention_case({6, 2, 24}, {{2, 2}, {1, 33}, {4, 9}}, 4, device_, rng);
 }
 
-// Steps of more than 64 tokens: on CUDA the tiled prefill kernel takes the tokens of runs of 8
-// or more (one sequence, consecutive positions), 16 batch tokens per CTA, and the per-token
+// Steps of more than 64 tokens: on CUDA the tiled prefill kernel takes the tokens of runs of 16
+// or more (one sequence, consecutive positions), 32 batch tokens per CTA, and the per-token
 // kernel the rest; with few tiles both split the context.
 TEST_P(DeviceOps, AttentionPagedPrefillTilesMiniMax) {
     std::mt19937 rng(16);
@@ -685,9 +685,13 @@ TEST_P(DeviceOps, AttentionPagedPrefillTilesMiniMax) {
     // tokens, a 3-token chunk (the per-token kernel's) between two long ones.
     run_attention_case({48, 8, 128}, {{1, 40}, {1, 1000}, {100, 100}, {3, 50}, {90, 300}}, 16,
                        device_, rng);
-    // Five tiles deep in a context: six splits of 384, the last of which the chunk's first 50
-    // tokens cannot see at all.
+    // Runs of exactly 16 (the tiled kernel's) and 15 (the per-token kernel's) sharing a CTA.
+    run_attention_case({48, 8, 128}, {{16, 16}, {15, 40}, {70, 70}}, 16, device_, rng);
+    // A chunk deep in a context: five splits of 416 positions.
     run_attention_case({48, 8, 128}, {{70, 1940}}, 16, device_, rng);
+    // Five splits of 64 positions, the last of which the chunk's first 26 tokens cannot see at
+    // all (rows that have seen nothing in a split).
+    run_attention_case({48, 8, 128}, {{70, 300}}, 16, device_, rng);
 }
 
 TEST_P(DeviceOps, AttentionPagedPrefillTilesOddShapes) {
