@@ -2,14 +2,9 @@
 // pool through the block tables; attention_paged runs one CTA per (query token, kv head) of the
 // whole batch over the token's visible positions in tiles of 32, with an online softmax, so the
 // kv head's keys and values are read once for its whole query group. Steps of many tokens also
-// launch the tiled prefill kernel (attention_prefill_cuda.cuh), which takes the tokens of long
-// runs (prefill chunks) and reads each key once per 16 tokens; this kernel then does the rest.
+// launch the tiled prefill kernel (attention_prefill_cuda.cu), which takes the tokens of long
+// runs (prefill chunks) and reads each key once per 32 tokens; this kernel then does the rest.
 // Positions and tables are read on the device: nothing here waits for the host.
-//
-// CTA layout (256 threads, G = query heads per kv head <= 8, d = head_dim <= 128):
-//   tile load   all threads: K and V rows of 32 positions into shared memory
-//   scores      warp g < G, lane p: q_g . k_p, the tile's max and sum, P[g][p]
-//   output      thread (r, i), r = tid / d: dimension i of heads r, r + 256/d, ...
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -61,40 +56,109 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-// Shared memory: q [G][d], K tile [32][d + 1] (the +1 puts lane p's row on its own bank),
-// V tile [32][d], P [G][32], rescale [G], final sums [G].
-__global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p) {
-    extern __shared__ float shared[];
-    const int d = p.head_dim, group = p.group;
-    float* qs = shared;
-    float* ks = qs + group * d;
-    float* vs = ks + kTile * (d + 1);
-    float* probs = vs + kTile * d;
-    float* rescale = probs + group * kTile;
-    float* sums = rescale + group;
+// The per-token kernel streams its keys and values through shared memory in tiles of 32
+// positions, kStages deep (cp.async), so that a CTA keeps two tiles of loads in flight while it
+// multiplies the third: decode is a read of the context's keys and values, and one tile at a time
+// left it waiting on memory (610 GB/s for a 4K context on an H100).
+constexpr int kStages = 3;
+constexpr int kMaxDim = 128;
+constexpr int kMaxGroup = 8;
+// Lane p reads row p as 16-byte vectors: +4 floats put the 8 rows of a quarter-warp on distinct
+// banks.
+constexpr int kKeyStride = kMaxDim + 4;
 
+struct DecodeShared {
+    float q[kMaxGroup][kMaxDim];
+    float keys[kStages][kTile][kKeyStride];
+    float values[kStages][kTile][kMaxDim];
+    float probs[kMaxGroup][kTile];
+    float rescale[kMaxGroup];
+    float sums[kMaxGroup];
+};
+
+// Copies `bytes` (4 or 16) global -> shared asynchronously; zeros instead where !valid (positions
+// past the token's own must not leave stale bits, which could be NaN, under a zero weight).
+__device__ __forceinline__ void copy_async(float* shared, const float* global, int bytes, bool valid) {
+    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+    if (bytes == 16) {
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(global),
+                     "r"(valid ? 16 : 0));
+    } else {
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(address), "l"(global),
+                     "r"(valid ? 4 : 0));
+    }
+}
+
+// Positions [tile0, tile0 + 32) of the token's walk into stage `stage`; one commit group per call
+// (empty past the walk's last tile, so that every iteration waits on the same count). `vector`:
+// rows in 16-byte pieces (head_dim % 4 == 0 and aligned pools), else in floats.
+__device__ __forceinline__ void load_tile(const AttentionParams& p, const int32_t* table, int kv_head,
+                                          int tile0, int visible, int stage, bool vector, DecodeShared& s) {
+    const int d = p.head_dim, width = vector ? 4 : 1, pieces = d / width;
+    const int block_size = static_cast<int>(p.block_size);
+    if (tile0 < visible) {
+        for (int index = threadIdx.x; index < kTile * pieces; index += kThreads) {
+            const int r = index / pieces, c = width * (index % pieces);
+            const int position = tile0 + r;
+            const bool valid = position < visible;
+            int64_t offset = 0;
+            if (valid) {
+                const int64_t row = static_cast<int64_t>(table[position / block_size]) * block_size +
+                                    position % block_size;
+                offset = row * p.kv_width + kv_head * d + c;
+            }
+            copy_async(&s.keys[stage][r][c], p.keys + offset, 4 * width, valid);
+            copy_async(&s.values[stage][r][c], p.values + offset, 4 * width, valid);
+        }
+    }
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+// q_g . k_p for lane p of warp g, in four independent sums (a chain of 128 dependent FMAs would
+// cost more than the tile's loads).
+__device__ __forceinline__ float dot_query_key(const float* q, const float* key, int d, bool vector) {
+    float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (vector) {
+#pragma unroll 8
+        for (int i = 0; i < d; i += 4) {
+            const float4 k = *reinterpret_cast<const float4*>(key + i);
+            const float4 x = *reinterpret_cast<const float4*>(q + i);
+            sum[0] = fmaf(x.x, k.x, sum[0]);
+            sum[1] = fmaf(x.y, k.y, sum[1]);
+            sum[2] = fmaf(x.z, k.z, sum[2]);
+            sum[3] = fmaf(x.w, k.w, sum[3]);
+        }
+    } else {
+        for (int i = 0; i < d; ++i) sum[i & 3] = fmaf(q[i], key[i], sum[i & 3]);
+    }
+    return (sum[0] + sum[1]) + (sum[2] + sum[3]);
+}
+
+// CTA layout (256 threads, G = query heads per kv head <= 8, d = head_dim <= 128):
+//   tile load   all threads: K and V rows of 32 positions, kStages - 1 tiles ahead
+//   scores    warp g < G, lane p: q_g . k_p, the tile's max and sum, P[g][p]
+//   output    thread (r, i), r = tid / d: dimension i of heads r, r + 256/d, ...
+__global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams p) {
+    extern __shared__ float4 shared_words[];
+    DecodeShared& s = *reinterpret_cast<DecodeShared*>(shared_words);
+    const int d = p.head_dim, group = p.group;
     const int token = blockIdx.x, kv_head = blockIdx.y;
     if (p.skip_long_runs &&
         paged_attention::in_long_run(p.positions, p.table_offsets, p.n_tokens, token)) {
         return;  // the tiled kernel's token
     }
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int64_t begin = static_cast<int64_t>(blockIdx.z) * p.split;
+    const int begin = static_cast<int>(blockIdx.z) * p.split;
     // Causal: positions 0 .. own, of which this split's.
-    const int64_t visible = min(static_cast<int64_t>(p.positions[token]) + 1, begin + p.split);
+    const int visible = min(p.positions[token] + 1, begin + p.split);
     const int32_t* table = p.tables + p.table_offsets[token];
     const int heads_per_pass = kThreads / d;                 // output rows of threads
     const int my_dim = threadIdx.x % d, my_row = threadIdx.x / d;
     const bool outputs = threadIdx.x < heads_per_pass * d;  // a partial last row stays idle
+    const bool vector = d % 4 == 0 && p.kv_width % 4 == 0 &&
+                        reinterpret_cast<uintptr_t>(p.keys) % 16 == 0 &&
+                        reinterpret_cast<uintptr_t>(p.values) % 16 == 0;
 
-    for (int index = threadIdx.x; index < group * d; index += kThreads) {
-        const int g = index / d, i = index % d;
-        qs[index] = p.q[static_cast<int64_t>(token) * p.q_width + (kv_head * group + g) * d + i];
-    }
-    float acc[8];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) acc[j] = 0.0f;
-    float running_max = -INFINITY, running_sum = 0.0f;  // warp g's head, replicated in lanes
     if (begin >= visible) {  // a split past this token's own position: nothing to attend
         for (int index = threadIdx.x; index < group * (d + 2); index += kThreads) {
             const int g = index / (d + 2), i = index % (d + 2);
@@ -103,52 +167,52 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p) 
         }
         return;
     }
+    const int n_tiles = (visible - begin + kTile - 1) / kTile;
+    for (int stage = 0; stage < kStages - 1; ++stage) {
+        load_tile(p, table, kv_head, begin + stage * kTile, visible, stage, vector, s);
+    }
+    for (int index = threadIdx.x; index < group * d; index += kThreads) {
+        const int g = index / d, i = index % d;
+        s.q[g][i] = p.q[static_cast<int64_t>(token) * p.q_width + (kv_head * group + g) * d + i];
+    }
+    float acc[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[j] = 0.0f;
+    float running_max = -INFINITY, running_sum = 0.0f;  // warp g's head, replicated in lanes
 
-    for (int64_t tile0 = begin; tile0 < visible; tile0 += kTile) {
-        __syncthreads();  // the previous tile's readers are done (and q is loaded)
-        for (int index = threadIdx.x; index < kTile * d; index += kThreads) {
-            const int r = index / d, i = index % d;
-            const int64_t position = tile0 + r;
-            float k = 0.0f, v = 0.0f;
-            if (position < visible) {
-                const int64_t row = pool_row(table, p.block_size, position);
-                k = p.keys[row * p.kv_width + kv_head * d + i];
-                v = p.values[row * p.kv_width + kv_head * d + i];
-            }
-            ks[r * (d + 1) + i] = k;
-            vs[r * d + i] = v;
-        }
-        __syncthreads();
+    for (int i = 0; i < n_tiles; ++i) {
+        const int stage = i % kStages, tile0 = begin + i * kTile;
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 2) : "memory");  // tile i is here
+        __syncthreads();  // for everyone; and everyone is done with tile i - 1, whose stage refills
+        load_tile(p, table, kv_head, tile0 + (kStages - 1) * kTile, visible, (i + kStages - 1) % kStages,
+                  vector, s);
         if (warp < group) {
-            const int64_t position = tile0 + lane;
+            const int position = tile0 + lane;
             float score = -INFINITY;
-            if (position < visible) {
-                float dot = 0.0f;
-                for (int i = 0; i < d; ++i) dot += qs[warp * d + i] * ks[lane * (d + 1) + i];
-                score = dot * p.scale;
-            }
+            if (position < visible) score = dot_query_key(s.q[warp], s.keys[stage][lane], d, vector) * p.scale;
             // Finite: the split's first position is visible.
             const float new_max = fmaxf(running_max, warp_max(score));
             const float weight = position < visible ? expf(score - new_max) : 0.0f;
             const float factor = expf(running_max - new_max);            // 0 on the first tile
             running_sum = running_sum * factor + warp_sum(weight);
             running_max = new_max;
-            probs[warp * kTile + lane] = weight;
-            if (lane == 0) rescale[warp] = factor;
+            s.probs[warp][lane] = weight;
+            if (lane == 0) s.rescale[warp] = factor;
         }
         __syncthreads();
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             const int g = my_row + j * heads_per_pass;
             if (outputs && g < group) {
-                float value = acc[j] * rescale[g];
-                for (int r = 0; r < kTile; ++r) value += probs[g * kTile + r] * vs[r * d + my_dim];
+                float value = acc[j] * s.rescale[g];
+#pragma unroll 8
+                for (int r = 0; r < kTile; ++r) value = fmaf(s.probs[g][r], s.values[stage][r][my_dim], value);
                 acc[j] = value;
             }
         }
     }
     if (warp < group && lane == 0) {
-        sums[warp] = running_sum;
+        s.sums[warp] = running_sum;
         if (p.n_splits > 1) {
             const int64_t head = static_cast<int64_t>(token) * (p.q_width / d) + kv_head * group + warp;
             float* state = p.partial + (head * p.n_splits + blockIdx.z) * (d + 2);
@@ -166,7 +230,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionParams p) 
                 p.partial[(head * p.n_splits + blockIdx.z) * (d + 2) + my_dim] = acc[j];
             } else {
                 p.out[static_cast<int64_t>(token) * p.q_width + (kv_head * group + g) * d + my_dim] =
-                    acc[j] / sums[g];
+                    acc[j] / s.sums[g];
             }
         }
     }
@@ -240,9 +304,7 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
                            nullptr,
                            static_cast<int>(n_tokens),
                            prefill};
-    const int d = params.head_dim, group = params.group;
-    const size_t shared_bytes =
-        sizeof(float) * (group * d + kTile * (d + 1) + kTile * d + group * kTile + 2 * group);
+    const int d = params.head_dim;
     // Enough CTAs to fill the card: split the context when the CTAs of the step's main kernel
     // are few (decode; a short chunk late in a long context). Splits are whole tiles of both
     // kernels (64 is a multiple of 32), and both kernels use the same ones.
@@ -270,7 +332,10 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     // Every token's CTAs; with the tiled kernel, those of long runs return at once.
     const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_kv_heads),
                     static_cast<unsigned>(params.n_splits));
-    attention_kernel<<<grid, kThreads, shared_bytes, current_stream()>>>(params);
+    constexpr size_t kSharedBytes = sizeof(DecodeShared);
+    FOURBIT_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(kSharedBytes)));
+    attention_kernel<<<grid, kThreads, kSharedBytes, current_stream()>>>(params);
     FOURBIT_CUDA_CHECK_LAUNCH();
     if (params.n_splits > 1) {
         const dim3 heads(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_heads));
