@@ -144,7 +144,7 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
     const int d = p.head_dim, group = p.group;
     const int token = blockIdx.x, kv_head = blockIdx.y;
     if (p.skip_long_runs &&
-        paged_attention::in_long_run(p.positions, p.table_offsets, p.n_tokens, token)) {
+        paged_attention::in_long_run_warp(p.positions, p.table_offsets, p.n_tokens, token)) {
         return;  // the tiled kernel's token
     }
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;

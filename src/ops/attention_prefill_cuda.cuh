@@ -91,6 +91,23 @@ __device__ __forceinline__ bool in_long_run(const int32_t* positions, const int3
     return length >= kMinRun;
 }
 
+// in_long_run(i) for a whole warp (every lane calls it, with the same i): lane l loads whether
+// token i - (kMinRun - 1) + l continues its predecessor, all at once; the per-token kernel's CTAs
+// of a prefill step are one such check each, and a chain of dependent loads made them cost
+// ~135 us a layer for 2,048 tokens (H100).
+__device__ __forceinline__ bool in_long_run_warp(const int32_t* positions, const int32_t* offsets,
+                                                 int n_tokens, int i) {
+    static_assert(2 * kMinRun - 1 <= 32, "one lane per neighbour");
+    const int lane = threadIdx.x & 31, j = i - (kMinRun - 1) + lane;
+    const bool continues =
+        lane < 2 * kMinRun - 1 && j > 0 && j < n_tokens && continues_run(positions, offsets, j);
+    const unsigned bits = __ballot_sync(~0u, continues);  // bit kMinRun - 1: token i itself
+    const unsigned before = (bits & ((1u << kMinRun) - 1)) << (32 - kMinRun);
+    const int left = __clz(~before);             // tokens i, i - 1, ... that continue the run
+    const int right = __ffs(~(bits >> kMinRun)) - 1;  // tokens i + 1, i + 2, ... that do
+    return 1 + left + right >= kMinRun;
+}
+
 // Launches the tiled kernel (attention_prefill_cuda.cu) over p.n_tokens batch tokens.
 cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads, cudaStream_t stream);
 

@@ -1,7 +1,8 @@
-// linear on CUDA: dense weights at up to 64 tokens (decode: the router, the head, BF16 layers),
-// and small ones (routers) at any count, through a GEMV that keeps x in f32 as the CPU does, so
-// that router scores, and with them the choice of experts, agree with the reference; the rest
-// through cuBLAS (bf16 weights with x rounded to bf16, f32 weights in plain f32). Tiled NVFP4
+// linear on CUDA: dense weights at up to 64 tokens (decode: the router, the head, BF16 layers)
+// through a GEMV that keeps x in f32 as the CPU does, so that router scores, and with them the
+// choice of experts, agree with the reference; beyond, small ones (routers) through an f32 cuBLAS
+// GEMM (a bf16 weight widened first, exactly, so x stays f32 there too), the rest through cuBLAS
+// with x rounded to bf16 (bf16 weights) or in plain f32 (f32 weights). Tiled NVFP4
 // through the weight-only GEMV family (ops/cuda/nvfp4_gemv.cuh) for decode-sized steps and the
 // GEMM (ops/cuda/nvfp4_gemm.cuh) for prefill chunks.
 #include <cmath>
@@ -20,11 +21,12 @@ namespace fourbit::cuda {
 namespace {
 
 constexpr int kExactRowsPerBlock = 8;  // one warp per weight row
-constexpr int kExactMaxTokens = 16;     // per CTA; more tokens take more CTAs (grid y)
-// Where the f32-x GEMV runs: small weights (routers, small models) at any token count, others
-// up to 64 tokens; beyond, re-reading the weights per 16 tokens costs more than cuBLAS.
-constexpr int64_t kExactAnyTokensBytes = int64_t(8) << 20;
-constexpr int64_t kExactMaxTokensLarge = 64;
+constexpr int kExactTokensPerCta = 16;  // more tokens take more CTAs (grid y)
+// Where the f32-x GEMV runs: up to 64 tokens; beyond, re-reading the weights per 16 tokens costs
+// more than cuBLAS (M2's router at 4096 tokens: ~1 ms a layer as GEMVs, H100). Weights up to
+// this size keep x in f32 beyond too.
+constexpr int64_t kExactGemvMaxTokens = 64;
+constexpr int64_t kF32GemmBytes = int64_t(8) << 20;
 
 __device__ __forceinline__ float widen(float w) { return w; }
 __device__ __forceinline__ float widen(__nv_bfloat16 w) { return __bfloat162float(w); }
@@ -51,16 +53,16 @@ __global__ void __launch_bounds__(32 * kExactRowsPerBlock)
     exact_gemv_kernel(const W* w, const float* x, float* y, int m_total, int n, int k) {
     const int lane = threadIdx.x & 31;
     // This CTA's tokens: [16 blockIdx.y, + 16).
-    x += static_cast<int64_t>(blockIdx.y) * kExactMaxTokens * k;
-    y += static_cast<int64_t>(blockIdx.y) * kExactMaxTokens * n;
-    const int m = min(kExactMaxTokens, m_total - static_cast<int>(blockIdx.y) * kExactMaxTokens);
+    x += static_cast<int64_t>(blockIdx.y) * kExactTokensPerCta * k;
+    y += static_cast<int64_t>(blockIdx.y) * kExactTokensPerCta * n;
+    const int m = min(kExactTokensPerCta, m_total - static_cast<int>(blockIdx.y) * kExactTokensPerCta);
     const int r = blockIdx.x * kExactRowsPerBlock + (threadIdx.x >> 5);
     if (r >= n) return;
     constexpr int kPerLoad = 16 / sizeof(W);
     const W* row = w + static_cast<int64_t>(r) * k;
-    float acc[kExactMaxTokens];
+    float acc[kExactTokensPerCta];
 #pragma unroll
-    for (int t = 0; t < kExactMaxTokens; ++t) acc[t] = 0.0f;
+    for (int t = 0; t < kExactTokensPerCta; ++t) acc[t] = 0.0f;
     // Four 16-byte loads in flight per lane before their products: enough bytes in flight to
     // approach the memory bandwidth at one token.
     constexpr int kUnroll = 4;
@@ -74,7 +76,7 @@ __global__ void __launch_bounds__(32 * kExactRowsPerBlock)
             *reinterpret_cast<uint4*>(values[u]) = __ldg(reinterpret_cast<const uint4*>(row + i + u * kStep));
         }
 #pragma unroll
-        for (int t = 0; t < kExactMaxTokens; ++t) {
+        for (int t = 0; t < kExactTokensPerCta; ++t) {
             if (t < m) {
                 const float* xt = x + static_cast<int64_t>(t) * k + i;
 #pragma unroll
@@ -86,7 +88,7 @@ __global__ void __launch_bounds__(32 * kExactRowsPerBlock)
         W values[kPerLoad];
         *reinterpret_cast<uint4*>(values) = __ldg(reinterpret_cast<const uint4*>(row + i));
 #pragma unroll
-        for (int t = 0; t < kExactMaxTokens; ++t) {
+        for (int t = 0; t < kExactTokensPerCta; ++t) {
             if (t < m) multiply_add(values, x + static_cast<int64_t>(t) * k + i, acc[t]);
         }
     }
@@ -95,7 +97,7 @@ __global__ void __launch_bounds__(32 * kExactRowsPerBlock)
         for (int t = 0; t < m; ++t) acc[t] += value * x[static_cast<int64_t>(t) * k + i];
     }
 #pragma unroll
-    for (int t = 0; t < kExactMaxTokens; ++t) {
+    for (int t = 0; t < kExactTokensPerCta; ++t) {
         if (t < m) {
             float sum = acc[t];
             for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
@@ -113,10 +115,9 @@ void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     // Rows of both start 16-byte aligned when k is a multiple of 8 (bf16) or 4 (f32).
     const bool aligned = k % (weight.weight.dtype() == DType::bf16 ? 8 : 4) == 0 &&
                          reinterpret_cast<uintptr_t>(x.data<float>()) % 16 == 0;
-    const bool small_weight = static_cast<int64_t>(weight.weight.size_bytes()) <= kExactAnyTokensBytes;
-    if (aligned && (small_weight || m <= kExactMaxTokensLarge)) {
+    if (aligned && m <= kExactGemvMaxTokens) {
         const dim3 blocks(static_cast<unsigned>((n + kExactRowsPerBlock - 1) / kExactRowsPerBlock),
-                          static_cast<unsigned>((m + kExactMaxTokens - 1) / kExactMaxTokens));
+                          static_cast<unsigned>((m + kExactTokensPerCta - 1) / kExactTokensPerCta));
         if (weight.weight.dtype() == DType::bf16) {
             exact_gemv_kernel<<<blocks, 32 * kExactRowsPerBlock, 0, current_stream()>>>(
                 weight.weight.data<__nv_bfloat16>(), x.data<float>(), y.data<float>(), m, n, k);
@@ -132,6 +133,15 @@ void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     if (weight.weight.dtype() == DType::f32) {
         FOURBIT_CUBLAS_CHECK(cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha,
                                          weight.weight.data<float>(), k, x.data<float>(), k, &beta,
+                                         y.data<float>(), n));
+        return;
+    }
+    if (static_cast<int64_t>(weight.weight.size_bytes()) <= kF32GemmBytes) {
+        Scratch widened(static_cast<size_t>(weight.weight.numel()) * sizeof(float));
+        widen_bf16(weight.weight.data<__nv_bfloat16>(), widened.as<float>(), weight.weight.numel(),
+                   current_stream());
+        FOURBIT_CUBLAS_CHECK(cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha,
+                                         widened.as<float>(), k, x.data<float>(), k, &beta,
                                          y.data<float>(), n));
         return;
     }

@@ -29,7 +29,7 @@ __global__ void __launch_bounds__(S::kThreads)
         return token < n_tokens ? x + static_cast<int64_t>(token) * w.k : nullptr;
     });
     float acc[S::kMTiles][S::kNTiles][4] = {};
-    gemm::multiply<S>(stages, range, rows, acc);
+    gemm::multiply<S>(stages, range, rows, n_tokens - first_token, acc);
     gemm::for_each_output<S>(range, n_tokens - first_token, acc,
                              [&](int stripe, int row, int column, float low, float high) {
         y.store(first_token + column, stripe * 16 + row, low);

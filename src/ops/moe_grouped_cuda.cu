@@ -192,7 +192,7 @@ __device__ __forceinline__ nvfp4::gemm::StripeRange multiply_expert(
     nvfp4::gemm::thread_rows<S>(rows, [&](int r) -> const __nv_bfloat16* {
         return r < count ? row_of(r) : nullptr;
     });
-    nvfp4::gemm::multiply<S>(reinterpret_cast<nvfp4::gemm::Stage<S>*>(shared), range, rows, acc);
+    nvfp4::gemm::multiply<S>(reinterpret_cast<nvfp4::gemm::Stage<S>*>(shared), range, rows, count, acc);
     return range;
 }
 

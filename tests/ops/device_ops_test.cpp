@@ -325,8 +325,9 @@ TEST_P(DeviceOps, LinearDenseWeights) {
             linear(x, weight, expected);
             Tensor y = poisoned({m, 384});
             linear(on_device(x), linear_weight_to(weight, device_), y);
-            // f32 x (always on the host; on CUDA for these small weights at any count): only
-            // the summation order differs, |error| <= 2 gamma_k sum|w x|, k = 520.
+            // f32 x (always on the host; on CUDA for these small weights at any count: the
+            // f32-x GEMV up to 64 tokens, an f32 cuBLAS GEMM of the widened weight from 65):
+            // only the summation order differs, |error| <= 2 gamma_k sum|w x|, k = 520.
             const double relative = 2.0 * 520 * 0x1p-24;
             std::vector<double> bound = absolute_products(x, weight);
             for (double& b : bound) b = b * relative + 1e-30;

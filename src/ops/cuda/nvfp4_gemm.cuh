@@ -115,16 +115,20 @@ __device__ __forceinline__ void load_stage(Stage<S>& stage, const StripeRange& w
     }
 }
 
-// acc[m][j] += (stripe warp_m kMTiles + m) x (tokens warp_n kNTiles 8 + 8 j ..) over all of k.
-// Lane l = 4g + t ends with acc[m][j] = {(row g, token 2t), (g, 2t + 1), (g + 8, 2t), (g + 8,
-// 2t + 1)} of its stripe and token tile. Every thread of the CTA must call it.
+// acc[m][j] += (stripe warp_m kMTiles + m) x (tokens warp_n kNTiles 8 + 8 j ..) over all of k,
+// for the tile's first `columns` tokens (the columns of a partly filled tile past them are left
+// alone: a warp with none issues no math, so the other warps on its scheduler take its slots; a
+// grouped MoE fills its tiles to ~70% on average). Lane l = 4g + t ends with acc[m][j] = {(row g,
+// token 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1)} of its stripe and token tile. Every
+// thread of the CTA must call it.
 template <class S>
 __device__ __forceinline__ void multiply(Stage<S>* stages, const StripeRange& w,
-                                         const __nv_bfloat16* const (&rows)[S::kRowChunks],
+                                         const __nv_bfloat16* const (&rows)[S::kRowChunks], int columns,
                                          float (&acc)[S::kMTiles][S::kNTiles][4]) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int warp_m = warp % S::kWarpsM, warp_n = warp / S::kWarpsM;
+    const int first_column = warp_n * S::kNTiles * 8;
 #pragma unroll
     for (int s = 0; s < kStages - 1; ++s) {
         if (s < w.groups) load_stage<S>(stages[s], w, s, rows);
@@ -137,6 +141,7 @@ __device__ __forceinline__ void multiply(Stage<S>* stages, const StripeRange& w,
         const int ahead = group + kStages - 1;
         if (ahead < w.groups) load_stage<S>(stages[ahead % kStages], w, ahead, rows);
         commit_copies();
+        if (first_column >= columns) continue;  // the same in the whole warp
         const Stage<S>& stage = stages[group % kStages];
         uint4 codes[S::kMTiles];
         uint2 scales[S::kMTiles];
@@ -169,7 +174,9 @@ __device__ __forceinline__ void multiply(Stage<S>* stages, const StripeRange& w,
                 a[2] = mul_bf16x2(a[2], scale_g);
                 a[3] = mul_bf16x2(a[3], scale_g8);
 #pragma unroll
-                for (int j = 0; j < S::kNTiles; ++j) mma_bf16_16x8x16(acc[m][j], a, b[j]);
+                for (int j = 0; j < S::kNTiles; ++j) {
+                    if (first_column + 8 * j < columns) mma_bf16_16x8x16(acc[m][j], a, b[j]);
+                }
             }
         }
     }

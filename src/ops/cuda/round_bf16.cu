@@ -19,12 +19,23 @@ __global__ void round_to_bf16_kernel(const float* x, __nv_bfloat16* out, int64_t
     }
 }
 
+__global__ void widen_bf16_kernel(const __nv_bfloat16* x, float* out, int64_t n) {
+    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = __bfloat162float(x[i]);
+}
+
 }  // namespace
 
 void round_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, cudaStream_t stream) {
     if (n == 0) return;
     const int64_t threads = (n + 3) / 4;
     round_to_bf16_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(x, out, n);
+    FOURBIT_CUDA_CHECK_LAUNCH();
+}
+
+void widen_bf16(const __nv_bfloat16* x, float* out, int64_t n, cudaStream_t stream) {
+    if (n == 0) return;
+    widen_bf16_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(x, out, n);
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
