@@ -111,6 +111,10 @@ if [ $build -eq 0 ] && [ "${FOURBIT_MODEL_BENCH:-all}" != none ]; then
             --all-layers-nvfp4 --device cuda -p 512,4096 -b 1 -n 128 --context 0 \
             >>"$log_dir/model_bench.md" 2>&1
     done
+    # Long prompts and long contexts, where attention (not the weights) dominates.
+    echo "## m2.7 slice, 4 layers, every layer NVFP4, 16K tokens" >>"$log_dir/model_bench.md"
+    "$build_dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers 4 --all-layers-nvfp4 \
+        --device cuda -p 16384 -b 1 -n 64 --context 16384 >>"$log_dir/model_bench.md" 2>&1
     echo "## m2.7 slice, 4 layers: where the time goes (each op waited for, no graphs)" >>"$log_dir/model_bench.md"
     "$build_dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers 4 --all-layers-nvfp4 \
         --device cuda -p 512,4096 -b 1 -n 32 --context 512 -r 1 --profile-ops \
