@@ -94,6 +94,10 @@ void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert
         fail("moe_experts: top {} on CUDA (the grouped kernels take at most 8)",
              expert_ids.dim(1));
     }
+    if (experts.n_experts() > kMaxGroupedExperts) {
+        fail("moe_experts: {} experts on CUDA (the grouping takes at most {})", experts.n_experts(),
+             kMaxGroupedExperts);
+    }
 #ifdef FOURBIT_CUDA
     cuda::moe_experts(h, expert_ids, expert_weights, experts, out);
 #else

@@ -49,6 +49,9 @@ struct GroupedExperts {
     bool nvfp4() const { return gate_up_codes.defined(); }
 };
 
+// The most experts a layer's grouped form takes (the CUDA grouping sorts them in one CTA).
+inline constexpr int64_t kMaxGroupedExperts = 1024;
+
 // Every expert of `experts` (on the host; NVFP4 in checkpoint layout, or all bf16, or all f32)
 // grouped on `device`.
 GroupedExperts group_experts(std::span<const ExpertWeights> experts, Device device);

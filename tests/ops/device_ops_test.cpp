@@ -729,6 +729,16 @@ TEST_P(DeviceOps, MixedDevicesAndMissingKernelsAreNamedErrors) {
     Tensor ids = Tensor::zeros(DType::i32, {2, 1}, device_);
     Tensor weights = Tensor::zeros(DType::f32, {2, 1}, device_);
     EXPECT_THROW(moe_experts(dx, ids, weights, experts, y), Error);
+    GroupedExperts too_many;  // more experts than the grouping sorts: refused before any kernel
+    too_many.hidden = 64;
+    too_many.count = kMaxGroupedExperts + 1;
+    too_many.gate_up_codes = Tensor::zeros(DType::u8, {1}, device_);
+    try {
+        moe_experts(dx, ids, weights, too_many, y);
+        FAIL() << "grouped " << too_many.count << " experts";
+    } catch (const Error& error) {
+        EXPECT_NE(std::string(error.what()).find("at most 1024"), std::string::npos) << error.what();
+    }
 }
 
 // Dispatch errors a build without a GPU can see: grouped experts live on CUDA only, and an op's
