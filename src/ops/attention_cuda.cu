@@ -12,6 +12,7 @@
 
 #include "ops/attention.h"
 #include "ops/attention_prefill_cuda.cuh"
+#include "ops/cuda/pdl.cuh"
 #include "ops/cuda/stream.h"
 #include "tensor/cuda_check.h"
 
@@ -139,6 +140,7 @@ __device__ __forceinline__ float dot_query_key(const float* q, const float* key,
 //   scores    warp g < G, lane p: q_g . k_p, the tile's max and sum, P[g][p]
 //   output    thread (r, i), r = tid / d: dimension i of heads r, r + 256/d, ...
 __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams p) {
+    allow_dependents();  // the o projection (PDL) streams its weights meanwhile
     extern __shared__ float4 shared_words[];
     DecodeShared& s = *reinterpret_cast<DecodeShared*>(shared_words);
     const int d = p.head_dim, group = p.group;
@@ -238,6 +240,7 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
 
 // One CTA per (token, head), d threads: the splits' outputs rescaled to the largest maximum.
 __global__ void combine_kernel(const float* partial, int n_splits, int head_dim, float* out) {
+    allow_dependents();
     const int64_t head = static_cast<int64_t>(blockIdx.x) * gridDim.y + blockIdx.y;
     const float* states = partial + head * n_splits * (head_dim + 2);
     float largest = -INFINITY;

@@ -1,6 +1,9 @@
 // rms_norm and add_rms_norm on CUDA: one CTA per row (ops/cuda/norm_rope.cuh's arithmetic: the
 // sum of squares in double, as the CPU reference does, so both devices compute the same scale).
+// Both let the next kernel start at once: a decode step's q/k/v projection, launched with PDL,
+// streams its weights while the norm runs.
 #include "ops/cuda/norm_rope.cuh"
+#include "ops/cuda/pdl.cuh"
 #include "ops/cuda/stream.h"
 #include "ops/rms_norm.h"
 #include "tensor/cuda_check.h"
@@ -11,6 +14,7 @@ namespace {
 
 template <typename Weight>
 __global__ void rms_norm_kernel(const float* x, const Weight* w, float eps, int64_t d, float* y) {
+    allow_dependents();  // the next projection's weights start loading (ops/cuda/pdl.cuh)
     __shared__ double partial[kNormWarps];
     const float* row = x + blockIdx.x * d;
     float* out = y + blockIdx.x * d;
@@ -24,6 +28,7 @@ __global__ void rms_norm_kernel(const float* x, const Weight* w, float eps, int6
 template <typename Weight>
 __global__ void add_rms_norm_kernel(float* x, const float* r, const Weight* w, float eps,
                                     int64_t d, float* y) {
+    allow_dependents();
     __shared__ double partial[kNormWarps];
     float* row = x + blockIdx.x * d;
     const float* residual = r + blockIdx.x * d;

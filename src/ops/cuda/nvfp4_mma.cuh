@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cstdint>
 
+#include "ops/cuda/pdl.cuh"
 #include "ops/nvfp4_tiles.h"
 
 namespace fourbit::cuda::nvfp4 {
@@ -92,20 +93,6 @@ __device__ __forceinline__ void copy_async_16(void* shared, const void* global) 
 
 __device__ __forceinline__ void wait_async_copies() {
     asm volatile("cp.async.wait_all;" ::: "memory");
-}
-
-// Programmatic dependent launch (sm_90): a kernel launched with the PDL attribute may start
-// while the previous kernel on its stream finishes. It may read only data no earlier kernel
-// writes (the weights) before wait_for_prerequisites, which returns once the previous grid has
-// completed and its memory is visible. Without the attribute both are no-ops.
-__device__ __forceinline__ void wait_for_prerequisites() {
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-}
-
-// Lets the next PDL kernel on the stream start its own weight loads now. Safe at entry: its
-// reads of anything we or our predecessors write come after its own wait, which waits for us.
-__device__ __forceinline__ void allow_dependents() {
-    asm volatile("griddepcontrol.launch_dependents;");
 }
 
 // Two f32 activations -> one bf16x2 register, the first in the low half (the lower k index).
