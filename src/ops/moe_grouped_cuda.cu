@@ -30,7 +30,7 @@ constexpr int kTileSlots = 8;  // one mma token tile
 constexpr int kChunk = nvfp4::kProductionChunk;
 // 128 rows x 64 slots in 4 warps of 32 x 64: each dequantised weight fragment serves 8 mma.
 // H100, M2.7 slices, pp4096, ms per layer by differencing 8 and 4 layers: 10.28 against 10.95
-// for 8 warps of 16 x 64, 11.09 for 2 warps of 64 x 64, 10.97 for 8 warps of 32 x 32 and 11.2
+// for 8 warps of 16 x 64, 11.09 for 2 warps of 64 x 64, 10.97 for 8 warps of 32 x 32 and 10.97
 // for 4 warps of 64 x 32 (the previous tile, which beat 64 x 16 and 32 x 16 shapes clearly).
 using GemmTile = nvfp4::gemm::Shape<4, 1, 2, 8>;
 // From this many slots per expert on average the GEMM's 64-slot tiles pay (prefill chunks
