@@ -165,13 +165,39 @@ struct WalkRows {
     float scale_log2;
 };
 
+// acc(m) += a[m] b for both m16 tiles, b the hi/lo B fragments (hi b0, b1, lo b0, b1) that
+// ldmatrix gathers from `b_rows` (this lane's row address).
+template <class Acc>
+__device__ __forceinline__ void multiply_fragment(const uint32_t* b_rows, const uint32_t (&a_hi)[kRowTiles][4],
+                                                  const uint32_t (&a_lo)[kRowTiles][4], Acc acc) {
+    uint32_t b[4];
+    load_matrices(b, b_rows);
+    const uint32_t b_hi[2] = {b[0], b[1]}, b_lo[2] = {b[2], b[3]};
+#pragma unroll
+    for (int m = 0; m < kRowTiles; ++m) mma_split(acc(m), a_hi[m], a_lo[m], b_hi, b_lo);
+}
+
+// Calls f(score, lane row r, its position in the tile) for each of a lane's scores of a tile.
+template <class F>
+__device__ __forceinline__ void for_each_score(float (&score)[kRowTiles][kPrefillPositions / 8][4], F f) {
+    const int t = threadIdx.x & 3;
+#pragma unroll
+    for (int m = 0; m < kRowTiles; ++m) {
+#pragma unroll
+        for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
+#pragma unroll
+            for (int c = 0; c < 4; ++c) f(score[m][nt][c], 2 * m + (c >> 1), 8 * nt + 2 * t + (c & 1));
+        }
+    }
+}
+
 // One tile for warp h's rows: scores, the causal mask, the online softmax, and out += p v. All 128
 // dimensions, whatever head_dim (the rest are zeros): loop bounds known at compile time keep each
 // product one block of independent mma chains that the compiler interleaves. Each key and value
 // fragment serves both m16 tiles.
 __device__ __forceinline__ void attend_tile(const PrefillShared& s, int h, int tile0, const WalkRows& rows,
                                             RowState& state) {
-    const int lane = threadIdx.x & 31, t = lane & 3;
+    const int lane = threadIdx.x & 31;
     // ldmatrix row addresses: lane 8i + j gives row j of matrix i.
     const int j = lane & 7, i = lane >> 3;
     const uint32_t* q_row = &s.q[0][h * kPrefillTokens + j + 8 * (i & 1)][4 * (i >> 1)];
@@ -190,31 +216,19 @@ __device__ __forceinline__ void attend_tile(const PrefillShared& s, int h, int t
         }
 #pragma unroll
         for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
-            uint32_t k[4];  // hi b0, b1, lo b0, b1
-            load_matrices(k, key_row + 8 * nt * kRowWords + 8 * kt);
-            const uint32_t k_hi[2] = {k[0], k[1]}, k_lo[2] = {k[2], k[3]};
-#pragma unroll
-            for (int m = 0; m < kRowTiles; ++m) mma_split(score[m][nt], q_hi[m], q_lo[m], k_hi, k_lo);
+            multiply_fragment(key_row + 8 * nt * kRowWords + 8 * kt, q_hi, q_lo,
+                              [&](int m) -> float(&)[4] { return score[m][nt]; });
         }
     }
     float tile_max[kLaneRows];
 #pragma unroll
     for (int r = 0; r < kLaneRows; ++r) tile_max[r] = -INFINITY;
     const bool masked = tile0 + kPrefillPositions - 1 > rows.min_position;  // the same in the warp
-#pragma unroll
-    for (int m = 0; m < kRowTiles; ++m) {
-#pragma unroll
-        for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
-#pragma unroll
-            for (int c = 0; c < 4; ++c) {
-                const int r = 2 * m + (c >> 1);
-                float value = score[m][nt][c] * rows.scale_log2;
-                if (masked && tile0 + 8 * nt + 2 * t + (c & 1) > rows.position[r]) value = -INFINITY;
-                score[m][nt][c] = value;
-                tile_max[r] = fmaxf(tile_max[r], value);
-            }
-        }
-    }
+    for_each_score(score, [&](float& value, int r, int column) {
+        value *= rows.scale_log2;
+        if (masked && tile0 + column > rows.position[r]) value = -INFINITY;
+        tile_max[r] = fmaxf(tile_max[r], value);
+    });
     float base[kLaneRows], factor[kLaneRows];
 #pragma unroll
     for (int r = 0; r < kLaneRows; ++r) {
@@ -227,18 +241,10 @@ __device__ __forceinline__ void attend_tile(const PrefillShared& s, int h, int t
         state.max[r] = new_max;
     }
     float sum[kLaneRows] = {};
-#pragma unroll
-    for (int m = 0; m < kRowTiles; ++m) {
-#pragma unroll
-        for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
-#pragma unroll
-            for (int c = 0; c < 4; ++c) {
-                const int r = 2 * m + (c >> 1);
-                score[m][nt][c] = exp2f(score[m][nt][c] - base[r]);
-                sum[r] += score[m][nt][c];
-            }
-        }
-    }
+    for_each_score(score, [&](float& value, int r, int) {
+        value = exp2f(value - base[r]);
+        sum[r] += value;
+    });
 #pragma unroll
     for (int r = 0; r < kLaneRows; ++r) state.sum[r] = state.sum[r] * factor[r] + sum[r];
 #pragma unroll
@@ -264,11 +270,8 @@ __device__ __forceinline__ void attend_tile(const PrefillShared& s, int h, int t
         }
 #pragma unroll
         for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
-            uint32_t v[4];  // hi b0, b1, lo b0, b1
-            load_matrices(v, value_row + 8 * dt * kValueWords + 8 * kt);
-            const uint32_t v_hi[2] = {v[0], v[1]}, v_lo[2] = {v[2], v[3]};
-#pragma unroll
-            for (int m = 0; m < kRowTiles; ++m) mma_split(state.out[m][dt], p_hi[m], p_lo[m], v_hi, v_lo);
+            multiply_fragment(value_row + 8 * dt * kValueWords + 8 * kt, p_hi, p_lo,
+                              [&](int m) -> float(&)[4] { return state.out[m][dt]; });
         }
     }
 }
