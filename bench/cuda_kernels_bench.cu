@@ -274,7 +274,7 @@ __global__ void __launch_bounds__(512) linear_split16_kernel(cuda::nvfp4::TilesV
     using namespace cuda::nvfp4;
     constexpr int kSplit = 16;
     extern __shared__ float staged[];
-    allow_dependents();
+    cuda::allow_dependents();
     const int stripe = blockIdx.x, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int groups = w.k / kGroupCols;
     const int begin = warp * groups / kSplit, end = (warp + 1) * groups / kSplit;
@@ -282,7 +282,7 @@ __global__ void __launch_bounds__(512) linear_split16_kernel(cuda::nvfp4::TilesV
     const uint2* scales = w.scales + static_cast<int64_t>(stripe) * groups * 8;
     WeightChunk<kChunk> first;
     load_chunk(first, codes, scales, begin, end);
-    wait_for_prerequisites();
+    cuda::wait_for_prerequisites();
     // As stage_rows, with all 512 threads (its loop strides by the production CTA's 256).
     const int vectors = w.k / 4;
     for (int index = threadIdx.x; index < n_tokens * vectors; index += 512) {
