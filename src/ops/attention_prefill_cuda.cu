@@ -70,7 +70,7 @@ __device__ __forceinline__ void load_matrices(uint32_t (&words)[4], const uint32
 }
 
 // Where positions [tile0, tile0 + 32) of the walk through `table` sit in the pool (-1 from walk_end
-// on): threads 0 .. 63, once per tile, so that the copies need no division.
+// on): threads 0 .. 31, once per tile, so that the copies need no division.
 __device__ __forceinline__ void find_pool_rows(const AttentionParams& p, const int32_t* table, int tile0,
                                                int walk_end, PrefillShared& s) {
     if (threadIdx.x < kPrefillPositions) {
