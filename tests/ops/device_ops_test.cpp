@@ -699,6 +699,10 @@ TEST_P(DeviceOps, AttentionPagedPrefillTilesOddShapes) {
     std::mt19937 rng(17);
     run_attention_case({6, 2, 24}, {{70, 70}, {1, 9}, {77, 90}}, 4, device_, rng);  // group 3, d 24
     run_attention_case({4, 4, 64}, {{80, 100}}, 1, device_, rng);  // no grouping, 1-row blocks
+    // Runs either side of the tiled kernel's 16-token minimum packed into 32-token CTAs: the
+    // tiled and the per-token kernel must split the tokens between them exactly.
+    run_attention_case({6, 2, 24}, {{15, 15}, {16, 20}, {17, 17}, {1, 5}, {33, 40}, {14, 14}}, 4, device_,
+                       rng);
     run_attention_case({16, 2, 36}, {{66, 66}}, 16, device_, rng);  // group 8: per-token kernel only
     run_attention_case({4, 2, 18}, {{70, 80}}, 8, device_, rng);    // d % 4 != 0: per-token only
 }
