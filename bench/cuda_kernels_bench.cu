@@ -287,9 +287,9 @@ __global__ void __launch_bounds__(512) linear_split16_kernel(cuda::nvfp4::TilesV
     const int vectors = w.k / 4;
     for (int index = threadIdx.x; index < n_tokens * vectors; index += 512) {
         const int r = index / vectors, c = index % vectors;
-        copy_async_16(staged + r * (w.k + 8) + 4 * c, x + static_cast<int64_t>(r) * w.k + 4 * c);
+        cuda::copy_async_16(staged + r * (w.k + 8) + 4 * c, x + static_cast<int64_t>(r) * w.k + 4 * c);
     }
-    wait_async_copies();
+    cuda::wait_all_async_copies();
     __syncthreads();
     float acc[1][4] = {};
     stripe_partial<1, kChunk, true>(first, codes, scales, begin, end, staged, w.k + 8, n_tokens, acc);

@@ -12,6 +12,7 @@
 
 #include "ops/attention.h"
 #include "ops/attention_prefill_cuda.cuh"
+#include "ops/cuda/async_copy.cuh"
 #include "ops/cuda/pdl.cuh"
 #include "ops/cuda/stream.h"
 #include "tensor/cuda_check.h"
@@ -77,19 +78,6 @@ struct DecodeShared {
     float sums[kMaxGroup];
 };
 
-// Copies `bytes` (4 or 16) global -> shared asynchronously; zeros instead where !valid (positions
-// past the token's own must not leave stale bits, which could be NaN, under a zero weight).
-__device__ __forceinline__ void copy_async(float* shared, const float* global, int bytes, bool valid) {
-    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-    if (bytes == 16) {
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(global),
-                     "r"(valid ? 16 : 0));
-    } else {
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(address), "l"(global),
-                     "r"(valid ? 4 : 0));
-    }
-}
-
 // Positions [tile0, tile0 + 32) of the token's walk into stage `stage`; one commit group per call
 // (empty past the walk's last tile, so that every iteration waits on the same count). `vector`:
 // rows in 16-byte pieces (head_dim % 4 == 0 and aligned pools), else in floats.
@@ -108,11 +96,16 @@ __device__ __forceinline__ void load_tile(const AttentionParams& p, const int32_
                                     position % block_size;
                 offset = row * p.kv_width + kv_head * d + c;
             }
-            copy_async(&s.keys[stage][r][c], p.keys + offset, 4 * width, valid);
-            copy_async(&s.values[stage][r][c], p.values + offset, 4 * width, valid);
+            if (vector) {
+                copy_async_16(&s.keys[stage][r][c], p.keys + offset, valid);
+                copy_async_16(&s.values[stage][r][c], p.values + offset, valid);
+            } else {
+                copy_async_4(&s.keys[stage][r][c], p.keys + offset, valid);
+                copy_async_4(&s.values[stage][r][c], p.values + offset, valid);
+            }
         }
     }
-    asm volatile("cp.async.commit_group;\n" ::);
+    commit_async_copies();
 }
 
 // q_g . k_p for lane p of warp g, in four independent sums (a chain of 128 dependent FMAs would
@@ -184,7 +177,7 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
 
     for (int i = 0; i < n_tiles; ++i) {
         const int stage = i % kStages, tile0 = begin + i * kTile;
-        asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 2) : "memory");  // tile i is here
+        wait_async_copies<kStages - 2>();  // tile i is here
         __syncthreads();  // for everyone; and everyone is done with tile i - 1, whose stage refills
         load_tile(p, table, kv_head, tile0 + (kStages - 1) * kTile, visible, (i + kStages - 1) % kStages,
                   vector, s);

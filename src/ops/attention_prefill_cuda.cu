@@ -4,6 +4,7 @@
 #include <climits>
 
 #include "ops/attention_prefill_cuda.cuh"
+#include "ops/cuda/async_copy.cuh"
 #include "ops/cuda/nvfp4_mma.cuh"
 
 namespace fourbit::cuda::paged_attention {
@@ -29,19 +30,6 @@ struct PrefillShared {
     unsigned long_runs;               // bit t: tile token t belongs to a long run
     unsigned run_starts;              // bit t: and the tile's part of its run starts there
 };
-
-// 16 bytes global -> shared without a trip through registers, so that the next tile's loads
-// overlap this tile's math; .cg keeps them out of L1 (each CTA reads a tile once). A source size
-// of 0 writes zeros instead: positions past the walk and dimensions past head_dim must be 0 in
-// shared memory, or p v would turn stale bits into NaN.
-__device__ __forceinline__ void copy_16_async(float* shared, const float* global, bool valid) {
-    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(global),
-                 "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void commit_async_copies() { asm volatile("cp.async.commit_group;\n" ::); }
-// This thread's copies have landed (a __syncthreads then makes everyone's visible).
-__device__ __forceinline__ void wait_async_copies() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 // (a, b) = hi + lo as two bf16 pairs, |a - hi.x - lo.x| <= 2^-18 |a| (likewise b).
 __device__ __forceinline__ void split_pair(float a, float b, uint32_t& hi, uint32_t& lo) {
@@ -91,8 +79,8 @@ __device__ __forceinline__ void load_kv_tile(const AttentionParams& p, int kv_he
         const int row = s.pool_row[r];
         const bool valid = row >= 0 && c < p.head_dim;
         const int64_t offset = valid ? static_cast<int64_t>(row) * p.kv_width + kv_head * p.head_dim + c : 0;
-        copy_16_async(&s.key_stage[r][c], p.keys + offset, valid);
-        copy_16_async(&s.value_stage[r][c], p.values + offset, valid);
+        copy_async_16(&s.key_stage[r][c], p.keys + offset, valid);
+        copy_async_16(&s.value_stage[r][c], p.values + offset, valid);
     }
     commit_async_copies();
 }
@@ -354,7 +342,7 @@ __device__ __forceinline__ void attend_run(const AttentionParams& p, PrefillShar
     }
     for (int i = 0; i < n_walk_tiles; ++i) {
         const int tile0 = walk_begin + i * kPrefillPositions;
-        wait_async_copies();
+        wait_async_copies<0>();
         __syncthreads();  // tile i is staged; everyone is done with tile i - 1's bf16 buffers
         split_kv_tile(s);
         if (i + 1 < n_walk_tiles) find_pool_rows(p, table, tile0 + kPrefillPositions, walk_end, s);

@@ -102,10 +102,10 @@ __device__ __forceinline__ void stage_gathered(float* shared, const float* sourc
     const int vectors = k / 4;
     for (int index = threadIdx.x; index < n_rows * vectors; index += kThreads) {
         const int r = index / vectors, c = index % vectors;
-        nvfp4::copy_async_16(shared + r * (k + 8) + 4 * c,
+        copy_async_16(shared + r * (k + 8) + 4 * c,
                              source + static_cast<int64_t>(row_of(r)) * k + 4 * c);
     }
-    nvfp4::wait_async_copies();
+    wait_all_async_copies();
     __syncthreads();
 }
 

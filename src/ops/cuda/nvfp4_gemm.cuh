@@ -60,20 +60,6 @@ inline constexpr size_t shared_bytes() {
     return sizeof(Stage<S>) * kStages;
 }
 
-// cp.async of 16 bytes that reads `bytes` (16 or 0) and zero-fills the rest.
-__device__ __forceinline__ void copy_async_16_or_zero(void* shared, const void* global, int bytes) {
-    const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(address), "l"(global),
-                 "r"(bytes));
-}
-
-__device__ __forceinline__ void commit_copies() { asm volatile("cp.async.commit_group;"); }
-
-template <int kPending>
-__device__ __forceinline__ void wait_copies() {
-    asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
-}
-
 // The matrix this CTA multiplies: stripe-major tiles starting at its first stripe.
 struct StripeRange {
     const uint4* codes;   // tiles of stripe 0 of the matrix (an expert's, for the MoE)
@@ -95,11 +81,10 @@ __device__ __forceinline__ void load_stage(Stage<S>& stage, const StripeRange& w
         const bool inside = stripe < w.n_stripes;
         const int64_t tile = static_cast<int64_t>(inside ? stripe : 0) * w.groups + group;
         if (c < 32) {
-            copy_async_16_or_zero(&stage.codes[s][c], w.codes + tile * 32 + c, inside ? 16 : 0);
+            copy_async_16(&stage.codes[s][c], w.codes + tile * 32 + c, inside);
         } else {
-            copy_async_16_or_zero(reinterpret_cast<uint4*>(stage.scales[s]) + (c - 32),
-                                  reinterpret_cast<const uint4*>(w.scales + tile * 8) + (c - 32),
-                                  inside ? 16 : 0);
+            copy_async_16(reinterpret_cast<uint4*>(stage.scales[s]) + (c - 32),
+                          reinterpret_cast<const uint4*>(w.scales + tile * 8) + (c - 32), inside);
         }
     }
     const int chunk = threadIdx.x % 8;
@@ -111,7 +96,7 @@ __device__ __forceinline__ void load_stage(Stage<S>& stage, const StripeRange& w
         const void* from = source != nullptr
                                ? static_cast<const void*>(source + group * kGroupCols + chunk * 8)
                                : static_cast<const void*>(w.codes);
-        copy_async_16_or_zero(&stage.x[row][chunk * 8], from, source != nullptr ? 16 : 0);
+        copy_async_16(&stage.x[row][chunk * 8], from, source != nullptr);
     }
 }
 
@@ -132,15 +117,15 @@ __device__ __forceinline__ void multiply(Stage<S>* stages, const StripeRange& w,
 #pragma unroll
     for (int s = 0; s < kStages - 1; ++s) {
         if (s < w.groups) load_stage<S>(stages[s], w, s, rows);
-        commit_copies();
+        commit_async_copies();
     }
     for (int group = 0; group < w.groups; ++group) {
-        wait_copies<kStages - 2>();
+        wait_async_copies<kStages - 2>();
         // Everyone's copies of `group` landed, and everyone is done with the stage refilled next.
         __syncthreads();
         const int ahead = group + kStages - 1;
         if (ahead < w.groups) load_stage<S>(stages[ahead % kStages], w, ahead, rows);
-        commit_copies();
+        commit_async_copies();
         if (first_column >= columns) continue;  // the same in the whole warp
         const Stage<S>& stage = stages[group % kStages];
         uint4 codes[S::kMTiles];

@@ -129,7 +129,7 @@ __device__ __forceinline__ void stage_rows(float* shared, const float* x, int x_
         const int r = index / vectors, c = index % vectors;
         copy_async_16(shared + r * (k + 8) + 4 * c, x + static_cast<int64_t>(r) * x_stride + 4 * c);
     }
-    wait_async_copies();
+    wait_all_async_copies();
     __syncthreads();
 }
 

@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cstdint>
 
+#include "ops/cuda/async_copy.cuh"
 #include "ops/cuda/pdl.cuh"
 #include "ops/nvfp4_tiles.h"
 
@@ -81,18 +82,6 @@ __device__ __forceinline__ uint32_t mul_bf16x2(uint32_t a, uint32_t b) {
     uint32_t d;
     asm("mul.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
     return d;
-}
-
-// Asynchronous 16-byte copy global -> shared (cp.async, sm_80+): the activations reach shared
-// memory while the first weights are in flight, and hold no registers meanwhile. .cg: through L2
-// only, every CTA reads the same activations.
-__device__ __forceinline__ void copy_async_16(void* shared, const void* global) {
-    const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(address), "l"(global));
-}
-
-__device__ __forceinline__ void wait_async_copies() {
-    asm volatile("cp.async.wait_all;" ::: "memory");
 }
 
 // Two f32 activations -> one bf16x2 register, the first in the low half (the lower k index).
