@@ -48,15 +48,6 @@ __device__ __forceinline__ void mma_split(float (&d)[4], const uint32_t (&a_hi)[
     nvfp4::mma_bf16_16x8x16(d, a_hi, b_hi);
 }
 
-// Four 8x8 bf16 matrices from shared memory, one 16-byte row address per lane (lanes 8i .. 8i + 7:
-// matrix i): lane 4g + t receives word t of row g of each, i.e. a fragment of the mma.
-__device__ __forceinline__ void load_matrices(uint32_t (&words)[4], const uint32_t* row) {
-    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(row));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(words[0]), "=r"(words[1]), "=r"(words[2]), "=r"(words[3])
-                 : "r"(address));
-}
-
 // Where positions [tile0, tile0 + 32) of the walk through `table` sit in the pool (-1 from walk_end
 // on): threads 0 .. 31, once per tile, so that the copies need no division.
 __device__ __forceinline__ void find_pool_rows(const AttentionParams& p, const int32_t* table, int tile0,
@@ -159,7 +150,7 @@ template <class Acc>
 __device__ __forceinline__ void multiply_fragment(const uint32_t* b_rows, const uint32_t (&a_hi)[kRowTiles][4],
                                                   const uint32_t (&a_lo)[kRowTiles][4], Acc acc) {
     uint32_t b[4];
-    load_matrices(b, b_rows);
+    nvfp4::load_matrices(b, b_rows);
     const uint32_t b_hi[2] = {b[0], b[1]}, b_lo[2] = {b[2], b[3]};
 #pragma unroll
     for (int m = 0; m < kRowTiles; ++m) mma_split(acc(m), a_hi[m], a_lo[m], b_hi, b_lo);
@@ -199,8 +190,8 @@ __device__ __forceinline__ void attend_tile(const PrefillShared& s, int h, int t
         uint32_t q_hi[kRowTiles][4], q_lo[kRowTiles][4];
 #pragma unroll
         for (int m = 0; m < kRowTiles; ++m) {
-            load_matrices(q_hi[m], q_row + 16 * m * kRowWords + 8 * kt);
-            load_matrices(q_lo[m], q_row + kQueryPlane + 16 * m * kRowWords + 8 * kt);
+            nvfp4::load_matrices(q_hi[m], q_row + 16 * m * kRowWords + 8 * kt);
+            nvfp4::load_matrices(q_lo[m], q_row + kQueryPlane + 16 * m * kRowWords + 8 * kt);
         }
 #pragma unroll
         for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {

@@ -45,6 +45,7 @@ struct Shape {
     // 16-byte activation chunks per thread per stage: kTokens rows of 8 chunks.
     static constexpr int kRowChunks = kTokens * 8 / kThreads;
     static_assert(kTokens * 8 % kThreads == 0, "whole rows per thread pass");
+    static_assert(kNTiles % 2 == 0, "B fragments come by pairs of token tiles (ldmatrix.x4)");
 };
 
 // One pipeline stage: the group's codes and scales of kStripes stripes, and kTokens rows.
@@ -111,9 +112,12 @@ __device__ __forceinline__ void multiply(Stage<S>* stages, const StripeRange& w,
                                          const __nv_bfloat16* const (&rows)[S::kRowChunks], int columns,
                                          float (&acc)[S::kMTiles][S::kNTiles][4]) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int g = lane >> 2, t = lane & 3;
+    const int g = lane >> 2;
     const int warp_m = warp % S::kWarpsM, warp_n = warp / S::kWarpsM;
     const int first_column = warp_n * S::kNTiles * 8;
+    // ldmatrix rows of a pair of token tiles, lane 8q + r: token r of tile q / 2, columns
+    // (q % 2) 8 .. + 7 of the k-tile, i.e. b[j][0], b[j][1], b[j + 1][0], b[j + 1][1].
+    const int b_row = first_column + 8 * (lane >> 4) + (lane & 7), b_column = 8 * ((lane >> 3) & 1);
 #pragma unroll
     for (int s = 0; s < kStages - 1; ++s) {
         if (s < w.groups) load_stage<S>(stages[s], w, s, rows);
@@ -139,10 +143,13 @@ __device__ __forceinline__ void multiply(Stage<S>* stages, const StripeRange& w,
         for (int i = 0; i < 4; ++i) {
             uint32_t b[S::kNTiles][2];
 #pragma unroll
-            for (int j = 0; j < S::kNTiles; ++j) {
-                const __nv_bfloat16* row = &stage.x[(warp_n * S::kNTiles + j) * 8 + g][i * 16 + 2 * t];
-                b[j][0] = *reinterpret_cast<const uint32_t*>(row);
-                b[j][1] = *reinterpret_cast<const uint32_t*>(row + 8);
+            for (int j = 0; j < S::kNTiles; j += 2) {
+                uint32_t words[4];
+                load_matrices(words, &stage.x[b_row + 8 * j][i * 16 + b_column]);
+                b[j][0] = words[0];
+                b[j][1] = words[1];
+                b[j + 1][0] = words[2];
+                b[j + 1][1] = words[3];
             }
 #pragma unroll
             for (int m = 0; m < S::kMTiles; ++m) {
