@@ -21,7 +21,7 @@ struct ModelBenchOptions {
     std::vector<int64_t> batch_sizes{1};       // one tg test each
     int64_t decode_tokens = 128;               // steps per tg test
     int64_t context = 512;                     // tokens each sequence holds before a tg test
-    int64_t prefill_chunk = 2048;              // tokens per forward in prefill (serve's default)
+    int64_t prefill_chunk = 4096;              // tokens per forward in prefill (serve's default)
     int repetitions = 3;                       // the best of these is reported
     bool profile_ops = false;  // time each op of each test (model/op_profile.h): slower steps
 };

@@ -31,7 +31,7 @@ namespace fourbit {
 
 struct SchedulerOptions {
     int64_t max_num_seqs = 16;
-    int64_t max_num_batched_tokens = 2048;
+    int64_t max_num_batched_tokens = 4096;  // EngineOptions' default
     int64_t num_blocks = 0;
     int64_t block_size = 16;
     bool enable_prefix_caching = true;
