@@ -344,6 +344,12 @@ void gemv_ladder() {
                 report({"nvfp4 linear", shape.name, name, m,
                         1e6 * seconds_per_call(copies, [&](int i) { launch(weights[i], x, y_variant); }), bytes, floor_us});
             };
+            if (m == 1) {
+                // The same call with its weights already in L2 (one copy, re-read): what a
+                // latency-bound GEMV would gain from a prefetch.
+                report({"nvfp4 linear", shape.name, "weights in L2", m,
+                        1e6 * seconds_per_call(copies, [&](int) { linear(x, weights[0], y); }), bytes, floor_us});
+            }
             if (m == 1 || m == 16) {
                 variant("chunk 4, no PDL", launch_variant<4, false>);
                 variant("chunk 2", launch_variant<2, true>);
