@@ -1,12 +1,13 @@
 // GPU kernel benchmarks, METHOD.md's way: the card's copy bandwidth first (the ceiling of
 // every decode kernel), then the NVFP4 GEMV ladder at MiniMax-M2.7's shapes for 1..16 tokens
 // (the production op, and variants of its kernel: loads in flight per warp), BF16 through cuBLAS
-// for comparison, and one MoE layer's decode step (router, top 8, experts) against its byte
-// floor, then one layer's paged attention at MiniMax-M2's shape (prefill in TFLOP/s of the
+// for comparison, and one MoE layer's decode step (router, top 8, experts) at 1, 4 and 32
+// tokens (the last through the grouped kernels) against its byte floor, then one layer's paged attention at MiniMax-M2's shape (prefill in TFLOP/s of the
 // useful products, decode against the bytes of its keys and values). Every timed region is a CUDA graph of
 // many calls over distinct weights (several times the L2), replayed; the median replay counts.
 // Prints a markdown table; writes JSON to argv[1]. With --profile instead: three untimed calls
-// of the q_proj GEMV at one token, for ncu; with --attention: the attention table alone.
+// of the q_proj GEMV at one token, for ncu; with --attention: the attention table alone; with
+// --moe: the MoE table alone.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -400,7 +401,7 @@ void moe_layer() {
     LinearWeight router = random_bf16(kExperts, kHidden, 5);
     const double expert_bytes = 3.0 * kHidden * kInter * 0.5625;
 
-    for (int64_t tokens : {1, 4}) {
+    for (int64_t tokens : {1, 4, 32}) {
         constexpr int kInputs = 64;  // distinct hidden states: distinct routing per call
         std::vector<Tensor> hs;
         for (int i = 0; i < kInputs; ++i) hs.push_back(random_f32({tokens, kHidden}, 1000 + i));
@@ -554,8 +555,9 @@ int main(int argc, char** argv) {
     std::printf("card: %s, %d SMs, L2 %d MB\n", card.c_str(), props.multiProcessorCount, props.l2CacheSize >> 20);
     std::printf("copy bandwidth (device to device, read + write): %.0f GB/s\n", g_ceilings.copy_bytes_per_s / 1e9);
     std::printf("read bandwidth (16-byte streaming loads): %.0f GB/s\n", g_ceilings.read_bytes_per_s / 1e9);
-    gemv_ladder();
+    if (!(argc > 1 && std::string(argv[1]) == "--moe")) gemv_ladder();
     moe_layer();
+    if (argc > 1 && std::string(argv[1]) == "--moe") return 0;
     attention_layer();
     if (argc > 1) write_json(argv[1], card);
     return 0;
