@@ -4,8 +4,8 @@
 // into tiles of one expert's slots. Few slots per expert (batched decode, short chunks): each
 // CTA multiplies four 16-row stripes in turn with a tile of up to 8 slots (the mma's 8 token
 // columns), k split over its warps, so every expert's weights are read once per 8 slots at full
-// memory parallelism. Many (long prefill chunks): the tiled GEMM (ops/cuda/nvfp4_gemm.cuh) over tiles
-// of 64 slots, 128 rows per CTA, activations as bf16. Down writes each slot's weighted output
+// memory parallelism. Many (long prefill chunks): the tiled GEMM (ops/cuda/nvfp4_gemm.cuh) over
+// tiles of 64 slots, 128 rows per CTA, activations as bf16. Down writes each slot's weighted output
 // row; a last kernel sums a token's k rows in slot order, as the CPU does. No host
 // synchronisation anywhere (graph capture stays possible).
 #include <cub/block/block_scan.cuh>
@@ -161,9 +161,9 @@ __global__ void __launch_bounds__(kThreads)
     __shared__ float partial[kWarps][4][32];
     tile_stripes(
         experts.gate_up_codes, experts.gate_up_scales, expert, 2 * experts.intermediate / 16,
-        experts.hidden, h, count, [&](int r) { return g.sorted[begin + r] / top_k; }, staged, partial,
-        [&](int stripe) {
-        // Output (row g, slot column n): lane 4g + n / 2, registers n % 2 (gate) and 2 + n % 2 (up).
+        experts.hidden, h, count, [&](int r) { return g.sorted[begin + r] / top_k; }, staged,
+        partial, [&](int stripe) {
+        // Output (row g, slot column n): lane 4g + n / 2, registers n % 2 (gate), 2 + n % 2 (up).
         if (threadIdx.x < 8 * kTileSlots) {
             const int row = threadIdx.x / kTileSlots, n = threadIdx.x % kTileSlots;
             if (n < count) {
@@ -306,16 +306,18 @@ __global__ void sum_slots_kernel(const float* rows, int n_tokens, int top_k, int
 void launch_grouped(const ExpertsView& view, const Grouping& g, int max_tiles, const float* h,
                     int top_k, const float* weights, float* mid, float* rows) {
     cudaStream_t stream = current_stream();
-    const auto blocks = [](int n_rows) { return (n_rows / 16 + kStripesPerCta - 1) / kStripesPerCta; };
+    const auto blocks = [](int n_rows) {
+        return (n_rows / 16 + kStripesPerCta - 1) / kStripesPerCta;
+    };
     const size_t gate_up_bytes = nvfp4::staged_bytes(kTileSlots, view.hidden);
     FOURBIT_CUDA_CHECK(nvfp4::allow_shared_bytes(grouped_gate_up_kernel, gate_up_bytes));
     grouped_gate_up_kernel<<<dim3(blocks(2 * view.intermediate), max_tiles), kThreads,
-                                             gate_up_bytes, stream>>>(view, g, h, top_k, mid);
+                             gate_up_bytes, stream>>>(view, g, h, top_k, mid);
     FOURBIT_CUDA_CHECK_LAUNCH();
     const size_t down_bytes = nvfp4::staged_bytes(kTileSlots, view.intermediate);
     FOURBIT_CUDA_CHECK(nvfp4::allow_shared_bytes(grouped_down_kernel, down_bytes));
-    grouped_down_kernel<<<dim3(blocks(view.hidden), max_tiles), kThreads, down_bytes,
-                                          stream>>>(view, g, weights, mid, rows);
+    grouped_down_kernel<<<dim3(blocks(view.hidden), max_tiles), kThreads, down_bytes, stream>>>(
+        view, g, weights, mid, rows);
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
