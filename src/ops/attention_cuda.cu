@@ -31,17 +31,12 @@ constexpr int64_t kTargetCtas = 256;  // about two per SM of an H100/H200
 // 199 us split in two, H100).
 constexpr int64_t kPrefillTargetCtas = 132;
 
-__device__ __forceinline__ int64_t pool_row(const int32_t* table, int64_t block_size,
-                                            int64_t position) {
-    return static_cast<int64_t>(table[position / block_size]) * block_size + position % block_size;
-}
-
 __global__ void kv_write_kernel(const float* keys, const float* values, const int32_t* positions,
                                 const int32_t* table_offsets, const int32_t* tables,
-                                int64_t block_size, int width, float* key_pool,
+                                int block_size, int width, float* key_pool,
                                 float* value_pool) {
-    const int64_t row =
-        pool_row(tables + table_offsets[blockIdx.x], block_size, positions[blockIdx.x]);
+    const int64_t row = paged_attention::pool_row(tables + table_offsets[blockIdx.x], block_size,
+                                                  positions[blockIdx.x]);
     for (int i = threadIdx.x; i < width; i += blockDim.x) {
         key_pool[row * width + i] = keys[static_cast<int64_t>(blockIdx.x) * width + i];
         value_pool[row * width + i] = values[static_cast<int64_t>(blockIdx.x) * width + i];
@@ -92,9 +87,8 @@ __device__ __forceinline__ void load_tile(const AttentionParams& p, const int32_
             const bool valid = position < visible;
             int64_t offset = 0;
             if (valid) {
-                const int64_t row = static_cast<int64_t>(table[position / block_size]) * block_size +
-                                    position % block_size;
-                offset = row * p.kv_width + kv_head * d + c;
+                offset = paged_attention::pool_row(table, block_size, position) * p.kv_width +
+                         kv_head * d + c;
             }
             if (vector) {
                 copy_async_16(&s.keys[stage][r][c], p.keys + offset, valid);
@@ -271,7 +265,7 @@ void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens&
     kv_write_kernel<<<static_cast<unsigned>(n), 128, 0, current_stream()>>>(
         keys.data<float>(), values.data<float>(), tokens.positions.data<int32_t>(),
         tokens.table_offsets.data<int32_t>(), tokens.block_tables.data<int32_t>(),
-        pool.block_size, static_cast<int>(width), key_pool.data<float>(),
+        static_cast<int>(pool.block_size), static_cast<int>(width), key_pool.data<float>(),
         value_pool.data<float>());
     FOURBIT_CUDA_CHECK_LAUNCH();
 }

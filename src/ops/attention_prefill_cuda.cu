@@ -56,7 +56,7 @@ __device__ __forceinline__ void find_pool_rows(const AttentionParams& p, const i
         const int position = tile0 + static_cast<int>(threadIdx.x);
         const int block_size = static_cast<int>(p.block_size);
         s.pool_row[threadIdx.x] =
-            position < walk_end ? table[position / block_size] * block_size + position % block_size : -1;
+            position < walk_end ? static_cast<int>(pool_row(table, block_size, position)) : -1;
     }
 }
 

@@ -15,8 +15,8 @@
 // CUDA-core FMA kernel this replaces: bench/results/cuda_model.md.
 //
 // CTA layout: 6 warps, warp h = query head h of the group; its rows are the tile's 32 tokens
-// (two m16 tiles: every key and value fragment serves both), so the causal mask is one comparison per score and a row's running
-// maximum lives in the 4 lanes that hold the row. Each tile's keys and values arrive as f32 by
+// (two m16 tiles: every key and value fragment serves both), so the causal mask is one
+// comparison per score and a row's running maximum lives in the 4 lanes that hold the row. Each tile's keys and values arrive as f32 by
 // cp.async into a staging buffer (the next tile's while this one is multiplied), and are split
 // once per CTA into bf16 hi/lo tiles in the layouts the fragments read: keys row-major, values
 // transposed (pairs of positions per 32-bit word). The warp's scores never leave its registers:
@@ -58,6 +58,13 @@ struct AttentionParams {
     // Set when the tiled kernel runs too: the per-token kernel leaves it the long runs' tokens.
     bool skip_long_runs;
 };
+
+// The pool row that holds `position` of the sequence whose block table is `table`. 32-bit
+// division (positions and block sizes are ints): a 64-bit one costs several times more in the
+// kernels' per-tile address math.
+__device__ __forceinline__ int64_t pool_row(const int32_t* table, int block_size, int position) {
+    return static_cast<int64_t>(table[position / block_size]) * block_size + position % block_size;
+}
 
 constexpr int kPrefillHeads = 6;       // query heads per kv head it holds (MiniMax-M2's group)
 constexpr int kPrefillDim = 128;       // head_dim it holds; smaller ones are zero-padded

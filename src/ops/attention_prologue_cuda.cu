@@ -1,6 +1,7 @@
 // attention_prologue on CUDA: one CTA per token does the QK-norm of q and k, the RoPE of both
 // and the cache write, with the very functions rms_norm_cuda.cu and rope_cuda.cu use
 // (ops/cuda/norm_rope.cuh), so the result is bitwise that of those ops in sequence.
+#include "ops/attention_prefill_cuda.cuh"
 #include "ops/attention_prologue.h"
 #include "ops/cuda/norm_rope.cuh"
 #include "ops/cuda/stream.h"
@@ -42,9 +43,8 @@ __global__ void __launch_bounds__(kNormThreads)
     rope_rotate(q, cosines, sines, p.n_heads, p.head_dim, p.half);
     rope_rotate(k, cosines, sines, p.n_kv_heads, p.head_dim, p.half);
     __syncthreads();
-    const int32_t* table = p.tables + p.table_offsets[blockIdx.x];
-    const int64_t row = static_cast<int64_t>(table[position / p.block_size]) * p.block_size +
-                        position % p.block_size;
+    const int64_t row = paged_attention::pool_row(p.tables + p.table_offsets[blockIdx.x],
+                                                  static_cast<int>(p.block_size), position);
     for (int i = threadIdx.x; i < p.kv_width; i += kNormThreads) {
         p.key_pool[row * p.kv_width + i] = k[i];
         p.value_pool[row * p.kv_width + i] = v[i];

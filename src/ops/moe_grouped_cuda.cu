@@ -5,8 +5,8 @@
 // CTA multiplies four 16-row stripes in turn with a tile of up to 8 slots (the mma's 8 token
 // columns), k split over its warps, so every expert's weights are read once per 8 slots at full
 // memory parallelism. Many (long prefill chunks): the tiled GEMM (ops/cuda/nvfp4_gemm.cuh) over
-// tiles of 64 slots, 128 rows per CTA, activations as bf16. Down writes each slot's weighted output
-// row; a last kernel sums a token's k rows in slot order, as the CPU does. No host
+// tiles of 64 slots, 128 rows per CTA, activations as bf16. Down writes each slot's weighted
+// output row; a last kernel sums a token's k rows in slot order, as the CPU does. No host
 // synchronisation anywhere (graph capture stays possible).
 #include <cub/block/block_scan.cuh>
 
@@ -108,7 +108,7 @@ __device__ __forceinline__ void stage_gathered(float* shared, const float* sourc
     for (int index = threadIdx.x; index < n_rows * vectors; index += kThreads) {
         const int r = index / vectors, c = index % vectors;
         copy_async_16(shared + r * (k + 8) + 4 * c,
-                             source + static_cast<int64_t>(row_of(r)) * k + 4 * c);
+                      source + static_cast<int64_t>(row_of(r)) * k + 4 * c);
     }
     wait_all_async_copies();
     __syncthreads();

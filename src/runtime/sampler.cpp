@@ -123,7 +123,8 @@ void Sampler::prepare_whole_vocabulary(std::span<const float> logits, MoreLikely
         double above = 0;
         int boundary = 0;
         while (boundary < kOctaves - 1 && above + mass[boundary] < params_.top_p) above += mass[boundary++];
-        std::vector<int32_t> edge;
+        std::vector<int32_t>& edge = edge_;
+        edge.clear();
         for (int32_t i = 0; i < n; ++i) {
             const int o = octave(weight[i]);
             if (o < boundary) order_.push_back(i);

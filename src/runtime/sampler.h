@@ -61,6 +61,7 @@ private:
     std::vector<int32_t> order_;
     std::vector<double> probabilities_;
     std::vector<double> weights_;  // every token's probability, by id (whole-vocabulary prepare)
+    std::vector<int32_t> edge_;    // the tokens of top_p's boundary octave (the same)
     int32_t kept_ = 0;
     double probability_total_ = 0;
 };
