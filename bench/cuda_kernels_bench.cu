@@ -2,12 +2,13 @@
 // every decode kernel), then the NVFP4 GEMV ladder at MiniMax-M2.7's shapes for 1..16 tokens
 // (the production op, and variants of its kernel: loads in flight per warp), BF16 through cuBLAS
 // for comparison, and one MoE layer's decode step (router, top 8, experts) at 1, 4 and 32
-// tokens (the last through the grouped kernels) against its byte floor, then one layer's paged attention at MiniMax-M2's shape (prefill in TFLOP/s of the
-// useful products, decode against the bytes of its keys and values). Every timed region is a CUDA graph of
-// many calls over distinct weights (several times the L2), replayed; the median replay counts.
-// Prints a markdown table; writes JSON to argv[1]. With --profile instead: three untimed calls
-// of the q_proj GEMV at one token, for ncu; with --attention: the attention table alone; with
-// --moe: the MoE table alone.
+// tokens (the last through the grouped kernels) against its byte floor, then one layer's paged
+// attention at MiniMax-M2's shape over f32 and bf16 caches (prefill in TFLOP/s of the useful
+// products, decode against the bytes of its keys and values). Every timed region is a CUDA
+// graph of many calls over distinct weights (several times the L2), replayed; the median replay
+// counts. Prints a markdown table; writes JSON to argv[1]. With --profile instead: three
+// untimed calls of the q_proj GEMV at one token, for ncu; with --attention: the attention table
+// alone; with --moe: the MoE table alone.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include "ops/linear.h"
 #include "ops/moe.h"
 #include "ops/nvfp4_tiles.h"
+#include "ops/random_fill.h"
 #include "tensor/cuda_check.h"
 #include "tensor/tensor.h"
 
@@ -460,8 +462,9 @@ void attention_layer() {
     const AttentionShape shape{48, 8, 128};
     constexpr int64_t kBlock = 16;
     const int64_t q_width = shape.n_heads * shape.head_dim, kv_width = shape.n_kv_heads * shape.head_dim;
-    std::printf("\n| attention | step | tokens | us | TFLOP/s | GB/s (keys and values once) |\n"
-                "|---|---|---:|---:|---:|---:|\n");
+    std::printf(
+        "\n| attention | step | cache | tokens | us | TFLOP/s | GB/s (keys and values once) |\n"
+        "|---|---|---|---:|---:|---:|---:|\n");
     // prefill 4096 first: a profiler's first attention launch (check.sh's ncu, --attention).
     for (const AttentionCase& c : {AttentionCase{"prefill 4096", 1, 4096, 4096},
                                    AttentionCase{"prefill 512", 1, 512, 512},
@@ -470,32 +473,44 @@ void attention_layer() {
                                    AttentionCase{"decode at 32K", 1, 1, 32768},
                                    AttentionCase{"decode at 128K", 1, 1, 131072},
                                    AttentionCase{"16 decodes at 8K", 16, 1, 8192}}) {
-        const int64_t blocks = (c.n_context + kBlock - 1) / kBlock;
-        const KvLayer pool{random_f32({c.n_sequences * blocks * kBlock, kv_width}, 21),
-                           random_f32({c.n_sequences * blocks * kBlock, kv_width}, 22), kBlock};
-        std::vector<std::vector<int32_t>> tables(c.n_sequences);
-        std::vector<PagedSequence> sequences;
-        for (int64_t s = 0; s < c.n_sequences; ++s) {
-            for (int64_t b = 0; b < blocks; ++b) tables[s].push_back(static_cast<int32_t>(b * c.n_sequences + s));
-            sequences.push_back({tables[s], c.n_context - c.n_new, c.n_new});
+        for (DType dtype : {DType::f32, DType::bf16}) {  // the KV cache's elements
+            const int64_t blocks = (c.n_context + kBlock - 1) / kBlock;
+            KvLayer pool{Tensor::zeros(dtype, {c.n_sequences * blocks * kBlock, kv_width}, kGpu),
+                         Tensor::zeros(dtype, {c.n_sequences * blocks * kBlock, kv_width}, kGpu),
+                         kBlock};
+            fill_uniform(pool.keys, -1.0f, 1.0f, 21);
+            fill_uniform(pool.values, -1.0f, 1.0f, 22);
+            std::vector<std::vector<int32_t>> tables(c.n_sequences);
+            std::vector<PagedSequence> sequences;
+            for (int64_t s = 0; s < c.n_sequences; ++s) {
+                for (int64_t b = 0; b < blocks; ++b) {
+                    tables[s].push_back(static_cast<int32_t>(b * c.n_sequences + s));
+                }
+                sequences.push_back({tables[s], c.n_context - c.n_new, c.n_new});
+            }
+            const PagedTokens tokens = paged_tokens_to(paged_tokens(sequences), kGpu);
+            const int64_t n_tokens = c.n_sequences * c.n_new;
+            Tensor q = random_f32({n_tokens, q_width}, 23);
+            Tensor out = Tensor::zeros(DType::f32, {n_tokens, q_width}, kGpu);
+            // q k and p v: 2 x 2 flops per (token, head, visible position, dimension)
+            double flops = 0;
+            for (int64_t p = c.n_context - c.n_new; p < c.n_context; ++p) {
+                flops += 4.0 * (p + 1) * shape.n_heads * shape.head_dim * c.n_sequences;
+            }
+            const double bytes =
+                2.0 * dtype_size_bytes(dtype) * c.n_sequences * c.n_context * kv_width +
+                2.0 * 4 * n_tokens * q_width;
+            const double us = 1e6 * seconds_per_call(c.n_new > 1 ? 2 : 20, [&](int) {
+                                  attention_paged(q, tokens, pool, shape, out);
+                              });
+            const char* cache = dtype == DType::bf16 ? "bf16 cache" : "f32 cache";
+            std::printf("| attention | %s | %s | %lld | %.1f | %.2f | %.0f |\n", c.name, cache,
+                        static_cast<long long>(n_tokens), us, flops / (us * 1e-6) / 1e12,
+                        bytes / (us * 1e-6) / 1e9);
+            std::fflush(stdout);
+            g_rows.push_back({"attention 48/8x128", c.name, cache, static_cast<int>(n_tokens), us,
+                              bytes, bytes / g_ceilings.copy_bytes_per_s * 1e6});
         }
-        const PagedTokens tokens = paged_tokens_to(paged_tokens(sequences), kGpu);
-        const int64_t n_tokens = c.n_sequences * c.n_new;
-        Tensor q = random_f32({n_tokens, q_width}, 23);
-        Tensor out = Tensor::zeros(DType::f32, {n_tokens, q_width}, kGpu);
-        double flops = 0;  // q k and p v: 2 x 2 flops per (token, head, visible position, dimension)
-        for (int64_t p = c.n_context - c.n_new; p < c.n_context; ++p) {
-            flops += 4.0 * (p + 1) * shape.n_heads * shape.head_dim * c.n_sequences;
-        }
-        const double bytes = 2.0 * 4 * c.n_sequences * c.n_context * kv_width + 2.0 * 4 * n_tokens * q_width;
-        const double us = 1e6 * seconds_per_call(c.n_new > 1 ? 2 : 20, [&](int) {
-            attention_paged(q, tokens, pool, shape, out);
-        });
-        std::printf("| attention | %s | %lld | %.1f | %.2f | %.0f |\n", c.name, static_cast<long long>(n_tokens), us,
-                    flops / (us * 1e-6) / 1e12, bytes / (us * 1e-6) / 1e9);
-        std::fflush(stdout);
-        g_rows.push_back({"attention 48/8x128", c.name, "production", static_cast<int>(n_tokens), us, bytes,
-                          bytes / g_ceilings.copy_bytes_per_s * 1e6});
     }
 }
 

@@ -64,8 +64,8 @@ Tensor prefill(const MiniMaxM2& model, const KvPool& pool, Batch& batch, int64_t
     Tensor logits;
     for (int64_t at = 0; at < static_cast<int64_t>(ids.size()); at += chunk) {
         const int64_t n = std::min<int64_t>(chunk, static_cast<int64_t>(ids.size()) - at);
-        const SequenceInput input{std::span(ids).subspan(at, n), batch.lengths[s],
-                                  batch.tables[s], LogitRows::last};
+        const SequenceInput input{std::span(ids).subspan(at, n), batch.lengths[s], batch.tables[s],
+                                  LogitRows::last};
         logits = model.forward(std::span(&input, 1), pool);
         batch.lengths[s] += n;
     }
@@ -86,6 +86,7 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
     constexpr int64_t kBlock = 32;
     ModelBenchResult result;
     result.device = device_text(device);
+    result.kv_cache_dtype = options.kv_cache_dtype;
     OpProfile& profile = OpProfile::global();
     profile.enable(options.profile_ops);
     // Each op's time per step of the test just run, when profiling.
@@ -103,7 +104,8 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
         double best = 1e30;
         // One pool for every run: each rewrites every position it reads, and the warm-up run
         // pays the first touch of the pool's pages, as a serving engine's long-lived pool does.
-        const KvPool pool(c, (length + kBlock - 1) / kBlock, kBlock, device);
+        const KvPool pool(c, (length + kBlock - 1) / kBlock, kBlock, device,
+                          options.kv_cache_dtype);
         for (int r = 0; r < options.repetitions + 1; ++r) {  // the first warms up
             Batch batch = make_batch(1, length, kBlock);
             const std::vector<int32_t> ids = random_ids(length, c.vocab_size, rng);
@@ -119,11 +121,13 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
         spdlog::info("pp{}: {:.1f} tokens/s", length, length / best);
     }
 
-    const double kv_bytes_per_position = 2.0 * c.num_hidden_layers * c.kv_width() * sizeof(float);
+    const double kv_bytes_per_position =
+        2.0 * c.num_hidden_layers * c.kv_width() * dtype_size_bytes(options.kv_cache_dtype);
     for (int64_t b : options.batch_sizes) {
         profile.reset();
         const int64_t capacity = options.context + options.decode_tokens + 1;
-        const KvPool pool(c, b * ((capacity + kBlock - 1) / kBlock), kBlock, device);
+        const KvPool pool(c, b * ((capacity + kBlock - 1) / kBlock), kBlock, device,
+                          options.kv_cache_dtype);
         double best = 1e30;
         for (int r = 0; r < options.repetitions + 1; ++r) {
             Batch batch = make_batch(b, capacity, kBlock);
@@ -132,9 +136,9 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
                 // With no context the first step starts from a random token (llama-bench's tg).
                 next[s] = random_ids(1, c.vocab_size, rng);
                 if (options.context == 0) continue;
-                Tensor logits = prefill(model, pool, batch, s,
-                                        random_ids(options.context, c.vocab_size, rng),
-                                        options.prefill_chunk);
+                Tensor logits =
+                    prefill(model, pool, batch, s, random_ids(options.context, c.vocab_size, rng),
+                            options.prefill_chunk);
                 next[s] = {argmax_row(logits, 0)};
             }
             profile.reset();  // the prefill of the context is not this test's
@@ -155,12 +159,17 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
         }
         const double step_s = best / options.decode_tokens;
         ModelBenchRow row{fmt::format("tg{} @ {} x{}", options.decode_tokens, options.context, b),
-                          b, b / step_s, 1e3 * step_s, 0, 0,
+                          b,
+                          b / step_s,
+                          1e3 * step_s,
+                          0,
+                          0,
                           op_shares(static_cast<double>(options.decode_tokens))};
         if (b == 1) {
             // The average step's context: context + half the generated tokens.
-            row.bytes_per_step = static_cast<double>(weight_bytes_per_decoded_token(model.weights())) +
-                                 kv_bytes_per_position * (options.context + options.decode_tokens / 2.0);
+            row.bytes_per_step =
+                static_cast<double>(weight_bytes_per_decoded_token(model.weights())) +
+                kv_bytes_per_position * (options.context + options.decode_tokens / 2.0);
             row.ceiling_fraction = row.bytes_per_step / step_s / result.copy_bytes_per_s;
         }
         result.rows.push_back(row);
@@ -171,22 +180,23 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
 
 std::string model_bench_markdown(const ModelBenchResult& result) {
     std::string out = fmt::format(
-        "device {}, copy bandwidth {:.0f} GB/s\n\n| test | tokens/s | ms per step | bytes per step | "
-        "of the bandwidth ceiling |\n|---|---:|---:|---:|---:|\n",
-        result.device, result.copy_bytes_per_s / 1e9);
+        "device {}, copy bandwidth {:.0f} GB/s, KV cache {}\n\n| test | tokens/s | ms per step | "
+        "bytes per step | of the bandwidth ceiling |\n|---|---:|---:|---:|---:|\n",
+        result.device, result.copy_bytes_per_s / 1e9, dtype_name(result.kv_cache_dtype));
     for (const ModelBenchRow& row : result.rows) {
-        out += fmt::format("| {} | {:.1f} | {:.3f} | {} | {} |\n", row.test, row.tokens_per_s,
-                           row.ms_per_step,
-                           row.bytes_per_step > 0 ? fmt::format("{:.2f} GB", row.bytes_per_step / 1e9) : "",
-                           row.ceiling_fraction > 0 ? fmt::format("{:.0f}%", 100 * row.ceiling_fraction) : "");
+        out += fmt::format(
+            "| {} | {:.1f} | {:.3f} | {} | {} |\n", row.test, row.tokens_per_s, row.ms_per_step,
+            row.bytes_per_step > 0 ? fmt::format("{:.2f} GB", row.bytes_per_step / 1e9) : "",
+            row.ceiling_fraction > 0 ? fmt::format("{:.0f}%", 100 * row.ceiling_fraction) : "");
     }
     for (const ModelBenchRow& row : result.rows) {
         if (row.op_ms_per_step.empty()) continue;
         double total = 0;
         for (const auto& [op, ms] : row.op_ms_per_step) total += ms;
-        out += fmt::format("\n{}: where a step's time goes (each op waited for; {:.3f} ms per step "
-                           "so measured)\n\n| op | ms per step | share |\n|---|---:|---:|\n",
-                           row.test, total);
+        out += fmt::format(
+            "\n{}: where a step's time goes (each op waited for; {:.3f} ms per step "
+            "so measured)\n\n| op | ms per step | share |\n|---|---:|---:|\n",
+            row.test, total);
         for (const auto& [op, ms] : row.op_ms_per_step) {
             out += fmt::format("| {} | {:.3f} | {:.0f}% |\n", op, ms, 100 * ms / total);
         }

@@ -23,6 +23,7 @@ struct ModelBenchOptions {
     int64_t context = 512;                     // tokens each sequence holds before a tg test
     int64_t prefill_chunk = 4096;              // tokens per forward in prefill (serve's default)
     int repetitions = 3;                       // the best of these is reported
+    DType kv_cache_dtype = DType::f32;         // the KV pool's elements
     bool profile_ops = false;  // time each op of each test (model/op_profile.h): slower steps
 };
 
@@ -38,6 +39,7 @@ struct ModelBenchRow {
 
 struct ModelBenchResult {
     std::string device;
+    DType kv_cache_dtype = DType::f32;
     double copy_bytes_per_s = 0;  // measured: read + write bytes of a large device copy
     std::vector<ModelBenchRow> rows;
 };

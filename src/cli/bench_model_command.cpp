@@ -68,6 +68,7 @@ void add_bench_model_command(CLI::App& app) {
             weights = load_model_weights(o->model_dir, load);
         }
         const MiniMaxM2 model(std::move(weights));
+        o->bench.kv_cache_dtype = flags_kv_cache_dtype(o->device, model.weights().device());
         const ModelBenchResult result = run_model_bench(model, o->bench);
         const std::string table = model_bench_markdown(result);
         std::fputs(table.c_str(), stdout);

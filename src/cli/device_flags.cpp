@@ -16,6 +16,19 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
         .add_option("--gpu-memory-utilization", flags.gpu_memory_utilization,
                     "fraction of the GPU's memory for weights, workspace and KV cache")
         ->capture_default_str();
+    command
+        .add_option("--kv-cache-dtype", flags.kv_cache_dtype,
+                    "the KV cache's element type: auto (bf16 on a GPU, f32 on the CPU), bf16 "
+                    "(half the memory) or f32")
+        ->check(CLI::IsMember({"auto", "bf16", "f32"}))
+        ->capture_default_str();
+}
+
+DType flags_kv_cache_dtype(const DeviceFlags& flags, Device device) {
+    if (flags.kv_cache_dtype == "bf16") return DType::bf16;
+    if (flags.kv_cache_dtype == "f32") return DType::f32;
+    if (flags.kv_cache_dtype == "auto") return device.is_cuda() ? DType::bf16 : DType::f32;
+    fail("--kv-cache-dtype {}: auto, bf16 or f32", flags.kv_cache_dtype);
 }
 
 Device flags_device(const DeviceFlags& flags) {

@@ -77,6 +77,7 @@ void add_generate_command(CLI::App& app) {
         engine_options.max_num_seqs = 1;
         engine_options.max_model_len = context;
         engine_options.gpu_memory_utilization = o.device.gpu_memory_utilization;
+        engine_options.kv_cache_dtype = flags_kv_cache_dtype(o.device, load.device);
         engine_options.speculative = speculative;
         Engine engine(model, engine_options);
 

@@ -82,6 +82,7 @@ void add_serve_command(CLI::App& app) {
             *device, options->model_dir, options->max_num_batched_tokens,
             options->max_num_seqs * (1 + options->speculative.num_speculative_tokens));
         options->gpu_memory_utilization = device->gpu_memory_utilization;
+        options->kv_cache_dtype = flags_kv_cache_dtype(*device, options->device);
         const int code = run_server(*options);
         if (code != 0) throw CLI::RuntimeError(code);
     });

@@ -15,10 +15,10 @@ int64_t blocks_for(int64_t tokens, int64_t block_size) {
 
 }  // namespace
 
-SequenceCache::SequenceCache(const MiniMaxM2& model, int64_t capacity_tokens,
-                             int64_t block_size)
+SequenceCache::SequenceCache(const MiniMaxM2& model, int64_t capacity_tokens, int64_t block_size,
+                             DType dtype)
     : pool_(model.config(), blocks_for(capacity_tokens, block_size), block_size,
-            model.weights().device()),
+            model.weights().device(), dtype),
       block_table_(pool_.num_blocks()) {
     std::iota(block_table_.begin(), block_table_.end(), 0);
 }

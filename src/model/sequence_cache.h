@@ -14,8 +14,9 @@ namespace fourbit {
 class SequenceCache {
 public:
     // Room for `capacity_tokens` positions (prompt plus everything generated), on the model's
-    // device.
-    SequenceCache(const MiniMaxM2& model, int64_t capacity_tokens, int64_t block_size = 16);
+    // device, of f32 or bf16 keys and values.
+    SequenceCache(const MiniMaxM2& model, int64_t capacity_tokens, int64_t block_size = 16,
+                  DType dtype = DType::f32);
 
     int64_t n_tokens() const { return n_tokens_; }
     // Runs token_ids after what the cache holds and keeps their keys and values; returns the

@@ -17,8 +17,10 @@ void check_pool(const KvLayer& pool, int64_t kv_width) {
                    "kv pool: keys {} values {} for kv width {} and blocks of {}",
                    shape_text(pool.keys.shape()), shape_text(pool.values.shape()), kv_width,
                    pool.block_size);
-    FOURBIT_ASSERT(pool.keys.dtype() == DType::f32 && pool.values.dtype() == DType::f32,
-                   "kv pool: f32 only");
+    FOURBIT_ASSERT((pool.keys.dtype() == DType::f32 || pool.keys.dtype() == DType::bf16) &&
+                       pool.values.dtype() == pool.keys.dtype(),
+                   "kv pool: keys {} and values {} (f32 or bf16, both the same)",
+                   dtype_name(pool.keys.dtype()), dtype_name(pool.values.dtype()));
 }
 
 void check_token_shapes(const PagedTokens& tokens, int64_t n_tokens) {

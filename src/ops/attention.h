@@ -8,6 +8,10 @@
 // concatenated tables: tensors on the pool's device, so that a device step uploads them once
 // and no op needs the host.
 //
+// The pool holds f32 or bf16 keys and values (KvLayer::keys' dtype, the same for values): a
+// bf16 pool takes half the memory and rounds each stored element to nearest even; everything
+// after the store is f32 arithmetic on the stored values, on every device.
+//
 // kv_cache_write: stores every token's key and value at its position.
 //   keys, values [T, n_kv_heads * head_dim] f32 (keys already normed and rotated)
 //
@@ -34,8 +38,8 @@ struct AttentionShape {
 
 // One layer of the pool.
 struct KvLayer {
-    Tensor keys;    // [n_blocks * block_size, n_kv_heads * head_dim] f32
-    Tensor values;  // the same shape
+    Tensor keys;    // [n_blocks * block_size, n_kv_heads * head_dim] f32 or bf16
+    Tensor values;  // the same shape and dtype
     int64_t block_size = 0;
 };
 

@@ -1,10 +1,13 @@
-// Paged attention on CUDA, f32 as the contract says: kv_cache_write scatters new rows into the
-// pool through the block tables; attention_paged runs one CTA per (query token, kv head) of the
-// whole batch over the token's visible positions in tiles of 32, with an online softmax, so the
-// kv head's keys and values are read once for its whole query group. Steps of many tokens also
-// launch the tiled prefill kernel (attention_prefill_cuda.cu), which takes the tokens of long
-// runs (prefill chunks) and reads each key once per 32 tokens; this kernel then does the rest.
-// Positions and tables are read on the device: nothing here waits for the host.
+// Paged attention on CUDA, f32 arithmetic on an f32 or bf16 pool as the contract says:
+// kv_cache_write scatters new rows into the pool through the block tables; attention_paged runs one
+// CTA per (query token, kv head) of the whole batch over the token's visible positions in tiles of
+// 32, with an online softmax, so the kv head's keys and values are read once for its whole query
+// group. Steps of many tokens also launch the tiled prefill kernel (attention_prefill_cuda.cu),
+// which takes the tokens of long runs (prefill chunks) and reads each key once per 32 tokens; this
+// kernel then does the rest. Positions and tables are read on the device: nothing here waits for
+// the host.
+#include <cuda_bf16.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -31,20 +34,22 @@ constexpr int64_t kTargetCtas = 256;  // about two per SM of an H100/H200
 // 199 us split in two, H100).
 constexpr int64_t kPrefillTargetCtas = 132;
 
+template <typename T>
 __global__ void kv_write_kernel(const float* keys, const float* values, const int32_t* positions,
-                                const int32_t* table_offsets, const int32_t* tables,
-                                int block_size, int width, float* key_pool,
-                                float* value_pool) {
+                                const int32_t* table_offsets, const int32_t* tables, int block_size,
+                                int width, T* key_pool, T* value_pool) {
     const int64_t row = paged_attention::pool_row(tables + table_offsets[blockIdx.x], block_size,
                                                   positions[blockIdx.x]);
     for (int i = threadIdx.x; i < width; i += blockDim.x) {
-        key_pool[row * width + i] = keys[static_cast<int64_t>(blockIdx.x) * width + i];
-        value_pool[row * width + i] = values[static_cast<int64_t>(blockIdx.x) * width + i];
+        const int64_t from = static_cast<int64_t>(blockIdx.x) * width + i;
+        paged_attention::store_kv(key_pool + row * width + i, keys[from]);
+        paged_attention::store_kv(value_pool + row * width + i, values[from]);
     }
 }
 
 __device__ __forceinline__ float warp_max(float v) {
-    for (int offset = 16; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    for (int offset = 16; offset > 0; offset /= 2)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
     return v;
 }
 
@@ -60,14 +65,17 @@ __device__ __forceinline__ float warp_sum(float v) {
 constexpr int kStages = 3;
 constexpr int kMaxDim = 128;
 constexpr int kMaxGroup = 8;
-// Lane p reads row p as 16-byte vectors: +4 floats put the 8 rows of a quarter-warp on distinct
-// banks.
-constexpr int kKeyStride = kMaxDim + 4;
 
+// T: the pool's element, float or __nv_bfloat16.
+template <typename T>
 struct DecodeShared {
+    // Pool elements per 16-byte vector. Lane p reads row p as such vectors: one vector more per
+    // row puts the 8 rows of a quarter-warp on distinct banks.
+    static constexpr int kVector = 16 / sizeof(T);
+    static constexpr int kKeyStride = kMaxDim + kVector;
     float q[kMaxGroup][kMaxDim];
-    float keys[kStages][kTile][kKeyStride];
-    float values[kStages][kTile][kMaxDim];
+    T keys[kStages][kTile][kKeyStride];
+    T values[kStages][kTile][kMaxDim];
     float probs[kMaxGroup][kTile];
     float rescale[kMaxGroup];
     float sums[kMaxGroup];
@@ -75,11 +83,16 @@ struct DecodeShared {
 
 // Positions [tile0, tile0 + 32) of the token's walk into stage `stage`; one commit group per call
 // (empty past the walk's last tile, so that every iteration waits on the same count). `vector`:
-// rows in 16-byte pieces (head_dim % 4 == 0 and aligned pools), else in floats.
-__device__ __forceinline__ void load_tile(const AttentionParams& p, const int32_t* table, int kv_head,
-                                          int tile0, int visible, int stage, bool vector, DecodeShared& s) {
-    const int d = p.head_dim, width = vector ? 4 : 1, pieces = d / width;
+// rows in 16-byte pieces (head_dim and the pool's rows whole vectors, aligned pools), else
+// element by element (cp.async of 4-byte floats; a bf16 is read and stored by the thread).
+template <typename T>
+__device__ __forceinline__ void load_tile(const AttentionParams& p, const int32_t* table,
+                                          int kv_head, int tile0, int visible, int stage,
+                                          bool vector, DecodeShared<T>& s) {
+    const int d = p.head_dim, width = vector ? DecodeShared<T>::kVector : 1, pieces = d / width;
     const int block_size = static_cast<int>(p.block_size);
+    const T* keys = static_cast<const T*>(p.keys);
+    const T* values = static_cast<const T*>(p.values);
     if (tile0 < visible) {
         for (int index = threadIdx.x; index < kTile * pieces; index += kThreads) {
             const int r = index / pieces, c = width * (index % pieces);
@@ -91,25 +104,40 @@ __device__ __forceinline__ void load_tile(const AttentionParams& p, const int32_
                          kv_head * d + c;
             }
             if (vector) {
-                copy_async_16(&s.keys[stage][r][c], p.keys + offset, valid);
-                copy_async_16(&s.values[stage][r][c], p.values + offset, valid);
+                copy_async_16(&s.keys[stage][r][c], keys + offset, valid);
+                copy_async_16(&s.values[stage][r][c], values + offset, valid);
+            } else if constexpr (sizeof(T) == 4) {
+                copy_async_4(&s.keys[stage][r][c], keys + offset, valid);
+                copy_async_4(&s.values[stage][r][c], values + offset, valid);
             } else {
-                copy_async_4(&s.keys[stage][r][c], p.keys + offset, valid);
-                copy_async_4(&s.values[stage][r][c], p.values + offset, valid);
+                s.keys[stage][r][c] = valid ? keys[offset] : T{};
+                s.values[stage][r][c] = valid ? values[offset] : T{};
             }
         }
     }
     commit_async_copies();
 }
 
+// Four floats of a staged row from its 16-byte vector (f32) or half of one (bf16).
+__device__ __forceinline__ float4 load_four(const float* row, int i) {
+    return *reinterpret_cast<const float4*>(row + i);
+}
+__device__ __forceinline__ float4 load_four(const __nv_bfloat16* row, int i) {
+    const uint2 bits = *reinterpret_cast<const uint2*>(row + i);
+    const float2 low = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&bits.x));
+    const float2 high = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&bits.y));
+    return make_float4(low.x, low.y, high.x, high.y);
+}
+
 // q_g . k_p for lane p of warp g, in four independent sums (a chain of 128 dependent FMAs would
 // cost more than the tile's loads).
-__device__ __forceinline__ float dot_query_key(const float* q, const float* key, int d, bool vector) {
+template <typename T>
+__device__ __forceinline__ float dot_query_key(const float* q, const T* key, int d, bool vector) {
     float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     if (vector) {
 #pragma unroll 8
         for (int i = 0; i < d; i += 4) {
-            const float4 k = *reinterpret_cast<const float4*>(key + i);
+            const float4 k = load_four(key, i);
             const float4 x = *reinterpret_cast<const float4*>(q + i);
             sum[0] = fmaf(x.x, k.x, sum[0]);
             sum[1] = fmaf(x.y, k.y, sum[1]);
@@ -117,7 +145,8 @@ __device__ __forceinline__ float dot_query_key(const float* q, const float* key,
             sum[3] = fmaf(x.w, k.w, sum[3]);
         }
     } else {
-        for (int i = 0; i < d; ++i) sum[i & 3] = fmaf(q[i], key[i], sum[i & 3]);
+        for (int i = 0; i < d; ++i)
+            sum[i & 3] = fmaf(q[i], paged_attention::load_kv(key[i]), sum[i & 3]);
     }
     return (sum[0] + sum[1]) + (sum[2] + sum[3]);
 }
@@ -126,10 +155,11 @@ __device__ __forceinline__ float dot_query_key(const float* q, const float* key,
 //   tile load   all threads: K and V rows of 32 positions, kStages - 1 tiles ahead
 //   scores    warp g < G, lane p: q_g . k_p, the tile's max and sum, P[g][p]
 //   output    thread (r, i), r = tid / d: dimension i of heads r, r + 256/d, ...
+template <typename T>
 __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams p) {
     allow_dependents();  // the o projection (PDL) streams its weights meanwhile
     extern __shared__ float4 shared_words[];
-    DecodeShared& s = *reinterpret_cast<DecodeShared*>(shared_words);
+    DecodeShared<T>& s = *reinterpret_cast<DecodeShared<T>*>(shared_words);
     const int d = p.head_dim, group = p.group;
     const int token = blockIdx.x, kv_head = blockIdx.y;
     if (p.skip_long_runs &&
@@ -141,17 +171,19 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
     // Causal: positions 0 .. own, of which this split's.
     const int visible = min(p.positions[token] + 1, begin + p.split);
     const int32_t* table = p.tables + p.table_offsets[token];
-    const int heads_per_pass = kThreads / d;                 // output rows of threads
+    const int heads_per_pass = kThreads / d;  // output rows of threads
     const int my_dim = threadIdx.x % d, my_row = threadIdx.x / d;
     const bool outputs = threadIdx.x < heads_per_pass * d;  // a partial last row stays idle
-    const bool vector = d % 4 == 0 && p.kv_width % 4 == 0 &&
+    constexpr int kVector = DecodeShared<T>::kVector;
+    const bool vector = d % kVector == 0 && p.kv_width % kVector == 0 &&
                         reinterpret_cast<uintptr_t>(p.keys) % 16 == 0 &&
                         reinterpret_cast<uintptr_t>(p.values) % 16 == 0;
 
     if (begin >= visible) {  // a split past this token's own position: nothing to attend
         for (int index = threadIdx.x; index < group * (d + 2); index += kThreads) {
             const int g = index / (d + 2), i = index % (d + 2);
-            const int64_t head = static_cast<int64_t>(token) * (p.q_width / d) + kv_head * group + g;
+            const int64_t head =
+                static_cast<int64_t>(token) * (p.q_width / d) + kv_head * group + g;
             p.partial[(head * p.n_splits + blockIdx.z) * (d + 2) + i] = i == d ? -INFINITY : 0.0f;
         }
         return;
@@ -173,16 +205,17 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
         const int stage = i % kStages, tile0 = begin + i * kTile;
         wait_async_copies<kStages - 2>();  // tile i is here
         __syncthreads();  // for everyone; and everyone is done with tile i - 1, whose stage refills
-        load_tile(p, table, kv_head, tile0 + (kStages - 1) * kTile, visible, (i + kStages - 1) % kStages,
-                  vector, s);
+        load_tile(p, table, kv_head, tile0 + (kStages - 1) * kTile, visible,
+                  (i + kStages - 1) % kStages, vector, s);
         if (warp < group) {
             const int position = tile0 + lane;
             float score = -INFINITY;
-            if (position < visible) score = dot_query_key(s.q[warp], s.keys[stage][lane], d, vector) * p.scale;
+            if (position < visible)
+                score = dot_query_key(s.q[warp], s.keys[stage][lane], d, vector) * p.scale;
             // Finite: the split's first position is visible.
             const float new_max = fmaxf(running_max, warp_max(score));
             const float weight = position < visible ? expf(score - new_max) : 0.0f;
-            const float factor = expf(running_max - new_max);            // 0 on the first tile
+            const float factor = expf(running_max - new_max);  // 0 on the first tile
             running_sum = running_sum * factor + warp_sum(weight);
             running_max = new_max;
             s.probs[warp][lane] = weight;
@@ -195,7 +228,10 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
             if (outputs && g < group) {
                 float value = acc[j] * s.rescale[g];
 #pragma unroll 8
-                for (int r = 0; r < kTile; ++r) value = fmaf(s.probs[g][r], s.values[stage][r][my_dim], value);
+                for (int r = 0; r < kTile; ++r) {
+                    value = fmaf(s.probs[g][r],
+                                 paged_attention::load_kv(s.values[stage][r][my_dim]), value);
+                }
                 acc[j] = value;
             }
         }
@@ -203,7 +239,8 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
     if (warp < group && lane == 0) {
         s.sums[warp] = running_sum;
         if (p.n_splits > 1) {
-            const int64_t head = static_cast<int64_t>(token) * (p.q_width / d) + kv_head * group + warp;
+            const int64_t head =
+                static_cast<int64_t>(token) * (p.q_width / d) + kv_head * group + warp;
             float* state = p.partial + (head * p.n_splits + blockIdx.z) * (d + 2);
             state[d] = running_max;
             state[d + 1] = running_sum;
@@ -215,11 +252,12 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
         const int g = my_row + j * heads_per_pass;
         if (outputs && g < group) {
             if (p.n_splits > 1) {
-                const int64_t head = static_cast<int64_t>(token) * (p.q_width / d) + kv_head * group + g;
+                const int64_t head =
+                    static_cast<int64_t>(token) * (p.q_width / d) + kv_head * group + g;
                 p.partial[(head * p.n_splits + blockIdx.z) * (d + 2) + my_dim] = acc[j];
             } else {
-                p.out[static_cast<int64_t>(token) * p.q_width + (kv_head * group + g) * d + my_dim] =
-                    acc[j] / s.sums[g];
+                p.out[static_cast<int64_t>(token) * p.q_width + (kv_head * group + g) * d +
+                      my_dim] = acc[j] / s.sums[g];
             }
         }
     }
@@ -231,7 +269,8 @@ __global__ void combine_kernel(const float* partial, int n_splits, int head_dim,
     const int64_t head = static_cast<int64_t>(blockIdx.x) * gridDim.y + blockIdx.y;
     const float* states = partial + head * n_splits * (head_dim + 2);
     float largest = -INFINITY;
-    for (int s = 0; s < n_splits; ++s) largest = fmaxf(largest, states[s * (head_dim + 2) + head_dim]);
+    for (int s = 0; s < n_splits; ++s)
+        largest = fmaxf(largest, states[s * (head_dim + 2) + head_dim]);
     float total = 0.0f, value = 0.0f;
     for (int s = 0; s < n_splits; ++s) {
         const float* state = states + s * (head_dim + 2);
@@ -243,15 +282,29 @@ __global__ void combine_kernel(const float* partial, int n_splits, int head_dim,
 }
 
 // Whether the tiled kernel can take this step: many tokens, a group and head_dim it holds, and
-// 16-byte aligned rows for its vector loads (views into larger buffers might not be).
+// 16-byte aligned rows for its vector loads (views into larger buffers might not be): head_dim
+// whole vectors of q (4 floats) and of the pool (4 floats, 8 bf16).
 bool takes_prefill_kernel(const Tensor& q, const KvLayer& pool, const AttentionShape& shape) {
     const auto aligned = [](const Tensor& t) {
-        return reinterpret_cast<uintptr_t>(t.data<float>()) % 16 == 0;
+        return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0;
     };
     const int64_t group = shape.n_heads / shape.n_kv_heads;
-    return q.dim(0) > paged_attention::kPrefillMinTokens && group <= paged_attention::kPrefillHeads &&
-           shape.head_dim <= paged_attention::kPrefillDim && shape.head_dim % 4 == 0 && aligned(q) &&
-           aligned(pool.keys) && aligned(pool.values);
+    const int64_t vector = pool.keys.dtype() == DType::bf16 ? 8 : 4;
+    return q.dim(0) > paged_attention::kPrefillMinTokens &&
+           group <= paged_attention::kPrefillHeads &&
+           shape.head_dim <= paged_attention::kPrefillDim && shape.head_dim % vector == 0 &&
+           aligned(q) && aligned(pool.keys) && aligned(pool.values);
+}
+
+// Launches the per-token kernel on pool elements T.
+template <typename T>
+void launch_attention(const AttentionParams& params, dim3 grid) {
+    constexpr size_t kSharedBytes = sizeof(DecodeShared<T>);
+    FOURBIT_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<T>,
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(kSharedBytes)));
+    attention_kernel<T><<<grid, kThreads, kSharedBytes, current_stream()>>>(params);
+    FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
@@ -262,11 +315,17 @@ void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens&
     if (n == 0) return;
     DeviceScope scope(keys.device().index);
     Tensor key_pool = pool.keys, value_pool = pool.values;  // handles onto the shared pool
-    kv_write_kernel<<<static_cast<unsigned>(n), 128, 0, current_stream()>>>(
-        keys.data<float>(), values.data<float>(), tokens.positions.data<int32_t>(),
-        tokens.table_offsets.data<int32_t>(), tokens.block_tables.data<int32_t>(),
-        static_cast<int>(pool.block_size), static_cast<int>(width), key_pool.data<float>(),
-        value_pool.data<float>());
+    auto launch = [&](auto* key_rows, auto* value_rows) {
+        kv_write_kernel<<<static_cast<unsigned>(n), 128, 0, current_stream()>>>(
+            keys.data<float>(), values.data<float>(), tokens.positions.data<int32_t>(),
+            tokens.table_offsets.data<int32_t>(), tokens.block_tables.data<int32_t>(),
+            static_cast<int>(pool.block_size), static_cast<int>(width), key_rows, value_rows);
+    };
+    if (pool.keys.dtype() == DType::bf16) {
+        launch(key_pool.data<__nv_bfloat16>(), value_pool.data<__nv_bfloat16>());
+    } else {
+        launch(key_pool.data<float>(), value_pool.data<float>());
+    }
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
@@ -276,9 +335,11 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     if (n_tokens == 0) return;
     DeviceScope scope(q.device().index);
     const bool prefill = takes_prefill_kernel(q, pool, shape);
+    const bool bf16_pool = pool.keys.dtype() == DType::bf16;
     AttentionParams params{q.data<float>(),
-                           pool.keys.data<float>(),
-                           pool.values.data<float>(),
+                           pool.keys.raw(),
+                           pool.values.raw(),
+                           bf16_pool,
                            tokens.positions.data<int32_t>(),
                            tokens.table_offsets.data<int32_t>(),
                            tokens.block_tables.data<int32_t>(),
@@ -304,7 +365,8 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     const int64_t ctas = (prefill ? token_tiles : n_tokens) * shape.n_kv_heads;
     const int64_t target = prefill ? kPrefillTargetCtas : kTargetCtas;
     const int64_t context = std::max<int64_t>(tokens.max_context, 1);
-    int64_t splits = ctas >= target ? 1 : std::min<int64_t>(target / ctas, (context + tile - 1) / tile);
+    int64_t splits =
+        ctas >= target ? 1 : std::min<int64_t>(target / ctas, (context + tile - 1) / tile);
     splits = std::max<int64_t>(splits, 1);
     params.split = static_cast<int>(((context + splits - 1) / splits + tile - 1) / tile * tile);
     params.n_splits = static_cast<int>((context + params.split - 1) / params.split);
@@ -322,11 +384,11 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     // Every token's CTAs; with the tiled kernel, those of long runs return at once.
     const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_kv_heads),
                     static_cast<unsigned>(params.n_splits));
-    constexpr size_t kSharedBytes = sizeof(DecodeShared);
-    FOURBIT_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(kSharedBytes)));
-    attention_kernel<<<grid, kThreads, kSharedBytes, current_stream()>>>(params);
-    FOURBIT_CUDA_CHECK_LAUNCH();
+    if (bf16_pool) {
+        launch_attention<__nv_bfloat16>(params, grid);
+    } else {
+        launch_attention<float>(params, grid);
+    }
     if (params.n_splits > 1) {
         const dim3 heads(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_heads));
         combine_kernel<<<heads, static_cast<unsigned>(d), 0, current_stream()>>>(

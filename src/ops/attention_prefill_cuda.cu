@@ -17,18 +17,29 @@ constexpr int kStageStride = kPrefillDim + 4;
 constexpr int kRowWords = kPrefillDim / 2 + 4;
 constexpr int kValueWords = kPrefillPositions / 2 + 4;
 
-// A 32-bit word holds two bf16, the lower index in the low half; [0] holds the hi parts, [1]
+// A 32-bit word holds two bf16, the lower index in the low half; q[0] holds the hi parts, q[1]
 // the lo parts.
-struct PrefillShared {
+struct PrefillQueries {
     uint32_t q[2][kPrefillHeads * kPrefillTokens][kRowWords];  // row h * 32 + token
-    float key_stage[kPrefillPositions][kStageStride];
-    float value_stage[kPrefillPositions][kStageStride];
-    uint32_t keys[2][kPrefillPositions][kRowWords];
-    uint32_t values[2][kPrefillDim][kValueWords];  // [dimension][pair of positions]
     int pool_row[kPrefillPositions];  // the next tile's rows in the pool (-1: past the walk)
     int position[kPrefillTokens];     // the tile's tokens' positions (-1 past the batch)
     unsigned long_runs;               // bit t: tile token t belongs to a long run
     unsigned run_starts;              // bit t: and the tile's part of its run starts there
+};
+
+// An f32 pool's tile: staged as read, then split (keys[0], values[0] the hi parts). Every row
+// starts on 16 bytes (cp.async and vector accesses), past the queries' odd-sized tail too.
+struct F32Tiles : PrefillQueries {
+    alignas(16) float key_stage[kPrefillPositions][kStageStride];
+    alignas(16) float value_stage[kPrefillPositions][kStageStride];
+    alignas(16) uint32_t keys[2][kPrefillPositions][kRowWords];
+    alignas(16) uint32_t values[2][kPrefillDim][kValueWords];  // [dimension][pair of positions]
+};
+
+// A bf16 pool's tiles as stored, two stages (the next tile's while this one is multiplied).
+struct Bf16Tiles : PrefillQueries {
+    alignas(16) uint32_t keys[2][kPrefillPositions][kRowWords];
+    alignas(16) uint32_t values[2][kPrefillPositions][kRowWords];
 };
 
 // (a, b) = hi + lo as two bf16 pairs, |a - hi.x - lo.x| <= 2^-18 |a| (likewise b).
@@ -41,17 +52,34 @@ __device__ __forceinline__ void split_pair(float a, float b, uint32_t& hi, uint3
 }
 
 // d += a b with both operands split: three products, the small ones first.
-__device__ __forceinline__ void mma_split(float (&d)[4], const uint32_t (&a_hi)[4], const uint32_t (&a_lo)[4],
-                                          const uint32_t (&b_hi)[2], const uint32_t (&b_lo)[2]) {
+__device__ __forceinline__ void mma_split(float (&d)[4], const uint32_t (&a_hi)[4],
+                                          const uint32_t (&a_lo)[4], const uint32_t (&b_hi)[2],
+                                          const uint32_t (&b_lo)[2]) {
     nvfp4::mma_bf16_16x8x16(d, a_lo, b_hi);
     nvfp4::mma_bf16_16x8x16(d, a_hi, b_lo);
     nvfp4::mma_bf16_16x8x16(d, a_hi, b_hi);
 }
 
+// d += a b with a split and b exact (a bf16 pool's keys and values): two products.
+__device__ __forceinline__ void mma_split_a(float (&d)[4], const uint32_t (&a_hi)[4],
+                                            const uint32_t (&a_lo)[4], const uint32_t (&b)[2]) {
+    nvfp4::mma_bf16_16x8x16(d, a_lo, b);
+    nvfp4::mma_bf16_16x8x16(d, a_hi, b);
+}
+
+// ldmatrix.trans: like nvfp4::load_matrices, each 8x8 matrix transposed (lane 4g + t receives
+// elements (2t, g) and (2t + 1, g)): the B fragment of a matrix stored k-major.
+__device__ __forceinline__ void load_matrices_transposed(uint32_t (&words)[4], const void* row) {
+    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(words[0]), "=r"(words[1]), "=r"(words[2]), "=r"(words[3])
+                 : "r"(address));
+}
+
 // Where positions [tile0, tile0 + 32) of the walk through `table` sit in the pool (-1 from walk_end
 // on): threads 0 .. 31, once per tile, so that the copies need no division.
-__device__ __forceinline__ void find_pool_rows(const AttentionParams& p, const int32_t* table, int tile0,
-                                               int walk_end, PrefillShared& s) {
+__device__ __forceinline__ void find_pool_rows(const AttentionParams& p, const int32_t* table,
+                                               int tile0, int walk_end, PrefillQueries& s) {
     if (threadIdx.x < kPrefillPositions) {
         const int position = tile0 + static_cast<int>(threadIdx.x);
         const int block_size = static_cast<int>(p.block_size);
@@ -62,22 +90,47 @@ __device__ __forceinline__ void find_pool_rows(const AttentionParams& p, const i
 
 // The tile whose rows find_pool_rows found into the staging buffers, zeros past the walk and past
 // head_dim. 64-bit offsets: a pool row times the row width can pass 2^31.
-__device__ __forceinline__ void load_kv_tile(const AttentionParams& p, int kv_head, PrefillShared& s) {
+__device__ __forceinline__ void load_kv_tile(const AttentionParams& p, int kv_head, F32Tiles& s,
+                                             int) {
     constexpr int kVectors = kPrefillDim / 4;  // 16-byte vectors per row
+    const float* keys = static_cast<const float*>(p.keys);
+    const float* values = static_cast<const float*>(p.values);
 #pragma unroll 4
     for (int index = threadIdx.x; index < kPrefillPositions * kVectors; index += kPrefillThreads) {
         const int r = index / kVectors, c = 4 * (index % kVectors);
         const int row = s.pool_row[r];
         const bool valid = row >= 0 && c < p.head_dim;
-        const int64_t offset = valid ? static_cast<int64_t>(row) * p.kv_width + kv_head * p.head_dim + c : 0;
-        copy_async_16(&s.key_stage[r][c], p.keys + offset, valid);
-        copy_async_16(&s.value_stage[r][c], p.values + offset, valid);
+        const int64_t offset =
+            valid ? static_cast<int64_t>(row) * p.kv_width + kv_head * p.head_dim + c : 0;
+        copy_async_16(&s.key_stage[r][c], keys + offset, valid);
+        copy_async_16(&s.value_stage[r][c], values + offset, valid);
     }
     commit_async_copies();
 }
 
-// The staged tile as bf16 hi/lo: keys row-major, values transposed.
-__device__ __forceinline__ void split_kv_tile(PrefillShared& s) {
+// A bf16 pool's tile into stage `stage` as stored (8 elements a 16-byte vector).
+__device__ __forceinline__ void load_kv_tile(const AttentionParams& p, int kv_head, Bf16Tiles& s,
+                                             int stage) {
+    constexpr int kVectors = kPrefillDim / 8;
+    const __nv_bfloat16* keys = static_cast<const __nv_bfloat16*>(p.keys);
+    const __nv_bfloat16* values = static_cast<const __nv_bfloat16*>(p.values);
+#pragma unroll 4
+    for (int index = threadIdx.x; index < kPrefillPositions * kVectors; index += kPrefillThreads) {
+        const int r = index / kVectors, c = 8 * (index % kVectors);
+        const int row = s.pool_row[r];
+        const bool valid = row >= 0 && c < p.head_dim;
+        const int64_t offset =
+            valid ? static_cast<int64_t>(row) * p.kv_width + kv_head * p.head_dim + c : 0;
+        copy_async_16(&s.keys[stage][r][c / 2], keys + offset, valid);
+        copy_async_16(&s.values[stage][r][c / 2], values + offset, valid);
+    }
+    commit_async_copies();
+}
+
+// The staged tile as bf16 hi/lo: keys row-major, values transposed. (A bf16 pool's tile is
+// multiplied as it landed.)
+__device__ __forceinline__ void prepare_kv_tile(Bf16Tiles&) {}
+__device__ __forceinline__ void prepare_kv_tile(F32Tiles& s) {
     constexpr int kVectors = kPrefillDim / 4;
 #pragma unroll 4
     for (int index = threadIdx.x; index < kPrefillPositions * kVectors; index += kPrefillThreads) {
@@ -104,7 +157,8 @@ __device__ __forceinline__ void split_kv_tile(PrefillShared& s) {
 
 // Rows (h, t) of the tile's 32 tokens as bf16 hi/lo; zeros for heads past the group, tokens past
 // the batch and dimensions past head_dim (they then add nothing to any score).
-__device__ __forceinline__ void load_queries(const AttentionParams& p, int first, int kv_head, PrefillShared& s) {
+__device__ __forceinline__ void load_queries(const AttentionParams& p, int first, int kv_head,
+                                             PrefillQueries& s) {
     constexpr int kVectors = kPrefillDim / 4;
     constexpr int kRows = kPrefillHeads * kPrefillTokens;
     for (int index = threadIdx.x; index < kRows * kVectors; index += kPrefillThreads) {
@@ -132,8 +186,8 @@ constexpr int kLaneRows = 2 * kRowTiles;
 // by log2 e), so that each weight is one exp2.
 struct RowState {
     float out[kRowTiles][kPrefillDim / 8][4];  // 16 dimension tiles of m16n8 accumulators
-    float max[kLaneRows];                      // each row's running maximum (the same in its 4 lanes)
-    float sum[kLaneRows];                      // this lane's share of each row's running sum
+    float max[kLaneRows];  // each row's running maximum (the same in its 4 lanes)
+    float sum[kLaneRows];  // this lane's share of each row's running sum
 };
 
 // What a warp needs to walk a run: its rows' positions (a row sees positions <= its position; -1:
@@ -144,10 +198,33 @@ struct WalkRows {
     float scale_log2;
 };
 
+// A warp's scores of one tile: m16 tile m, 8 positions nt, the m16n8 accumulator.
+using TileScores = float[kRowTiles][kPrefillPositions / 8][4];
+
+// ldmatrix row addresses: lane 8i + j gives row j of matrix i.
+__device__ __forceinline__ int matrix_index() { return (threadIdx.x & 31) >> 3; }
+__device__ __forceinline__ int matrix_row() { return threadIdx.x & 7; }
+
+// The hi/lo A fragments of k-tile kt (dimensions 16kt ..) of warp h's rows, both m16 tiles.
+__device__ __forceinline__ void load_query_fragments(const PrefillQueries& s, int h, int kt,
+                                                     uint32_t (&q_hi)[kRowTiles][4],
+                                                     uint32_t (&q_lo)[kRowTiles][4]) {
+    const int i = matrix_index(), j = matrix_row();
+    const uint32_t* q_row = &s.q[0][h * kPrefillTokens + j + 8 * (i & 1)][4 * (i >> 1)];
+    constexpr int kQueryPlane =
+        kPrefillHeads * kPrefillTokens * kRowWords;  // words from q[0] to q[1]
+#pragma unroll
+    for (int m = 0; m < kRowTiles; ++m) {
+        nvfp4::load_matrices(q_hi[m], q_row + 16 * m * kRowWords + 8 * kt);
+        nvfp4::load_matrices(q_lo[m], q_row + kQueryPlane + 16 * m * kRowWords + 8 * kt);
+    }
+}
+
 // acc(m) += a[m] b for both m16 tiles, b the hi/lo B fragments (hi b0, b1, lo b0, b1) that
 // ldmatrix gathers from `b_rows` (this lane's row address).
 template <class Acc>
-__device__ __forceinline__ void multiply_fragment(const uint32_t* b_rows, const uint32_t (&a_hi)[kRowTiles][4],
+__device__ __forceinline__ void multiply_fragment(const uint32_t* b_rows,
+                                                  const uint32_t (&a_hi)[kRowTiles][4],
                                                   const uint32_t (&a_lo)[kRowTiles][4], Acc acc) {
     uint32_t b[4];
     nvfp4::load_matrices(b, b_rows);
@@ -156,49 +233,129 @@ __device__ __forceinline__ void multiply_fragment(const uint32_t* b_rows, const 
     for (int m = 0; m < kRowTiles; ++m) mma_split(acc(m), a_hi[m], a_lo[m], b_hi, b_lo);
 }
 
-// Calls f(score, lane row r, its position in the tile) for each of a lane's scores of a tile.
-template <class F>
-__device__ __forceinline__ void for_each_score(float (&score)[kRowTiles][kPrefillPositions / 8][4], F f) {
-    const int t = threadIdx.x & 3;
+// acc(m, 0) += a[m] b0 and acc(m, 1) += a[m] b1 for both m16 tiles, b0 and b1 exact B fragments
+// of two neighbouring n-tiles (words 0, 1 and 2, 3 of what ldmatrix gathered).
+template <class Acc>
+__device__ __forceinline__ void multiply_exact_pair(const uint32_t (&b)[4],
+                                                    const uint32_t (&a_hi)[kRowTiles][4],
+                                                    const uint32_t (&a_lo)[kRowTiles][4], Acc acc) {
+    const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
 #pragma unroll
     for (int m = 0; m < kRowTiles; ++m) {
-#pragma unroll
-        for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
-#pragma unroll
-            for (int c = 0; c < 4; ++c) f(score[m][nt][c], 2 * m + (c >> 1), 8 * nt + 2 * t + (c & 1));
-        }
+        mma_split_a(acc(m, 0), a_hi[m], a_lo[m], b0);
+        mma_split_a(acc(m, 1), a_hi[m], a_lo[m], b1);
     }
 }
 
-// One tile for warp h's rows: scores, the causal mask, the online softmax, and out += p v. All 128
-// dimensions, whatever head_dim (the rest are zeros): loop bounds known at compile time keep each
-// product one block of independent mma chains that the compiler interleaves. Each key and value
-// fragment serves both m16 tiles.
-__device__ __forceinline__ void attend_tile(const PrefillShared& s, int h, int tile0, const WalkRows& rows,
-                                            RowState& state) {
-    const int lane = threadIdx.x & 31;
-    // ldmatrix row addresses: lane 8i + j gives row j of matrix i.
-    const int j = lane & 7, i = lane >> 3;
-    const uint32_t* q_row = &s.q[0][h * kPrefillTokens + j + 8 * (i & 1)][4 * (i >> 1)];
-    const uint32_t* key_row = &s.keys[i >> 1][j][4 * (i & 1)];
-    const uint32_t* value_row = &s.values[i >> 1][j][4 * (i & 1)];
-    constexpr int kQueryPlane = kPrefillHeads * kPrefillTokens * kRowWords;  // words from q[0] to q[1]
-
-    float score[kRowTiles][kPrefillPositions / 8][4] = {};
+// score = q k^T over all 128 dimensions, whatever head_dim (the rest are zeros): loop bounds
+// known at compile time keep each product one block of independent mma chains that the
+// compiler interleaves. Each key fragment serves both m16 tiles.
+__device__ __forceinline__ void tile_scores(const F32Tiles& s, int, int h, TileScores& score) {
+    const int i = matrix_index(), j = matrix_row();
+    const uint32_t* key_row =
+        &s.keys[i >> 1][j][4 * (i & 1)];  // matrix i: plane i / 2, k half i % 2
 #pragma unroll
     for (int kt = 0; kt < kPrefillDim / 16; ++kt) {
         uint32_t q_hi[kRowTiles][4], q_lo[kRowTiles][4];
-#pragma unroll
-        for (int m = 0; m < kRowTiles; ++m) {
-            nvfp4::load_matrices(q_hi[m], q_row + 16 * m * kRowWords + 8 * kt);
-            nvfp4::load_matrices(q_lo[m], q_row + kQueryPlane + 16 * m * kRowWords + 8 * kt);
-        }
+        load_query_fragments(s, h, kt, q_hi, q_lo);
 #pragma unroll
         for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
             multiply_fragment(key_row + 8 * nt * kRowWords + 8 * kt, q_hi, q_lo,
                               [&](int m) -> float(&)[4] { return score[m][nt]; });
         }
     }
+}
+
+__device__ __forceinline__ void tile_scores(const Bf16Tiles& s, int stage, int h,
+                                            TileScores& score) {
+    const int i = matrix_index(), j = matrix_row();
+    // Matrix i: positions 8 (i / 2) .. of a pair of n-tiles, k half i % 2.
+    const uint32_t* key_row = &s.keys[stage][j + 8 * (i >> 1)][4 * (i & 1)];
+#pragma unroll
+    for (int kt = 0; kt < kPrefillDim / 16; ++kt) {
+        uint32_t q_hi[kRowTiles][4], q_lo[kRowTiles][4];
+        load_query_fragments(s, h, kt, q_hi, q_lo);
+#pragma unroll
+        for (int pair = 0; pair < kPrefillPositions / 16; ++pair) {
+            uint32_t b[4];
+            nvfp4::load_matrices(b, key_row + 16 * pair * kRowWords + 8 * kt);
+            multiply_exact_pair(
+                b, q_hi, q_lo, [&](int m, int n) -> float(&)[4] { return score[m][2 * pair + n]; });
+        }
+    }
+}
+
+// Score tiles 2kt and 2kt + 1 (positions 16kt .. 16kt + 15) as the hi/lo A fragments of p v.
+__device__ __forceinline__ void split_weights(const TileScores& score, int kt,
+                                              uint32_t (&p_hi)[kRowTiles][4],
+                                              uint32_t (&p_lo)[kRowTiles][4]) {
+#pragma unroll
+    for (int m = 0; m < kRowTiles; ++m) {
+        split_pair(score[m][2 * kt][0], score[m][2 * kt][1], p_hi[m][0], p_lo[m][0]);
+        split_pair(score[m][2 * kt][2], score[m][2 * kt][3], p_hi[m][1], p_lo[m][1]);
+        split_pair(score[m][2 * kt + 1][0], score[m][2 * kt + 1][1], p_hi[m][2], p_lo[m][2]);
+        split_pair(score[m][2 * kt + 1][2], score[m][2 * kt + 1][3], p_hi[m][3], p_lo[m][3]);
+    }
+}
+
+// out += p v, p the tile's softmax weights (in `score`), every value fragment serving both m16
+// tiles.
+__device__ __forceinline__ void accumulate_values(const F32Tiles& s, int, const TileScores& score,
+                                                  RowState& state) {
+    const int i = matrix_index(), j = matrix_row();
+    const uint32_t* value_row = &s.values[i >> 1][j][4 * (i & 1)];
+#pragma unroll
+    for (int kt = 0; kt < kPrefillPositions / 16; ++kt) {
+        uint32_t p_hi[kRowTiles][4], p_lo[kRowTiles][4];
+        split_weights(score, kt, p_hi, p_lo);
+#pragma unroll
+        for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
+            multiply_fragment(value_row + 8 * dt * kValueWords + 8 * kt, p_hi, p_lo,
+                              [&](int m) -> float(&)[4] { return state.out[m][dt]; });
+        }
+    }
+}
+
+__device__ __forceinline__ void accumulate_values(const Bf16Tiles& s, int stage,
+                                                  const TileScores& score, RowState& state) {
+    const int i = matrix_index(), j = matrix_row();
+    // Matrix i, transposed: positions 8 (i % 2) .. of a k-tile, dimensions 8 (i / 2) .. of a pair
+    // of n-tiles.
+    const uint32_t* value_row = &s.values[stage][j + 8 * (i & 1)][4 * (i >> 1)];
+#pragma unroll
+    for (int kt = 0; kt < kPrefillPositions / 16; ++kt) {
+        uint32_t p_hi[kRowTiles][4], p_lo[kRowTiles][4];
+        split_weights(score, kt, p_hi, p_lo);
+#pragma unroll
+        for (int pair = 0; pair < kPrefillDim / 16; ++pair) {
+            uint32_t b[4];
+            load_matrices_transposed(b, value_row + 16 * kt * kRowWords + 8 * pair);
+            multiply_exact_pair(b, p_hi, p_lo, [&](int m, int n) -> float(&)[4] {
+                return state.out[m][2 * pair + n];
+            });
+        }
+    }
+}
+
+// Calls f(score, lane row r, its position in the tile) for each of a lane's scores of a tile.
+template <class F>
+__device__ __forceinline__ void for_each_score(TileScores& score, F f) {
+    const int t = threadIdx.x & 3;
+#pragma unroll
+    for (int m = 0; m < kRowTiles; ++m) {
+#pragma unroll
+        for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
+#pragma unroll
+            for (int c = 0; c < 4; ++c)
+                f(score[m][nt][c], 2 * m + (c >> 1), 8 * nt + 2 * t + (c & 1));
+        }
+    }
+}
+
+// The causal mask and the online softmax of one tile's scores: they become the tile's weights,
+// and the row state (maxima, sums, outputs so far) is rescaled to the new maxima.
+__device__ __forceinline__ void softmax_tile(TileScores& score, int tile0, const WalkRows& rows,
+                                             RowState& state) {
     float tile_max[kLaneRows];
 #pragma unroll
     for (int r = 0; r < kLaneRows; ++r) tile_max[r] = -INFINITY;
@@ -236,23 +393,16 @@ __device__ __forceinline__ void attend_tile(const PrefillShared& s, int h, int t
             state.out[m][dt][3] *= factor[2 * m + 1];
         }
     }
-#pragma unroll
-    for (int kt = 0; kt < kPrefillPositions / 16; ++kt) {
-        // Score tiles 2kt and 2kt + 1 are the A fragment of positions 16kt .. 16kt + 15.
-        uint32_t p_hi[kRowTiles][4], p_lo[kRowTiles][4];
-#pragma unroll
-        for (int m = 0; m < kRowTiles; ++m) {
-            split_pair(score[m][2 * kt][0], score[m][2 * kt][1], p_hi[m][0], p_lo[m][0]);
-            split_pair(score[m][2 * kt][2], score[m][2 * kt][3], p_hi[m][1], p_lo[m][1]);
-            split_pair(score[m][2 * kt + 1][0], score[m][2 * kt + 1][1], p_hi[m][2], p_lo[m][2]);
-            split_pair(score[m][2 * kt + 1][2], score[m][2 * kt + 1][3], p_hi[m][3], p_lo[m][3]);
-        }
-#pragma unroll
-        for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
-            multiply_fragment(value_row + 8 * dt * kValueWords + 8 * kt, p_hi, p_lo,
-                              [&](int m) -> float(&)[4] { return state.out[m][dt]; });
-        }
-    }
+}
+
+// One tile for warp h's rows: scores, the causal mask, the online softmax, and out += p v.
+template <class Tiles>
+__device__ __forceinline__ void attend_tile(const Tiles& s, int stage, int h, int tile0,
+                                            const WalkRows& rows, RowState& state) {
+    TileScores score = {};
+    tile_scores(s, stage, h, score);
+    softmax_tile(score, tile0, rows, state);
+    accumulate_values(s, stage, score, state);
 }
 
 // A lane's rows, normalised into out or, split, as partial state for combine_kernel (whose
@@ -292,8 +442,9 @@ __device__ __forceinline__ void write_rows(const AttentionParams& p, int first, 
 }
 
 // One run, tile tokens [begin, end), over this split's part of positions 0 .. its last one.
-__device__ __forceinline__ void attend_run(const AttentionParams& p, PrefillShared& s, int first, int kv_head,
-                                           int begin, int end) {
+template <class Tiles>
+__device__ __forceinline__ void attend_run(const AttentionParams& p, Tiles& s, int first,
+                                           int kv_head, int begin, int end) {
     const int h = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
     WalkRows rows;
     int min_position = INT_MAX;
@@ -309,7 +460,8 @@ __device__ __forceinline__ void attend_run(const AttentionParams& p, PrefillShar
     const int walk_begin = static_cast<int>(blockIdx.z) * p.split;
     const int walk_end = min(walk_begin + p.split, s.position[end - 1] + 1);
     const int n_walk_tiles =
-        walk_end > walk_begin ? (walk_end - walk_begin + kPrefillPositions - 1) / kPrefillPositions : 0;
+        walk_end > walk_begin ? (walk_end - walk_begin + kPrefillPositions - 1) / kPrefillPositions
+                              : 0;
 
     RowState state;
 #pragma unroll
@@ -329,33 +481,36 @@ __device__ __forceinline__ void attend_run(const AttentionParams& p, PrefillShar
     if (n_walk_tiles > 0) {
         find_pool_rows(p, table, walk_begin, walk_end, s);
         __syncthreads();
-        load_kv_tile(p, kv_head, s);
+        load_kv_tile(p, kv_head, s, 0);
     }
+    // Tile i in stage i % 2 (an f32 pool's tiles: in the one staging buffer, then split).
     for (int i = 0; i < n_walk_tiles; ++i) {
         const int tile0 = walk_begin + i * kPrefillPositions;
         wait_async_copies<0>();
-        __syncthreads();  // tile i is staged; everyone is done with tile i - 1's bf16 buffers
-        split_kv_tile(s);
+        __syncthreads();  // tile i has landed; everyone is done with tile i - 1's buffers
+        prepare_kv_tile(s);
         if (i + 1 < n_walk_tiles) find_pool_rows(p, table, tile0 + kPrefillPositions, walk_end, s);
-        __syncthreads();  // tile i's bf16 buffers and tile i + 1's rows are complete
-        if (i + 1 < n_walk_tiles) load_kv_tile(p, kv_head, s);
-        if (h < p.group) attend_tile(s, h, tile0, rows, state);
+        __syncthreads();  // tile i's buffers and tile i + 1's rows are complete
+        if (i + 1 < n_walk_tiles) load_kv_tile(p, kv_head, s, (i + 1) & 1);
+        if (h < p.group) attend_tile(s, i & 1, h, tile0, rows, state);
     }
     if (h < p.group) write_rows(p, first, kv_head, h, rows, state);
 }
 
 // Grid: (tiles of 32 batch tokens, kv heads, splits); the tiles in reverse, so that the latest
 // tokens (the longest walks) start first and the short ones fill the tail.
+template <class Tiles>
 __global__ void __launch_bounds__(kPrefillThreads, 1) prefill_attention_kernel(AttentionParams p) {
     extern __shared__ float4 shared_words[];
-    PrefillShared& s = *reinterpret_cast<PrefillShared*>(shared_words);
+    Tiles& s = *reinterpret_cast<Tiles*>(shared_words);
     const int first = static_cast<int>(gridDim.x - 1 - blockIdx.x) * kPrefillTokens;
     const int kv_head = blockIdx.y;
     if (threadIdx.x < 32) {
         const int token = first + static_cast<int>(threadIdx.x);
         const bool here = threadIdx.x < kPrefillTokens && token < p.n_tokens;
         const bool long_run = here && in_long_run(p.positions, p.table_offsets, p.n_tokens, token);
-        const bool starts = long_run && (threadIdx.x == 0 || !continues_run(p.positions, p.table_offsets, token));
+        const bool starts =
+            long_run && (threadIdx.x == 0 || !continues_run(p.positions, p.table_offsets, token));
         const unsigned long_runs = __ballot_sync(~0u, long_run);
         const unsigned run_starts = __ballot_sync(~0u, starts);
         if (threadIdx.x < kPrefillTokens) s.position[threadIdx.x] = here ? p.positions[token] : -1;
@@ -378,17 +533,28 @@ __global__ void __launch_bounds__(kPrefillThreads, 1) prefill_attention_kernel(A
 
 }  // namespace
 
-// Shared memory opted in first.
-cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads, cudaStream_t stream) {
-    const size_t bytes = sizeof(PrefillShared);
-    const cudaError_t status = cudaFuncSetAttribute(prefill_attention_kernel,
-                                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                    static_cast<int>(bytes));
+namespace {
+
+template <class Tiles>
+cudaError_t launch(const AttentionParams& p, int n_kv_heads, cudaStream_t stream) {
+    const size_t bytes = sizeof(Tiles);
+    const cudaError_t status =
+        cudaFuncSetAttribute(prefill_attention_kernel<Tiles>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
     if (status != cudaSuccess) return status;
     const dim3 grid(static_cast<unsigned>((p.n_tokens + kPrefillTokens - 1) / kPrefillTokens),
                     static_cast<unsigned>(n_kv_heads), static_cast<unsigned>(p.n_splits));
-    prefill_attention_kernel<<<grid, kPrefillThreads, bytes, stream>>>(p);
+    prefill_attention_kernel<Tiles><<<grid, kPrefillThreads, bytes, stream>>>(p);
     return cudaGetLastError();
+}
+
+}  // namespace
+
+// Shared memory opted in first.
+cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads,
+                                     cudaStream_t stream) {
+    return p.bf16_pool ? launch<Bf16Tiles>(p, n_kv_heads, stream)
+                       : launch<F32Tiles>(p, n_kv_heads, stream);
 }
 
 }  // namespace fourbit::cuda::paged_attention

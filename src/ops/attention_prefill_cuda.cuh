@@ -8,19 +8,23 @@
 // 32 tokens x 6 query heads, and runs both products (scores = q k^T, out += p v) on the tensor
 // cores with an online softmax per row (FlashAttention-2's order of work).
 //
-// Precision: the op's contract is f32 (tests: 5e-5 of a double reference), and a bf16 operand
-// alone carries 2^-9 of relative error. So every operand is split into two bf16 numbers,
-// x = hi + lo + O(2^-18 |x|), and each product is hi hi + hi lo + lo hi (the lo lo term is below
-// 2^-18): three bf16 mma.sync per tile product, f32 accumulation. Measured against the f32
-// CUDA-core FMA kernel this replaces: bench/results/cuda_model.md.
+// Precision: the op's contract is f32 arithmetic on the stored keys and values (tests: 5e-5 of
+// a double reference), and a bf16 operand alone carries 2^-9 of relative error. So every f32
+// operand is split into two bf16 numbers, x = hi + lo + O(2^-18 |x|), and each product is
+// hi hi + hi lo + lo hi (the lo lo term is below 2^-18): three bf16 mma.sync per tile product,
+// f32 accumulation. A bf16 pool's keys and values are exact bf16 numbers: only q and the softmax
+// weights are split, two mma per product. Measured against the f32 CUDA-core FMA kernel this
+// replaces: bench/results/cuda_model.md.
 //
 // CTA layout: 6 warps, warp h = query head h of the group; its rows are the tile's 32 tokens
 // (two m16 tiles: every key and value fragment serves both), so the causal mask is one
-// comparison per score and a row's running maximum lives in the 4 lanes that hold the row. Each tile's keys and values arrive as f32 by
-// cp.async into a staging buffer (the next tile's while this one is multiplied), and are split
-// once per CTA into bf16 hi/lo tiles in the layouts the fragments read: keys row-major, values
-// transposed (pairs of positions per 32-bit word). The warp's scores never leave its registers:
-// an m16n8 accumulator pair is exactly the A fragment of the p v product.
+// comparison per score and a row's running maximum lives in the 4 lanes that hold the row.
+// An f32 pool's tiles arrive by cp.async into a staging buffer (the next tile's while this one
+// is multiplied), and are split once per CTA into bf16 hi/lo tiles in the layouts the fragments
+// read: keys row-major, values transposed (pairs of positions per 32-bit word). A bf16 pool's
+// tiles arrive by cp.async straight into two buffers of rows as stored, the fragments read the
+// values transposed (ldmatrix.trans). The warp's scores never leave its registers: an m16n8
+// accumulator pair is exactly the A fragment of the p v product.
 //
 // Which tokens: a run is consecutive batch tokens of one sequence (one table offset) at
 // consecutive positions. Tokens of runs of at least kMinRun tokens are the tiled kernel's, the
@@ -28,6 +32,7 @@
 // decide on the device with in_long_run: the launch must not read the batch back (graphs).
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -36,8 +41,9 @@ namespace fourbit::cuda::paged_attention {
 
 struct AttentionParams {
     const float* q;
-    const float* keys;
-    const float* values;
+    const void* keys;  // the pool's rows: f32, or bf16 where bf16_pool
+    const void* values;
+    bool bf16_pool;
     const int32_t* positions;
     const int32_t* table_offsets;
     const int32_t* tables;
@@ -66,6 +72,14 @@ __device__ __forceinline__ int64_t pool_row(const int32_t* table, int block_size
     return static_cast<int64_t>(table[position / block_size]) * block_size + position % block_size;
 }
 
+// A pool element from f32 (rounded to nearest even for bf16), and back.
+__device__ __forceinline__ void store_kv(float* to, float value) { *to = value; }
+__device__ __forceinline__ void store_kv(__nv_bfloat16* to, float value) {
+    *to = __float2bfloat16_rn(value);
+}
+__device__ __forceinline__ float load_kv(float value) { return value; }
+__device__ __forceinline__ float load_kv(__nv_bfloat16 value) { return __bfloat162float(value); }
+
 constexpr int kPrefillHeads = 6;       // query heads per kv head it holds (MiniMax-M2's group)
 constexpr int kPrefillDim = 128;       // head_dim it holds; smaller ones are zero-padded
 constexpr int kPrefillPositions = 32;  // keys and values per shared tile
@@ -91,8 +105,10 @@ __device__ __forceinline__ bool continues_run(const int32_t* positions, const in
 __device__ __forceinline__ bool in_long_run(const int32_t* positions, const int32_t* offsets,
                                             int n_tokens, int i) {
     int length = 1;
-    for (int j = i; j > 0 && length < kMinRun && continues_run(positions, offsets, j); --j) ++length;
-    for (int j = i + 1; j < n_tokens && length < kMinRun && continues_run(positions, offsets, j); ++j) {
+    for (int j = i; j > 0 && length < kMinRun && continues_run(positions, offsets, j); --j)
+        ++length;
+    for (int j = i + 1; j < n_tokens && length < kMinRun && continues_run(positions, offsets, j);
+         ++j) {
         ++length;
     }
     return length >= kMinRun;
@@ -110,7 +126,7 @@ __device__ __forceinline__ bool in_long_run_warp(const int32_t* positions, const
         lane < 2 * kMinRun - 1 && j > 0 && j < n_tokens && continues_run(positions, offsets, j);
     const unsigned bits = __ballot_sync(~0u, continues);  // bit kMinRun - 1: token i itself
     const unsigned before = (bits & ((1u << kMinRun) - 1)) << (32 - kMinRun);
-    const int left = __clz(~before);             // tokens i, i - 1, ... that continue the run
+    const int left = __clz(~before);                  // tokens i, i - 1, ... that continue the run
     const int right = __ffs(~(bits >> kMinRun)) - 1;  // tokens i + 1, i + 2, ... that do
     return 1 + left + right >= kMinRun;
 }

@@ -39,9 +39,11 @@ void attention_prologue(Tensor& q, Tensor& k, const Tensor& v, const QkNorm& nor
                    shape_text(norm.k_weight.shape()));
     FOURBIT_ASSERT(tokens.positions.rank() == 1 && tokens.positions.dim(0) == q.dim(0) &&
                        pool.keys.rank() == 2 && pool.keys.dim(1) == k.dim(1) &&
-                       pool.keys.dtype() == DType::f32,
-                   "attention_prologue: positions {} pool {}", shape_text(tokens.positions.shape()),
-                   shape_text(pool.keys.shape()));
+                       (pool.keys.dtype() == DType::f32 || pool.keys.dtype() == DType::bf16) &&
+                       pool.values.dtype() == pool.keys.dtype(),
+                   "attention_prologue: positions {} pool {} of {}",
+                   shape_text(tokens.positions.shape()), shape_text(pool.keys.shape()),
+                   dtype_name(pool.keys.dtype()));
 #ifdef FOURBIT_CUDA
     cuda::attention_prologue(q, k, v, norm, q_rope, k_rope, tokens, pool);
 #else

@@ -44,7 +44,8 @@ int64_t physical_memory_bytes() {
 // context: with that, preemption can always make room and every request eventually runs.
 int64_t resolve_num_blocks(const EngineOptions& options, const MiniMaxM2Config& config,
                            Device device) {
-    const int64_t block_bytes = KvPool::bytes_per_block(config, options.kv_block_size);
+    const int64_t block_bytes =
+        KvPool::bytes_per_block(config, options.kv_block_size, options.kv_cache_dtype);
     const int64_t context_blocks =
         (options.max_model_len + options.kv_block_size - 1) / options.kv_block_size;
     int64_t blocks = options.num_kv_blocks;
@@ -55,9 +56,9 @@ int64_t resolve_num_blocks(const EngineOptions& options, const MiniMaxM2Config& 
         int64_t memory = physical_memory_bytes() / 4;
         if (device.is_cuda()) {
             const DeviceMemoryInfo info = cuda_memory_info(device.index);
-            const int64_t max_rows = options.max_num_seqs *
-                                     (1 + std::max<int64_t>(
-                                              options.speculative.num_speculative_tokens, 0));
+            const int64_t max_rows =
+                options.max_num_seqs *
+                (1 + std::max<int64_t>(options.speculative.num_speculative_tokens, 0));
             DeviceMemoryPlan plan = plan_device_memory(
                 info.total_bytes, options.gpu_memory_utilization, 0,
                 forward_workspace_bytes(config, options.max_num_batched_tokens, max_rows),
@@ -102,8 +103,8 @@ Engine::Engine(const MiniMaxM2& model, const EngineOptions& options)
     if (options_.kv_block_size <= 0) fail("the KV block size must be positive");
     const Device device = model.weights().device();
     options_.num_kv_blocks = resolve_num_blocks(options_, model.config(), device);
-    pool_ = std::make_unique<KvPool>(model.config(), options_.num_kv_blocks,
-                                     options_.kv_block_size, device);
+    pool_ = std::make_unique<KvPool>(model.config(), options_.num_kv_blocks, options_.kv_block_size,
+                                     device, options_.kv_cache_dtype);
     SchedulerOptions scheduling;
     scheduling.max_num_seqs = options_.max_num_seqs;
     scheduling.max_num_batched_tokens = options_.max_num_batched_tokens;
@@ -273,8 +274,10 @@ void Engine::propose_drafts(Sequence& sequence) {
     // No drafts past what the request may still produce: max_tokens or the context.
     const int64_t n_tokens = scheduler_->n_tokens(sequence.id);
     const int64_t room = std::min(sequence.request.max_tokens - sequence.n_output,
-                                  options_.max_model_len - n_tokens) - 1;
-    const int64_t k = std::min(room, sequence.draft_length.choose(config, scheduler_->num_running()));
+                                  options_.max_model_len - n_tokens) -
+                         1;
+    const int64_t k =
+        std::min(room, sequence.draft_length.choose(config, scheduler_->num_running()));
     if (k <= 0) return;
     std::vector<int32_t> drafts = propose_ngram_draft(
         scheduler_->tokens(sequence.id), config.prompt_lookup_min, config.prompt_lookup_max, k);
@@ -306,7 +309,8 @@ void Engine::step() {
             const Sequence& sequence = *sequences_.at(chunk.id);
             if (!chunk.completes) continue;
             const int64_t needed = sequence.sampler->tokens_needed();
-            const bool fits = needed > 0 && needed <= std::min(kTopKMax, model_.config().vocab_size);
+            const bool fits =
+                needed > 0 && needed <= std::min(kTopKMax, model_.config().vocab_size);
             if (!fits || sequence.request.logprobs || sequence.request.top_logprobs > 0) {
                 candidates = 0;
                 break;

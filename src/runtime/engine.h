@@ -44,6 +44,8 @@ struct EngineOptions {
     int64_t num_kv_blocks = 0;
     int64_t kv_cache_memory_bytes = 0;
     double gpu_memory_utilization = 0.9;
+    // The pool's keys and values: f32, or bf16 for half the memory (ops/attention.h).
+    DType kv_cache_dtype = DType::f32;
     bool enable_prefix_caching = true;
     // N-gram speculative decoding (off unless num_speculative_tokens > 0).
     SpeculativeConfig speculative;

@@ -60,18 +60,21 @@ std::unique_ptr<LoadedModel> load_model(const ServeOptions& options) {
     engine_options.num_kv_blocks = options.num_kv_blocks;
     engine_options.gpu_memory_utilization = options.gpu_memory_utilization;
     engine_options.enable_prefix_caching = options.enable_prefix_caching;
+    engine_options.kv_cache_dtype = options.kv_cache_dtype;
     engine_options.speculative = options.speculative;
     loaded->engine = std::make_unique<Engine>(loaded->model, engine_options);
     const EngineOptions& engine = loaded->engine->options();
     spdlog::info(
         "model {} loaded in {:.1f}s: {} layers, vocabulary {}, max_model_len {}; KV cache {} "
-        "blocks of {} tokens ({} MiB), prefix caching {}, speculation {}",
+        "blocks of {} tokens ({} MiB, {}), prefix caching {}, speculation {}",
         options.model_dir,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count(),
         config.num_hidden_layers, config.vocab_size, loaded->max_model_len, engine.num_kv_blocks,
         engine.kv_block_size,
-        engine.num_kv_blocks * KvPool::bytes_per_block(config, engine.kv_block_size) >> 20,
-        engine.enable_prefix_caching ? "on" : "off",
+        engine.num_kv_blocks *
+                KvPool::bytes_per_block(config, engine.kv_block_size, engine.kv_cache_dtype) >>
+            20,
+        dtype_name(engine.kv_cache_dtype), engine.enable_prefix_caching ? "on" : "off",
         engine.speculative.enabled()
             ? fmt::format("n-gram k {} match {}-{}{}", engine.speculative.num_speculative_tokens,
                           engine.speculative.prompt_lookup_min,

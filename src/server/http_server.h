@@ -35,6 +35,7 @@ struct ServeOptions {
     SpeculativeConfig speculative;      // --speculative-config / --profile
     Device device = Device::host();     // where the model runs (--device)
     double gpu_memory_utilization = 0.9;
+    DType kv_cache_dtype = DType::f32;     // the KV cache's elements (--kv-cache-dtype)
     double sse_ping_interval_s = 15;       // SSE comment pings while a stream has nothing to say
     size_t max_request_bytes = 32u << 20;  // larger bodies: 413
     int64_t max_n = 128;

@@ -1,5 +1,6 @@
-// --device and bench-model through the real binary: a device the machine lacks or a misspelt
-// one is a clean error naming it; the host runs; bench-model measures synthetic weights.
+// --device, --kv-cache-dtype and bench-model through the real binary: a device the machine
+// lacks or a misspelt one is a clean error naming it; the host runs; bench-model measures
+// synthetic weights.
 #include <gtest/gtest.h>
 
 #include "integration/cli_helpers.h"
@@ -39,6 +40,28 @@ TEST_F(DeviceCli, BenchModelMeasuresSyntheticWeights) {
                                "copy bandwidth"}) {
         EXPECT_NE(result.out.find(needle), std::string::npos) << needle << "\n" << result.out;
     }
+}
+
+// --kv-cache-dtype: the host runs a bf16 cache when asked (auto keeps f32 there), bench-model
+// says which cache it measured, and a type it does not offer is a clean error.
+TEST_F(DeviceCli, KvCacheDtypeIsChosenAndReported) {
+    const CommandResult generated = run_fourbit(
+        {"generate", "--model", tiny_dir().string(), "--prompt-ids", "1,2,3", "--device", "cpu",
+         "--kv-cache-dtype", "bf16", "--max-tokens", "4", "--output", "json"});
+    ASSERT_TRUE(succeeded(generated));
+    EXPECT_EQ(generate_json(generated)["token_ids"].size(), 4u) << generated.out;
+    for (const auto& [flag, shown] :
+         {std::pair{"auto", "KV cache F32"}, {"bf16", "KV cache BF16"}}) {
+        const CommandResult bench =
+            run_fourbit({"bench-model", "--synthetic-weights", "tiny", "--device", "cpu",
+                         "--kv-cache-dtype", flag, "-p", "16", "-b", "1", "-n", "2", "-r", "1"});
+        ASSERT_TRUE(succeeded(bench));
+        EXPECT_NE(bench.out.find(shown), std::string::npos) << flag << "\n" << bench.out;
+    }
+    const CommandResult bad =
+        run_fourbit({"generate", "--model", tiny_dir().string(), "--prompt-ids", "1,2,3",
+                     "--device", "cpu", "--kv-cache-dtype", "fp8"});
+    EXPECT_TRUE(failed_cleanly(bad, {"--kv-cache-dtype", "fp8"}));
 }
 
 TEST_F(DeviceCli, BenchModelTakesOneSourceOfWeights) {

@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "tensor/numeric.h"
 
 namespace fourbit {
 namespace {
@@ -20,6 +21,20 @@ Tensor random_f32(Shape shape, std::mt19937& rng, float low = -1.0f, float high 
     std::uniform_real_distribution<float> dist(low, high);
     for (int64_t i = 0; i < tensor.numel(); ++i) tensor.data<float>()[i] = dist(rng);
     return tensor;
+}
+
+// `f32` in `dtype` (f32 or bf16, rounded to nearest even).
+Tensor as_pool_dtype(const Tensor& f32, DType dtype) {
+    if (dtype == DType::f32) return f32;
+    Tensor out = Tensor::zeros(DType::bf16, f32.shape());
+    for (int64_t i = 0; i < f32.numel(); ++i)
+        out.data<uint16_t>()[i] = f32_to_bf16(f32.data<float>()[i]);
+    return out;
+}
+
+// What a pool of `dtype` keeps of x.
+double stored(float x, DType dtype) {
+    return dtype == DType::bf16 ? bf16_to_f32(f32_to_bf16(x)) : x;
 }
 
 // A pool of `n_blocks` blocks full of noise, and a table of the blocks one sequence owns.
@@ -34,12 +49,12 @@ struct Paged {
     }
 };
 
-Paged scrambled_pool(int64_t n_positions, int64_t block_size, int64_t kv_width,
-                     std::mt19937& rng) {
+Paged scrambled_pool(int64_t n_positions, int64_t block_size, int64_t kv_width, std::mt19937& rng,
+                     DType dtype = DType::f32) {
     const int64_t owned = (n_positions + block_size - 1) / block_size;
     const int64_t n_blocks = 2 * owned + 1;
-    Paged paged{random_f32({n_blocks * block_size, kv_width}, rng, -50, 50),
-                random_f32({n_blocks * block_size, kv_width}, rng, -50, 50),
+    Paged paged{as_pool_dtype(random_f32({n_blocks * block_size, kv_width}, rng, -50, 50), dtype),
+                as_pool_dtype(random_f32({n_blocks * block_size, kv_width}, rng, -50, 50), dtype),
                 {}};
     std::vector<int32_t> ids(n_blocks);
     std::iota(ids.begin(), ids.end(), 0);
@@ -48,14 +63,15 @@ Paged scrambled_pool(int64_t n_positions, int64_t block_size, int64_t kv_width,
     return paged;
 }
 
+// The reference attends over the keys and values as the pool stores them.
 void expect_attention_matches(const AttentionShape& shape, int64_t n_new, int64_t n_ctx,
-                              int64_t block_size, std::mt19937& rng) {
+                              int64_t block_size, std::mt19937& rng, DType dtype = DType::f32) {
     const int64_t d = shape.head_dim;
     const int64_t q_width = shape.n_heads * d, kv_width = shape.n_kv_heads * d;
     Tensor q = random_f32({n_new, q_width}, rng, -2, 2);
     Tensor keys = random_f32({n_ctx, kv_width}, rng, -2, 2);
     Tensor values = random_f32({n_ctx, kv_width}, rng);
-    Paged paged = scrambled_pool(n_ctx, block_size, kv_width, rng);
+    Paged paged = scrambled_pool(n_ctx, block_size, kv_width, rng, dtype);
     // The history first (as earlier steps would have written it), then the new tokens' rows.
     const int64_t n_old = n_ctx - n_new;
     if (n_old > 0) {
@@ -78,7 +94,7 @@ void expect_attention_matches(const AttentionShape& shape, int64_t n_new, int64_
                 double dot = 0;
                 for (int64_t i = 0; i < d; ++i) {
                     dot += static_cast<double>(q.data<float>()[t * q_width + h * d + i]) *
-                           keys.data<float>()[s * kv_width + kv * d + i];
+                           stored(keys.data<float>()[s * kv_width + kv * d + i], dtype);
                 }
                 scores[s] = dot / std::sqrt(static_cast<double>(d));
                 max_score = std::max(max_score, scores[s]);
@@ -88,7 +104,8 @@ void expect_attention_matches(const AttentionShape& shape, int64_t n_new, int64_
             for (int64_t i = 0; i < d; ++i) {
                 double expected = 0;
                 for (int64_t s = 0; s <= position; ++s) {
-                    expected += scores[s] / total * values.data<float>()[s * kv_width + kv * d + i];
+                    expected += scores[s] / total *
+                                stored(values.data<float>()[s * kv_width + kv * d + i], dtype);
                 }
                 // f32 scores (|q.k| <= 4d, summed with gamma(d)), f32 exp and weights: the
                 // softmax weights carry a relative error of ~1e-6; the output, a convex
@@ -110,6 +127,39 @@ TEST(Attention, GroupedQueryDecodeAndChunkOverScrambledBlocks) {
         expect_attention_matches(shape, 4, 11, block_size, rng);  // a chunk at the end
         expect_attention_matches(shape, 9, 9, block_size, rng);   // prefill from empty
         expect_attention_matches(shape, 5, 37, block_size, rng);  // a chunk across blocks
+    }
+}
+
+// A bf16 pool: the same cases, f32 arithmetic on the rounded keys and values.
+TEST(Attention, Bf16PoolDecodeAndChunkOverScrambledBlocks) {
+    std::mt19937 rng(46);
+    const AttentionShape shape{6, 2, 24};
+    for (int64_t block_size : {1, 4, 16}) {
+        expect_attention_matches(shape, 1, 19, block_size, rng, DType::bf16);
+        expect_attention_matches(shape, 9, 9, block_size, rng, DType::bf16);
+        expect_attention_matches(shape, 5, 37, block_size, rng, DType::bf16);
+    }
+    expect_attention_matches({6, 1, 128}, 3, 40, 16, rng, DType::bf16);
+}
+
+TEST(Attention, Bf16PoolStoresEachElementRoundedToNearestEven) {
+    std::mt19937 rng(47);
+    Paged paged = scrambled_pool(10, 4, 8, rng, DType::bf16);
+    Tensor keys = random_f32({3, 8}, rng), values = random_f32({3, 8}, rng);
+    keys.data<float>()[0] = 1.0f + 0x1p-8f;             // a tie: rounds to the even 1.0
+    keys.data<float>()[1] = 1.0f + 0x1p-8f + 0x1p-20f;  // above the tie: up
+    kv_cache_write(keys, values, paged.tokens(5, 3), paged.layer(4));  // block 1, rows 1-3
+    EXPECT_EQ(bf16_to_f32(paged.keys.data<uint16_t>()[(paged.table[1] * 4 + 1) * 8]), 1.0f);
+    EXPECT_EQ(bf16_to_f32(paged.keys.data<uint16_t>()[(paged.table[1] * 4 + 1) * 8 + 1]),
+              1.0f + 0x1p-7f);
+    for (int64_t r = 0; r < 3; ++r) {
+        for (int64_t i = 0; i < 8; ++i) {
+            const int64_t row = paged.table[1] * 4 + 1 + r;
+            ASSERT_EQ(paged.keys.data<uint16_t>()[row * 8 + i],
+                      f32_to_bf16(keys.data<float>()[r * 8 + i]));
+            ASSERT_EQ(paged.values.data<uint16_t>()[row * 8 + i],
+                      f32_to_bf16(values.data<float>()[r * 8 + i]));
+        }
     }
 }
 

@@ -64,6 +64,41 @@ TEST_F(EngineCuda, GreedyWithAndWithoutSpeculationEqualsTheCpu) {
     }
 }
 
+// A bf16 KV cache on the device against one on the host: both store the same keys and values
+// rounded to bf16 (the forwards agree to ~1e-6 before rounding, so at most a rare element rounds
+// the other way) and attend in f32, so greedy output must agree token for token, with
+// speculation and without.
+TEST_F(EngineCuda, Bf16KvCacheGreedyEqualsTheCpusBf16Cache) {
+    const int64_t n_tokens = 24;
+    const std::vector<std::vector<int32_t>> all = prompts();
+    EngineOptions options;
+    options.max_num_seqs = 5;
+    options.max_model_len = 512;
+    options.num_kv_blocks = 64;
+    options.kv_cache_dtype = DType::bf16;
+    std::vector<std::vector<int32_t>> expected;
+    {
+        Engine host(golden_model(), options);
+        auto results = submit_greedy(host, all, n_tokens);
+        for (auto& result : results) {
+            result->wait();
+            expected.push_back(result->ids());
+        }
+    }
+    for (int64_t k : {0, 4}) {
+        options.speculative.num_speculative_tokens = k;
+        options.speculative.prompt_lookup_min = 1;
+        options.speculative.prompt_lookup_max = 4;
+        options.speculative.adaptive = false;
+        Engine engine(golden_model_on_gpu(), options);
+        auto results = submit_greedy(engine, all, n_tokens);
+        for (size_t i = 0; i < all.size(); ++i) {
+            results[i]->wait();
+            EXPECT_EQ(results[i]->ids(), expected[i]) << "prompt " << i << " k " << k;
+        }
+    }
+}
+
 // Seeded sampling: with top_k the device sends back each row's most likely tokens and the
 // engine samples from those (runtime/step_logits.h); without top_k, or with log-probabilities,
 // whole rows. Either way the draws are the CPU engine's (the logits agree to ~1e-6 of their

@@ -78,8 +78,9 @@ inline GenerationRequest greedy(std::vector<int32_t> prompt, int64_t max_tokens)
     return request;
 }
 
-inline std::vector<int32_t> greedy_alone(const std::vector<int32_t>& prompt, int64_t max_tokens) {
-    return test_support::greedy_reference(golden_model(), prompt, max_tokens);
+inline std::vector<int32_t> greedy_alone(const std::vector<int32_t>& prompt, int64_t max_tokens,
+                                         DType kv_cache_dtype = DType::f32) {
+    return test_support::greedy_reference(golden_model(), prompt, max_tokens, kv_cache_dtype);
 }
 
 // The four reference prompts.

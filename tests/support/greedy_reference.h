@@ -12,9 +12,10 @@
 namespace fourbit::test_support {
 
 inline std::vector<int32_t> greedy_reference(const MiniMaxM2& model,
-                                             const std::vector<int32_t>& prompt,
-                                             int64_t max_tokens) {
-    SequenceCache cache(model, static_cast<int64_t>(prompt.size()) + max_tokens);
+                                             const std::vector<int32_t>& prompt, int64_t max_tokens,
+                                             DType kv_cache_dtype = DType::f32) {
+    SequenceCache cache(model, static_cast<int64_t>(prompt.size()) + max_tokens, 16,
+                        kv_cache_dtype);
     std::vector<int32_t> out, next = prompt;
     while (static_cast<int64_t>(out.size()) < max_tokens) {
         Tensor logits = cache.forward(model, next);

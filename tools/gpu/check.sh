@@ -115,6 +115,11 @@ if [ $build -eq 0 ] && [ "${FOURBIT_MODEL_BENCH:-all}" != none ]; then
     echo "## m2.7 slice, 4 layers, every layer NVFP4, 16K tokens" >>"$log_dir/model_bench.md"
     "$build_dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers 4 --all-layers-nvfp4 \
         --device cuda -p 16384 -b 1 -n 64 --context 16384 >>"$log_dir/model_bench.md" 2>&1
+    # The KV cache: bf16 (auto on a GPU, every run above) against f32, the same slice and tests.
+    echo "## m2.7 slice, 4 layers, every layer NVFP4, f32 KV cache (the runs above: bf16)" >>"$log_dir/model_bench.md"
+    "$build_dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers 4 --all-layers-nvfp4 \
+        --device cuda --kv-cache-dtype f32 -p 4096,16384 -b 1 -n 64 --context 16384 \
+        >>"$log_dir/model_bench.md" 2>&1
     echo "## m2.7 slice, 4 layers: where the time goes (each op waited for, no graphs)" >>"$log_dir/model_bench.md"
     "$build_dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers 4 --all-layers-nvfp4 \
         --device cuda -p 512,4096 -b 1 -n 32 --context 512 -r 1 --profile-ops \
