@@ -4,8 +4,9 @@
 // 32, with an online softmax, so the kv head's keys and values are read once for its whole query
 // group. Steps of many tokens also launch the tiled prefill kernel (attention_prefill_cuda.cu),
 // which takes the tokens of long runs (prefill chunks) and reads each key once per 32 tokens; this
-// kernel then does the rest. Positions and tables are read on the device: nothing here waits for
-// the host.
+// kernel then does the rest. Over a bf16 pool (head_dim a multiple of 8) that per-token work
+// runs on the tensor cores instead (attention_decode_cuda.cu). Positions and tables are read on
+// the device: nothing here waits for the host.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -296,6 +297,17 @@ bool takes_prefill_kernel(const Tensor& q, const KvLayer& pool, const AttentionS
            aligned(q) && aligned(pool.keys) && aligned(pool.values);
 }
 
+// Whether the tensor-core decode kernel takes the per-token kernel's tokens: a bf16 pool whose
+// rows are whole 16-byte vectors, at 16-byte aligned addresses.
+bool takes_decode_kernel(const KvLayer& pool, const AttentionShape& shape) {
+    const auto aligned = [](const Tensor& t) {
+        return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0;
+    };
+    return pool.keys.dtype() == DType::bf16 && shape.head_dim % 8 == 0 &&
+           shape.head_dim <= paged_attention::kPrefillDim && aligned(pool.keys) &&
+           aligned(pool.values);
+}
+
 // Launches the per-token kernel on pool elements T.
 template <typename T>
 void launch_attention(const AttentionParams& params, dim3 grid) {
@@ -335,6 +347,7 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     if (n_tokens == 0) return;
     DeviceScope scope(q.device().index);
     const bool prefill = takes_prefill_kernel(q, pool, shape);
+    const bool decode_mma = takes_decode_kernel(pool, shape);
     const bool bf16_pool = pool.keys.dtype() == DType::bf16;
     AttentionParams params{q.data<float>(),
                            pool.keys.raw(),
@@ -359,7 +372,9 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     // Enough CTAs to fill the card: split the context when the CTAs of the step's main kernel
     // are few (decode; a short chunk late in a long context). Splits are whole tiles of both
     // kernels (64 is a multiple of 32), and both kernels use the same ones.
-    const int64_t tile = prefill ? paged_attention::kPrefillPositions : kTile;
+    const int64_t tile = decode_mma ? paged_attention::kDecodeStep
+                         : prefill  ? paged_attention::kPrefillPositions
+                                    : kTile;
     constexpr int64_t kTileTokens = paged_attention::kPrefillTokens;
     const int64_t token_tiles = (n_tokens + kTileTokens - 1) / kTileTokens;
     const int64_t ctas = (prefill ? token_tiles : n_tokens) * shape.n_kv_heads;
@@ -384,7 +399,10 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     // Every token's CTAs; with the tiled kernel, those of long runs return at once.
     const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_kv_heads),
                     static_cast<unsigned>(params.n_splits));
-    if (bf16_pool) {
+    if (decode_mma) {
+        FOURBIT_CUDA_CHECK(
+            paged_attention::launch_decode_attention(params, grid, current_stream()));
+    } else if (bf16_pool) {
         launch_attention<__nv_bfloat16>(params, grid);
     } else {
         launch_attention<float>(params, grid);

@@ -42,15 +42,6 @@ struct Bf16Tiles : PrefillQueries {
     alignas(16) uint32_t values[2][kPrefillPositions][kRowWords];
 };
 
-// (a, b) = hi + lo as two bf16 pairs, |a - hi.x - lo.x| <= 2^-18 |a| (likewise b).
-__device__ __forceinline__ void split_pair(float a, float b, uint32_t& hi, uint32_t& lo) {
-    const __nv_bfloat162 high = __floats2bfloat162_rn(a, b);
-    const float2 back = __bfloat1622float2(high);
-    const __nv_bfloat162 low = __floats2bfloat162_rn(a - back.x, b - back.y);
-    hi = *reinterpret_cast<const uint32_t*>(&high);
-    lo = *reinterpret_cast<const uint32_t*>(&low);
-}
-
 // d += a b with both operands split: three products, the small ones first.
 __device__ __forceinline__ void mma_split(float (&d)[4], const uint32_t (&a_hi)[4],
                                           const uint32_t (&a_lo)[4], const uint32_t (&b_hi)[2],
@@ -58,22 +49,6 @@ __device__ __forceinline__ void mma_split(float (&d)[4], const uint32_t (&a_hi)[
     nvfp4::mma_bf16_16x8x16(d, a_lo, b_hi);
     nvfp4::mma_bf16_16x8x16(d, a_hi, b_lo);
     nvfp4::mma_bf16_16x8x16(d, a_hi, b_hi);
-}
-
-// d += a b with a split and b exact (a bf16 pool's keys and values): two products.
-__device__ __forceinline__ void mma_split_a(float (&d)[4], const uint32_t (&a_hi)[4],
-                                            const uint32_t (&a_lo)[4], const uint32_t (&b)[2]) {
-    nvfp4::mma_bf16_16x8x16(d, a_lo, b);
-    nvfp4::mma_bf16_16x8x16(d, a_hi, b);
-}
-
-// ldmatrix.trans: like nvfp4::load_matrices, each 8x8 matrix transposed (lane 4g + t receives
-// elements (2t, g) and (2t + 1, g)): the B fragment of a matrix stored k-major.
-__device__ __forceinline__ void load_matrices_transposed(uint32_t (&words)[4], const void* row) {
-    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(row));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(words[0]), "=r"(words[1]), "=r"(words[2]), "=r"(words[3])
-                 : "r"(address));
 }
 
 // Where positions [tile0, tile0 + 32) of the walk through `table` sit in the pool (-1 from walk_end

@@ -37,6 +37,8 @@
 
 #include <cstdint>
 
+#include "ops/cuda/nvfp4_mma.cuh"
+
 namespace fourbit::cuda::paged_attention {
 
 struct AttentionParams {
@@ -79,6 +81,34 @@ __device__ __forceinline__ void store_kv(__nv_bfloat16* to, float value) {
 }
 __device__ __forceinline__ float load_kv(float value) { return value; }
 __device__ __forceinline__ float load_kv(__nv_bfloat16 value) { return __bfloat162float(value); }
+
+// The tensor-core kernels' shared arithmetic (the prefill kernel, and the decode kernel of
+// attention_decode_cuda.cu).
+
+// (a, b) = hi + lo as two bf16 pairs, |a - hi.x - lo.x| <= 2^-18 |a| (likewise b).
+__device__ __forceinline__ void split_pair(float a, float b, uint32_t& hi, uint32_t& lo) {
+    const __nv_bfloat162 high = __floats2bfloat162_rn(a, b);
+    const float2 back = __bfloat1622float2(high);
+    const __nv_bfloat162 low = __floats2bfloat162_rn(a - back.x, b - back.y);
+    hi = *reinterpret_cast<const uint32_t*>(&high);
+    lo = *reinterpret_cast<const uint32_t*>(&low);
+}
+
+// d += a b with a split and b exact (a bf16 pool's keys and values): two products.
+__device__ __forceinline__ void mma_split_a(float (&d)[4], const uint32_t (&a_hi)[4],
+                                            const uint32_t (&a_lo)[4], const uint32_t (&b)[2]) {
+    nvfp4::mma_bf16_16x8x16(d, a_lo, b);
+    nvfp4::mma_bf16_16x8x16(d, a_hi, b);
+}
+
+// ldmatrix.trans: like nvfp4::load_matrices, each 8x8 matrix transposed (lane 4g + t receives
+// elements (2t, g) and (2t + 1, g)): the B fragment of a matrix stored k-major.
+__device__ __forceinline__ void load_matrices_transposed(uint32_t (&words)[4], const void* row) {
+    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(words[0]), "=r"(words[1]), "=r"(words[2]), "=r"(words[3])
+                 : "r"(address));
+}
 
 constexpr int kPrefillHeads = 6;       // query heads per kv head it holds (MiniMax-M2's group)
 constexpr int kPrefillDim = 128;       // head_dim it holds; smaller ones are zero-padded
@@ -133,5 +163,11 @@ __device__ __forceinline__ bool in_long_run_warp(const int32_t* positions, const
 
 // Launches the tiled kernel (attention_prefill_cuda.cu) over p.n_tokens batch tokens.
 cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads, cudaStream_t stream);
+
+// The per-token kernel's work on the tensor cores for a bf16 pool with head_dim a multiple of 8
+// (attention_decode_cuda.cu): grid (tokens, kv heads, splits), each split a multiple of
+// kDecodeStep positions.
+constexpr int kDecodeStep = 64;
+cudaError_t launch_decode_attention(const AttentionParams& p, dim3 grid, cudaStream_t stream);
 
 }  // namespace fourbit::cuda::paged_attention

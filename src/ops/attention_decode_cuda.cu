@@ -1,0 +1,298 @@
+// Decode attention over a bf16 pool on the tensor cores: the per-token kernel's work (one CTA
+// per (token, kv head, split), tokens that are not the tiled prefill kernel's) with its
+// products on mma.sync instead of CUDA-core dot products, which at long contexts bound it at
+// ~7 TFLOP/s (a 128K context: 458 us a layer, 1.2 TB/s of the pool's bytes; H200).
+//
+// A token's query heads of one kv head are the rows of one m16 tile (group <= 8 of its 16 rows;
+// the rest are zeros and never written). The CTA stages the walk 64 positions at a time, three
+// stages deep (cp.async, rows as stored); warp w takes positions 16w .. 16w + 15 of each step
+// with an online softmax of its own, and the four warps' states are merged at the end:
+//   scores   q k^T, 8 k-tiles x 2 position tiles, q split into bf16 hi + lo (two mma each: the
+//            keys are exact bf16), the q fragments held in registers for the whole walk
+//   output   p v, the scores' accumulators being the A fragment (hi + lo again), values read
+//            transposed by ldmatrix.trans
+// so the numerics are the f32 contract's, as in the prefill kernel (attention_prefill_cuda.cuh).
+#include <cuda_bf16.h>
+
+#include "ops/attention_prefill_cuda.cuh"
+#include "ops/cuda/async_copy.cuh"
+#include "ops/cuda/nvfp4_mma.cuh"
+
+namespace fourbit::cuda::paged_attention {
+
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kStep = kDecodeStep;           // positions staged per step: 16 per warp
+constexpr int kStages = 3;                   // two steps in flight while one is multiplied
+constexpr int kWords = kPrefillDim / 2 + 4;  // a row's bf16 pairs, +4: conflict-free ldmatrix
+constexpr int kKTiles = kPrefillDim / 16;
+constexpr int kDimTiles = kPrefillDim / 8;
+
+struct DecodeTiles {
+    uint32_t keys[kStages][kStep][kWords];
+    uint32_t values[kStages][kStep][kWords];
+};
+
+// After the walk the stages hold the warps' states for the merge.
+struct Merge {
+    float max[kWarps][16];
+    float sum[kWarps][16];
+    float out[kWarps][16][kPrefillDim];
+};
+static_assert(sizeof(Merge) <= sizeof(DecodeTiles), "the merge reuses the stages");
+
+// Positions [step0, step0 + 64) of the walk into stage `stage` (zeros past `visible` and past
+// head_dim); one commit group per call, empty past the walk.
+__device__ __forceinline__ void load_step(const AttentionParams& p, const int32_t* table,
+                                          int kv_head, int step0, int visible, int stage,
+                                          DecodeTiles& s) {
+    constexpr int kVectors = kPrefillDim / 8;  // 16-byte vectors of a row
+    const __nv_bfloat16* keys = static_cast<const __nv_bfloat16*>(p.keys);
+    const __nv_bfloat16* values = static_cast<const __nv_bfloat16*>(p.values);
+    const int block_size = static_cast<int>(p.block_size);
+    if (step0 < visible) {
+#pragma unroll 4
+        for (int index = threadIdx.x; index < kStep * kVectors; index += kThreads) {
+            const int r = index / kVectors, c = 8 * (index % kVectors);
+            const int position = step0 + r;
+            const bool valid = position < visible && c < p.head_dim;
+            int64_t offset = 0;
+            if (valid)
+                offset =
+                    pool_row(table, block_size, position) * p.kv_width + kv_head * p.head_dim + c;
+            copy_async_16(&s.keys[stage][r][c / 2], keys + offset, valid);
+            copy_async_16(&s.values[stage][r][c / 2], values + offset, valid);
+        }
+    }
+    commit_async_copies();
+}
+
+// Lane 4g + t's A fragments of q for every k-tile: row g = query head g of the group (zeros
+// for g >= group and for dimensions past head_dim), row g + 8 always zero.
+__device__ __forceinline__ void load_query(const AttentionParams& p, int token, int kv_head,
+                                           uint32_t (&q_hi)[kKTiles][4],
+                                           uint32_t (&q_lo)[kKTiles][4]) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const float* row =
+        p.q + static_cast<int64_t>(token) * p.q_width + (kv_head * p.group + g) * p.head_dim;
+    const bool here = g < p.group;
+#pragma unroll
+    for (int kt = 0; kt < kKTiles; ++kt) {
+        float v[4];
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const int k = 16 * kt + 2 * t + (c & 1) + 8 * (c >> 1);
+            v[c] = here && k < p.head_dim ? row[k] : 0.0f;
+        }
+        split_pair(v[0], v[1], q_hi[kt][0], q_lo[kt][0]);
+        split_pair(v[2], v[3], q_hi[kt][2], q_lo[kt][2]);
+        q_hi[kt][1] = q_lo[kt][1] = q_hi[kt][3] = q_lo[kt][3] = 0u;
+    }
+}
+
+// A warp's rows over its share of the walk: base-2 maxima, this lane's part of the sums (rows g
+// and g + 8), and the m16n8 output accumulators of the 16 dimension tiles.
+struct WarpState {
+    float max[2];
+    float sum[2];
+    float out[kDimTiles][4];
+};
+
+// The warp's 16 positions of a staged step: scores, mask (positions >= visible), online
+// softmax, out += p v.
+__device__ __forceinline__ void attend_step(const DecodeTiles& s, int stage, int first, int visible,
+                                            float scale_log2, const uint32_t (&q_hi)[kKTiles][4],
+                                            const uint32_t (&q_lo)[kKTiles][4], WarpState& state) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, t = lane & 3;
+    const int i = lane >> 3, j = lane & 7;  // ldmatrix: lane 8i + j gives row j of matrix i
+    const int row0 = 16 * warp;
+    // Keys: matrix i holds positions 8 (i / 2) .. of the warp's 16, k half i % 2.
+    const uint32_t* key_row = &s.keys[stage][row0 + j + 8 * (i >> 1)][4 * (i & 1)];
+    float score[2][4] = {};
+#pragma unroll
+    for (int kt = 0; kt < kKTiles; ++kt) {
+        uint32_t b[4];
+        nvfp4::load_matrices(b, key_row + 8 * kt);
+        const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+        mma_split_a(score[0], q_hi[kt], q_lo[kt], b0);
+        mma_split_a(score[1], q_hi[kt], q_lo[kt], b1);
+    }
+    float step_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const int position = first + 8 * nt + 2 * t + (c & 1);
+            float& value = score[nt][c];
+            value = position < visible ? value * scale_log2 : -INFINITY;
+            step_max[c >> 1] = fmaxf(step_max[c >> 1], value);
+        }
+    }
+    float factor[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        step_max[r] = fmaxf(step_max[r], __shfl_xor_sync(~0u, step_max[r], 1));
+        step_max[r] = fmaxf(step_max[r], __shfl_xor_sync(~0u, step_max[r], 2));
+        const float new_max =
+            fmaxf(state.max[r], step_max[r]);       // finite: position `first` is visible
+        factor[r] = exp2f(state.max[r] - new_max);  // 0 on the warp's first step
+        state.max[r] = new_max;
+    }
+    float step_sum[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            score[nt][c] = exp2f(score[nt][c] - state.max[c >> 1]);
+            step_sum[c >> 1] += score[nt][c];
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) state.sum[r] = state.sum[r] * factor[r] + step_sum[r];
+#pragma unroll
+    for (int dt = 0; dt < kDimTiles; ++dt) {
+        state.out[dt][0] *= factor[0];
+        state.out[dt][1] *= factor[0];
+        state.out[dt][2] *= factor[1];
+        state.out[dt][3] *= factor[1];
+    }
+    // The two position tiles' accumulators are the A fragment of positions 0 .. 15.
+    uint32_t p_hi[4], p_lo[4];
+    split_pair(score[0][0], score[0][1], p_hi[0], p_lo[0]);
+    split_pair(score[0][2], score[0][3], p_hi[1], p_lo[1]);
+    split_pair(score[1][0], score[1][1], p_hi[2], p_lo[2]);
+    split_pair(score[1][2], score[1][3], p_hi[3], p_lo[3]);
+    // Values, transposed: matrix i holds positions 8 (i % 2) .., dimensions 8 (i / 2) .. of a
+    // pair of dimension tiles.
+    const uint32_t* value_row = &s.values[stage][row0 + j + 8 * (i & 1)][4 * (i >> 1)];
+#pragma unroll
+    for (int pair = 0; pair < kDimTiles / 2; ++pair) {
+        uint32_t b[4];
+        load_matrices_transposed(b, value_row + 8 * pair);
+        const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+        mma_split_a(state.out[2 * pair], p_hi, p_lo, b0);
+        mma_split_a(state.out[2 * pair + 1], p_hi, p_lo, b1);
+    }
+}
+
+// The four warps' states as one, written normalised to out or, split, as combine_kernel's
+// partial state (natural-log maximum, sum, unnormalised outputs).
+__device__ __forceinline__ void merge_and_write(const AttentionParams& p, int token, int kv_head,
+                                                WarpState& state, Merge& m) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float total = state.sum[r];
+        total += __shfl_xor_sync(~0u, total, 1);
+        total += __shfl_xor_sync(~0u, total, 2);
+        if (t == 0) {
+            m.max[warp][g + 8 * r] = state.max[r];
+            m.sum[warp][g + 8 * r] = total;
+        }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int row = g + 8 * r;
+        float largest = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < kWarps; ++w) largest = fmaxf(largest, m.max[w][row]);
+        // A warp that saw no position of this split's walk (max -inf) adds nothing.
+        const float factor = state.max[r] == -INFINITY ? 0.0f : exp2f(state.max[r] - largest);
+#pragma unroll
+        for (int dt = 0; dt < kDimTiles; ++dt) {
+            m.out[warp][row][8 * dt + 2 * t] = state.out[dt][2 * r] * factor;
+            m.out[warp][row][8 * dt + 2 * t + 1] = state.out[dt][2 * r + 1] * factor;
+        }
+    }
+    __syncthreads();
+    const int d = p.head_dim;
+    for (int index = threadIdx.x; index < p.group * d; index += kThreads) {
+        const int row = index / d, i = index % d;
+        float largest = -INFINITY;
+        for (int w = 0; w < kWarps; ++w) largest = fmaxf(largest, m.max[w][row]);
+        float value = 0.0f, total = 0.0f;
+        for (int w = 0; w < kWarps; ++w) {
+            value += m.out[w][row][i];
+            total +=
+                m.max[w][row] == -INFINITY ? 0.0f : m.sum[w][row] * exp2f(m.max[w][row] - largest);
+        }
+        const int64_t head =
+            static_cast<int64_t>(token) * (p.q_width / d) + kv_head * p.group + row;
+        if (p.n_splits > 1) {
+            float* partial = p.partial + (head * p.n_splits + blockIdx.z) * (d + 2);
+            partial[i] = value;
+            if (i == 0) {
+                partial[d] = largest * 0.6931471805599453f;  // ln 2
+                partial[d + 1] = total;
+            }
+        } else {
+            p.out[head * d + i] = value / total;
+        }
+    }
+}
+
+__global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttentionParams p) {
+    extern __shared__ float4 shared_words[];
+    DecodeTiles& s = *reinterpret_cast<DecodeTiles*>(shared_words);
+    const int token = blockIdx.x, kv_head = blockIdx.y;
+    if (p.skip_long_runs && in_long_run_warp(p.positions, p.table_offsets, p.n_tokens, token)) {
+        return;  // the tiled kernel's token
+    }
+    const int d = p.head_dim, warp = threadIdx.x >> 5;
+    const int begin = static_cast<int>(blockIdx.z) * p.split;
+    const int visible = min(p.positions[token] + 1, begin + p.split);  // causal: 0 .. own
+    if (begin >= visible) {  // a split past this token's own position: nothing to attend
+        for (int index = threadIdx.x; index < p.group * (d + 2); index += kThreads) {
+            const int g = index / (d + 2), i = index % (d + 2);
+            const int64_t head =
+                static_cast<int64_t>(token) * (p.q_width / d) + kv_head * p.group + g;
+            p.partial[(head * p.n_splits + blockIdx.z) * (d + 2) + i] = i == d ? -INFINITY : 0.0f;
+        }
+        return;
+    }
+    const int32_t* table = p.tables + p.table_offsets[token];
+    const int n_steps = (visible - begin + kStep - 1) / kStep;
+    for (int stage = 0; stage < kStages - 1; ++stage) {
+        load_step(p, table, kv_head, begin + stage * kStep, visible, stage, s);
+    }
+    uint32_t q_hi[kKTiles][4], q_lo[kKTiles][4];
+    load_query(p, token, kv_head, q_hi, q_lo);
+    WarpState state;
+    state.max[0] = state.max[1] = -INFINITY;
+    state.sum[0] = state.sum[1] = 0.0f;
+#pragma unroll
+    for (int dt = 0; dt < kDimTiles; ++dt) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) state.out[dt][c] = 0.0f;
+    }
+    const float scale_log2 = p.scale * 1.4426950408889634f;  // log2 e
+    for (int step = 0; step < n_steps; ++step) {
+        const int stage = step % kStages, step0 = begin + step * kStep;
+        wait_async_copies<kStages - 2>();  // step `step` is here
+        __syncthreads();  // for everyone; and everyone is done with the stage refilled next
+        load_step(p, table, kv_head, step0 + (kStages - 1) * kStep, visible,
+                  (step + kStages - 1) % kStages, s);
+        const int first = step0 + 16 * warp;
+        if (first < visible) attend_step(s, stage, first, visible, scale_log2, q_hi, q_lo, state);
+    }
+    wait_all_async_copies();
+    __syncthreads();  // the stages become the merge's
+    merge_and_write(p, token, kv_head, state, *reinterpret_cast<Merge*>(shared_words));
+}
+
+}  // namespace
+
+cudaError_t launch_decode_attention(const AttentionParams& p, dim3 grid, cudaStream_t stream) {
+    const size_t bytes = sizeof(DecodeTiles);
+    const cudaError_t status =
+        cudaFuncSetAttribute(decode_attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(bytes));
+    if (status != cudaSuccess) return status;
+    decode_attention_kernel<<<grid, kThreads, bytes, stream>>>(p);
+    return cudaGetLastError();
+}
+
+}  // namespace fourbit::cuda::paged_attention
