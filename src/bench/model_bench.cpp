@@ -9,6 +9,7 @@
 
 #include "model/kv_pool.h"
 #include "model/op_profile.h"
+#include "tensor/cuda_memory.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -96,6 +97,23 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
         profile.reset();
         return shares;
     };
+    // A test's KV pool, refused with the numbers (not a bare allocation failure) where the
+    // device lacks the memory.
+    auto make_pool = [&](const std::string& test, int64_t blocks) {
+        if (device.is_cuda()) {
+            const int64_t bytes =
+                blocks * KvPool::bytes_per_block(c, kBlock, options.kv_cache_dtype);
+            const int64_t free = cuda_memory_info(device.index).free_bytes;
+            if (bytes > free) {
+                fail(
+                    "{}: its KV cache ({}) needs {:.1f} GiB, {} has {:.1f} GiB free: fewer "
+                    "sequences (-b), a shorter --context or --kv-cache-dtype bf16",
+                    test, dtype_name(options.kv_cache_dtype), bytes / 1073741824.0,
+                    device_text(device), free / 1073741824.0);
+            }
+        }
+        return KvPool(c, blocks, kBlock, device, options.kv_cache_dtype);
+    };
     result.copy_bytes_per_s = copy_bandwidth(device);
     spdlog::info("{}: copy bandwidth {:.0f} GB/s", result.device, result.copy_bytes_per_s / 1e9);
     std::mt19937 rng(1);
@@ -104,8 +122,7 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
         double best = 1e30;
         // One pool for every run: each rewrites every position it reads, and the warm-up run
         // pays the first touch of the pool's pages, as a serving engine's long-lived pool does.
-        const KvPool pool(c, (length + kBlock - 1) / kBlock, kBlock, device,
-                          options.kv_cache_dtype);
+        const KvPool pool = make_pool(fmt::format("pp{}", length), (length + kBlock - 1) / kBlock);
         for (int r = 0; r < options.repetitions + 1; ++r) {  // the first warms up
             Batch batch = make_batch(1, length, kBlock);
             const std::vector<int32_t> ids = random_ids(length, c.vocab_size, rng);
@@ -126,8 +143,9 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
     for (int64_t b : options.batch_sizes) {
         profile.reset();
         const int64_t capacity = options.context + options.decode_tokens + 1;
-        const KvPool pool(c, b * ((capacity + kBlock - 1) / kBlock), kBlock, device,
-                          options.kv_cache_dtype);
+        const KvPool pool =
+            make_pool(fmt::format("tg{} @ {} x{}", options.decode_tokens, options.context, b),
+                      b * ((capacity + kBlock - 1) / kBlock));
         double best = 1e30;
         for (int r = 0; r < options.repetitions + 1; ++r) {
             Batch batch = make_batch(b, capacity, kBlock);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "integration/cli_helpers.h"
+#include "tensor/cuda_memory.h"
 
 namespace fourbit::cli_test {
 namespace {
@@ -62,6 +63,16 @@ TEST_F(DeviceCli, KvCacheDtypeIsChosenAndReported) {
         run_fourbit({"generate", "--model", tiny_dir().string(), "--prompt-ids", "1,2,3",
                      "--device", "cpu", "--kv-cache-dtype", "fp8"});
     EXPECT_TRUE(failed_cleanly(bad, {"--kv-cache-dtype", "fp8"}));
+}
+
+// On a GPU, a test whose KV cache the card cannot hold is refused with the numbers before
+// anything is allocated (a million-token context for 4,096 sequences: terabytes).
+TEST_F(DeviceCli, BenchModelRefusesAKvCacheTheGpuCannotHold) {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+    const CommandResult result = run_fourbit({"bench-model", "--synthetic-weights", "tiny",
+                                              "--device", "cuda", "-p", "16", "-b", "4096", "-n",
+                                              "2", "--context", "1000000", "-r", "1"});
+    EXPECT_TRUE(failed_cleanly(result, {"tg2 @ 1000000 x4096", "KV cache (BF16)", "GiB free"}));
 }
 
 TEST_F(DeviceCli, BenchModelTakesOneSourceOfWeights) {

@@ -37,7 +37,7 @@ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFOURBIT_CUDA=ON
 configure=$?
 build=1
 targets=()
-[ "$scope" = cuda ] && targets=(--target tensor_test ops_test cuda_parity_test engine_cuda_test cuda_kernels_bench fourbit)
+[ "$scope" = cuda ] && targets=(--target tensor_test ops_test cuda_parity_test engine_cuda_test cli_test cuda_kernels_bench fourbit)
 if [ $configure -eq 0 ]; then
     # -k 0: every error in one call, not just the first.
     cmake --build "$build_dir" "${targets[@]}" -j "$(nproc)" -- -k 0 >>"$log_dir/build.log" 2>&1
@@ -53,6 +53,9 @@ if [ $build -eq 0 ]; then
             tests/runtime/engine_cuda_test; do
             OMP_NUM_THREADS=4 "$build_dir/$binary" >>"$log_dir/test.log" 2>&1
         done
+        # The CLI's device tests (the binary on the GPU: --device, --kv-cache-dtype, bench-model).
+        OMP_NUM_THREADS=4 "$build_dir/tests/integration/cli_test" --gtest_filter='DeviceCli.*' \
+            >>"$log_dir/test.log" 2>&1
         passed=$(grep -c '^\[       OK \]' "$log_dir/test.log")
         failed=$(grep -c '^\[  FAILED  \] .*(' "$log_dir/test.log")
         tests="$passed passed, $failed failed"
