@@ -76,6 +76,9 @@ if [ $build -eq 0 ]; then
     "$build_dir/tests/model/cuda_parity_test" >>"$log_dir/gpu_tests.log" 2>&1
     # The serving engine on the device: batching, preemption, speculative decoding.
     "$build_dir/tests/runtime/engine_cuda_test" >>"$log_dir/gpu_tests.log" 2>&1
+    # The binary on the device: bench-model's refusal of a KV cache the card cannot hold.
+    "$build_dir/tests/integration/cli_test" --gtest_filter='DeviceCli.BenchModelRefuses*' \
+        >>"$log_dir/gpu_tests.log" 2>&1
     gpu_passed=$(grep -c '^\[       OK \]' "$log_dir/gpu_tests.log")
     gpu_failed=$(grep -c '^\[  FAILED  \] .*(' "$log_dir/gpu_tests.log")
     gpu_skipped=$(grep -c '^\[  SKIPPED \] .*(' "$log_dir/gpu_tests.log")
