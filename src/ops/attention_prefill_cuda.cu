@@ -63,43 +63,42 @@ __device__ __forceinline__ void find_pool_rows(const AttentionParams& p, const i
     }
 }
 
-// The tile whose rows find_pool_rows found into the staging buffers, zeros past the walk and past
-// head_dim. 64-bit offsets: a pool row times the row width can pass 2^31.
-__device__ __forceinline__ void load_kv_tile(const AttentionParams& p, int kv_head, F32Tiles& s,
-                                             int) {
-    constexpr int kVectors = kPrefillDim / 4;  // 16-byte vectors per row
-    const float* keys = static_cast<const float*>(p.keys);
-    const float* values = static_cast<const float*>(p.values);
+// The tile whose rows find_pool_rows found, as 16-byte vectors of pool elements T to
+// key_at(r, c) and value_at(r, c) (row r, element c), zeros past the walk and past head_dim.
+// 64-bit offsets: a pool row times the row width can pass 2^31.
+template <typename T, class KeyAt, class ValueAt>
+__device__ __forceinline__ void copy_kv_rows(const AttentionParams& p, int kv_head,
+                                             const int* pool_rows, KeyAt key_at, ValueAt value_at) {
+    constexpr int kPerVector = 16 / sizeof(T);
+    constexpr int kVectors = kPrefillDim / kPerVector;  // vectors per row
+    const T* keys = static_cast<const T*>(p.keys);
+    const T* values = static_cast<const T*>(p.values);
 #pragma unroll 4
     for (int index = threadIdx.x; index < kPrefillPositions * kVectors; index += kPrefillThreads) {
-        const int r = index / kVectors, c = 4 * (index % kVectors);
-        const int row = s.pool_row[r];
+        const int r = index / kVectors, c = kPerVector * (index % kVectors);
+        const int row = pool_rows[r];
         const bool valid = row >= 0 && c < p.head_dim;
         const int64_t offset =
             valid ? static_cast<int64_t>(row) * p.kv_width + kv_head * p.head_dim + c : 0;
-        copy_async_16(&s.key_stage[r][c], keys + offset, valid);
-        copy_async_16(&s.value_stage[r][c], values + offset, valid);
+        copy_async_16(key_at(r, c), keys + offset, valid);
+        copy_async_16(value_at(r, c), values + offset, valid);
     }
     commit_async_copies();
 }
 
-// A bf16 pool's tile into stage `stage` as stored (8 elements a 16-byte vector).
+// An f32 pool's tile into the staging buffers; a bf16 pool's into stage `stage` as stored.
+__device__ __forceinline__ void load_kv_tile(const AttentionParams& p, int kv_head, F32Tiles& s,
+                                             int) {
+    copy_kv_rows<float>(
+        p, kv_head, s.pool_row, [&](int r, int c) { return &s.key_stage[r][c]; },
+        [&](int r, int c) { return &s.value_stage[r][c]; });
+}
+
 __device__ __forceinline__ void load_kv_tile(const AttentionParams& p, int kv_head, Bf16Tiles& s,
                                              int stage) {
-    constexpr int kVectors = kPrefillDim / 8;
-    const __nv_bfloat16* keys = static_cast<const __nv_bfloat16*>(p.keys);
-    const __nv_bfloat16* values = static_cast<const __nv_bfloat16*>(p.values);
-#pragma unroll 4
-    for (int index = threadIdx.x; index < kPrefillPositions * kVectors; index += kPrefillThreads) {
-        const int r = index / kVectors, c = 8 * (index % kVectors);
-        const int row = s.pool_row[r];
-        const bool valid = row >= 0 && c < p.head_dim;
-        const int64_t offset =
-            valid ? static_cast<int64_t>(row) * p.kv_width + kv_head * p.head_dim + c : 0;
-        copy_async_16(&s.keys[stage][r][c / 2], keys + offset, valid);
-        copy_async_16(&s.values[stage][r][c / 2], values + offset, valid);
-    }
-    commit_async_copies();
+    copy_kv_rows<__nv_bfloat16>(
+        p, kv_head, s.pool_row, [&](int r, int c) { return &s.keys[stage][r][c / 2]; },
+        [&](int r, int c) { return &s.values[stage][r][c / 2]; });
 }
 
 // The staged tile as bf16 hi/lo: keys row-major, values transposed. (A bf16 pool's tile is

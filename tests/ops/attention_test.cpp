@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "support/bf16_tensors.h"
 #include "tensor/numeric.h"
 
 namespace fourbit {
@@ -21,15 +22,6 @@ Tensor random_f32(Shape shape, std::mt19937& rng, float low = -1.0f, float high 
     std::uniform_real_distribution<float> dist(low, high);
     for (int64_t i = 0; i < tensor.numel(); ++i) tensor.data<float>()[i] = dist(rng);
     return tensor;
-}
-
-// `f32` in `dtype` (f32 or bf16, rounded to nearest even).
-Tensor as_pool_dtype(const Tensor& f32, DType dtype) {
-    if (dtype == DType::f32) return f32;
-    Tensor out = Tensor::zeros(DType::bf16, f32.shape());
-    for (int64_t i = 0; i < f32.numel(); ++i)
-        out.data<uint16_t>()[i] = f32_to_bf16(f32.data<float>()[i]);
-    return out;
 }
 
 // What a pool of `dtype` keeps of x.
@@ -53,9 +45,10 @@ Paged scrambled_pool(int64_t n_positions, int64_t block_size, int64_t kv_width, 
                      DType dtype = DType::f32) {
     const int64_t owned = (n_positions + block_size - 1) / block_size;
     const int64_t n_blocks = 2 * owned + 1;
-    Paged paged{as_pool_dtype(random_f32({n_blocks * block_size, kv_width}, rng, -50, 50), dtype),
-                as_pool_dtype(random_f32({n_blocks * block_size, kv_width}, rng, -50, 50), dtype),
-                {}};
+    Paged paged{
+        test_support::as_dtype(random_f32({n_blocks * block_size, kv_width}, rng, -50, 50), dtype),
+        test_support::as_dtype(random_f32({n_blocks * block_size, kv_width}, rng, -50, 50), dtype),
+        {}};
     std::vector<int32_t> ids(n_blocks);
     std::iota(ids.begin(), ids.end(), 0);
     std::shuffle(ids.begin(), ids.end(), rng);

@@ -23,6 +23,7 @@
 #include "ops/rms_norm.h"
 #include "ops/rope.h"
 #include "ops/top_k.h"
+#include "support/bf16_tensors.h"
 #include "tensor/cuda_memory.h"
 #include "tensor/numeric.h"
 #include "util/error.h"
@@ -48,22 +49,8 @@ Tensor random_bf16(Shape shape, std::mt19937& rng, float scale = 1.0f) {
     return tensor;
 }
 
-// A host f32 tensor in `dtype` (f32 or bf16, rounded to nearest even), and back to f32.
-Tensor as_dtype(const Tensor& f32, DType dtype) {
-    if (dtype == DType::f32) return f32;
-    Tensor out = Tensor::zeros(DType::bf16, f32.shape());
-    for (int64_t i = 0; i < f32.numel(); ++i)
-        out.data<uint16_t>()[i] = f32_to_bf16(f32.data<float>()[i]);
-    return out;
-}
-
-Tensor widened(const Tensor& host) {
-    if (host.dtype() == DType::f32) return host;
-    Tensor out = Tensor::zeros(DType::f32, host.shape());
-    for (int64_t i = 0; i < host.numel(); ++i)
-        out.data<float>()[i] = bf16_to_f32(host.data<uint16_t>()[i]);
-    return out;
-}
+using test_support::as_dtype;
+using test_support::widened;
 
 // NVFP4 weights quantized by the project's codec from random values with an outlier, so block
 // scales spread far below the global range (small and subnormal e4m3 scales included).
