@@ -209,6 +209,15 @@ TEST(Engine, Bf16KvCacheHoldsTwiceTheBlocksAndBatchesLikeItsOwnCache) {
     }
 }
 
+TEST(Engine, AKvPoolOfAnotherTypeIsRefusedByName) {
+    try {
+        KvPool pool(golden_model().config(), 4, 16, Device::host(), DType::f16);
+        FAIL() << "an f16 pool was made";
+    } catch (const Error& error) {
+        EXPECT_NE(std::string(error.what()).find("f32 or bf16"), std::string::npos) << error.what();
+    }
+}
+
 TEST(Engine, Bf16KvCacheMovesTheLogitsByLittle) {
     const std::vector<int32_t> prompt = reference_ids("prompt.1");
     SequenceCache f32(golden_model(), int64_t(prompt.size()), 16, DType::f32);
