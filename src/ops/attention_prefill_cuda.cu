@@ -20,7 +20,7 @@ constexpr int kValueWords = kPrefillPositions / 2 + 4;
 // A 32-bit word holds two bf16, the lower index in the low half; q[0] holds the hi parts, q[1]
 // the lo parts.
 struct PrefillQueries {
-    uint32_t q[2][kPrefillHeads * kPrefillTokens][kRowWords];  // row h * 32 + token
+    uint32_t q[2][kPrefillHeads * kPrefillTokens][kRowWords];  // row h * kPrefillTokens + token
     int pool_row[kPrefillPositions];  // the next tile's rows in the pool (-1: past the walk)
     int position[kPrefillTokens];     // the tile's tokens' positions (-1 past the batch)
     unsigned long_runs;               // bit t: tile token t belongs to a long run
@@ -30,6 +30,7 @@ struct PrefillQueries {
 // An f32 pool's tile: staged as read, then split (keys[0], values[0] the hi parts). Every row
 // starts on 16 bytes (cp.async and vector accesses), past the queries' odd-sized tail too.
 struct F32Tiles : PrefillQueries {
+    static constexpr int kCtasPerSm = 1;  // ~124 KB of shared memory
     alignas(16) float key_stage[kPrefillPositions][kStageStride];
     alignas(16) float value_stage[kPrefillPositions][kStageStride];
     alignas(16) uint32_t keys[2][kPrefillPositions][kRowWords];
@@ -38,6 +39,7 @@ struct F32Tiles : PrefillQueries {
 
 // A bf16 pool's tiles as stored, two stages (the next tile's while this one is multiplied).
 struct Bf16Tiles : PrefillQueries {
+    static constexpr int kCtasPerSm = 2;  // ~87 KB
     alignas(16) uint32_t keys[2][kPrefillPositions][kRowWords];
     alignas(16) uint32_t values[2][kPrefillPositions][kRowWords];
 };
@@ -129,7 +131,7 @@ __device__ __forceinline__ void prepare_kv_tile(F32Tiles& s) {
     }
 }
 
-// Rows (h, t) of the tile's 32 tokens as bf16 hi/lo; zeros for heads past the group, tokens past
+// Rows (h, t) of the tile's 16 tokens as bf16 hi/lo; zeros for heads past the group, tokens past
 // the batch and dimensions past head_dim (they then add nothing to any score).
 __device__ __forceinline__ void load_queries(const AttentionParams& p, int first, int kv_head,
                                              PrefillQueries& s) {
@@ -151,8 +153,9 @@ __device__ __forceinline__ void load_queries(const AttentionParams& p, int first
     }
 }
 
-// A warp's rows: its head for the tile's 32 tokens, two m16 tiles (kRowTiles); lane 4g + t holds
-// rows g and g + 8 of each, i.e. tokens 16m + 8r + g for m, r in {0, 1}: row index 2m + r below.
+// A warp's rows: its head for the tile's tokens, kRowTiles m16 tiles; lane 4g + t holds
+// rows g and g + 8 of each, i.e. tokens 16m + 8r + g for m < kRowTiles, r in {0, 1}: row index
+// 2m + r below.
 constexpr int kRowTiles = kPrefillTokens / 16;
 constexpr int kLaneRows = 2 * kRowTiles;
 
@@ -471,10 +474,11 @@ __device__ __forceinline__ void attend_run(const AttentionParams& p, Tiles& s, i
     if (h < p.group) write_rows(p, first, kv_head, h, rows, state);
 }
 
-// Grid: (tiles of 32 batch tokens, kv heads, splits); the tiles in reverse, so that the latest
+// Grid: (tiles of 16 batch tokens, kv heads, splits); the tiles in reverse, so that the latest
 // tokens (the longest walks) start first and the short ones fill the tail.
 template <class Tiles>
-__global__ void __launch_bounds__(kPrefillThreads, 1) prefill_attention_kernel(AttentionParams p) {
+__global__ void __launch_bounds__(kPrefillThreads, Tiles::kCtasPerSm)
+    prefill_attention_kernel(AttentionParams p) {
     extern __shared__ float4 shared_words[];
     Tiles& s = *reinterpret_cast<Tiles*>(shared_words);
     const int first = static_cast<int>(gridDim.x - 1 - blockIdx.x) * kPrefillTokens;

@@ -3,9 +3,9 @@
 // what the two share.
 //
 // The per-token kernel loads a token's keys and values once per (token, kv head): a 4096-token
-// prompt reads ~67 GB per layer that way. Here one CTA takes 32 consecutive tokens of one
+// prompt reads ~67 GB per layer that way. Here one CTA takes 16 consecutive tokens of one
 // sequence and a kv head, loads each tile of 32 keys and values once into shared memory for all
-// 32 tokens x 6 query heads, and runs both products (scores = q k^T, out += p v) on the tensor
+// 16 tokens x 6 query heads, and runs both products (scores = q k^T, out += p v) on the tensor
 // cores with an online softmax per row (FlashAttention-2's order of work).
 //
 // Precision: the op's contract is f32 arithmetic on the stored keys and values (tests: 5e-5 of
@@ -16,9 +16,12 @@
 // weights are split, two mma per product. Measured against the f32 CUDA-core FMA kernel this
 // replaces: bench/results/cuda_model.md.
 //
-// CTA layout: 6 warps, warp h = query head h of the group; its rows are the tile's 32 tokens
-// (two m16 tiles: every key and value fragment serves both), so the causal mask is one
-// comparison per score and a row's running maximum lives in the 4 lanes that hold the row.
+// CTA layout: 6 warps, warp h = query head h of the group; its rows are the tile's 16 tokens
+// (one m16 tile), so the causal mask is one comparison per score and a row's running maximum
+// lives in the 4 lanes that hold the row. 16 tokens rather than 32 (two m16 tiles a warp, each
+// key and value fragment serving both): half the shared memory, so a bf16 pool's CTAs run two
+// to an SM, which more than pays for reading each tile for half as many tokens (H200, one
+// layer's prefill of 4,096 tokens 1.79 -> 1.49 ms; bench/results/cuda_model.md).
 // An f32 pool's tiles arrive by cp.async into a staging buffer (the next tile's while this one
 // is multiplied), and are split once per CTA into bf16 hi/lo tiles in the layouts the fragments
 // read: keys row-major, values transposed (pairs of positions per 32-bit word). A bf16 pool's
@@ -113,15 +116,15 @@ __device__ __forceinline__ void load_matrices_transposed(uint32_t (&words)[4], c
 constexpr int kPrefillHeads = 6;       // query heads per kv head it holds (MiniMax-M2's group)
 constexpr int kPrefillDim = 128;       // head_dim it holds; smaller ones are zero-padded
 constexpr int kPrefillPositions = 32;  // keys and values per shared tile
-constexpr int kPrefillTokens = 32;     // batch tokens per CTA: two m16 tiles a warp
+constexpr int kPrefillTokens = 16;     // batch tokens per CTA: one m16 tile a warp
 constexpr int kPrefillThreads = kPrefillHeads * 32;
 // Steps of more tokens than this take the tiled kernel (smaller ones are decodes and
 // verification, recorded as graphs, on the per-token kernel as before).
 constexpr int kPrefillMinTokens = 64;
 // The shortest run the tiled kernel takes. Its CTA costs the same per key whatever part of its
-// 32 tokens a run fills, and it walks its runs one after another: half a tile at least, so that
-// a CTA walks at most three runs (two at its edges that continue in the next tiles, one between)
-// and a step of short speculative chunks stays on the per-token kernel, which spreads them.
+// 16 tokens a run fills, and it walks its runs one after another: a whole tile at least, so
+// that a CTA walks at most two runs (the ends of one and the start of the next) and a step of
+// short speculative chunks stays on the per-token kernel, which spreads them.
 constexpr int kMinRun = 16;
 
 // Whether batch token i (> 0) continues token i - 1's run.
