@@ -139,7 +139,7 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
     }
 
     const double kv_bytes_per_position =
-        2.0 * c.num_hidden_layers * c.kv_width() * dtype_size_bytes(options.kv_cache_dtype);
+        static_cast<double>(KvPool::bytes_per_block(c, 1, options.kv_cache_dtype));
     for (int64_t b : options.batch_sizes) {
         profile.reset();
         const int64_t capacity = options.context + options.decode_tokens + 1;

@@ -3,7 +3,7 @@
 // CTA per (query token, kv head) of the whole batch over the token's visible positions in tiles of
 // 32, with an online softmax, so the kv head's keys and values are read once for its whole query
 // group. Steps of many tokens also launch the tiled prefill kernel (attention_prefill_cuda.cu),
-// which takes the tokens of long runs (prefill chunks) and reads each key once per 32 tokens; this
+// which takes the tokens of long runs (prefill chunks) and reads each key once per 16 tokens; this
 // kernel then does the rest. Over a bf16 pool (head_dim a multiple of 8) that per-token work
 // runs on the tensor cores instead (attention_decode_cuda.cu). Positions and tables are read on
 // the device: nothing here waits for the host.
@@ -181,12 +181,7 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
                         reinterpret_cast<uintptr_t>(p.values) % 16 == 0;
 
     if (begin >= visible) {  // a split past this token's own position: nothing to attend
-        for (int index = threadIdx.x; index < group * (d + 2); index += kThreads) {
-            const int g = index / (d + 2), i = index % (d + 2);
-            const int64_t head =
-                static_cast<int64_t>(token) * (p.q_width / d) + kv_head * group + g;
-            p.partial[(head * p.n_splits + blockIdx.z) * (d + 2) + i] = i == d ? -INFINITY : 0.0f;
-        }
+        paged_attention::write_empty_split<kThreads>(p, token, kv_head);
         return;
     }
     const int n_tiles = (visible - begin + kTile - 1) / kTile;
@@ -240,8 +235,7 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
     if (warp < group && lane == 0) {
         s.sums[warp] = running_sum;
         if (p.n_splits > 1) {
-            const int64_t head =
-                static_cast<int64_t>(token) * (p.q_width / d) + kv_head * group + warp;
+            const int64_t head = paged_attention::query_head(p, token, kv_head, warp);
             float* state = p.partial + (head * p.n_splits + blockIdx.z) * (d + 2);
             state[d] = running_max;
             state[d + 1] = running_sum;
@@ -253,8 +247,7 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
         const int g = my_row + j * heads_per_pass;
         if (outputs && g < group) {
             if (p.n_splits > 1) {
-                const int64_t head =
-                    static_cast<int64_t>(token) * (p.q_width / d) + kv_head * group + g;
+                const int64_t head = paged_attention::query_head(p, token, kv_head, g);
                 p.partial[(head * p.n_splits + blockIdx.z) * (d + 2) + my_dim] = acc[j];
             } else {
                 p.out[static_cast<int64_t>(token) * p.q_width + (kv_head * group + g) * d +
@@ -282,13 +275,14 @@ __global__ void combine_kernel(const float* partial, int n_splits, int head_dim,
     out[head * head_dim + threadIdx.x] = value / total;
 }
 
+// Whether a tensor's data starts on 16 bytes, as vector loads need (views into larger buffers
+// might not).
+bool aligned(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
+
 // Whether the tiled kernel can take this step: many tokens, a group and head_dim it holds, and
-// 16-byte aligned rows for its vector loads (views into larger buffers might not be): head_dim
-// whole vectors of q (4 floats) and of the pool (4 floats, 8 bf16).
+// aligned rows for its vector loads: head_dim whole vectors of q (4 floats) and of the pool (4
+// floats, 8 bf16).
 bool takes_prefill_kernel(const Tensor& q, const KvLayer& pool, const AttentionShape& shape) {
-    const auto aligned = [](const Tensor& t) {
-        return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0;
-    };
     const int64_t group = shape.n_heads / shape.n_kv_heads;
     const int64_t vector = pool.keys.dtype() == DType::bf16 ? 8 : 4;
     return q.dim(0) > paged_attention::kPrefillMinTokens &&
@@ -300,9 +294,6 @@ bool takes_prefill_kernel(const Tensor& q, const KvLayer& pool, const AttentionS
 // Whether the tensor-core decode kernel takes the per-token kernel's tokens: a bf16 pool whose
 // rows are whole 16-byte vectors, at 16-byte aligned addresses.
 bool takes_decode_kernel(const KvLayer& pool, const AttentionShape& shape) {
-    const auto aligned = [](const Tensor& t) {
-        return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0;
-    };
     return pool.keys.dtype() == DType::bf16 && shape.head_dim % 8 == 0 &&
            shape.head_dim <= paged_attention::kPrefillDim && aligned(pool.keys) &&
            aligned(pool.values);
@@ -352,7 +343,6 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     AttentionParams params{q.data<float>(),
                            pool.keys.raw(),
                            pool.values.raw(),
-                           bf16_pool,
                            tokens.positions.data<int32_t>(),
                            tokens.table_offsets.data<int32_t>(),
                            tokens.block_tables.data<int32_t>(),
@@ -394,7 +384,7 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     }
     if (prefill) {
         FOURBIT_CUDA_CHECK((paged_attention::launch_prefill_attention(
-            params, static_cast<int>(shape.n_kv_heads), current_stream())));
+            params, static_cast<int>(shape.n_kv_heads), bf16_pool, current_stream())));
     }
     // Every token's CTAs; with the tiled kernel, those of long runs return at once.
     const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_kv_heads),

@@ -219,8 +219,7 @@ __device__ __forceinline__ void merge_and_write(const AttentionParams& p, int to
             total +=
                 m.max[w][row] == -INFINITY ? 0.0f : m.sum[w][row] * exp2f(m.max[w][row] - largest);
         }
-        const int64_t head =
-            static_cast<int64_t>(token) * (p.q_width / d) + kv_head * p.group + row;
+        const int64_t head = query_head(p, token, kv_head, row);
         if (p.n_splits > 1) {
             float* partial = p.partial + (head * p.n_splits + blockIdx.z) * (d + 2);
             partial[i] = value;
@@ -241,16 +240,11 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttentionPar
     if (p.skip_long_runs && in_long_run_warp(p.positions, p.table_offsets, p.n_tokens, token)) {
         return;  // the tiled kernel's token
     }
-    const int d = p.head_dim, warp = threadIdx.x >> 5;
+    const int warp = threadIdx.x >> 5;
     const int begin = static_cast<int>(blockIdx.z) * p.split;
     const int visible = min(p.positions[token] + 1, begin + p.split);  // causal: 0 .. own
     if (begin >= visible) {  // a split past this token's own position: nothing to attend
-        for (int index = threadIdx.x; index < p.group * (d + 2); index += kThreads) {
-            const int g = index / (d + 2), i = index % (d + 2);
-            const int64_t head =
-                static_cast<int64_t>(token) * (p.q_width / d) + kv_head * p.group + g;
-            p.partial[(head * p.n_splits + blockIdx.z) * (d + 2) + i] = i == d ? -INFINITY : 0.0f;
-        }
+        write_empty_split<kThreads>(p, token, kv_head);
         return;
     }
     const int32_t* table = p.tables + p.table_offsets[token];

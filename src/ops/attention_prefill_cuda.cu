@@ -394,7 +394,7 @@ __device__ __forceinline__ void write_rows(const AttentionParams& p, int first, 
         total += __shfl_xor_sync(~0u, total, 2);
         if (rows.position[r] < 0) continue;
         const int token = first + 8 * r + g;
-        const int64_t head = static_cast<int64_t>(token) * (p.q_width / d) + kv_head * p.group + h;
+        const int64_t head = query_head(p, token, kv_head, h);
         float* partial = p.partial + (head * p.n_splits + blockIdx.z) * (d + 2);
         float* out = p.out + head * d;
 #pragma unroll
@@ -529,10 +529,10 @@ cudaError_t launch(const AttentionParams& p, int n_kv_heads, cudaStream_t stream
 }  // namespace
 
 // Shared memory opted in first.
-cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads,
+cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads, bool bf16_pool,
                                      cudaStream_t stream) {
-    return p.bf16_pool ? launch<Bf16Tiles>(p, n_kv_heads, stream)
-                       : launch<F32Tiles>(p, n_kv_heads, stream);
+    return bf16_pool ? launch<Bf16Tiles>(p, n_kv_heads, stream)
+                     : launch<F32Tiles>(p, n_kv_heads, stream);
 }
 
 }  // namespace fourbit::cuda::paged_attention

@@ -46,9 +46,8 @@ namespace fourbit::cuda::paged_attention {
 
 struct AttentionParams {
     const float* q;
-    const void* keys;  // the pool's rows: f32, or bf16 where bf16_pool
+    const void* keys;  // the pool's rows: f32 or bf16 (the launch says which)
     const void* values;
-    bool bf16_pool;
     const int32_t* positions;
     const int32_t* table_offsets;
     const int32_t* tables;
@@ -75,6 +74,26 @@ struct AttentionParams {
 // kernels' per-tile address math.
 __device__ __forceinline__ int64_t pool_row(const int32_t* table, int block_size, int position) {
     return static_cast<int64_t>(table[position / block_size]) * block_size + position % block_size;
+}
+
+// Where query head g of kv head `kv_head` of batch token `token` sits among all tokens' heads
+// (a row of out, a run of partial states).
+__device__ __forceinline__ int64_t query_head(const AttentionParams& p, int token, int kv_head,
+                                              int g) {
+    return static_cast<int64_t>(token) * (p.q_width / p.head_dim) + kv_head * p.group + g;
+}
+
+// A split that starts past the token's own position has nothing to attend: its partial states
+// say so to combine_kernel (no output, maximum -inf), written by the CTA's kThreads threads.
+template <int kThreads>
+__device__ __forceinline__ void write_empty_split(const AttentionParams& p, int token,
+                                                  int kv_head) {
+    const int d = p.head_dim;
+    for (int index = threadIdx.x; index < p.group * (d + 2); index += kThreads) {
+        const int g = index / (d + 2), i = index % (d + 2);
+        const int64_t head = query_head(p, token, kv_head, g);
+        p.partial[(head * p.n_splits + blockIdx.z) * (d + 2) + i] = i == d ? -INFINITY : 0.0f;
+    }
 }
 
 // A pool element from f32 (rounded to nearest even for bf16), and back.
@@ -164,8 +183,10 @@ __device__ __forceinline__ bool in_long_run_warp(const int32_t* positions, const
     return 1 + left + right >= kMinRun;
 }
 
-// Launches the tiled kernel (attention_prefill_cuda.cu) over p.n_tokens batch tokens.
-cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads, cudaStream_t stream);
+// Launches the tiled kernel (attention_prefill_cuda.cu) over p.n_tokens batch tokens of an f32
+// or a bf16 pool.
+cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads, bool bf16_pool,
+                                     cudaStream_t stream);
 
 // The per-token kernel's work on the tensor cores for a bf16 pool with head_dim a multiple of 8
 // (attention_decode_cuda.cu): grid (tokens, kv heads, splits), each split a multiple of

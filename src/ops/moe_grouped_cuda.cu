@@ -100,20 +100,6 @@ __global__ void scatter_kernel(const int32_t* ids, int n_slots, Grouping g) {
     }
 }
 
-// Rows source[row_of(r)] for r < n_rows into shared memory, stride k + 8 (stage_rows' layout).
-template <typename RowOf>
-__device__ __forceinline__ void stage_gathered(float* shared, const float* source, int n_rows,
-                                               int k, RowOf row_of) {
-    const int vectors = k / 4;
-    for (int index = threadIdx.x; index < n_rows * vectors; index += kThreads) {
-        const int r = index / vectors, c = index % vectors;
-        copy_async_16(shared + r * (k + 8) + 4 * c,
-                      source + static_cast<int64_t>(row_of(r)) * k + 4 * c);
-    }
-    wait_all_async_copies();
-    __syncthreads();
-}
-
 // For each stripe of the CTA's run of kStripesPerCta (stripes_per_expert in all), partial[w] =
 // warp w's share of k of that stripe of one expert's matrix (stripe-major from codes and
 // scales) times the tile's `count` slot rows source[row_of(r)], staged once for the run in
@@ -133,7 +119,8 @@ __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* sc
     const uint2* stripe_scales = scales + expert_tile * groups * 8;
     nvfp4::WeightChunk<kChunk> first;
     nvfp4::load_chunk(first, stripe_codes, stripe_scales, first_group, end_group);
-    stage_gathered(staged, source, count, k, row_of);
+    nvfp4::stage_rows(staged, count, k,
+                      [&](int r) { return source + static_cast<int64_t>(row_of(r)) * k; });
     for (int s = 0; s < n_stripes; ++s) {
         float acc[1][4] = {};
         nvfp4::stripe_partial<1, kChunk, true>(first, stripe_codes, stripe_scales, first_group,

@@ -119,18 +119,25 @@ __device__ __forceinline__ void stripe_partial(WeightChunk<kChunk>& first, const
     }
 }
 
-// Copies `n_rows` activation rows of k floats into shared memory (row stride k + 8 floats: the
-// 8 lanes of a fragment read 8 rows at one column without bank conflicts) with cp.async, then
-// waits and synchronises the CTA. Rows must be 16-byte aligned (k % 4 == 0).
-__device__ __forceinline__ void stage_rows(float* shared, const float* x, int x_stride,
-                                           int n_rows, int k) {
+// Copies `n_rows` activation rows of k floats, row r from row_at(r), into shared memory (row
+// stride k + 8 floats: the 8 lanes of a fragment read 8 rows at one column without bank
+// conflicts) with cp.async, then waits and synchronises the CTA. Rows must be 16-byte aligned
+// (k % 4 == 0).
+template <class RowAt>
+__device__ __forceinline__ void stage_rows(float* shared, int n_rows, int k, RowAt row_at) {
     const int vectors = k / 4;
     for (int index = threadIdx.x; index < n_rows * vectors; index += kThreads) {
         const int r = index / vectors, c = index % vectors;
-        copy_async_16(shared + r * (k + 8) + 4 * c, x + static_cast<int64_t>(r) * x_stride + 4 * c);
+        copy_async_16(shared + r * (k + 8) + 4 * c, row_at(r) + 4 * c);
     }
     wait_all_async_copies();
     __syncthreads();
+}
+
+// The same for rows x + r x_stride.
+__device__ __forceinline__ void stage_rows(float* shared, const float* x, int x_stride, int n_rows,
+                                           int k) {
+    stage_rows(shared, n_rows, k, [&](int r) { return x + static_cast<int64_t>(r) * x_stride; });
 }
 
 // Shared memory for n_rows staged rows of k floats.
