@@ -15,7 +15,9 @@ void attention_prologue(Tensor& q, Tensor& k, const Tensor& v, const QkNorm& nor
     const bool fused = device.is_cuda() && norm.q_weight.dtype() == norm.k_weight.dtype() &&
                        q_rope.rotary_dim <= cuda::kRopeCudaMaxRotaryDim &&
                        q_rope.rotary_dim == k_rope.rotary_dim && q_rope.theta == k_rope.theta &&
-                       q_rope.head_dim == k_rope.head_dim;
+                       q_rope.head_dim == k_rope.head_dim && q.rank() == 2 && k.rank() == 2 &&
+                       q.dim(1) <= cuda::kPrologueMaxQWidth &&
+                       k.dim(1) <= cuda::kPrologueMaxKvWidth;
     if (!fused) {
         rms_norm(q, norm.q_weight, norm.eps, q);
         rms_norm(k, norm.k_weight, norm.eps, k);

@@ -23,6 +23,10 @@ void attention_prologue(Tensor& q, Tensor& k, const Tensor& v, const QkNorm& nor
                         const PagedTokens& tokens, const KvLayer& pool);
 
 namespace cuda {
+// The widest rows the fused CUDA kernel holds in registers and shared memory (wider ones run as
+// the five ops).
+inline constexpr int64_t kPrologueMaxQWidth = 8192;
+inline constexpr int64_t kPrologueMaxKvWidth = 2048;
 void attention_prologue(Tensor& q, Tensor& k, const Tensor& v, const QkNorm& norm,
                         const RopeShape& q_rope, const RopeShape& k_rope,
                         const PagedTokens& tokens, const KvLayer& pool);

@@ -1,6 +1,9 @@
 // attention_prologue on CUDA: one CTA per token does the QK-norm of q and k, the RoPE of both
-// and the cache write (f32 or bf16 pool), with the very functions rms_norm_cuda.cu and rope_cuda.cu
-// use (ops/cuda/norm_rope.cuh), so the result is bitwise that of those ops in sequence.
+// and the cache write (f32 or bf16 pool) with the arithmetic rms_norm_cuda.cu and rope_cuda.cu
+// use (ops/cuda/norm_rope.cuh): the same partition of the sums of squares, the same shuffle trees
+// and expressions, so the result is bitwise that of those ops in sequence. Unlike them it touches
+// global memory once per value: every load is issued at the start, the q and k norms share one
+// reduction, and the normalised rows are rotated in shared memory before the single write.
 #include <type_traits>
 
 #include "ops/attention_prefill_cuda.cuh"
@@ -28,29 +31,99 @@ struct PrologueParams {
     T* value_pool;
 };
 
+// A token's elements per thread at most, which size the registers and shared memory that hold
+// its rows (attention_prologue.cpp runs wider rows as the five ops).
+constexpr int kMaxQPerThread = kPrologueMaxQWidth / kNormThreads;
+constexpr int kMaxKvPerThread = kPrologueMaxKvWidth / kNormThreads;
+constexpr int kMaxQWidth = kMaxQPerThread * kNormThreads;
+constexpr int kMaxKvWidth = kMaxKvPerThread * kNormThreads;
+static_assert(kMaxQWidth == kPrologueMaxQWidth && kMaxKvWidth == kPrologueMaxKvWidth);
+
 template <typename T, typename W>
 __global__ void __launch_bounds__(kNormThreads)
     prologue_kernel(PrologueParams<T> p, const W* q_weight, const W* k_weight, RopeFrequencies f) {
-    __shared__ double partial[kNormWarps];
+    __shared__ RmsPairShared reduction;
     __shared__ float cosines[kRopeMaxHalf], sines[kRopeMaxHalf];
+    __shared__ float q_row[kMaxQWidth], k_row[kMaxKvWidth];
     float* q = p.q + static_cast<int64_t>(blockIdx.x) * p.q_width;
     float* k = p.k + static_cast<int64_t>(blockIdx.x) * p.kv_width;
     const float* v = p.v + static_cast<int64_t>(blockIdx.x) * p.kv_width;
+    // The rows' loads all at once, so that the CTA waits for memory once rather than per step:
+    // thread t holds elements t, t + kNormThreads, ... (rms_scale's partition).
+    float qs[kMaxQPerThread], q_weights[kMaxQPerThread];
+    float ks[kMaxKvPerThread], k_weights[kMaxKvPerThread], vs[kMaxKvPerThread];
+#pragma unroll
+    for (int j = 0; j < kMaxQPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < p.q_width) qs[j] = q[i];
+    }
+#pragma unroll
+    for (int j = 0; j < kMaxKvPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < p.kv_width) {
+            ks[j] = k[i];
+            vs[j] = v[i];
+        }
+    }
     const int32_t position = p.positions[blockIdx.x];
-    rope_angles(static_cast<float>(position), f, p.half, cosines, sines);  // rms_scale syncs
-    const float q_scale = rms_scale(q, p.q_width, p.eps, partial);
-    const float k_scale = rms_scale(k, p.kv_width, p.eps, partial);
-    for (int i = threadIdx.x; i < p.q_width; i += kNormThreads) q[i] = q[i] * q_scale * norm_weight(q_weight, i);
-    for (int i = threadIdx.x; i < p.kv_width; i += kNormThreads) k[i] = k[i] * k_scale * norm_weight(k_weight, i);
-    __syncthreads();
-    rope_rotate(q, cosines, sines, p.n_heads, p.head_dim, p.half);
-    rope_rotate(k, cosines, sines, p.n_kv_heads, p.head_dim, p.half);
-    __syncthreads();
     const int64_t row = paged_attention::pool_row(p.tables + p.table_offsets[blockIdx.x],
                                                   static_cast<int>(p.block_size), position);
-    for (int i = threadIdx.x; i < p.kv_width; i += kNormThreads) {
-        paged_attention::store_kv(p.key_pool + row * p.kv_width + i, k[i]);
-        paged_attention::store_kv(p.value_pool + row * p.kv_width + i, v[i]);
+    // The double-precision cos and sin (warp 0) while the loads are in flight. The weights load
+    // after them, so as not to be live across the argument reduction of cos and sin (it would
+    // spill at 64 registers); the other warps skip it, and warp 0's arrive before the scales.
+    rope_angles(static_cast<float>(position), f, p.half, cosines, sines);
+#pragma unroll
+    for (int j = 0; j < kMaxQPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < p.q_width) q_weights[j] = norm_weight(q_weight, i);
+    }
+#pragma unroll
+    for (int j = 0; j < kMaxKvPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < p.kv_width) k_weights[j] = norm_weight(k_weight, i);
+    }
+    // Each sum in rms_scale's order (the products are exact in double, so fused or not alike).
+    double q_sum = 0.0, k_sum = 0.0;
+#pragma unroll
+    for (int j = 0; j < kMaxQPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < p.q_width) q_sum += static_cast<double>(qs[j]) * qs[j];
+    }
+#pragma unroll
+    for (int j = 0; j < kMaxKvPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < p.kv_width) k_sum += static_cast<double>(ks[j]) * ks[j];
+    }
+    const float2 scale = rms_scale_pair(q_sum, p.q_width, k_sum, p.kv_width, p.eps, reduction);
+    // rms_norm_kernel's expression; the rows go to shared memory, where RoPE pairs elements that
+    // other threads hold.
+#pragma unroll
+    for (int j = 0; j < kMaxQPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < p.q_width) q_row[i] = qs[j] * scale.x * q_weights[j];
+    }
+#pragma unroll
+    for (int j = 0; j < kMaxKvPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < p.kv_width) k_row[i] = ks[j] * scale.y * k_weights[j];
+    }
+    __syncthreads();
+    rope_rotate(q_row, cosines, sines, p.n_heads, p.head_dim, p.half);
+    rope_rotate(k_row, cosines, sines, p.n_kv_heads, p.head_dim, p.half);
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < kMaxQPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < p.q_width) q[i] = q_row[i];
+    }
+#pragma unroll
+    for (int j = 0; j < kMaxKvPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < p.kv_width) {
+            k[i] = k_row[i];
+            paged_attention::store_kv(p.key_pool + row * p.kv_width + i, k_row[i]);
+            paged_attention::store_kv(p.value_pool + row * p.kv_width + i, vs[j]);
+        }
     }
 }
 

@@ -44,6 +44,42 @@ __device__ __forceinline__ float rms_scale(const float* row, int64_t d, float ep
     return scale;
 }
 
+// rms_scale_pair's shared memory.
+struct RmsPairShared {
+    double2 partial[kNormWarps];
+    float scale[2];
+};
+
+// rms_scale of two rows at once (a token's q and k), for a kernel that has their elements in
+// registers: each thread passes the sums of squares of its elements t, t + kNormThreads, ...
+// added in that order in double, as rms_scale adds them, and the same shuffle trees make the
+// scales bitwise rms_scale's with one set of barriers for both rows. Warp 0 alone takes the
+// double-precision root and quotient rather than all 32 warps repeating them. The caller
+// synchronises before it reuses `shared`.
+__device__ __forceinline__ float2 rms_scale_pair(double sum_a, int64_t d_a, double sum_b,
+                                                 int64_t d_b, float eps, RmsPairShared& shared) {
+    for (int offset = 16; offset > 0; offset /= 2) {
+        sum_a += __shfl_xor_sync(0xffffffffu, sum_a, offset);
+        sum_b += __shfl_xor_sync(0xffffffffu, sum_b, offset);
+    }
+    if (threadIdx.x % 32 == 0) shared.partial[threadIdx.x / 32] = make_double2(sum_a, sum_b);
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        double2 total = shared.partial[threadIdx.x];
+        for (int offset = 16; offset > 0; offset /= 2) {
+            total.x += __shfl_xor_sync(0xffffffffu, total.x, offset);
+            total.y += __shfl_xor_sync(0xffffffffu, total.y, offset);
+        }
+        if (threadIdx.x < 2) {  // lane 0 the first row's scale, lane 1 the second's
+            const double sum = threadIdx.x == 0 ? total.x : total.y;
+            const int64_t d = threadIdx.x == 0 ? d_a : d_b;
+            shared.scale[threadIdx.x] = static_cast<float>(1.0 / sqrt(sum / d + eps));
+        }
+    }
+    __syncthreads();
+    return make_float2(shared.scale[0], shared.scale[1]);
+}
+
 struct RopeFrequencies {
     float inv_freq[kRopeMaxHalf];
 };
