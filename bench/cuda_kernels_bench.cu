@@ -276,7 +276,7 @@ __global__ void __launch_bounds__(512) linear_split16_kernel(cuda::nvfp4::TilesV
                                                              float out_scale, float* y) {
     using namespace cuda::nvfp4;
     constexpr int kSplit = 16;
-    extern __shared__ float staged[];
+    extern __shared__ uint2 staged[];
     cuda::allow_dependents();
     const int stripe = blockIdx.x, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int groups = w.k / kGroupCols;
@@ -286,16 +286,11 @@ __global__ void __launch_bounds__(512) linear_split16_kernel(cuda::nvfp4::TilesV
     WeightChunk<kChunk> first;
     load_chunk(first, codes, scales, begin, end);
     cuda::wait_for_prerequisites();
-    // As stage_rows, with all 512 threads (its loop strides by the production CTA's 256).
-    const int vectors = w.k / 4;
-    for (int index = threadIdx.x; index < n_tokens * vectors; index += 512) {
-        const int r = index / vectors, c = index % vectors;
-        cuda::copy_async_16(staged + r * (w.k + 8) + 4 * c, x + static_cast<int64_t>(r) * w.k + 4 * c);
-    }
-    cuda::wait_all_async_copies();
-    __syncthreads();
+    stage_rows(
+        staged, n_tokens, w.k, [&](int r) { return x + static_cast<int64_t>(r) * w.k; }, 512);
     float acc[1][4] = {};
-    stripe_partial<1, kChunk, true>(first, codes, scales, begin, end, staged, w.k + 8, n_tokens, acc);
+    stripe_partial<1>(first, codes, scales, begin, end,
+                      StagedB<1>(staged, fragment_stride(w.k), n_tokens), acc);
     __shared__ float partial[kSplit][4][32];
 #pragma unroll
     for (int c = 0; c < 4; ++c) partial[warp][c][lane] = acc[0][c];

@@ -108,7 +108,7 @@ __global__ void scatter_kernel(const int32_t* ids, int n_slots, Grouping g) {
 template <typename RowOf, typename Finish>
 __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* scales, int expert,
                                              int stripes_per_expert, int k, const float* source,
-                                             int count, RowOf row_of, float* staged,
+                                             int count, RowOf row_of, uint2* staged,
                                              float (*partial)[4][32], Finish finish) {
     const int warp = threadIdx.x >> 5, groups = k / kGroupCols;
     const int first_group = warp * groups / kWarps, end_group = (warp + 1) * groups / kWarps;
@@ -123,8 +123,8 @@ __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* sc
                       [&](int r) { return source + static_cast<int64_t>(row_of(r)) * k; });
     for (int s = 0; s < n_stripes; ++s) {
         float acc[1][4] = {};
-        nvfp4::stripe_partial<1, kChunk, true>(first, stripe_codes, stripe_scales, first_group,
-                                               end_group, staged, k + 8, count, acc);
+        nvfp4::stripe_partial<1>(first, stripe_codes, stripe_scales, first_group, end_group,
+                                 nvfp4::StagedB<1>(staged, nvfp4::fragment_stride(k), count), acc);
         nvfp4::store_partials<1>(partial, acc);
         if (s + 1 < n_stripes) {
             stripe_codes += groups * 32;
@@ -141,7 +141,7 @@ __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* sc
 // the tile's slots.
 __global__ void __launch_bounds__(kThreads)
     grouped_gate_up_kernel(ExpertsView experts, Grouping g, const float* h, int top_k, float* mid) {
-    extern __shared__ float staged[];
+    extern __shared__ uint2 staged[];
     const int tile = blockIdx.y;
     if (tile >= g.n_tiles[0]) return;
     const int expert = g.tile_expert[tile], begin = g.tile_begin[tile], count = g.tile_count[tile];
@@ -176,7 +176,7 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kThreads)
     grouped_down_kernel(ExpertsView experts, Grouping g, const float* weights, const float* mid,
                         float* rows) {
-    extern __shared__ float staged[];
+    extern __shared__ uint2 staged[];
     const int tile = blockIdx.y;
     if (tile >= g.n_tiles[0]) return;
     const int expert = g.tile_expert[tile], begin = g.tile_begin[tile], count = g.tile_count[tile];

@@ -11,9 +11,12 @@
 //   +------+------+------+-- ... --+------+   all of its loads of a chunk in flight at once;
 //   partial sums meet in shared memory in a fixed order (deterministic, no atomics).
 //
-// The MoE down kernel instead gives warp w the routed slot w over the whole k, so the routed
-// sum is the same fixed-order shared-memory reduction. (Measured 2026-11-26, H100: k split over
-// the warps with a slot per CTA and a separate sum kernel took 15.9 + 3.5 us against 18.2.)
+// The MoE gate/up kernel's CTA walks four stripes in turn (one expert id and h row for them
+// all, about one wave of CTAs). The MoE down kernel instead gives warp w the routed slot w over
+// the whole k, so the routed sum is the same fixed-order shared-memory reduction. (Measured
+// 2026-11-26, H100: k split over the warps with a slot per CTA and a separate sum kernel took
+// 15.9 + 3.5 us against 18.2.) The activations reach the mma as bf16 fragments staged once per
+// CTA (stage_rows): one 8-byte shared load per k-tile and token tile.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -49,31 +52,56 @@ __device__ __forceinline__ void load_chunk(WeightChunk<kChunk>& chunk, const uin
     }
 }
 
-// The B fragment of one k-tile for token row `token` of the activations: columns k0, k0 + 1 and
-// k0 + 8, k0 + 9 as bf16 pairs. kStaged: the rows sit in shared memory (stage_rows), else they
-// are read through L1 from global memory.
-template <bool kStaged>
-__device__ __forceinline__ void load_b(const float* rows, int stride, int token, int k0,
-                                       uint32_t (&b)[2]) {
-    const float* row = rows + static_cast<int64_t>(token) * stride + k0;
-    float2 low, high;
-    if constexpr (kStaged) {
-        low = *reinterpret_cast<const float2*>(row);
-        high = *reinterpret_cast<const float2*>(row + 8);
-    } else {
-        low = __ldg(reinterpret_cast<const float2*>(row));
-        high = __ldg(reinterpret_cast<const float2*>(row + 8));
-    }
-    b[0] = pack_bf16x2(low.x, low.y);
-    b[1] = pack_bf16x2(high.x, high.y);
-}
+// Activation rows staged for the mma as bf16 B fragments (stage_rows): per row, per k-tile kt and
+// lane t, 8 bytes {x[16 kt + 2t, + 1], x[16 kt + 2t + 8, + 9]}, so that a lane's fragment is
+// one 8-byte shared load. Row stride fragment_stride(k) uint2: 32 bytes past the row, so that the
+// rows a half-warp reads fall in distinct banks.
+__host__ __device__ inline int fragment_stride(int k) { return k / 4 + 4; }
 
-// The math of one loaded chunk for up to 8 * kTokenTiles token rows (rows >= n_tokens are zero).
-template <int kTokenTiles, int kChunk, bool kStaged>
+// Where a warp's B fragments come from: token tile j of lane (g, t) reads row min(8 j + g,
+// n_tokens - 1) (a lane past the last token repeats it: it fills D columns nobody stores), so
+// the loop has no bounds test.
+template <int kTokenTiles>
+struct StagedB {
+    const uint2* row[kTokenTiles];
+
+    __device__ __forceinline__ StagedB(const uint2* staged, int stride, int n_tokens) {
+        const int lane = threadIdx.x & 31;
+#pragma unroll
+        for (int j = 0; j < kTokenTiles; ++j) {
+            row[j] = staged + min(8 * j + (lane >> 2), n_tokens - 1) * stride + (lane & 3);
+        }
+    }
+    __device__ __forceinline__ void operator()(int j, int kt, uint32_t (&b)[2]) const {
+        const uint2 v = row[j][kt * 4];
+        b[0] = v.x;
+        b[1] = v.y;
+    }
+};
+
+// The same fragments read through L1 from f32 rows in global memory (rows too wide to stage),
+// rounded to bf16 at each use; lanes past the last token take zeros.
+template <int kTokenTiles>
+struct GlobalB {
+    const float* x;
+    int k, n_tokens;
+
+    __device__ __forceinline__ void operator()(int j, int kt, uint32_t (&b)[2]) const {
+        const int lane = threadIdx.x & 31, token = 8 * j + (lane >> 2);
+        b[0] = b[1] = 0u;
+        if (token >= n_tokens) return;
+        const float* at = x + static_cast<int64_t>(token) * k + 16 * kt + 2 * (lane & 3);
+        const float2 low = __ldg(reinterpret_cast<const float2*>(at));
+        const float2 high = __ldg(reinterpret_cast<const float2*>(at + 8));
+        b[0] = pack_bf16x2(low.x, low.y);
+        b[1] = pack_bf16x2(high.x, high.y);
+    }
+};
+
+// The math of one loaded chunk for up to 8 * kTokenTiles token rows, B from `load_b`.
+template <int kTokenTiles, int kChunk, class LoadB>
 __device__ __forceinline__ void compute_chunk(const WeightChunk<kChunk>& chunk, int group0, int end,
-                                              const float* rows, int stride, int n_tokens,
-                                              float (&acc)[kTokenTiles][4]) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+                                              const LoadB& load_b, float (&acc)[kTokenTiles][4]) {
 #pragma unroll
     for (int u = 0; u < kChunk; ++u) {
         if (group0 + u < end) {
@@ -89,11 +117,11 @@ __device__ __forceinline__ void compute_chunk(const WeightChunk<kChunk>& chunk, 
                 a[1] = mul_bf16x2(a[1], scale_g8);
                 a[2] = mul_bf16x2(a[2], scale_g);
                 a[3] = mul_bf16x2(a[3], scale_g8);
-                const int k0 = (group0 + u) * kGroupCols + i * 16 + 2 * t;
+                const int kt = (group0 + u) * 4 + i;
 #pragma unroll
                 for (int j = 0; j < kTokenTiles; ++j) {
-                    uint32_t b[2] = {0u, 0u};
-                    if (8 * j + g < n_tokens) load_b<kStaged>(rows, stride, 8 * j + g, k0, b);
+                    uint32_t b[2];
+                    load_b(j, kt, b);
                     mma_bf16_16x8x16(acc[j], a, b);
                 }
             }
@@ -101,51 +129,123 @@ __device__ __forceinline__ void compute_chunk(const WeightChunk<kChunk>& chunk, 
     }
 }
 
-// One warp's share of a stripe, groups [begin, end): the next chunk loads while the current one
-// is multiplied. `first` was loaded by the caller (before it staged the activations, so that
-// the weights' latency and the staging overlap). NOTE: `first = next` waits for the next
-// chunk's loads, so each further chunk still costs about one memory latency (measured on the
-// H200: bench/results/cuda_kernels.md); a ping-pong without the copy did not pay off alone.
-template <int kTokenTiles, int kChunk, bool kStaged>
+// One warp's share of a stripe, groups [begin, end): two chunks in turn, each loading while the
+// other is multiplied (no register copies between them: a copy waits for its loads). `first`
+// was loaded by the caller (before it staged the activations, so that the weights' latency and
+// the staging overlap).
+template <int kTokenTiles, int kChunk, class LoadB>
 __device__ __forceinline__ void stripe_partial(WeightChunk<kChunk>& first, const uint4* codes,
                                                const uint2* scales, int begin, int end,
-                                               const float* rows, int stride, int n_tokens,
-                                               float (&acc)[kTokenTiles][4]) {
-    WeightChunk<kChunk> next;
-    for (int group0 = begin; group0 < end; group0 += kChunk) {
-        if (group0 + kChunk < end) load_chunk(next, codes, scales, group0 + kChunk, end);
-        compute_chunk<kTokenTiles, kChunk, kStaged>(first, group0, end, rows, stride, n_tokens, acc);
-        first = next;
+                                               const LoadB& load_b, float (&acc)[kTokenTiles][4]) {
+    WeightChunk<kChunk> second;
+    for (int group0 = begin; group0 < end; group0 += 2 * kChunk) {
+        if (group0 + kChunk < end) load_chunk(second, codes, scales, group0 + kChunk, end);
+        compute_chunk<kTokenTiles>(first, group0, end, load_b, acc);
+        if (group0 + kChunk >= end) break;
+        if (group0 + 2 * kChunk < end) load_chunk(first, codes, scales, group0 + 2 * kChunk, end);
+        compute_chunk<kTokenTiles>(second, group0 + kChunk, end, load_b, acc);
     }
 }
 
-// Copies `n_rows` activation rows of k floats, row r from row_at(r), into shared memory (row
-// stride k + 8 floats: the 8 lanes of a fragment read 8 rows at one column without bank
-// conflicts) with cp.async, then waits and synchronises the CTA. Rows must be 16-byte aligned
-// (k % 4 == 0).
-template <class RowAt>
-__device__ __forceinline__ void stage_rows(float* shared, int n_rows, int k, RowAt row_at) {
-    const int vectors = k / 4;
-    for (int index = threadIdx.x; index < n_rows * vectors; index += kThreads) {
-        const int r = index / vectors, c = index % vectors;
-        copy_async_16(shared + r * (k + 8) + 4 * c, row_at(r) + 4 * c);
+// stripe_partial over n_stripes consecutive stripes (`stripe_words` uint4 of codes apart, the
+// scales in proportion) as one stream of chunks: the next chunk loads while one is multiplied
+// also across a stripe's end, so a warp waits for memory once, not once per stripe. Stripe s's
+// accumulators go to partial[s][warp] as its last chunk is done. `first` holds the first
+// stripe's first chunk, loaded by the caller.
+template <int kChunk, class LoadB>
+__device__ __forceinline__ void stripes_partial(WeightChunk<kChunk>& first, const uint4* codes,
+                                                const uint2* scales, int64_t stripe_words,
+                                                int n_stripes, int begin, int end,
+                                                const LoadB& load_b,
+                                                float (*partial)[kWarps][4][32]) {
+    const int per_stripe = (end - begin + kChunk - 1) / kChunk, total = n_stripes * per_stripe;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (per_stripe == 0) {  // fewer groups than warps (narrow test models): nothing to add
+        for (int stripe = 0; stripe < n_stripes; ++stripe) {
+#pragma unroll
+            for (int r = 0; r < 4; ++r) partial[stripe][warp][r][lane] = 0.0f;
+        }
+        return;
     }
-    wait_all_async_copies();
+    float acc[1][4] = {};
+    // Chunk c: groups [group0(c), + kChunk) of stripe c / per_stripe.
+    auto group0 = [&](int c) { return begin + c % per_stripe * kChunk; };
+    auto load = [&](WeightChunk<kChunk>& chunk, int c) {
+        const int64_t stripe = c / per_stripe;
+        load_chunk(chunk, codes + stripe * stripe_words, scales + stripe * stripe_words / 4,
+                   group0(c), end);
+    };
+    auto multiply = [&](const WeightChunk<kChunk>& chunk, int c) {
+        compute_chunk<1>(chunk, group0(c), end, load_b, acc);
+        if (c % per_stripe == per_stripe - 1) {  // the stripe is done
+#pragma unroll
+            for (int r = 0; r < 4; ++r) {
+                partial[c / per_stripe][warp][r][lane] = acc[0][r];
+                acc[0][r] = 0.0f;
+            }
+        }
+    };
+    WeightChunk<kChunk> second;
+    for (int c = 0; c < total; c += 2) {
+        if (c + 1 < total) load(second, c + 1);
+        multiply(first, c);
+        if (c + 1 >= total) break;
+        if (c + 2 < total) load(first, c + 2);
+        multiply(second, c + 1);
+    }
+}
+
+// Stages `n_rows` activation rows of k floats, row r from row_at(r) (16-byte aligned), into
+// shared memory as bf16 B fragments (fragment_stride), then synchronises the CTA. A thread
+// issues the loads of kBatch fragments before it converts and stores any of them, so that its
+// rows cost one memory latency per kBatch fragments rather than one per fragment (4: a row of
+// 4,096 in one; more costs the GEMVs registers).
+template <int kBatch = 4, class RowAt>
+__device__ __forceinline__ void stage_rows(uint2* shared, int n_rows, int k, RowAt row_at,
+                                           int n_threads = kThreads) {
+    const int units = k / 4, stride = fragment_stride(k);  // units: k-tiles x 4 lanes a row
+    for (int first = threadIdx.x; first < n_rows * units; first += kBatch * n_threads) {
+        // Fragment b of the batch is (r, unit) stepped on from `first` without a division each.
+        int r = first / units, unit = first - r * units;
+        float2 low[kBatch], high[kBatch];
+        int at[kBatch];  // its place in shared memory, -1 past the last row
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+            at[b] = -1;
+            if (r < n_rows) {
+                const float* source = row_at(r) + 16 * (unit / 4) + 2 * (unit % 4);
+                low[b] = __ldg(reinterpret_cast<const float2*>(source));
+                high[b] = __ldg(reinterpret_cast<const float2*>(source + 8));
+                at[b] = r * stride + unit;
+            }
+            for (unit += n_threads; unit >= units; unit -= units) ++r;
+        }
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+            if (at[b] >= 0) {
+                shared[at[b]] =
+                    make_uint2(pack_bf16x2(low[b].x, low[b].y), pack_bf16x2(high[b].x, high[b].y));
+            }
+        }
+    }
     __syncthreads();
 }
 
 // The same for rows x + r x_stride.
-__device__ __forceinline__ void stage_rows(float* shared, const float* x, int x_stride, int n_rows,
+template <int kBatch = 4>
+__device__ __forceinline__ void stage_rows(uint2* shared, const float* x, int x_stride, int n_rows,
                                            int k) {
-    stage_rows(shared, n_rows, k, [&](int r) { return x + static_cast<int64_t>(r) * x_stride; });
+    stage_rows<kBatch>(shared, n_rows, k,
+                       [&](int r) { return x + static_cast<int64_t>(r) * x_stride; });
 }
 
-// Shared memory for n_rows staged rows of k floats.
+// Shared memory for n_rows staged rows of k columns.
 inline size_t staged_bytes(int n_rows, int k) {
-    return static_cast<size_t>(n_rows) * (k + 8) * sizeof(float);
+    return static_cast<size_t>(n_rows) * fragment_stride(k) * sizeof(uint2);
 }
-// Up to this much the activations are staged (two CTAs of 8 warps still fit an SM).
-inline constexpr size_t kMaxStagedBytes = 96 * 1024;
+// Up to this much the activations are staged, wider ones read through L1 at each use: the rows
+// that 96 KB of f32 staging held before the staging turned bf16, where it had paid (41cec71).
+inline constexpr size_t kMaxStagedBytes = 48 * 1024;
 
 // Each warp's accumulators into shared memory, [warp][register][lane].
 template <int kTokenTiles>
@@ -160,12 +260,11 @@ __device__ __forceinline__ void store_partials(float (*partial)[kTokenTiles * 4]
 }
 
 // y[token, row] = W x[token] for up to 8 * kTokenTiles tokens (y: the rows' parts); grid = n / 16
-// stripes. kStaged:
-// x sits in dynamic shared memory (staged_bytes(n_tokens, k)).
+// stripes. kStaged: x is staged in dynamic shared memory (staged_bytes(n_tokens, k)).
 template <int kTokenTiles, int kChunk, bool kStaged>
 __global__ void __launch_bounds__(kThreads) linear_kernel(TilesView w, const float* x,
                                                           int n_tokens, RowParts y) {
-    extern __shared__ float staged[];
+    extern __shared__ uint2 staged[];
     allow_dependents();
     const int stripe = blockIdx.x, warp = threadIdx.x >> 5;
     const int groups = w.k / kGroupCols;
@@ -175,16 +274,15 @@ __global__ void __launch_bounds__(kThreads) linear_kernel(TilesView w, const flo
     WeightChunk<kChunk> first;
     load_chunk(first, codes, scales, begin, end);  // weights: no kernel writes them
     wait_for_prerequisites();                       // x and y: the previous kernels' business
-    const float* rows = x;
-    int stride = w.k;
+    float acc[kTokenTiles][4] = {};
     if constexpr (kStaged) {
         stage_rows(staged, x, w.k, n_tokens, w.k);
-        rows = staged;
-        stride = w.k + 8;
+        const StagedB<kTokenTiles> b(staged, fragment_stride(w.k), n_tokens);
+        stripe_partial<kTokenTiles>(first, codes, scales, begin, end, b, acc);
+    } else {
+        const GlobalB<kTokenTiles> b{x, w.k, n_tokens};
+        stripe_partial<kTokenTiles>(first, codes, scales, begin, end, b, acc);
     }
-    float acc[kTokenTiles][4] = {};
-    stripe_partial<kTokenTiles, kChunk, kStaged>(first, codes, scales, begin, end, rows, stride,
-                                                 n_tokens, acc);
     __shared__ float partial[kWarps][kTokenTiles * 4][32];
     store_partials<kTokenTiles>(partial, acc);
     __syncthreads();
@@ -212,44 +310,49 @@ struct ExpertsView {
     int intermediate;
 };
 
+// Stripes of one expert matrix per CTA in the decode gate/up: the slot's expert id and h row are
+// read once for all of them, and the grid is about one wave instead of four.
+inline constexpr int kGateUpStripes = 4;
+
 // mid[p, i] = silu(gate_e h[p / top_k])_i * (up_e h[p / top_k])_i, e = ids[p], one routed
-// slot p per grid row; grid = (2 intermediate / 16, n_tokens * top_k); the slot's h row staged
-// in shared memory (staged_bytes(1, hidden)).
+// slot p per grid row, kGateUpStripes stripes per CTA; grid = (2 intermediate / 16 /
+// kGateUpStripes rounded up, n_tokens * top_k); the slot's h row staged in shared memory
+// (staged_bytes(1, hidden)). Three CTAs an SM (80 registers, no spills; unbounded, ptxas took
+// 112 and two).
 template <int kChunk>
-__global__ void __launch_bounds__(kThreads) moe_gate_up_kernel(ExpertsView experts,
-                                                               const int32_t* ids,
-                                                               const float* h, int top_k,
-                                                               float* mid) {
-    extern __shared__ float staged[];
-    const int stripe = blockIdx.x, slot = blockIdx.y, warp = threadIdx.x >> 5;
+__global__ void __launch_bounds__(kThreads, 3)
+    moe_gate_up_kernel(ExpertsView experts, const int32_t* ids, const float* h, int top_k,
+                       float* mid) {
+    extern __shared__ uint2 staged[];
+    __shared__ float partial[kGateUpStripes][kWarps][4][32];
+    const int slot = blockIdx.y, warp = threadIdx.x >> 5;
+    const int stripes = 2 * experts.intermediate / 16, stripe0 = blockIdx.x * kGateUpStripes;
+    const int n_stripes = min(kGateUpStripes, stripes - stripe0);
     const int expert = ids[slot];
     const int groups = experts.hidden / kGroupCols;
     const int begin = warp * groups / kWarps, end = (warp + 1) * groups / kWarps;
-    const int64_t tile = static_cast<int64_t>(expert) * (2 * experts.intermediate / 16) + stripe;
+    const int64_t tile = static_cast<int64_t>(expert) * stripes + stripe0;
     const uint4* codes = experts.gate_up_codes + tile * groups * 32;
     const uint2* scales = experts.gate_up_scales + tile * groups * 8;
     WeightChunk<kChunk> first;
     load_chunk(first, codes, scales, begin, end);
     stage_rows(staged, h + static_cast<int64_t>(slot / top_k) * experts.hidden, experts.hidden, 1,
                experts.hidden);
-    float acc[1][4] = {};
-    stripe_partial<1, kChunk, true>(first, codes, scales, begin, end, staged, experts.hidden + 8,
-                                    1, acc);
-    __shared__ float partial[kWarps][4][32];
-    store_partials<1>(partial, acc);
+    stripes_partial(first, codes, scales, static_cast<int64_t>(groups) * 32, n_stripes, begin, end,
+                    StagedB<1>(staged, fragment_stride(experts.hidden), 1), partial);
     __syncthreads();
-    if (threadIdx.x < 8) {
+    if (threadIdx.x < 8 * n_stripes) {
         // Token column 0 lives in lanes t = 0: lane 4g holds gate row g (d0) and up row g (d2).
-        const int g = threadIdx.x;
+        const int s = threadIdx.x / 8, g = threadIdx.x % 8;
         float gate = 0.0f, up = 0.0f;
 #pragma unroll
         for (int v = 0; v < kWarps; ++v) {
-            gate += partial[v][0][4 * g];
-            up += partial[v][2][4 * g];
+            gate += partial[s][v][0][4 * g];
+            up += partial[s][v][2][4 * g];
         }
         gate *= experts.out_scales[expert * 3 + 0];
         up *= experts.out_scales[expert * 3 + 1];
-        mid[static_cast<int64_t>(slot) * experts.intermediate + stripe * 8 + g] =
+        mid[static_cast<int64_t>(slot) * experts.intermediate + (stripe0 + s) * 8 + g] =
             gate / (1.0f + expf(-gate)) * up;
     }
 }
@@ -263,7 +366,7 @@ __global__ void __launch_bounds__(kThreads) moe_down_kernel(ExpertsView experts,
                                                             const float* weights,
                                                             const float* mid, int top_k,
                                                             float* out) {
-    extern __shared__ float staged[];
+    extern __shared__ uint2 staged[];
     const int stripe = blockIdx.x, token = blockIdx.y, warp = threadIdx.x >> 5;
     const int groups = experts.intermediate / kGroupCols;
     const int64_t stripes = experts.hidden / 16;
@@ -277,13 +380,14 @@ __global__ void __launch_bounds__(kThreads) moe_down_kernel(ExpertsView experts,
         scales = experts.down_scales + tile * groups * 8;
         load_chunk(first, codes, scales, 0, groups);
     }
-    const int stride = experts.intermediate + 8;
-    stage_rows(staged, mid + static_cast<int64_t>(token) * top_k * experts.intermediate,
-               experts.intermediate, top_k, experts.intermediate);
+    const int stride = fragment_stride(experts.intermediate);
+    // Eight fragments a batch: the top_k rows in two rounds of loads (12 fragments a thread).
+    stage_rows<8>(staged, mid + static_cast<int64_t>(token) * top_k * experts.intermediate,
+                  experts.intermediate, top_k, experts.intermediate);
     float acc[1][4] = {};
     if (active) {
-        stripe_partial<1, kChunk, true>(first, codes, scales, 0, groups, staged + warp * stride,
-                                        stride, 1, acc);
+        stripe_partial<1>(first, codes, scales, 0, groups, StagedB<1>(staged + warp * stride, 0, 1),
+                          acc);
     }
     __shared__ float partial[kWarps][4][32];
     store_partials<1>(partial, acc);
@@ -382,7 +486,9 @@ inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, co
         status = allow_shared_bytes(moe_down_kernel<kProductionChunk>, down_bytes);
     }
     if (status != cudaSuccess) return status;
-    const dim3 gate_up_grid(2 * experts.intermediate / 16, n_tokens * top_k);
+    const int gate_up_stripes = 2 * experts.intermediate / 16;
+    const dim3 gate_up_grid((gate_up_stripes + kGateUpStripes - 1) / kGateUpStripes,
+                            n_tokens * top_k);
     moe_gate_up_kernel<kProductionChunk><<<gate_up_grid, kThreads, gate_up_bytes, stream>>>(experts, ids, h,
                                                                                  top_k, mid);
     const dim3 down_grid(experts.hidden / 16, n_tokens);
