@@ -1,7 +1,12 @@
 // rms_norm and add_rms_norm on CUDA: one CTA per row (ops/cuda/norm_rope.cuh's arithmetic: the
 // sum of squares in double, as the CPU reference does, so both devices compute the same scale).
+// A row of up to kMaxRegisterWidth elements touches global memory once per value: every load
+// (the weights' too) is issued at the start, the row stays in registers through one reduction,
+// and each output is written once. Wider rows take the loop form, which reads the row again.
 // Both let the next kernel start at once: a decode step's q/k/v projection, launched with PDL,
 // streams its weights while the norm runs.
+#include <type_traits>
+
 #include "ops/cuda/norm_rope.cuh"
 #include "ops/cuda/pdl.cuh"
 #include "ops/cuda/stream.h"
@@ -12,30 +17,144 @@ namespace fourbit::cuda {
 
 namespace {
 
-template <typename Weight>
-__global__ void rms_norm_kernel(const float* x, const Weight* w, float eps, int64_t d, float* y) {
+// The register kernels hold kPerThread elements a thread: thread t the elements t,
+// t + kNormThreads, ... (rms_scale's partition), the j-th in slot j. kPerThread is the smallest
+// of 1, 2, 4, 8 that holds the row (M2's hidden size, 3,072, takes 4) rather than one bound for
+// every width: ptxas (CUDA 13.0) issues all the loads of up to 4 slots before their first use,
+// but of 8 it defers some (the bf16 weights' until after the sum, which waits for the row: a
+// second trip to memory), a cost left to rows wider than 4,096.
+constexpr int64_t kMaxRegisterWidth = 8 * kNormThreads;
+
+// Calls launch(std::integral_constant<int, n>) with that n, for d <= kMaxRegisterWidth.
+template <typename Launch>
+void with_per_thread(int64_t d, Launch&& launch) {
+    if (d <= kNormThreads) {
+        launch(std::integral_constant<int, 1>{});
+    } else if (d <= 2 * kNormThreads) {
+        launch(std::integral_constant<int, 2>{});
+    } else if (d <= 4 * kNormThreads) {
+        launch(std::integral_constant<int, 4>{});
+    } else {
+        launch(std::integral_constant<int, 8>{});
+    }
+}
+
+// The weights stay as stored (f32 or bf16 bits) until norm_weight reads them from the slots.
+template <int kPerThread, typename Weight>
+__device__ __forceinline__ void load_weights(const Weight* w, int d, Weight (&ws)[kPerThread]) {
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < d) ws[j] = w[i];
+    }
+}
+
+// The thread's sum of squares, added in rms_scale's order (the products are exact in double, so
+// fused or not alike).
+template <int kPerThread>
+__device__ __forceinline__ double sum_of_squares(const float (&xs)[kPerThread], int d) {
+    double sum = 0.0;
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < d) sum += static_cast<double>(xs[j]) * xs[j];
+    }
+    return sum;
+}
+
+// y = x * scale * w, the wide kernels' expression.
+template <int kPerThread, typename Weight>
+__device__ __forceinline__ void store_normed(const float (&xs)[kPerThread], float scale,
+                                             const Weight (&ws)[kPerThread], int d, float* out) {
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < d) out[i] = xs[j] * scale * norm_weight(ws, j);
+    }
+}
+
+template <int kPerThread, typename Weight>
+__global__ void __launch_bounds__(kNormThreads)
+    rms_norm_kernel(const float* x, const Weight* w, float eps, int d, float* y) {
     allow_dependents();  // the next projection's weights start loading (ops/cuda/pdl.cuh)
+    __shared__ RmsShared reduction;
+    const float* row = x + blockIdx.x * int64_t{d};
+    float xs[kPerThread];
+    Weight ws[kPerThread];
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < d) xs[j] = row[i];
+    }
+    load_weights(w, d, ws);
+    const float scale = rms_scale_one(sum_of_squares(xs, d), d, eps, reduction);
+    // y may be x: every element was read into registers before the reduction's barriers.
+    store_normed(xs, scale, ws, d, y + blockIdx.x * int64_t{d});
+}
+
+// x += r, then y = rms_norm(x): the sum is over the updated x, so the scale is the one the two
+// ops in sequence compute.
+template <int kPerThread, typename Weight>
+__global__ void __launch_bounds__(kNormThreads)
+    add_rms_norm_kernel(float* x, const float* r, const Weight* w, float eps, int d, float* y) {
+    allow_dependents();
+    __shared__ RmsShared reduction;
+    float* row = x + blockIdx.x * int64_t{d};
+    const float* residual = r + blockIdx.x * int64_t{d};
+    float xs[kPerThread], rs[kPerThread];
+    Weight ws[kPerThread];
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < d) {
+            xs[j] = row[i];
+            rs[j] = residual[i];
+        }
+    }
+    load_weights(w, d, ws);
+    // The updated x is stored before the reduction, so that its writes drain during it.
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < d) {
+            xs[j] += rs[j];
+            row[i] = xs[j];
+        }
+    }
+    const float scale = rms_scale_one(sum_of_squares(xs, d), d, eps, reduction);
+    store_normed(xs, scale, ws, d, y + blockIdx.x * int64_t{d});
+}
+
+// The two kernels for rows wider than kMaxRegisterWidth: rms_scale reads the row from global
+// memory, and the output loop reads it again.
+template <typename Weight>
+__global__ void wide_rms_norm_kernel(const float* x, const Weight* w, float eps, int64_t d,
+                                     float* y) {
+    allow_dependents();
     __shared__ double partial[kNormWarps];
     const float* row = x + blockIdx.x * d;
     float* out = y + blockIdx.x * d;
     const float scale = rms_scale(row, d, eps, partial);
     // y may be x: every element was read into the sum before rms_scale's barriers.
-    for (int64_t i = threadIdx.x; i < d; i += kNormThreads) out[i] = row[i] * scale * norm_weight(w, i);
+    for (int64_t i = threadIdx.x; i < d; i += kNormThreads) {
+        out[i] = row[i] * scale * norm_weight(w, i);
+    }
 }
 
-// x += r, then y = rms_norm(x): each thread sums the elements it will read back, so the scale
-// is the one the two ops in sequence compute.
 template <typename Weight>
-__global__ void add_rms_norm_kernel(float* x, const float* r, const Weight* w, float eps,
-                                    int64_t d, float* y) {
+__global__ void wide_add_rms_norm_kernel(float* x, const float* r, const Weight* w, float eps,
+                                         int64_t d, float* y) {
     allow_dependents();
     __shared__ double partial[kNormWarps];
     float* row = x + blockIdx.x * d;
     const float* residual = r + blockIdx.x * d;
+    // Each thread sums the elements it wrote: the scale of the two ops in sequence.
     for (int64_t i = threadIdx.x; i < d; i += kNormThreads) row[i] += residual[i];
     const float scale = rms_scale(row, d, eps, partial);
     float* out = y + blockIdx.x * d;
-    for (int64_t i = threadIdx.x; i < d; i += kNormThreads) out[i] = row[i] * scale * norm_weight(w, i);
+    for (int64_t i = threadIdx.x; i < d; i += kNormThreads) {
+        out[i] = row[i] * scale * norm_weight(w, i);
+    }
 }
 
 }  // namespace
@@ -45,12 +164,22 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
     if (rows == 0) return;
     DeviceScope scope(x.device().index);
     const unsigned blocks = static_cast<unsigned>(rows);
+    auto launch = [&](const auto* w) {
+        if (d > kMaxRegisterWidth) {
+            wide_rms_norm_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(
+                x.data<float>(), w, eps, d, y.data<float>());
+            return;
+        }
+        with_per_thread(d, [&](auto per_thread) {
+            constexpr int n = decltype(per_thread)::value;
+            rms_norm_kernel<n><<<blocks, kNormThreads, 0, current_stream()>>>(
+                x.data<float>(), w, eps, static_cast<int>(d), y.data<float>());
+        });
+    };
     if (weight.dtype() == DType::bf16) {
-        rms_norm_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(
-            x.data<float>(), weight.data<uint16_t>(), eps, d, y.data<float>());
+        launch(weight.data<uint16_t>());
     } else {
-        rms_norm_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(
-            x.data<float>(), weight.data<float>(), eps, d, y.data<float>());
+        launch(weight.data<float>());
     }
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
@@ -60,12 +189,22 @@ void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, T
     if (rows == 0) return;
     DeviceScope scope(x.device().index);
     const unsigned blocks = static_cast<unsigned>(rows);
+    auto launch = [&](const auto* w) {
+        if (d > kMaxRegisterWidth) {
+            wide_add_rms_norm_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(
+                x.data<float>(), r.data<float>(), w, eps, d, y.data<float>());
+            return;
+        }
+        with_per_thread(d, [&](auto per_thread) {
+            constexpr int n = decltype(per_thread)::value;
+            add_rms_norm_kernel<n><<<blocks, kNormThreads, 0, current_stream()>>>(
+                x.data<float>(), r.data<float>(), w, eps, static_cast<int>(d), y.data<float>());
+        });
+    };
     if (weight.dtype() == DType::bf16) {
-        add_rms_norm_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(
-            x.data<float>(), r.data<float>(), weight.data<uint16_t>(), eps, d, y.data<float>());
+        launch(weight.data<uint16_t>());
     } else {
-        add_rms_norm_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(
-            x.data<float>(), r.data<float>(), weight.data<float>(), eps, d, y.data<float>());
+        launch(weight.data<float>());
     }
     FOURBIT_CUDA_CHECK_LAUNCH();
 }

@@ -22,6 +22,18 @@ __device__ __forceinline__ float norm_weight(const uint16_t* w, int64_t i) {
     return __uint_as_float(static_cast<uint32_t>(w[i]) << 16);
 }
 
+// The sum of `v` over a warp's lanes by a fixed shuffle tree (xor 16, 8, 4, 2, 1), in every
+// lane: the order in which each of the norm reductions below adds, so that they agree bitwise.
+__device__ __forceinline__ double warp_sum(double v) {
+    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+// The scale of a row of `d` elements whose squares sum to `total`, as the CPU reference takes it.
+__device__ __forceinline__ float inverse_rms(double total, int64_t d, float eps) {
+    return static_cast<float>(1.0 / sqrt(total / d + eps));
+}
+
 // 1 / sqrt(mean(row^2) + eps) of `d` elements, by a CTA of kNormThreads threads: thread t sums
 // elements t, t + kNormThreads, ... in double, each warp by a fixed shuffle tree, then warp 0
 // the warps' sums the same way. `partial` is kNormWarps doubles of shared memory, free again on
@@ -30,16 +42,15 @@ __device__ __forceinline__ float rms_scale(const float* row, int64_t d, float ep
     double sum = 0.0;
 #pragma unroll 4
     for (int64_t i = threadIdx.x; i < d; i += kNormThreads) sum += static_cast<double>(row[i]) * row[i];
-    for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    sum = warp_sum(sum);
     if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = sum;
     __syncthreads();
     if (threadIdx.x < 32) {
-        double total = partial[threadIdx.x];
-        for (int offset = 16; offset > 0; offset /= 2) total += __shfl_xor_sync(0xffffffffu, total, offset);
+        const double total = warp_sum(partial[threadIdx.x]);
         if (threadIdx.x == 0) partial[0] = total;  // after the shuffles: every lane has read
     }
     __syncthreads();
-    const float scale = static_cast<float>(1.0 / sqrt(partial[0] / d + eps));
+    const float scale = inverse_rms(partial[0], d, eps);
     __syncthreads();
     return scale;
 }
@@ -58,26 +69,44 @@ struct RmsPairShared {
 // synchronises before it reuses `shared`.
 __device__ __forceinline__ float2 rms_scale_pair(double sum_a, int64_t d_a, double sum_b,
                                                  int64_t d_b, float eps, RmsPairShared& shared) {
-    for (int offset = 16; offset > 0; offset /= 2) {
-        sum_a += __shfl_xor_sync(0xffffffffu, sum_a, offset);
-        sum_b += __shfl_xor_sync(0xffffffffu, sum_b, offset);
-    }
+    sum_a = warp_sum(sum_a);
+    sum_b = warp_sum(sum_b);
     if (threadIdx.x % 32 == 0) shared.partial[threadIdx.x / 32] = make_double2(sum_a, sum_b);
     __syncthreads();
     if (threadIdx.x < 32) {
-        double2 total = shared.partial[threadIdx.x];
-        for (int offset = 16; offset > 0; offset /= 2) {
-            total.x += __shfl_xor_sync(0xffffffffu, total.x, offset);
-            total.y += __shfl_xor_sync(0xffffffffu, total.y, offset);
-        }
+        const double2 partial = shared.partial[threadIdx.x];
+        const double2 total = make_double2(warp_sum(partial.x), warp_sum(partial.y));
         if (threadIdx.x < 2) {  // lane 0 the first row's scale, lane 1 the second's
             const double sum = threadIdx.x == 0 ? total.x : total.y;
             const int64_t d = threadIdx.x == 0 ? d_a : d_b;
-            shared.scale[threadIdx.x] = static_cast<float>(1.0 / sqrt(sum / d + eps));
+            shared.scale[threadIdx.x] = inverse_rms(sum, d, eps);
         }
     }
     __syncthreads();
     return make_float2(shared.scale[0], shared.scale[1]);
+}
+
+// rms_scale_one's shared memory.
+struct RmsShared {
+    double partial[kNormWarps];
+    float scale;
+};
+
+// rms_scale_pair of a single row (rms_norm_cuda.cu's kernels, which hold the row in registers):
+// `sum` is the thread's sum of squares in rms_scale's order, and the result is bitwise
+// rms_scale's with two barriers instead of three. The caller synchronises before it reuses
+// `shared`.
+__device__ __forceinline__ float rms_scale_one(double sum, int64_t d, float eps,
+                                               RmsShared& shared) {
+    sum = warp_sum(sum);
+    if (threadIdx.x % 32 == 0) shared.partial[threadIdx.x / 32] = sum;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        const double total = warp_sum(shared.partial[threadIdx.x]);
+        if (threadIdx.x == 0) shared.scale = inverse_rms(total, d, eps);
+    }
+    __syncthreads();
+    return shared.scale;
 }
 
 struct RopeFrequencies {
