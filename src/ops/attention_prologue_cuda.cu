@@ -50,21 +50,11 @@ __global__ void __launch_bounds__(kNormThreads)
     const float* v = p.v + static_cast<int64_t>(blockIdx.x) * p.kv_width;
     // The rows' loads all at once, so that the CTA waits for memory once rather than per step:
     // thread t holds elements t, t + kNormThreads, ... (rms_scale's partition).
-    float qs[kMaxQPerThread], q_weights[kMaxQPerThread];
-    float ks[kMaxKvPerThread], k_weights[kMaxKvPerThread], vs[kMaxKvPerThread];
-#pragma unroll
-    for (int j = 0; j < kMaxQPerThread; ++j) {
-        const int i = threadIdx.x + j * kNormThreads;
-        if (i < p.q_width) qs[j] = q[i];
-    }
-#pragma unroll
-    for (int j = 0; j < kMaxKvPerThread; ++j) {
-        const int i = threadIdx.x + j * kNormThreads;
-        if (i < p.kv_width) {
-            ks[j] = k[i];
-            vs[j] = v[i];
-        }
-    }
+    float qs[kMaxQPerThread], ks[kMaxKvPerThread], vs[kMaxKvPerThread];
+    W q_weights[kMaxQPerThread], k_weights[kMaxKvPerThread];
+    load_slots(q, p.q_width, qs);
+    load_slots(k, p.kv_width, ks);
+    load_slots(v, p.kv_width, vs);
     const int32_t position = p.positions[blockIdx.x];
     const int64_t row = paged_attention::pool_row(p.tables + p.table_offsets[blockIdx.x],
                                                   static_cast<int>(p.block_size), position);
@@ -72,41 +62,15 @@ __global__ void __launch_bounds__(kNormThreads)
     // after them, so as not to be live across the argument reduction of cos and sin (it would
     // spill at 64 registers); the other warps skip it, and warp 0's arrive before the scales.
     rope_angles(static_cast<float>(position), f, p.half, cosines, sines);
-#pragma unroll
-    for (int j = 0; j < kMaxQPerThread; ++j) {
-        const int i = threadIdx.x + j * kNormThreads;
-        if (i < p.q_width) q_weights[j] = norm_weight(q_weight, i);
-    }
-#pragma unroll
-    for (int j = 0; j < kMaxKvPerThread; ++j) {
-        const int i = threadIdx.x + j * kNormThreads;
-        if (i < p.kv_width) k_weights[j] = norm_weight(k_weight, i);
-    }
-    // Each sum in rms_scale's order (the products are exact in double, so fused or not alike).
-    double q_sum = 0.0, k_sum = 0.0;
-#pragma unroll
-    for (int j = 0; j < kMaxQPerThread; ++j) {
-        const int i = threadIdx.x + j * kNormThreads;
-        if (i < p.q_width) q_sum += static_cast<double>(qs[j]) * qs[j];
-    }
-#pragma unroll
-    for (int j = 0; j < kMaxKvPerThread; ++j) {
-        const int i = threadIdx.x + j * kNormThreads;
-        if (i < p.kv_width) k_sum += static_cast<double>(ks[j]) * ks[j];
-    }
-    const float2 scale = rms_scale_pair(q_sum, p.q_width, k_sum, p.kv_width, p.eps, reduction);
+    load_slots(q_weight, p.q_width, q_weights);
+    load_slots(k_weight, p.kv_width, k_weights);
+    const float2 scale =
+        rms_scale_pair(sum_of_squares(qs, p.q_width), p.q_width, sum_of_squares(ks, p.kv_width),
+                       p.kv_width, p.eps, reduction);
     // rms_norm_kernel's expression; the rows go to shared memory, where RoPE pairs elements that
     // other threads hold.
-#pragma unroll
-    for (int j = 0; j < kMaxQPerThread; ++j) {
-        const int i = threadIdx.x + j * kNormThreads;
-        if (i < p.q_width) q_row[i] = qs[j] * scale.x * q_weights[j];
-    }
-#pragma unroll
-    for (int j = 0; j < kMaxKvPerThread; ++j) {
-        const int i = threadIdx.x + j * kNormThreads;
-        if (i < p.kv_width) k_row[i] = ks[j] * scale.y * k_weights[j];
-    }
+    store_normed(qs, scale.x, q_weights, p.q_width, q_row);
+    store_normed(ks, scale.y, k_weights, p.kv_width, k_row);
     __syncthreads();
     rope_rotate(q_row, cosines, sines, p.n_heads, p.head_dim, p.half);
     rope_rotate(k_row, cosines, sines, p.n_kv_heads, p.head_dim, p.half);

@@ -39,40 +39,6 @@ void with_per_thread(int64_t d, Launch&& launch) {
     }
 }
 
-// The weights stay as stored (f32 or bf16 bits) until norm_weight reads them from the slots.
-template <int kPerThread, typename Weight>
-__device__ __forceinline__ void load_weights(const Weight* w, int d, Weight (&ws)[kPerThread]) {
-#pragma unroll
-    for (int j = 0; j < kPerThread; ++j) {
-        const int i = threadIdx.x + j * kNormThreads;
-        if (i < d) ws[j] = w[i];
-    }
-}
-
-// The thread's sum of squares, added in rms_scale's order (the products are exact in double, so
-// fused or not alike).
-template <int kPerThread>
-__device__ __forceinline__ double sum_of_squares(const float (&xs)[kPerThread], int d) {
-    double sum = 0.0;
-#pragma unroll
-    for (int j = 0; j < kPerThread; ++j) {
-        const int i = threadIdx.x + j * kNormThreads;
-        if (i < d) sum += static_cast<double>(xs[j]) * xs[j];
-    }
-    return sum;
-}
-
-// y = x * scale * w, the wide kernels' expression.
-template <int kPerThread, typename Weight>
-__device__ __forceinline__ void store_normed(const float (&xs)[kPerThread], float scale,
-                                             const Weight (&ws)[kPerThread], int d, float* out) {
-#pragma unroll
-    for (int j = 0; j < kPerThread; ++j) {
-        const int i = threadIdx.x + j * kNormThreads;
-        if (i < d) out[i] = xs[j] * scale * norm_weight(ws, j);
-    }
-}
-
 template <int kPerThread, typename Weight>
 __global__ void __launch_bounds__(kNormThreads)
     rms_norm_kernel(const float* x, const Weight* w, float eps, int d, float* y) {
@@ -81,12 +47,8 @@ __global__ void __launch_bounds__(kNormThreads)
     const float* row = x + blockIdx.x * int64_t{d};
     float xs[kPerThread];
     Weight ws[kPerThread];
-#pragma unroll
-    for (int j = 0; j < kPerThread; ++j) {
-        const int i = threadIdx.x + j * kNormThreads;
-        if (i < d) xs[j] = row[i];
-    }
-    load_weights(w, d, ws);
+    load_slots(row, d, xs);
+    load_slots(w, d, ws);
     const float scale = rms_scale_one(sum_of_squares(xs, d), d, eps, reduction);
     // y may be x: every element was read into registers before the reduction's barriers.
     store_normed(xs, scale, ws, d, y + blockIdx.x * int64_t{d});
@@ -103,15 +65,9 @@ __global__ void __launch_bounds__(kNormThreads)
     const float* residual = r + blockIdx.x * int64_t{d};
     float xs[kPerThread], rs[kPerThread];
     Weight ws[kPerThread];
-#pragma unroll
-    for (int j = 0; j < kPerThread; ++j) {
-        const int i = threadIdx.x + j * kNormThreads;
-        if (i < d) {
-            xs[j] = row[i];
-            rs[j] = residual[i];
-        }
-    }
-    load_weights(w, d, ws);
+    load_slots(row, d, xs);
+    load_slots(residual, d, rs);
+    load_slots(w, d, ws);
     // The updated x is stored before the reduction, so that its writes drain during it.
 #pragma unroll
     for (int j = 0; j < kPerThread; ++j) {

@@ -109,6 +109,43 @@ __device__ __forceinline__ float rms_scale_one(double sum, int64_t d, float eps,
     return shared.scale;
 }
 
+// A row held in registers, kPerThread slots a thread of a kNormThreads CTA: thread t holds the
+// elements t, t + kNormThreads, ... (rms_scale's partition), the j-th in slot j. Loads issued
+// together, so that a kernel waits for memory once.
+template <int kPerThread, typename T>
+__device__ __forceinline__ void load_slots(const T* row, int d, T (&slots)[kPerThread]) {
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < d) slots[j] = row[i];
+    }
+}
+
+// The thread's sum of squares, added in rms_scale's order (the products are exact in double, so
+// fused or not alike).
+template <int kPerThread>
+__device__ __forceinline__ double sum_of_squares(const float (&xs)[kPerThread], int d) {
+    double sum = 0.0;
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < d) sum += static_cast<double>(xs[j]) * xs[j];
+    }
+    return sum;
+}
+
+// out = x * scale * w, the loop kernels' expression; the weights stay as stored (f32 or bf16
+// bits) until norm_weight reads them from their slots.
+template <int kPerThread, typename Weight>
+__device__ __forceinline__ void store_normed(const float (&xs)[kPerThread], float scale,
+                                             const Weight (&ws)[kPerThread], int d, float* out) {
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < d) out[i] = xs[j] * scale * norm_weight(ws, j);
+    }
+}
+
 struct RopeFrequencies {
     float inv_freq[kRopeMaxHalf];
 };
