@@ -386,8 +386,9 @@ __global__ void __launch_bounds__(kThreads) moe_down_kernel(ExpertsView experts,
                   experts.intermediate, top_k, experts.intermediate);
     float acc[1][4] = {};
     if (active) {
-        stripe_partial<1>(first, codes, scales, 0, groups, StagedB<1>(staged + warp * stride, 0, 1),
-                          acc);
+        // One token: every lane's B fragments come from the warp's own slot row.
+        const StagedB<1> slot_row(staged + warp * stride, 0, 1);
+        stripe_partial<1>(first, codes, scales, 0, groups, slot_row, acc);
     }
     __shared__ float partial[kWarps][4][32];
     store_partials<1>(partial, acc);
