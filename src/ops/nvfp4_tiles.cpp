@@ -62,11 +62,19 @@ const std::array<TileScale, 256>& tile_scales() {
     return table;
 }
 
-// A source byte (codes of columns 2c and 2c + 1) as fragment pair j of a word (the header's
-// bit placement): low code -> low half-word, high code -> high half-word.
+// Where the scale of row rr (of a stripe) and block b sits in the stripe's scale bytes of
+// block b's group (the header's entry g, k-tile byte pair).
+int64_t scale_offset(int rr, int64_t b) { return (rr % 8) * 8 + 2 * (b % 4) + (rr >= 8 ? 1 : 0); }
+
+// One code (sign in bit 3) as pair j's field of a half-word.
+uint32_t field_bits(uint32_t code, int j) {
+    return ((code & 0x7u) << kNvFp4PairMagnitude[j]) | (((code >> 3) & 1u) << kNvFp4PairSign[j]);
+}
+
+// A source byte (codes of columns 2c and 2c + 1) as fragment pair j of a word: low code -> low
+// half-word, high code -> high half-word.
 uint32_t pair_bits(uint32_t byte, int j) {
-    return ((byte & 0x7u) << (3 * j)) | (((byte >> 3) & 1u) << (15 - j)) |
-           (((byte >> 4) & 0x7u) << (16 + 3 * j)) | ((byte >> 7) << (31 - j));
+    return field_bits(byte & 0xfu, j) | (field_bits(byte >> 4, j) << 16);
 }
 
 // pair_bits for every byte and pair, made once: a word is then four lookups.
@@ -103,7 +111,7 @@ void nvfp4_to_tiles(int64_t n, int64_t k, const std::function<NvFp4SourceRow(int
                      rows[r].scales[b], r, b);
             }
             const int64_t s = r / kNvFp4TileRows, rr = r % kNvFp4TileRows;
-            scales[(s * groups + b / 4) * 64 + (rr % 8) * 8 + (rr >= 8 ? 4 : 0) + b % 4] = scale.code;
+            scales[(s * groups + b / 4) * 64 + scale_offset(static_cast<int>(rr), b)] = scale.code;
         }
     }
     // Codes: each lane's word of each k-tile from four source bytes (rows g and g + 8, columns
@@ -147,9 +155,9 @@ float nvfp4_tiles_value(const uint8_t* codes, const uint8_t* scales, int64_t k, 
     const uint8_t* word = codes + (s * groups + kg) * 512 + slot.lane * 16 + i * 4;
     uint32_t bits = word[0] | (word[1] << 8) | (word[2] << 16) | (static_cast<uint32_t>(word[3]) << 24);
     if (slot.high) bits >>= 16;
-    const uint8_t code = static_cast<uint8_t>(((bits >> (3 * slot.pair)) & 0x7) |
-                                              (((bits >> (15 - slot.pair)) & 1) << 3));
-    const uint8_t scale_code = scales[(s * groups + kg) * 64 + (rr % 8) * 8 + (rr >= 8 ? 4 : 0) + i];
+    const uint8_t code = static_cast<uint8_t>(((bits >> kNvFp4PairMagnitude[slot.pair]) & 0x7) |
+                                              (((bits >> kNvFp4PairSign[slot.pair]) & 1) << 3));
+    const uint8_t scale_code = scales[(s * groups + kg) * 64 + scale_offset(rr, i)];
     // E5M3 back to a float: 2^(E - 10) x (1 + m / 8); code 0 is a zero scale.
     const float scale = scale_code == 0 ? 0.0f
                                         : std::ldexp(1.0f + (scale_code & 7) / 8.0f,

@@ -10,10 +10,12 @@
 //            j=0 (row g,   cols 2t, 2t+1)      j=1 (row g+8, cols 2t, 2t+1)
 //            j=2 (row g,   cols 2t+8, 2t+9)    j=3 (row g+8, cols 2t+8, 2t+9)
 //          pair j's first code in the low half-word, second in the high one; in each half the
-//          magnitude (3 bits) at bits [3j, 3j+2] and the sign at bit 15 - j, so that one or two
-//          shifts and a mask drop a pair straight into bf16x2 (value x 2^-126, see
-//          ops/cuda/nvfp4_mma.cuh). A warp's 32 x 16-byte loads are one 512-byte run.
-//   scales  64 bytes: entry g (8 bytes) = row g's scales of k-tiles 0..3, then row g+8's.
+//          sign and the 3-bit magnitude at kNvFp4PairSign[j] and from kNvFp4PairMagnitude[j] up,
+//          placed so that the fewest shifts and masks drop each pair straight into bf16x2
+//          (value x 2^-126, see nvfp4_tile_word_to_bf16x2). A warp's 32 x 16-byte loads are one
+//          512-byte run.
+//   scales  64 bytes: entry g (8 bytes) = for k-tile i, bytes 2i and 2i + 1: row g's scale and
+//          row g+8's, so that one byte permute gives a k-tile's two rows as one bf16x2.
 //          Each is re-encoded E5M3 (5-bit exponent e + 10, 3-bit mantissa, no sign): exact for
 //          every finite e4m3 value, and (byte << 4) | 0x7000 is the bf16 of scale x 2^107.
 //          A zero scale zeroes its block's codes; a negative one flips their signs.
@@ -55,32 +57,38 @@ void nvfp4_to_tiles(int64_t n, int64_t k, const std::function<NvFp4SourceRow(int
 #define FOURBIT_TILES_DECODE inline
 #endif
 
+// Where pair j's sign bit and the lowest of its three magnitude bits sit in each half-word of a
+// code word. The bf16 wants them at bit 15 and bits 6..8 (its two low exponent bits and its top
+// mantissa bit); these places let two pairs move with one shift (pair 0 with none) and the
+// other two with two, the fewest any placement of four such fields in 16 bits allows.
+inline constexpr int kNvFp4PairSign[4] = {15, 9, 10, 11};
+inline constexpr int kNvFp4PairMagnitude[4] = {6, 0, 3, 12};
+
 // One 32-bit code word -> the four bf16x2 A-fragment registers of a k-tile, each the bf16 of
-// e2m1 x 2^-126. Pair j keeps its sign at bit 15 - j and its 3-bit magnitude at [3j, 3j+2] (in
-// both half-words): moving the sign to bit 15 and the magnitude to bits 6..8 (bf16's two low
-// exponent bits and its top mantissa bit) needs no arithmetic, code 1 (0.5) landing on the
-// bf16 subnormal 2^-127. The idea is vLLM Marlin's FP4 dequant; the bit placement is ours, so
-// the four pairs share their shifts: 5 shifts and 4 mask-ors per 8 codes.
+// e2m1 x 2^-126: the sign to bit 15 and the magnitude to bits 6..8 is no arithmetic, code 1
+// (0.5) landing on the bf16 subnormal 2^-127. The idea is vLLM Marlin's FP4 dequant; the bit
+// placement is ours: 5 shifts and 6 masks per 8 codes.
 FOURBIT_TILES_DECODE void nvfp4_tile_word_to_bf16x2(uint32_t q, uint32_t (&a)[4]) {
-    constexpr uint32_t kSign = 0x80008000u, kMagnitude = 0x01C001C0u;
-    const uint32_t q3 = q << 3;
-    a[0] = (q & kSign) | ((q << 6) & kMagnitude);
-    a[1] = ((q << 1) & kSign) | (q3 & kMagnitude);
-    a[2] = ((q << 2) & kSign) | (q & kMagnitude);
-    a[3] = (q3 & kSign) | ((q >> 3) & kMagnitude);
+    constexpr uint32_t kSign = 0x80008000u, kMagnitude = 0x01C001C0u, kBoth = kSign | kMagnitude;
+    a[0] = q & kBoth;
+    a[1] = (q << 6) & kBoth;
+    a[2] = ((q << 5) & kSign) | ((q << 3) & kMagnitude);
+    a[3] = ((q << 4) & kSign) | ((q >> 6) & kMagnitude);
 }
 
-// Byte i of a word of four E5M3 scales -> bf16x2 {scale, scale} x 2^107: the byte into both
-// half-words' exponent/mantissa fields and the exponent's top bits set, one multiply-add. With
-// the codes' 2^-126 every product is e2m1 x scale x 2^-19: a normal bf16 (2^-29 .. 2^-7.6) and
-// exact (2 x 4 significant bits).
-FOURBIT_TILES_DECODE uint32_t nvfp4_tile_scale_bf16x2(uint32_t scales, int i) {
+// Scale word w of a lane's entry (k-tiles 2w and 2w + 1) and j = 0 or 1 -> bf16x2 {row g's
+// scale, row g+8's} x 2^107 of k-tile 2w + j: bytes 2j and 2j + 1 into the half-words'
+// exponent/mantissa fields and the exponent's top bits set. With the codes' 2^-126 every
+// product is e2m1 x scale x 2^-19: a normal bf16 (2^-29 .. 2^-7.6) and exact (2 x 4
+// significant bits).
+FOURBIT_TILES_DECODE uint32_t nvfp4_tile_scale_bf16x2(uint32_t scales, int j) {
 #if defined(__CUDA_ARCH__)
-    // The same value in two instructions instead of three: PRMT puts byte i in both half-words'
-    // low bytes (the device op tests check it against the host's form below).
-    return __byte_perm(scales, 0u, 0x4040u | (0x0101u * i)) * 16u + 0x70007000u;
+    // Two instructions: PRMT puts the two bytes in the half-words' low bytes (the device op
+    // tests check it against the host's form below).
+    return __byte_perm(scales, 0u, 0x4140u + 0x0202u * j) * 16u + 0x70007000u;
 #else
-    return ((scales >> (8 * i)) & 0xffu) * 0x00100010u + 0x70007000u;
+    const uint32_t pair = scales >> (16 * j);
+    return ((pair & 0xffu) | ((pair & 0xff00u) << 8)) * 16u + 0x70007000u;
 #endif
 }
 

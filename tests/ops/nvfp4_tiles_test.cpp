@@ -83,26 +83,24 @@ void expect_fragments_decode(const Source& s) {
                 const int g = lane / 4, lt = lane % 4;
                 const uint8_t* word_bytes = &t.codes[tile_index * 512 + lane * 16];
                 const uint8_t* scale_bytes = &t.scales[tile_index * 64 + g * 8];
-                uint32_t scales_g = 0, scales_g8 = 0;
-                for (int b = 0; b < 4; ++b) {
-                    scales_g |= static_cast<uint32_t>(scale_bytes[b]) << (8 * b);
-                    scales_g8 |= static_cast<uint32_t>(scale_bytes[4 + b]) << (8 * b);
+                uint32_t scale_words[2] = {0, 0};  // the lane's uint2 of scales
+                for (int b = 0; b < 8; ++b) {
+                    scale_words[b / 4] |= static_cast<uint32_t>(scale_bytes[b]) << (8 * (b % 4));
                 }
                 for (int i = 0; i < 4; ++i) {
                     uint32_t word = 0;
                     for (int b = 0; b < 4; ++b) word |= static_cast<uint32_t>(word_bytes[i * 4 + b]) << (8 * b);
                     uint32_t a[4];
                     nvfp4_tile_word_to_bf16x2(word, a);
-                    const uint32_t scale_pairs[2] = {nvfp4_tile_scale_bf16x2(scales_g, i),
-                                                     nvfp4_tile_scale_bf16x2(scales_g8, i)};
+                    // Half 0 scales row g (pairs 0, 2), half 1 row g + 8 (pairs 1, 3).
+                    const uint32_t scales = nvfp4_tile_scale_bf16x2(scale_words[i / 2], i % 2);
                     for (int j = 0; j < 4; ++j) {
                         for (int half = 0; half < 2; ++half) {
                             const int64_t row = stripe * 16 + g + 8 * (j & 1);
                             const int64_t col = kg * 64 + i * 16 + 2 * lt + 8 * (j >> 1) + half;
                             const double code_value = bf16_bits_value((a[j] >> (16 * half)) & 0xffff);
-                            const uint32_t pair = scale_pairs[j & 1];
-                            ASSERT_EQ(pair & 0xffff, pair >> 16) << "scale halves differ";
-                            const double product = code_value * bf16_bits_value(pair & 0xffff);
+                            const uint32_t scale = (scales >> (16 * (j & 1))) & 0xffff;
+                            const double product = code_value * bf16_bits_value(scale);
                             const double expected =
                                 e2m1_reference(s.code(row, col)) * e4m3_value(s.scale(row, col));
                             ASSERT_EQ(std::ldexp(product, kNvFp4TileExponent), expected)

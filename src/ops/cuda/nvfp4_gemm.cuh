@@ -158,13 +158,7 @@ __device__ __forceinline__ void multiply(Stage<S>* stages, const StripeRange& w,
                                       : i == 2 ? codes[m].z
                                                : codes[m].w;
                 uint32_t a[4];
-                nvfp4_tile_word_to_bf16x2(word, a);
-                const uint32_t scale_g = nvfp4_tile_scale_bf16x2(scales[m].x, i);
-                const uint32_t scale_g8 = nvfp4_tile_scale_bf16x2(scales[m].y, i);
-                a[0] = mul_bf16x2(a[0], scale_g);
-                a[1] = mul_bf16x2(a[1], scale_g8);
-                a[2] = mul_bf16x2(a[2], scale_g);
-                a[3] = mul_bf16x2(a[3], scale_g8);
+                dequantize_k_tile(word, scales[m], i, a);
 #pragma unroll
                 for (int j = 0; j < S::kNTiles; ++j) {
                     if (first_column + 8 * j < columns) mma_bf16_16x8x16(acc[m][j], a, b[j]);

@@ -110,13 +110,7 @@ __device__ __forceinline__ void compute_chunk(const WeightChunk<kChunk>& chunk, 
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
                 uint32_t a[4];
-                nvfp4_tile_word_to_bf16x2(words[i], a);
-                const uint32_t scale_g = nvfp4_tile_scale_bf16x2(chunk.scales[u].x, i);
-                const uint32_t scale_g8 = nvfp4_tile_scale_bf16x2(chunk.scales[u].y, i);
-                a[0] = mul_bf16x2(a[0], scale_g);
-                a[1] = mul_bf16x2(a[1], scale_g8);
-                a[2] = mul_bf16x2(a[2], scale_g);
-                a[3] = mul_bf16x2(a[3], scale_g8);
+                dequantize_k_tile(words[i], chunk.scales[u], i, a);
                 const int kt = (group0 + u) * 4 + i;
 #pragma unroll
                 for (int j = 0; j < kTokenTiles; ++j) {
@@ -147,6 +141,28 @@ __device__ __forceinline__ void stripe_partial(WeightChunk<kChunk>& first, const
     }
 }
 
+// Where a warp's stream of chunks stands in stripes_partial: the stripe's weights and the
+// chunk's first group, stepped on without divisions.
+template <int kChunk>
+struct ChunkCursor {
+    const uint4* codes;
+    const uint2* scales;
+    int group0;
+    int stripe;
+
+    // The chunk after this one: kChunk groups on, or the next stripe's first.
+    __device__ __forceinline__ void advance(int begin, int end, int64_t stripe_words) {
+        group0 += kChunk;
+        if (group0 >= end) {
+            group0 = begin;
+            codes += stripe_words;
+            scales += stripe_words / 4;
+            ++stripe;
+        }
+    }
+    __device__ __forceinline__ bool ends_stripe(int end) const { return group0 + kChunk >= end; }
+};
+
 // stripe_partial over n_stripes consecutive stripes (`stripe_words` uint4 of codes apart, the
 // scales in proportion) as one stream of chunks: the next chunk loads while one is multiplied
 // also across a stripe's end, so a warp waits for memory once, not once per stripe. Stripe s's
@@ -168,30 +184,31 @@ __device__ __forceinline__ void stripes_partial(WeightChunk<kChunk>& first, cons
         return;
     }
     float acc[1][4] = {};
-    // Chunk c: groups [group0(c), + kChunk) of stripe c / per_stripe.
-    auto group0 = [&](int c) { return begin + c % per_stripe * kChunk; };
-    auto load = [&](WeightChunk<kChunk>& chunk, int c) {
-        const int64_t stripe = c / per_stripe;
-        load_chunk(chunk, codes + stripe * stripe_words, scales + stripe * stripe_words / 4,
-                   group0(c), end);
+    ChunkCursor<kChunk> at{codes, scales, begin, 0};  // the chunk multiplied next
+    ChunkCursor<kChunk> next = at;                    // the chunk loaded next
+    next.advance(begin, end, stripe_words);
+    auto load = [&](WeightChunk<kChunk>& chunk) {
+        load_chunk(chunk, next.codes, next.scales, next.group0, end);
+        next.advance(begin, end, stripe_words);
     };
-    auto multiply = [&](const WeightChunk<kChunk>& chunk, int c) {
-        compute_chunk<1>(chunk, group0(c), end, load_b, acc);
-        if (c % per_stripe == per_stripe - 1) {  // the stripe is done
+    auto multiply = [&](const WeightChunk<kChunk>& chunk) {
+        compute_chunk<1>(chunk, at.group0, end, load_b, acc);
+        if (at.ends_stripe(end)) {
 #pragma unroll
             for (int r = 0; r < 4; ++r) {
-                partial[c / per_stripe][warp][r][lane] = acc[0][r];
+                partial[at.stripe][warp][r][lane] = acc[0][r];
                 acc[0][r] = 0.0f;
             }
         }
+        at.advance(begin, end, stripe_words);
     };
     WeightChunk<kChunk> second;
     for (int c = 0; c < total; c += 2) {
-        if (c + 1 < total) load(second, c + 1);
-        multiply(first, c);
+        if (c + 1 < total) load(second);
+        multiply(first);
         if (c + 1 >= total) break;
-        if (c + 2 < total) load(first, c + 2);
-        multiply(second, c + 1);
+        if (c + 2 < total) load(first);
+        multiply(second);
     }
 }
 
@@ -224,6 +241,35 @@ __device__ __forceinline__ void stage_rows(uint2* shared, int n_rows, int k, Row
         for (int b = 0; b < kBatch; ++b) {
             if (at[b] >= 0) {
                 shared[at[b]] =
+                    make_uint2(pack_bf16x2(low[b].x, low[b].y), pack_bf16x2(high[b].x, high[b].y));
+            }
+        }
+    }
+    __syncthreads();
+}
+
+// One row (a decode step's token, a routed slot's h row): stage_rows without the row
+// arithmetic, which costs each thread a division and a loop a fragment (measured: the
+// q_proj kernel's warps spent ~45% of their instructions outside the k-tile loop).
+template <int kBatch = 4>
+__device__ __forceinline__ void stage_row(uint2* shared, const float* x, int k) {
+    const int units = k / 4;  // k-tiles x 4 lanes
+    for (int first = threadIdx.x; first < units; first += kBatch * kThreads) {
+        float2 low[kBatch], high[kBatch];
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+            const int unit = first + b * kThreads;
+            if (unit < units) {
+                const float* source = x + 16 * (unit / 4) + 2 * (unit % 4);
+                low[b] = __ldg(reinterpret_cast<const float2*>(source));
+                high[b] = __ldg(reinterpret_cast<const float2*>(source + 8));
+            }
+        }
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+            const int unit = first + b * kThreads;
+            if (unit < units) {
+                shared[unit] =
                     make_uint2(pack_bf16x2(low[b].x, low[b].y), pack_bf16x2(high[b].x, high[b].y));
             }
         }
@@ -276,7 +322,11 @@ __global__ void __launch_bounds__(kThreads) linear_kernel(TilesView w, const flo
     wait_for_prerequisites();                       // x and y: the previous kernels' business
     float acc[kTokenTiles][4] = {};
     if constexpr (kStaged) {
-        stage_rows(staged, x, w.k, n_tokens, w.k);
+        if (n_tokens == 1) {
+            stage_row(staged, x, w.k);
+        } else {
+            stage_rows(staged, x, w.k, n_tokens, w.k);
+        }
         const StagedB<kTokenTiles> b(staged, fragment_stride(w.k), n_tokens);
         stripe_partial<kTokenTiles>(first, codes, scales, begin, end, b, acc);
     } else {
@@ -336,8 +386,7 @@ __global__ void __launch_bounds__(kThreads, 3)
     const uint2* scales = experts.gate_up_scales + tile * groups * 8;
     WeightChunk<kChunk> first;
     load_chunk(first, codes, scales, begin, end);
-    stage_rows(staged, h + static_cast<int64_t>(slot / top_k) * experts.hidden, experts.hidden, 1,
-               experts.hidden);
+    stage_row(staged, h + static_cast<int64_t>(slot / top_k) * experts.hidden, experts.hidden);
     stripes_partial(first, codes, scales, static_cast<int64_t>(groups) * 32, n_stripes, begin, end,
                     StagedB<1>(staged, fragment_stride(experts.hidden), 1), partial);
     __syncthreads();
