@@ -283,14 +283,15 @@ __global__ void __launch_bounds__(512) linear_split16_kernel(cuda::nvfp4::TilesV
     const int begin = warp * groups / kSplit, end = (warp + 1) * groups / kSplit;
     const uint4* codes = w.codes + static_cast<int64_t>(stripe) * groups * 32;
     const uint2* scales = w.scales + static_cast<int64_t>(stripe) * groups * 8;
+    const LaneTiles at(codes, scales, begin);
     WeightChunk<kChunk> first;
-    load_chunk(first, codes, scales, begin, end);
+    load_chunk(first, at, end - begin);
     cuda::wait_for_prerequisites();
     stage_rows(
         staged, n_tokens, w.k, [&](int r) { return x + static_cast<int64_t>(r) * w.k; }, 512);
     float acc[1][4] = {};
-    stripe_partial<1>(first, codes, scales, begin, end,
-                      StagedB<1>(staged, fragment_stride(w.k), n_tokens), acc);
+    stripe_partial<1>(first, at, begin, end, StagedB<1>(staged, fragment_stride(w.k), n_tokens),
+                      acc);
     __shared__ float partial[kSplit][4][32];
 #pragma unroll
     for (int c = 0; c < 4; ++c) partial[warp][c][lane] = acc[0][c];

@@ -115,21 +115,20 @@ __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* sc
     const int first_stripe = blockIdx.x * kStripesPerCta;
     const int n_stripes = min(kStripesPerCta, stripes_per_expert - first_stripe);
     const int64_t expert_tile = static_cast<int64_t>(expert) * stripes_per_expert + first_stripe;
-    const uint4* stripe_codes = codes + expert_tile * groups * 32;
-    const uint2* stripe_scales = scales + expert_tile * groups * 8;
+    nvfp4::LaneTiles at(codes + expert_tile * groups * 32, scales + expert_tile * groups * 8,
+                        first_group);
     nvfp4::WeightChunk<kChunk> first;
-    nvfp4::load_chunk(first, stripe_codes, stripe_scales, first_group, end_group);
+    nvfp4::load_chunk(first, at, end_group - first_group);
     nvfp4::stage_rows(staged, count, k,
                       [&](int r) { return source + static_cast<int64_t>(row_of(r)) * k; });
     for (int s = 0; s < n_stripes; ++s) {
         float acc[1][4] = {};
-        nvfp4::stripe_partial<1>(first, stripe_codes, stripe_scales, first_group, end_group,
+        nvfp4::stripe_partial<1>(first, at, first_group, end_group,
                                  nvfp4::StagedB<1>(staged, nvfp4::fragment_stride(k), count), acc);
         nvfp4::store_partials<1>(partial, acc);
         if (s + 1 < n_stripes) {
-            stripe_codes += groups * 32;
-            stripe_scales += groups * 8;
-            nvfp4::load_chunk(first, stripe_codes, stripe_scales, first_group, end_group);
+            at = at.groups_on(groups);
+            nvfp4::load_chunk(first, at, end_group - first_group);
         }
         __syncthreads();
         finish(first_stripe + s);

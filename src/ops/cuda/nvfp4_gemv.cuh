@@ -38,16 +38,36 @@ struct WeightChunk {
     uint2 scales[kChunk];
 };
 
-// Issues the loads of groups [group0, min(group0 + kChunk, end)) of a stripe; returns at once.
+// A lane's place in a stripe's tiles: its 16 bytes of codes and 8 of scales in one group. The
+// next group is 32 uint4 and 8 uint2 on, so a chunk's loads are one base address and immediate
+// offsets (computing each load's address from the group index cost the gate/up kernel's warps
+// ~25 instructions a chunk, SASS).
+struct LaneTiles {
+    const uint4* codes;
+    const uint2* scales;
+
+    // Group `group` of the stripe whose tiles start at stripe_codes / stripe_scales.
+    __device__ __forceinline__ LaneTiles(const uint4* stripe_codes, const uint2* stripe_scales,
+                                         int group)
+        : codes(stripe_codes + group * 32 + (threadIdx.x & 31)),
+          scales(stripe_scales + group * 8 + ((threadIdx.x & 31) >> 2)) {}
+    __device__ __forceinline__ LaneTiles groups_on(int groups) const {
+        LaneTiles moved = *this;
+        moved.codes += groups * 32;
+        moved.scales += groups * 8;
+        return moved;
+    }
+};
+
+// Issues the loads of the first min(kChunk, valid) groups from `at`; returns at once.
 template <int kChunk>
-__device__ __forceinline__ void load_chunk(WeightChunk<kChunk>& chunk, const uint4* codes,
-                                           const uint2* scales, int group0, int end) {
-    const int lane = threadIdx.x & 31;
+__device__ __forceinline__ void load_chunk(WeightChunk<kChunk>& chunk, const LaneTiles& at,
+                                           int valid) {
 #pragma unroll
     for (int u = 0; u < kChunk; ++u) {
-        if (group0 + u < end) {
-            chunk.codes[u] = load_streaming(codes + (group0 + u) * 32 + lane);
-            chunk.scales[u] = load_streaming(scales + (group0 + u) * 8 + (lane >> 2));
+        if (u < valid) {
+            chunk.codes[u] = load_streaming(at.codes + u * 32);
+            chunk.scales[u] = load_streaming(at.scales + u * 8);
         }
     }
 }
@@ -123,56 +143,58 @@ __device__ __forceinline__ void compute_chunk(const WeightChunk<kChunk>& chunk, 
     }
 }
 
-// One warp's share of a stripe, groups [begin, end): two chunks in turn, each loading while the
-// other is multiplied (no register copies between them: a copy waits for its loads). `first`
-// was loaded by the caller (before it staged the activations, so that the weights' latency and
-// the staging overlap).
+// One warp's share of a stripe, groups [begin, end) from `at` (group begin): two chunks in turn,
+// each loading while the other is multiplied (no register copies between them: a copy waits for
+// its loads). `first` was loaded by the caller (before it staged the activations, so that the
+// weights' latency and the staging overlap).
 template <int kTokenTiles, int kChunk, class LoadB>
-__device__ __forceinline__ void stripe_partial(WeightChunk<kChunk>& first, const uint4* codes,
-                                               const uint2* scales, int begin, int end,
-                                               const LoadB& load_b, float (&acc)[kTokenTiles][4]) {
+__device__ __forceinline__ void stripe_partial(WeightChunk<kChunk>& first, LaneTiles at, int begin,
+                                               int end, const LoadB& load_b,
+                                               float (&acc)[kTokenTiles][4]) {
     WeightChunk<kChunk> second;
-    for (int group0 = begin; group0 < end; group0 += 2 * kChunk) {
-        if (group0 + kChunk < end) load_chunk(second, codes, scales, group0 + kChunk, end);
+    for (int group0 = begin; group0 < end; group0 += 2 * kChunk) {  // `at`: group group0
+        if (group0 + kChunk < end) load_chunk(second, at.groups_on(kChunk), end - group0 - kChunk);
         compute_chunk<kTokenTiles>(first, group0, end, load_b, acc);
         if (group0 + kChunk >= end) break;
-        if (group0 + 2 * kChunk < end) load_chunk(first, codes, scales, group0 + 2 * kChunk, end);
+        if (group0 + 2 * kChunk < end) {
+            load_chunk(first, at.groups_on(2 * kChunk), end - group0 - 2 * kChunk);
+        }
         compute_chunk<kTokenTiles>(second, group0 + kChunk, end, load_b, acc);
+        at = at.groups_on(2 * kChunk);
     }
 }
 
-// Where a warp's stream of chunks stands in stripes_partial: the stripe's weights and the
-// chunk's first group, stepped on without divisions.
+// Where a warp's stream of chunks stands in stripes_partial: the lane's tiles of the chunk's
+// first group, that group and the stripe, stepped on without divisions.
 template <int kChunk>
 struct ChunkCursor {
-    const uint4* codes;
-    const uint2* scales;
+    LaneTiles at;
     int group0;
     int stripe;
 
-    // The chunk after this one: kChunk groups on, or the next stripe's first.
-    __device__ __forceinline__ void advance(int begin, int end, int64_t stripe_words) {
+    // The chunk after this one: kChunk groups on, or the next stripe's group `begin` (stripes
+    // are `stripe_groups` groups long).
+    __device__ __forceinline__ void advance(int begin, int end, int stripe_groups) {
         group0 += kChunk;
+        at = at.groups_on(kChunk);
         if (group0 >= end) {
+            at = at.groups_on(stripe_groups - (group0 - begin));
             group0 = begin;
-            codes += stripe_words;
-            scales += stripe_words / 4;
             ++stripe;
         }
     }
     __device__ __forceinline__ bool ends_stripe(int end) const { return group0 + kChunk >= end; }
 };
 
-// stripe_partial over n_stripes consecutive stripes (`stripe_words` uint4 of codes apart, the
-// scales in proportion) as one stream of chunks: the next chunk loads while one is multiplied
+// stripe_partial over n_stripes consecutive stripes of stripe_groups groups (`at`: the first
+// one's group `begin`) as one stream of chunks: the next chunk loads while one is multiplied
 // also across a stripe's end, so a warp waits for memory once, not once per stripe. Stripe s's
 // accumulators go to partial[s][warp] as its last chunk is done. `first` holds the first
 // stripe's first chunk, loaded by the caller.
 template <int kChunk, class LoadB>
-__device__ __forceinline__ void stripes_partial(WeightChunk<kChunk>& first, const uint4* codes,
-                                                const uint2* scales, int64_t stripe_words,
-                                                int n_stripes, int begin, int end,
-                                                const LoadB& load_b,
+__device__ __forceinline__ void stripes_partial(WeightChunk<kChunk>& first, const LaneTiles& at,
+                                                int stripe_groups, int n_stripes, int begin,
+                                                int end, const LoadB& load_b,
                                                 float (*partial)[kWarps][4][32]) {
     const int per_stripe = (end - begin + kChunk - 1) / kChunk, total = n_stripes * per_stripe;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -184,23 +206,23 @@ __device__ __forceinline__ void stripes_partial(WeightChunk<kChunk>& first, cons
         return;
     }
     float acc[1][4] = {};
-    ChunkCursor<kChunk> at{codes, scales, begin, 0};  // the chunk multiplied next
-    ChunkCursor<kChunk> next = at;                    // the chunk loaded next
-    next.advance(begin, end, stripe_words);
+    ChunkCursor<kChunk> now{at, begin, 0};  // the chunk multiplied next
+    ChunkCursor<kChunk> next = now;         // the chunk loaded next
+    next.advance(begin, end, stripe_groups);
     auto load = [&](WeightChunk<kChunk>& chunk) {
-        load_chunk(chunk, next.codes, next.scales, next.group0, end);
-        next.advance(begin, end, stripe_words);
+        load_chunk(chunk, next.at, end - next.group0);
+        next.advance(begin, end, stripe_groups);
     };
     auto multiply = [&](const WeightChunk<kChunk>& chunk) {
-        compute_chunk<1>(chunk, at.group0, end, load_b, acc);
-        if (at.ends_stripe(end)) {
+        compute_chunk<1>(chunk, now.group0, end, load_b, acc);
+        if (now.ends_stripe(end)) {
 #pragma unroll
             for (int r = 0; r < 4; ++r) {
-                partial[at.stripe][warp][r][lane] = acc[0][r];
+                partial[now.stripe][warp][r][lane] = acc[0][r];
                 acc[0][r] = 0.0f;
             }
         }
-        at.advance(begin, end, stripe_words);
+        now.advance(begin, end, stripe_groups);
     };
     WeightChunk<kChunk> second;
     for (int c = 0; c < total; c += 2) {
@@ -317,8 +339,9 @@ __global__ void __launch_bounds__(kThreads) linear_kernel(TilesView w, const flo
     const int begin = warp * groups / kWarps, end = (warp + 1) * groups / kWarps;
     const uint4* codes = w.codes + static_cast<int64_t>(stripe) * groups * 32;
     const uint2* scales = w.scales + static_cast<int64_t>(stripe) * groups * 8;
+    const LaneTiles at(codes, scales, begin);
     WeightChunk<kChunk> first;
-    load_chunk(first, codes, scales, begin, end);  // weights: no kernel writes them
+    load_chunk(first, at, end - begin);             // weights: no kernel writes them
     wait_for_prerequisites();                       // x and y: the previous kernels' business
     float acc[kTokenTiles][4] = {};
     if constexpr (kStaged) {
@@ -328,10 +351,10 @@ __global__ void __launch_bounds__(kThreads) linear_kernel(TilesView w, const flo
             stage_rows(staged, x, w.k, n_tokens, w.k);
         }
         const StagedB<kTokenTiles> b(staged, fragment_stride(w.k), n_tokens);
-        stripe_partial<kTokenTiles>(first, codes, scales, begin, end, b, acc);
+        stripe_partial<kTokenTiles>(first, at, begin, end, b, acc);
     } else {
         const GlobalB<kTokenTiles> b{x, w.k, n_tokens};
-        stripe_partial<kTokenTiles>(first, codes, scales, begin, end, b, acc);
+        stripe_partial<kTokenTiles>(first, at, begin, end, b, acc);
     }
     __shared__ float partial[kWarps][kTokenTiles * 4][32];
     store_partials<kTokenTiles>(partial, acc);
@@ -384,10 +407,11 @@ __global__ void __launch_bounds__(kThreads, 3)
     const int64_t tile = static_cast<int64_t>(expert) * stripes + stripe0;
     const uint4* codes = experts.gate_up_codes + tile * groups * 32;
     const uint2* scales = experts.gate_up_scales + tile * groups * 8;
+    const LaneTiles at(codes, scales, begin);
     WeightChunk<kChunk> first;
-    load_chunk(first, codes, scales, begin, end);
+    load_chunk(first, at, end - begin);
     stage_row(staged, h + static_cast<int64_t>(slot / top_k) * experts.hidden, experts.hidden);
-    stripes_partial(first, codes, scales, static_cast<int64_t>(groups) * 32, n_stripes, begin, end,
+    stripes_partial(first, at, groups, n_stripes, begin, end,
                     StagedB<1>(staged, fragment_stride(experts.hidden), 1), partial);
     __syncthreads();
     if (threadIdx.x < 8 * n_stripes) {
@@ -420,15 +444,12 @@ __global__ void __launch_bounds__(kThreads) moe_down_kernel(ExpertsView experts,
     const int groups = experts.intermediate / kGroupCols;
     const int64_t stripes = experts.hidden / 16;
     const bool active = warp < top_k;
-    const uint4* codes = nullptr;
-    const uint2* scales = nullptr;
+    const int64_t tile =
+        active ? static_cast<int64_t>(ids[token * top_k + warp]) * stripes + stripe : 0;
+    const LaneTiles at(experts.down_codes + tile * groups * 32,
+                       experts.down_scales + tile * groups * 8, 0);
     WeightChunk<kChunk> first;
-    if (active) {
-        const int64_t tile = static_cast<int64_t>(ids[token * top_k + warp]) * stripes + stripe;
-        codes = experts.down_codes + tile * groups * 32;
-        scales = experts.down_scales + tile * groups * 8;
-        load_chunk(first, codes, scales, 0, groups);
-    }
+    if (active) load_chunk(first, at, groups);
     const int stride = fragment_stride(experts.intermediate);
     // Eight fragments a batch: the top_k rows in two rounds of loads (12 fragments a thread).
     stage_rows<8>(staged, mid + static_cast<int64_t>(token) * top_k * experts.intermediate,
@@ -437,7 +458,7 @@ __global__ void __launch_bounds__(kThreads) moe_down_kernel(ExpertsView experts,
     if (active) {
         // One token: every lane's B fragments come from the warp's own slot row.
         const StagedB<1> slot_row(staged + warp * stride, 0, 1);
-        stripe_partial<1>(first, codes, scales, 0, groups, slot_row, acc);
+        stripe_partial<1>(first, at, 0, groups, slot_row, acc);
     }
     __shared__ float partial[kWarps][4][32];
     store_partials<1>(partial, acc);
