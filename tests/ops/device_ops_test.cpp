@@ -519,6 +519,27 @@ TEST_P(DeviceOps, MoeRouteMiniMaxShapeBothBiasTypes) {
     }
 }
 
+TEST_P(DeviceOps, MoeRouteTiesPreferTheLowerId) {
+    // Logits from three values (and both zeros): most of the top 8 ties, so the order among
+    // equals decides the ids; the device must pick as the CPU does, the lower id first.
+    std::mt19937 rng(10);
+    Tensor logits = Tensor::zeros(DType::f32, {5, 256});
+    const float values[4] = {1.0f, 0.0f, -0.0f, -1.0f};
+    for (int64_t i = 0; i < logits.numel(); ++i) logits.data<float>()[i] = values[rng() % 4];
+    Tensor ids = Tensor::zeros(DType::i32, {5, 8}), weights = Tensor::zeros(DType::f32, {5, 8});
+    moe_route(logits, Tensor(), 8, ids, weights);
+    Tensor device_ids = Tensor::zeros(DType::i32, {5, 8}, device_);
+    Tensor device_weights = poisoned({5, 8});
+    moe_route(on_device(logits), Tensor(), 8, device_ids, device_weights);
+    Tensor got_ids = to_host(device_ids);
+    for (int64_t i = 0; i < 5 * 8; ++i) {
+        ASSERT_EQ(got_ids.data<int32_t>()[i], ids.data<int32_t>()[i]) << "slot " << i;
+    }
+    std::vector<double> bound(5 * 8);
+    for (int64_t i = 0; i < 5 * 8; ++i) bound[i] = 4 * 0x1p-24 * weights.data<float>()[i];
+    expect_within(to_host(device_weights), weights, bound, "tied weights");
+}
+
 struct MoeCase {
     int64_t n_tokens, n_experts, top_k, hidden, intermediate;
 };
