@@ -75,6 +75,34 @@ TEST_F(DeviceCli, BenchModelRefusesAKvCacheTheGpuCannotHold) {
     EXPECT_TRUE(failed_cleanly(result, {"tg2 @ 1000000 x4096", "KV cache (BF16)", "GiB free"}));
 }
 
+// A zero where a count belongs is refused by name before any weights are made.
+TEST_F(DeviceCli, BenchModelRefusesZeroCounts) {
+    const std::pair<const char*, const char*> flags[] = {{"-p", "--prompt-lengths"},
+                                                         {"-b", "--batch-sizes"},
+                                                         {"-n", "--decode-tokens"},
+                                                         {"-r", "--repetitions"}};
+    for (const auto& [flag, name] : flags) {
+        std::vector<std::string> args = {"bench-model",
+                                         "--synthetic-weights",
+                                         "tiny",
+                                         "--device",
+                                         "cpu",
+                                         "-p",
+                                         "16",
+                                         "-b",
+                                         "1",
+                                         "-n",
+                                         "2",
+                                         "-r",
+                                         "1"};
+        for (size_t i = 0; i + 1 < args.size(); ++i) {
+            if (args[i] == flag) args[i + 1] = "0";
+        }
+        const CommandResult result = run_fourbit(args);
+        EXPECT_TRUE(failed_cleanly(result, {name, "0"})) << flag;
+    }
+}
+
 TEST_F(DeviceCli, BenchModelTakesOneSourceOfWeights) {
     const CommandResult result = run_fourbit({"bench-model", "--synthetic-weights", "tiny",
                                               "--model", tiny_dir().string()});
