@@ -37,8 +37,8 @@ void add_bench_model_command(CLI::App& app) {
     command->add_flag("--all-layers-nvfp4", o->all_layers_nvfp4,
                       "synthetic NVFP4: the first and last layers too (llama.cpp's slices)");
     add_device_flags(*command, o->device);
-    // A test of nothing (a zero-token prompt, no sequences, no steps, no runs) would fail later
-    // on an empty KV pool: these take 1 and up.
+    // A test of nothing (a zero-token prompt, no sequences, no steps) would fail later on an
+    // empty KV pool: these take 1 and up.
     const CLI::Range at_least_one(int64_t{1}, std::numeric_limits<int64_t>::max());
     command->add_option("-p,--prompt-lengths", o->bench.prompt_lengths, "prefill tests")
         ->delimiter(',')
@@ -53,8 +53,10 @@ void add_bench_model_command(CLI::App& app) {
         ->capture_default_str();
     command->add_option("--prefill-chunk", o->bench.prefill_chunk, "tokens per prefill forward")
         ->capture_default_str();
-    command->add_option("-r,--repetitions", o->bench.repetitions, "runs per test (best kept)")
-        ->check(at_least_one)
+    command
+        ->add_option("-r,--repetitions", o->bench.repetitions,
+                     "runs per test after a warm-up (best kept; 0: the warm-up alone, timed)")
+        ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
     command->add_flag("--profile-ops", o->bench.profile_ops,
                       "also time each op (waits after every op: slower, no CUDA graphs)");

@@ -77,10 +77,8 @@ TEST_F(DeviceCli, BenchModelRefusesAKvCacheTheGpuCannotHold) {
 
 // A zero where a count belongs is refused by name before any weights are made.
 TEST_F(DeviceCli, BenchModelRefusesZeroCounts) {
-    const std::pair<const char*, const char*> flags[] = {{"-p", "--prompt-lengths"},
-                                                         {"-b", "--batch-sizes"},
-                                                         {"-n", "--decode-tokens"},
-                                                         {"-r", "--repetitions"}};
+    const std::pair<const char*, const char*> flags[] = {
+        {"-p", "--prompt-lengths"}, {"-b", "--batch-sizes"}, {"-n", "--decode-tokens"}};
     for (const auto& [flag, name] : flags) {
         std::vector<std::string> args = {"bench-model",
                                          "--synthetic-weights",
