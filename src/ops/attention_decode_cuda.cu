@@ -297,11 +297,6 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttentionPar
     const int visible = min(p.positions[token] + 1, begin + p.split);  // causal: 0 .. own
     if (begin >= visible) {  // a split past this token's own position: nothing to attend
         if constexpr (kClustered) {
-            // As write_empty_split: zeros, not stale stage bytes, under the zero weight (a NaN
-            // there would survive the multiplication).
-            for (int index = threadIdx.x; index < p.group * p.head_dim; index += kThreads) {
-                mine.out[index / p.head_dim][index % p.head_dim] = 0.0f;
-            }
             for (int row = threadIdx.x; row < 16; row += kThreads) {
                 mine.log_max[row] = -INFINITY;
                 mine.sum[row] = 0.0f;
