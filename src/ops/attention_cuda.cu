@@ -376,12 +376,8 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     params.split = static_cast<int>(((context + splits - 1) / splits + tile - 1) / tile * tile);
     params.n_splits = static_cast<int>((context + params.split - 1) / params.split);
     if (params.n_splits == 1) params.split = 1 << 30;  // one CTA sees the whole context
-    // A decode step's splits combine inside their cluster (launch_decode_attention); others
-    // leave partial states for combine_kernel.
-    const bool cluster_combine = decode_mma && !prefill && params.n_splits > 1 &&
-                                 params.n_splits <= paged_attention::kMaxClusterSplits;
     std::optional<Scratch> partial;
-    if (params.n_splits > 1 && !cluster_combine) {
+    if (params.n_splits > 1) {
         partial.emplace(static_cast<size_t>(n_tokens * shape.n_heads * params.n_splits * (d + 2)) *
                         sizeof(float));
         params.partial = partial->as<float>();
@@ -394,14 +390,14 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_kv_heads),
                     static_cast<unsigned>(params.n_splits));
     if (decode_mma) {
-        FOURBIT_CUDA_CHECK(paged_attention::launch_decode_attention(params, grid, cluster_combine,
-                                                                    current_stream()));
+        FOURBIT_CUDA_CHECK(
+            paged_attention::launch_decode_attention(params, grid, current_stream()));
     } else if (bf16_pool) {
         launch_attention<__nv_bfloat16>(params, grid);
     } else {
         launch_attention<float>(params, grid);
     }
-    if (params.n_splits > 1 && !cluster_combine) {
+    if (params.n_splits > 1) {
         const dim3 heads(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_heads));
         combine_kernel<<<heads, static_cast<unsigned>(d), 0, current_stream()>>>(
             params.partial, params.n_splits, d, out.data<float>());

@@ -12,7 +12,6 @@
 //   output   p v, the scores' accumulators being the A fragment (hi + lo again), values read
 //            transposed by ldmatrix.trans
 // so the numerics are the f32 contract's, as in the prefill kernel (attention_prefill_cuda.cuh).
-#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 
 #include "ops/attention_prefill_cuda.cuh"
@@ -43,19 +42,6 @@ struct Merge {
     float out[kWarps][16][kPrefillDim];
 };
 static_assert(sizeof(Merge) <= sizeof(DecodeTiles), "the merge reuses the stages");
-
-// A split's result where its cluster's first CTA reads it (behind the merge, in the stages):
-// combine_kernel's partial state, per query head of the group.
-struct SplitState {
-    float out[16][kPrefillDim];  // unnormalised
-    float log_max[16];           // natural-log maximum
-    float sum[16];
-};
-static_assert(sizeof(Merge) + sizeof(SplitState) <= sizeof(DecodeTiles), "both fit the stages");
-
-__device__ __forceinline__ SplitState& split_state(float4* shared_words) {
-    return *reinterpret_cast<SplitState*>(reinterpret_cast<char*>(shared_words) + sizeof(Merge));
-}
 
 // Positions [step0, step0 + 64) of the walk into stage `stage` (zeros past `visible` and past
 // head_dim); one commit group per call, empty past the walk.
@@ -192,11 +178,9 @@ __device__ __forceinline__ void attend_step(const DecodeTiles& s, int stage, int
 }
 
 // The four warps' states as one, written normalised to out or, split, as combine_kernel's
-// partial state (natural-log maximum, sum, unnormalised outputs): to p.partial, or with
-// `clustered` to this CTA's SplitState `mine`.
+// partial state (natural-log maximum, sum, unnormalised outputs).
 __device__ __forceinline__ void merge_and_write(const AttentionParams& p, int token, int kv_head,
-                                                WarpState& state, Merge& m, bool clustered,
-                                                SplitState& mine) {
+                                                WarpState& state, Merge& m) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -236,13 +220,7 @@ __device__ __forceinline__ void merge_and_write(const AttentionParams& p, int to
                 m.max[w][row] == -INFINITY ? 0.0f : m.sum[w][row] * exp2f(m.max[w][row] - largest);
         }
         const int64_t head = query_head(p, token, kv_head, row);
-        if (clustered) {
-            mine.out[row][i] = value;
-            if (i == 0) {
-                mine.log_max[row] = largest * 0.6931471805599453f;  // ln 2
-                mine.sum[row] = total;
-            }
-        } else if (p.n_splits > 1) {
+        if (p.n_splits > 1) {
             float* partial = p.partial + (head * p.n_splits + blockIdx.z) * (d + 2);
             partial[i] = value;
             if (i == 0) {
@@ -255,40 +233,10 @@ __device__ __forceinline__ void merge_and_write(const AttentionParams& p, int to
     }
 }
 
-// Cluster rank 0 (split 0) of a (token, kv head): the splits' states from every CTA's shared
-// memory, rescaled to the largest maximum and summed in split order, as combine_kernel does;
-// the result normalised into p.out.
-__device__ __forceinline__ void combine_cluster(const AttentionParams& p, int token, int kv_head,
-                                                SplitState& mine) {
-    namespace cg = cooperative_groups;
-    cg::cluster_group cluster = cg::this_cluster();
-    const int d = p.head_dim;
-    for (int index = threadIdx.x; index < p.group * d; index += kThreads) {
-        const int row = index / d, i = index % d;
-        float largest = -INFINITY;
-        for (int z = 0; z < p.n_splits; ++z) {
-            largest = fmaxf(largest, cluster.map_shared_rank(&mine, z)->log_max[row]);
-        }
-        float total = 0.0f, value = 0.0f;
-        for (int z = 0; z < p.n_splits; ++z) {
-            const SplitState& state = *cluster.map_shared_rank(&mine, z);
-            const float weight =
-                state.log_max[row] == -INFINITY ? 0.0f : expf(state.log_max[row] - largest);
-            total += weight * state.sum[row];
-            value += weight * state.out[row][i];
-        }
-        p.out[query_head(p, token, kv_head, row) * d + i] = value / total;
-    }
-}
-
-template <bool kClustered>
 __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttentionParams p) {
-    allow_dependents();  // the o projection (PDL) loads its first weights meanwhile
     extern __shared__ float4 shared_words[];
     DecodeTiles& s = *reinterpret_cast<DecodeTiles*>(shared_words);
-    SplitState& mine = split_state(shared_words);
     const int token = blockIdx.x, kv_head = blockIdx.y;
-    // The same for every split of a token: a cluster returns whole, before any cluster barrier.
     if (p.skip_long_runs && in_long_run_warp(p.positions, p.table_offsets, p.n_tokens, token)) {
         return;  // the tiled kernel's token
     }
@@ -296,17 +244,7 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttentionPar
     const int begin = static_cast<int>(blockIdx.z) * p.split;
     const int visible = min(p.positions[token] + 1, begin + p.split);  // causal: 0 .. own
     if (begin >= visible) {  // a split past this token's own position: nothing to attend
-        if constexpr (kClustered) {
-            for (int row = threadIdx.x; row < 16; row += kThreads) {
-                mine.log_max[row] = -INFINITY;
-                mine.sum[row] = 0.0f;
-            }
-            cooperative_groups::this_cluster().sync();  // our state is written
-            if (blockIdx.z == 0) combine_cluster(p, token, kv_head, mine);
-            cooperative_groups::this_cluster().sync();  // read: we may go
-        } else {
-            write_empty_split<kThreads>(p, token, kv_head);
-        }
+        write_empty_split<kThreads>(p, token, kv_head);
         return;
     }
     const int32_t* table = p.tables + p.table_offsets[token];
@@ -336,37 +274,19 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttentionPar
     }
     wait_all_async_copies();
     __syncthreads();  // the stages become the merge's
-    merge_and_write(p, token, kv_head, state, *reinterpret_cast<Merge*>(shared_words), kClustered,
-                    mine);
-    if constexpr (kClustered) {
-        cooperative_groups::this_cluster().sync();  // every split's state is written
-        if (blockIdx.z == 0) combine_cluster(p, token, kv_head, mine);
-        cooperative_groups::this_cluster().sync();  // read: the CTAs may go
-    }
+    merge_and_write(p, token, kv_head, state, *reinterpret_cast<Merge*>(shared_words));
 }
 
 }  // namespace
 
-cudaError_t launch_decode_attention(const AttentionParams& p, dim3 grid, bool combine,
-                                    cudaStream_t stream) {
+cudaError_t launch_decode_attention(const AttentionParams& p, dim3 grid, cudaStream_t stream) {
     const size_t bytes = sizeof(DecodeTiles);
-    auto kernel = combine ? decode_attention_kernel<true> : decode_attention_kernel<false>;
-    cudaError_t status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              static_cast<int>(bytes));
+    const cudaError_t status =
+        cudaFuncSetAttribute(decode_attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(bytes));
     if (status != cudaSuccess) return status;
-    cudaLaunchConfig_t config = {};
-    config.gridDim = grid;
-    config.blockDim = dim3(kThreads);
-    config.dynamicSmemBytes = bytes;
-    config.stream = stream;
-    cudaLaunchAttribute cluster;
-    cluster.id = cudaLaunchAttributeClusterDimension;
-    cluster.val.clusterDim.x = 1;
-    cluster.val.clusterDim.y = 1;
-    cluster.val.clusterDim.z = combine ? grid.z : 1;
-    config.attrs = &cluster;
-    config.numAttrs = 1;
-    return cudaLaunchKernelEx(&config, kernel, p);
+    decode_attention_kernel<<<grid, kThreads, bytes, stream>>>(p);
+    return cudaGetLastError();
 }
 
 }  // namespace fourbit::cuda::paged_attention

@@ -190,13 +190,8 @@ cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads, b
 
 // The per-token kernel's work on the tensor cores for a bf16 pool with head_dim a multiple of 8
 // (attention_decode_cuda.cu): grid (tokens, kv heads, splits), each split a multiple of
-// kDecodeStep positions. With `combine`, a (token, kv head)'s splits run as one thread-block
-// cluster and its first CTA combines their states from the others' shared memory, writing
-// p.out itself (no partial, no combine_kernel): for up to kMaxClusterSplits splits, and not
-// beside the tiled kernel (whose tokens' splits combine_kernel gathers).
+// kDecodeStep positions.
 constexpr int kDecodeStep = 64;
-constexpr int kMaxClusterSplits = 8;  // the portable cluster size
-cudaError_t launch_decode_attention(const AttentionParams& p, dim3 grid, bool combine,
-                                    cudaStream_t stream);
+cudaError_t launch_decode_attention(const AttentionParams& p, dim3 grid, cudaStream_t stream);
 
 }  // namespace fourbit::cuda::paged_attention

@@ -723,8 +723,7 @@ TEST_P(DeviceOps, AttentionPagedMiniMaxGroupsAndOddShapes) {
     std::mt19937 rng(13);
     run_attention_case({48, 8, 128}, {{1, 1}}, 16, device_, rng);    // the first decode step
     run_attention_case({48, 8, 128}, {{1, 300}}, 16, device_, rng);  // decode over 10 tiles
-    // 16 splits of 64: more than one cluster holds, so combine_kernel gathers them on CUDA.
-    run_attention_case({48, 8, 128}, {{1, 1000}}, 16, device_, rng);
+    run_attention_case({48, 8, 128}, {{1, 1000}}, 16, device_, rng);  // 16 splits, combined
     run_attention_case({48, 8, 128}, {{5, 37}}, 32, device_, rng);   // a chunk across blocks
     run_attention_case({6, 2, 24}, {{9, 9}}, 4, device_, rng);       // prefill; d not dividing 256
     run_attention_case({4, 4, 64}, {{3, 70}}, 1, device_, rng);      // no grouping, 1-row blocks
