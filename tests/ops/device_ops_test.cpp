@@ -496,26 +496,34 @@ TEST_P(DeviceOps, LinearNvfp4MiniMaxShapes) {
     }
 }
 
+// moe_route of `logits` (top 8) on the device under test against the host's: the same sigmoid
+// (exp rounded once to f32) and the same f32 sums on both, so ids agree exactly and weights to
+// a couple of ulps.
+void expect_route_as_on_host(const Tensor& logits, const Tensor& bias, Device device) {
+    const int64_t n = logits.dim(0);
+    Tensor ids = Tensor::zeros(DType::i32, {n, 8}), weights = Tensor::zeros(DType::f32, {n, 8});
+    moe_route(logits, bias, 8, ids, weights);
+    Tensor device_ids = Tensor::zeros(DType::i32, {n, 8}, device);
+    Tensor poison = Tensor::zeros(DType::f32, {n, 8});  // slots the op fails to write show up
+    for (int64_t i = 0; i < n * 8; ++i) poison.data<float>()[i] = std::nanf("");
+    Tensor device_weights = poison.to(device);
+    moe_route(logits.to(device), bias.defined() ? bias.to(device) : Tensor(), 8, device_ids,
+              device_weights);
+    Tensor got_ids = device_ids.to(Device::host());
+    for (int64_t i = 0; i < n * 8; ++i) {
+        ASSERT_EQ(got_ids.data<int32_t>()[i], ids.data<int32_t>()[i]) << "slot " << i;
+    }
+    std::vector<double> bound(n * 8);
+    for (int64_t i = 0; i < n * 8; ++i) bound[i] = 4 * 0x1p-24 * weights.data<float>()[i];
+    expect_within(device_weights.to(Device::host()), weights, bound, "route weights");
+}
+
 TEST_P(DeviceOps, MoeRouteMiniMaxShapeBothBiasTypes) {
     std::mt19937 rng(9);
-    // 256 experts, top 8: the same sigmoid (exp rounded once to f32) and the same f32 sums on
-    // both, so ids agree exactly and weights to a couple of ulps.
-    Tensor logits = random_f32({7, 256}, rng, 2.0f);
+    Tensor logits = random_f32({7, 256}, rng, 2.0f);  // 256 experts, top 8
     for (const Tensor& bias :
          {random_f32({256}, rng, 0.1f), random_bf16({256}, rng, 0.1f), Tensor()}) {
-        Tensor ids = Tensor::zeros(DType::i32, {7, 8}), weights = Tensor::zeros(DType::f32, {7, 8});
-        moe_route(logits, bias, 8, ids, weights);
-        Tensor device_ids = Tensor::zeros(DType::i32, {7, 8}, device_);
-        Tensor device_weights = poisoned({7, 8});
-        moe_route(on_device(logits), bias.defined() ? on_device(bias) : Tensor(), 8, device_ids,
-                  device_weights);
-        Tensor got_ids = to_host(device_ids);
-        for (int64_t i = 0; i < 7 * 8; ++i) {
-            ASSERT_EQ(got_ids.data<int32_t>()[i], ids.data<int32_t>()[i]) << "slot " << i;
-        }
-        std::vector<double> bound(7 * 8);
-        for (int64_t i = 0; i < 7 * 8; ++i) bound[i] = 4 * 0x1p-24 * weights.data<float>()[i];
-        expect_within(to_host(device_weights), weights, bound, "route weights");
+        expect_route_as_on_host(logits, bias, device_);
     }
 }
 
@@ -526,18 +534,7 @@ TEST_P(DeviceOps, MoeRouteTiesPreferTheLowerId) {
     Tensor logits = Tensor::zeros(DType::f32, {5, 256});
     const float values[4] = {1.0f, 0.0f, -0.0f, -1.0f};
     for (int64_t i = 0; i < logits.numel(); ++i) logits.data<float>()[i] = values[rng() % 4];
-    Tensor ids = Tensor::zeros(DType::i32, {5, 8}), weights = Tensor::zeros(DType::f32, {5, 8});
-    moe_route(logits, Tensor(), 8, ids, weights);
-    Tensor device_ids = Tensor::zeros(DType::i32, {5, 8}, device_);
-    Tensor device_weights = poisoned({5, 8});
-    moe_route(on_device(logits), Tensor(), 8, device_ids, device_weights);
-    Tensor got_ids = to_host(device_ids);
-    for (int64_t i = 0; i < 5 * 8; ++i) {
-        ASSERT_EQ(got_ids.data<int32_t>()[i], ids.data<int32_t>()[i]) << "slot " << i;
-    }
-    std::vector<double> bound(5 * 8);
-    for (int64_t i = 0; i < 5 * 8; ++i) bound[i] = 4 * 0x1p-24 * weights.data<float>()[i];
-    expect_within(to_host(device_weights), weights, bound, "tied weights");
+    expect_route_as_on_host(logits, Tensor(), device_);
 }
 
 struct MoeCase {

@@ -76,25 +76,18 @@ __device__ __forceinline__ uint2 load_streaming(const uint2* pointer) {
     return v;
 }
 
-// a x {s.low, s.low} and a x {s.high, s.high}, bf16x2, exact here (see nvfp4_tile_scale_bf16x2;
-// PTX mul.bf16x2 keeps subnormal inputs, having no flush-to-zero form, which code 1 needs).
-// ptxas folds the half-word splat into the multiply's operand selector (HMUL2 ... R.H0_H0), so
-// one register of two rows' scales serves both rows.
-__device__ __forceinline__ uint32_t mul_bf16x2_by_low(uint32_t a, uint32_t s) {
-    uint32_t d;
-    asm("{ .reg .b16 low, high; .reg .b32 both;\n"
-        "  mov.b32 {low, high}, %2; mov.b32 both, {low, low}; mul.rn.bf16x2 %0, %1, both; }"
-        : "=r"(d)
-        : "r"(a), "r"(s));
-    return d;
-}
-__device__ __forceinline__ uint32_t mul_bf16x2_by_high(uint32_t a, uint32_t s) {
-    uint32_t d;
-    asm("{ .reg .b16 low, high; .reg .b32 both;\n"
-        "  mov.b32 {low, high}, %2; mov.b32 both, {high, high}; mul.rn.bf16x2 %0, %1, both; }"
-        : "=r"(d)
-        : "r"(a), "r"(s));
-    return d;
+// A fragment's rows scaled: a[0], a[2] (row g) x {rows.low, rows.low} and a[1], a[3] (row g + 8)
+// x {rows.high, rows.high}, bf16x2, exact here (see nvfp4_tile_scale_bf16x2; PTX mul.bf16x2
+// keeps subnormal inputs, having no flush-to-zero form, which code 1 needs). ptxas folds the
+// half-word splats into the multiplies' operand selectors (HMUL2 ... R.H0_H0), so one register
+// of the two rows' scales serves all four.
+__device__ __forceinline__ void scale_rows(uint32_t (&a)[4], uint32_t rows) {
+    asm("{ .reg .b16 low, high; .reg .b32 lows, highs;\n"
+        "  mov.b32 {low, high}, %4; mov.b32 lows, {low, low}; mov.b32 highs, {high, high};\n"
+        "  mul.rn.bf16x2 %0, %0, lows; mul.rn.bf16x2 %1, %1, highs;\n"
+        "  mul.rn.bf16x2 %2, %2, lows; mul.rn.bf16x2 %3, %3, highs; }"
+        : "+r"(a[0]), "+r"(a[1]), "+r"(a[2]), "+r"(a[3])
+        : "r"(rows));
 }
 
 // k-tile i of a lane's tile words: its code word and its uint2 of scales -> the A fragment, each
@@ -103,11 +96,7 @@ __device__ __forceinline__ uint32_t mul_bf16x2_by_high(uint32_t a, uint32_t s) {
 __device__ __forceinline__ void dequantize_k_tile(uint32_t word, uint2 scales, int i,
                                                   uint32_t (&a)[4]) {
     nvfp4_tile_word_to_bf16x2(word, a);
-    const uint32_t rows = nvfp4_tile_scale_bf16x2(i < 2 ? scales.x : scales.y, i & 1);
-    a[0] = mul_bf16x2_by_low(a[0], rows);
-    a[1] = mul_bf16x2_by_high(a[1], rows);
-    a[2] = mul_bf16x2_by_low(a[2], rows);
-    a[3] = mul_bf16x2_by_high(a[3], rows);
+    scale_rows(a, nvfp4_tile_scale_bf16x2(i < 2 ? scales.x : scales.y, i & 1));
 }
 
 // Two f32 activations -> one bf16x2 register, the first in the low half (the lower k index).
