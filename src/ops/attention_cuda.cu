@@ -260,7 +260,6 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
 // One CTA per (token, head), d threads: the splits' outputs rescaled to the largest maximum.
 __global__ void combine_kernel(const float* partial, int n_splits, int head_dim, float* out) {
     allow_dependents();
-    wait_for_prerequisites();  // the splits' states (launched with PDL)
     const int64_t head = static_cast<int64_t>(blockIdx.x) * gridDim.y + blockIdx.y;
     const float* states = partial + head * n_splits * (head_dim + 2);
     float largest = -INFINITY;
@@ -400,9 +399,9 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     }
     if (params.n_splits > 1) {
         const dim3 heads(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_heads));
-        FOURBIT_CUDA_CHECK(launch_with_pdl(combine_kernel, heads, dim3(static_cast<unsigned>(d)), 0,
-                                           current_stream(), params.partial, params.n_splits, d,
-                                           out.data<float>()));
+        combine_kernel<<<heads, static_cast<unsigned>(d), 0, current_stream()>>>(
+            params.partial, params.n_splits, d, out.data<float>());
+        FOURBIT_CUDA_CHECK_LAUNCH();
     }
 }
 

@@ -17,7 +17,6 @@
 #include "ops/attention_prefill_cuda.cuh"
 #include "ops/cuda/async_copy.cuh"
 #include "ops/cuda/nvfp4_mma.cuh"
-#include "ops/cuda/pdl.cuh"
 
 namespace fourbit::cuda::paged_attention {
 
@@ -235,8 +234,6 @@ __device__ __forceinline__ void merge_and_write(const AttentionParams& p, int to
 }
 
 __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttentionParams p) {
-    allow_dependents();
-    wait_for_prerequisites();  // q and the cache: the prologue's (launched with PDL)
     extern __shared__ float4 shared_words[];
     DecodeTiles& s = *reinterpret_cast<DecodeTiles*>(shared_words);
     const int token = blockIdx.x, kv_head = blockIdx.y;
@@ -288,7 +285,8 @@ cudaError_t launch_decode_attention(const AttentionParams& p, dim3 grid, cudaStr
         cudaFuncSetAttribute(decode_attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(bytes));
     if (status != cudaSuccess) return status;
-    return launch_with_pdl(decode_attention_kernel, grid, dim3(kThreads), bytes, stream, p);
+    decode_attention_kernel<<<grid, kThreads, bytes, stream>>>(p);
+    return cudaGetLastError();
 }
 
 }  // namespace fourbit::cuda::paged_attention

@@ -9,7 +9,6 @@
 #include "ops/attention_prefill_cuda.cuh"
 #include "ops/attention_prologue.h"
 #include "ops/cuda/norm_rope.cuh"
-#include "ops/cuda/pdl.cuh"
 #include "ops/cuda/stream.h"
 #include "tensor/cuda_check.h"
 
@@ -43,8 +42,6 @@ static_assert(kMaxQWidth == kPrologueMaxQWidth && kMaxKvWidth == kPrologueMaxKvW
 template <typename T, typename W>
 __global__ void __launch_bounds__(kNormThreads)
     prologue_kernel(PrologueParams<T> p, const W* q_weight, const W* k_weight, RopeFrequencies f) {
-    allow_dependents();
-    wait_for_prerequisites();  // q, k, v: the projection's (launched with PDL)
     __shared__ RmsPairShared reduction;
     __shared__ float cosines[kRopeMaxHalf], sines[kRopeMaxHalf];
     __shared__ float q_row[kMaxQWidth], k_row[kMaxKvWidth];
@@ -124,13 +121,11 @@ void attention_prologue(Tensor& q, Tensor& k, const Tensor& v, const QkNorm& nor
                                        value_rows};
         const unsigned blocks = static_cast<unsigned>(n_tokens);
         if (norm.q_weight.dtype() == DType::bf16) {
-            FOURBIT_CUDA_CHECK(launch_with_pdl(
-                prologue_kernel<T, uint16_t>, dim3(blocks), dim3(kNormThreads), 0, current_stream(),
-                params, norm.q_weight.data<uint16_t>(), norm.k_weight.data<uint16_t>(), f));
+            prologue_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(
+                params, norm.q_weight.data<uint16_t>(), norm.k_weight.data<uint16_t>(), f);
         } else {
-            FOURBIT_CUDA_CHECK(launch_with_pdl(
-                prologue_kernel<T, float>, dim3(blocks), dim3(kNormThreads), 0, current_stream(),
-                params, norm.q_weight.data<float>(), norm.k_weight.data<float>(), f));
+            prologue_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(
+                params, norm.q_weight.data<float>(), norm.k_weight.data<float>(), f);
         }
     };
     if (pool.keys.dtype() == DType::bf16) {

@@ -10,7 +10,6 @@
 #include "ops/cuda/cublas.h"
 #include "ops/cuda/nvfp4_gemm.cuh"
 #include "ops/cuda/nvfp4_gemv.cuh"
-#include "ops/cuda/pdl.cuh"
 #include "ops/cuda/round_bf16.h"
 #include "ops/cuda/stream.h"
 #include "ops/linear.h"
@@ -53,8 +52,6 @@ __device__ __forceinline__ void multiply_add(const W (&w)[kPerLoad], const float
 template <typename W>
 __global__ void __launch_bounds__(32 * kExactRowsPerBlock)
     exact_gemv_kernel(const W* w, const float* x, float* y, int m_total, int n, int k) {
-    allow_dependents();
-    wait_for_prerequisites();  // x: the previous kernel's (launched with PDL)
     const int lane = threadIdx.x & 31;
     // This CTA's tokens: [16 blockIdx.y, + 16).
     x += static_cast<int64_t>(blockIdx.y) * kExactTokensPerCta * k;
@@ -122,15 +119,12 @@ void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     if (aligned && m <= kExactGemvMaxTokens) {
         const dim3 blocks(static_cast<unsigned>((n + kExactRowsPerBlock - 1) / kExactRowsPerBlock),
                           static_cast<unsigned>((m + kExactTokensPerCta - 1) / kExactTokensPerCta));
-        const dim3 threads(32 * kExactRowsPerBlock);
         if (weight.weight.dtype() == DType::bf16) {
-            FOURBIT_CUDA_CHECK(launch_with_pdl(
-                exact_gemv_kernel<__nv_bfloat16>, blocks, threads, 0, current_stream(),
-                weight.weight.data<__nv_bfloat16>(), x.data<float>(), y.data<float>(), m, n, k));
+            exact_gemv_kernel<<<blocks, 32 * kExactRowsPerBlock, 0, current_stream()>>>(
+                weight.weight.data<__nv_bfloat16>(), x.data<float>(), y.data<float>(), m, n, k);
         } else {
-            FOURBIT_CUDA_CHECK(launch_with_pdl(exact_gemv_kernel<float>, blocks, threads, 0,
-                                               current_stream(), weight.weight.data<float>(),
-                                               x.data<float>(), y.data<float>(), m, n, k));
+            exact_gemv_kernel<<<blocks, 32 * kExactRowsPerBlock, 0, current_stream()>>>(
+                weight.weight.data<float>(), x.data<float>(), y.data<float>(), m, n, k);
         }
         FOURBIT_CUDA_CHECK_LAUNCH();
         return;

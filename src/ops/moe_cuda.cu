@@ -4,7 +4,6 @@
 #include <cfloat>
 
 #include "ops/cuda/nvfp4_gemv.cuh"
-#include "ops/cuda/pdl.cuh"
 #include "ops/cuda/stream.h"
 #include "ops/moe.h"
 #include "tensor/cuda_check.h"
@@ -22,8 +21,6 @@ constexpr int kRouteThreads = 256;
 template <typename Bias>
 __global__ void route_kernel(const float* logits, const Bias* bias, int n_experts, int k,
                              int32_t* ids, float* weights) {
-    allow_dependents();
-    wait_for_prerequisites();  // the router's logits (launched with PDL)
     extern __shared__ float shared[];
     float* scores = shared;
     float* choice = shared + n_experts;
@@ -101,16 +98,14 @@ void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tenso
     cudaStream_t stream = current_stream();
     const bool has_bias = bias.defined() && bias.numel() > 0;
     if (has_bias && bias.dtype() == DType::bf16) {
-        FOURBIT_CUDA_CHECK(launch_with_pdl(
-            route_kernel<uint16_t>, dim3(blocks), dim3(kRouteThreads), shared_bytes, stream,
+        route_kernel<<<blocks, kRouteThreads, shared_bytes, stream>>>(
             router_logits.data<float>(), bias.data<uint16_t>(), static_cast<int>(n_experts),
-            static_cast<int>(k), expert_ids.data<int32_t>(), expert_weights.data<float>()));
+            static_cast<int>(k), expert_ids.data<int32_t>(), expert_weights.data<float>());
     } else {
-        FOURBIT_CUDA_CHECK(launch_with_pdl(
-            route_kernel<float>, dim3(blocks), dim3(kRouteThreads), shared_bytes, stream,
+        route_kernel<<<blocks, kRouteThreads, shared_bytes, stream>>>(
             router_logits.data<float>(), has_bias ? bias.data<float>() : nullptr,
             static_cast<int>(n_experts), static_cast<int>(k), expert_ids.data<int32_t>(),
-            expert_weights.data<float>()));
+            expert_weights.data<float>());
     }
     FOURBIT_CUDA_CHECK_LAUNCH();
 }

@@ -43,7 +43,6 @@ template <int kPerThread, typename Weight>
 __global__ void __launch_bounds__(kNormThreads)
     rms_norm_kernel(const float* x, const Weight* w, float eps, int d, float* y) {
     allow_dependents();  // the next projection's weights start loading (ops/cuda/pdl.cuh)
-    wait_for_prerequisites();
     __shared__ RmsShared reduction;
     const float* row = x + blockIdx.x * int64_t{d};
     float xs[kPerThread];
@@ -61,7 +60,6 @@ template <int kPerThread, typename Weight>
 __global__ void __launch_bounds__(kNormThreads)
     add_rms_norm_kernel(float* x, const float* r, const Weight* w, float eps, int d, float* y) {
     allow_dependents();
-    wait_for_prerequisites();
     __shared__ RmsShared reduction;
     float* row = x + blockIdx.x * int64_t{d};
     const float* residual = r + blockIdx.x * int64_t{d};
@@ -89,7 +87,6 @@ template <typename Weight>
 __global__ void wide_rms_norm_kernel(const float* x, const Weight* w, float eps, int64_t d,
                                      float* y) {
     allow_dependents();
-    wait_for_prerequisites();
     __shared__ double partial[kNormWarps];
     const float* row = x + blockIdx.x * d;
     float* out = y + blockIdx.x * d;
@@ -104,7 +101,6 @@ template <typename Weight>
 __global__ void wide_add_rms_norm_kernel(float* x, const float* r, const Weight* w, float eps,
                                          int64_t d, float* y) {
     allow_dependents();
-    wait_for_prerequisites();
     __shared__ double partial[kNormWarps];
     float* row = x + blockIdx.x * d;
     const float* residual = r + blockIdx.x * d;
@@ -117,10 +113,6 @@ __global__ void wide_add_rms_norm_kernel(float* x, const float* r, const Weight*
     }
 }
 
-// The norm weight's element type from the pointer the launch lambdas take.
-template <typename Pointer>
-using WeightOf = std::remove_const_t<std::remove_pointer_t<Pointer>>;
-
 }  // namespace
 
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
@@ -130,16 +122,14 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
     const unsigned blocks = static_cast<unsigned>(rows);
     auto launch = [&](const auto* w) {
         if (d > kMaxRegisterWidth) {
-            FOURBIT_CUDA_CHECK(launch_with_pdl(
-                wide_rms_norm_kernel<WeightOf<decltype(w)>>, dim3(blocks), dim3(kNormThreads), 0,
-                current_stream(), x.data<float>(), w, eps, d, y.data<float>()));
+            wide_rms_norm_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(
+                x.data<float>(), w, eps, d, y.data<float>());
             return;
         }
         with_per_thread(d, [&](auto per_thread) {
             constexpr int n = decltype(per_thread)::value;
-            FOURBIT_CUDA_CHECK(launch_with_pdl(
-                rms_norm_kernel<n, WeightOf<decltype(w)>>, dim3(blocks), dim3(kNormThreads), 0,
-                current_stream(), x.data<float>(), w, eps, static_cast<int>(d), y.data<float>()));
+            rms_norm_kernel<n><<<blocks, kNormThreads, 0, current_stream()>>>(
+                x.data<float>(), w, eps, static_cast<int>(d), y.data<float>());
         });
     };
     if (weight.dtype() == DType::bf16) {
@@ -157,17 +147,14 @@ void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, T
     const unsigned blocks = static_cast<unsigned>(rows);
     auto launch = [&](const auto* w) {
         if (d > kMaxRegisterWidth) {
-            FOURBIT_CUDA_CHECK(launch_with_pdl(
-                wide_add_rms_norm_kernel<WeightOf<decltype(w)>>, dim3(blocks), dim3(kNormThreads),
-                0, current_stream(), x.data<float>(), r.data<float>(), w, eps, d, y.data<float>()));
+            wide_add_rms_norm_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(
+                x.data<float>(), r.data<float>(), w, eps, d, y.data<float>());
             return;
         }
         with_per_thread(d, [&](auto per_thread) {
             constexpr int n = decltype(per_thread)::value;
-            FOURBIT_CUDA_CHECK(launch_with_pdl(add_rms_norm_kernel<n, WeightOf<decltype(w)>>,
-                                               dim3(blocks), dim3(kNormThreads), 0,
-                                               current_stream(), x.data<float>(), r.data<float>(),
-                                               w, eps, static_cast<int>(d), y.data<float>()));
+            add_rms_norm_kernel<n><<<blocks, kNormThreads, 0, current_stream()>>>(
+                x.data<float>(), r.data<float>(), w, eps, static_cast<int>(d), y.data<float>());
         });
     };
     if (weight.dtype() == DType::bf16) {

@@ -398,8 +398,6 @@ __global__ void __launch_bounds__(kThreads, 3)
                        float* mid) {
     extern __shared__ uint2 staged[];
     __shared__ float partial[kGateUpStripes][kWarps][4][32];
-    allow_dependents();
-    wait_for_prerequisites();  // the ids, h: the route's and the norm's (launched with PDL)
     const int slot = blockIdx.y, warp = threadIdx.x >> 5;
     const int stripes = 2 * experts.intermediate / 16, stripe0 = blockIdx.x * kGateUpStripes;
     const int n_stripes = min(kGateUpStripes, stripes - stripe0);
@@ -442,8 +440,6 @@ __global__ void __launch_bounds__(kThreads) moe_down_kernel(ExpertsView experts,
                                                             const float* mid, int top_k,
                                                             float* out) {
     extern __shared__ uint2 staged[];
-    allow_dependents();
-    wait_for_prerequisites();  // ids, weights, mid: earlier kernels' (launched with PDL)
     const int stripe = blockIdx.x, token = blockIdx.y, warp = threadIdx.x >> 5;
     const int groups = experts.intermediate / kGroupCols;
     const int64_t stripes = experts.hidden / 16;
@@ -489,6 +485,23 @@ inline cudaError_t allow_shared_bytes(Kernel kernel, size_t bytes) {
                                 static_cast<int>(bytes));
 }
 
+// Launches `kernel` with programmatic dependent launch allowed (see allow_dependents).
+template <typename... Parameters, typename... Arguments>
+inline cudaError_t launch_with_pdl(void (*kernel)(Parameters...), dim3 grid, size_t shared_bytes,
+                                   cudaStream_t stream, Arguments&&... arguments) {
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = dim3(kThreads);
+    config.dynamicSmemBytes = shared_bytes;
+    config.stream = stream;
+    cudaLaunchAttribute attribute;
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    return cudaLaunchKernelEx(&config, kernel, std::forward<Arguments>(arguments)...);
+}
+
 // y = W x for up to 16 tokens (kChunk groups in flight per warp): x staged in shared memory
 // when it fits, else read through L1. kPdl: launched so that its weight loads overlap the tail
 // of the previous kernel.
@@ -504,8 +517,7 @@ inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m
     cudaError_t status = allow_shared_bytes(kernel, shared_bytes);
     if (status != cudaSuccess) return status;
     if constexpr (kPdl) {
-        return launch_with_pdl(kernel, dim3(w.n / 16), dim3(kThreads), shared_bytes, stream, w, x,
-                               m, y);
+        return launch_with_pdl(kernel, dim3(w.n / 16), shared_bytes, stream, w, x, m, y);
     } else {
         kernel<<<w.n / 16, kThreads, shared_bytes, stream>>>(w, x, m, y);
         return cudaSuccess;
@@ -548,12 +560,12 @@ inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, co
     const int gate_up_stripes = 2 * experts.intermediate / 16;
     const dim3 gate_up_grid((gate_up_stripes + kGateUpStripes - 1) / kGateUpStripes,
                             n_tokens * top_k);
-    status = launch_with_pdl(moe_gate_up_kernel<kProductionChunk>, gate_up_grid, dim3(kThreads),
-                             gate_up_bytes, stream, experts, ids, h, top_k, mid);
-    if (status != cudaSuccess) return status;
+    moe_gate_up_kernel<kProductionChunk><<<gate_up_grid, kThreads, gate_up_bytes, stream>>>(experts, ids, h,
+                                                                                 top_k, mid);
     const dim3 down_grid(experts.hidden / 16, n_tokens);
-    return launch_with_pdl(moe_down_kernel<kProductionChunk>, down_grid, dim3(kThreads), down_bytes,
-                           stream, experts, ids, weights, mid, top_k, out);
+    moe_down_kernel<kProductionChunk><<<down_grid, kThreads, down_bytes, stream>>>(experts, ids, weights,
+                                                                  mid, top_k, out);
+    return cudaSuccess;
 }
 
 }  // namespace fourbit::cuda::nvfp4
