@@ -1,6 +1,6 @@
 // GPU kernel benchmarks, METHOD.md's way: the card's copy bandwidth first (the ceiling of
 // every decode kernel), then the NVFP4 GEMV ladder at MiniMax-M2.7's shapes for 1..16 tokens
-// (the production op, and variants of its kernel: loads in flight per warp), BF16 through cuBLAS
+// (the production op, and variants of its kernel: loads in flight per warp), the BF16 op
 // for comparison, and one MoE layer's decode step (router, top 8, experts) at 1, 4 and 32
 // tokens (the last through the grouped kernels) against its byte floor, then one layer's paged
 // attention at MiniMax-M2's shape over f32 and bf16 caches (prefill in TFLOP/s of the useful
@@ -360,7 +360,8 @@ void gemv_ladder() {
             }
         }
     }
-    // BF16 through cuBLAS at the largest shape, for comparison.
+    // The BF16 op at the largest shape, for comparison: up to 64 tokens it runs the exact GEMV
+    // (x in f32, as on the CPU), beyond them cuBLAS (ops/linear.h).
     for (int m : {1, 16}) {
         const int64_t n = 6144, k = 3072;
         LinearWeight one = random_bf16(n, k, 1);
@@ -370,7 +371,7 @@ void gemv_ladder() {
         Tensor x = random_f32({m, k}, 8);
         Tensor y = Tensor::zeros(DType::f32, {m, n}, kGpu);
         const double bytes = weight_bytes(one) + 4.0 * m * (n + k);
-        report({"bf16 linear (cuBLAS)", "q_proj 6144x3072", "production", m,
+        report({"bf16 linear", "q_proj 6144x3072", m <= 64 ? "exact GEMV" : "cuBLAS", m,
                 1e6 * seconds_per_call(copies, [&](int i) { linear(x, weights[i], y); }), bytes,
                 bytes / g_ceilings.copy_bytes_per_s * 1e6});
     }
