@@ -157,10 +157,14 @@ if [ $build -eq 0 ] && command -v ncu >/dev/null && [ "${FOURBIT_NCU:-all}" != n
         "$build_dir/bench/cuda_kernels_bench" --profile >"$log_dir/ncu.log" 2>&1
     profile=$([ $? -eq 0 ] && echo "ok, see ncu.log" || echo "FAILED, see ncu.log")
     # Where a forward's time goes: every kernel of the 4-layer slice's prefill of 512 tokens and
-    # of two decode steps (graphs off, so that each kernel is profiled alone), summed per kernel.
+    # of two decode steps (graphs off, so that each kernel is profiled alone), summed per kernel:
+    # its time, warp instructions, issue slots busy and DRAM use, which tell a kernel bound by
+    # its instruction stream from one waiting on memory (session 9 found the GEMVs the former).
     echo "## per-kernel summary: m2.7 slice, 4 layers, pp512 then tg2" >>"$log_dir/ncu.log"
-    FOURBIT_CUDA_GRAPHS=0 ncu --clock-control none --print-summary per-kernel \
-        --metrics gpu__time_duration.sum \
+    metrics=gpu__time_duration.sum,smsp__inst_executed.sum
+    metrics+=,smsp__issue_active.avg.pct_of_peak_sustained_active
+    metrics+=,dram__throughput.avg.pct_of_peak_sustained_elapsed
+    FOURBIT_CUDA_GRAPHS=0 ncu --clock-control none --print-summary per-kernel --metrics "$metrics" \
         "$build_dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers 4 --all-layers-nvfp4 \
         --device cuda -p 512 -b 1 -n 2 --context 64 -r 0 >>"$log_dir/ncu.log" 2>&1 ||
         profile="$profile; per-kernel summary FAILED"
