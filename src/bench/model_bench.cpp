@@ -114,6 +114,9 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
         }
         return KvPool(c, blocks, kBlock, device, options.kv_cache_dtype);
     };
+    // Whether run r is timed: those after the warm-up, or the warm-up itself when it is the only
+    // run (-r 0, as profilers use it).
+    auto timed = [&](int r) { return r > 0 || options.repetitions == 0; };
     result.copy_bytes_per_s = copy_bandwidth(device);
     spdlog::info("{}: copy bandwidth {:.0f} GB/s", result.device, result.copy_bytes_per_s / 1e9);
     std::mt19937 rng(1);
@@ -128,7 +131,7 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
             const std::vector<int32_t> ids = random_ids(length, c.vocab_size, rng);
             const auto start = Clock::now();
             prefill(model, pool, batch, 0, ids, options.prefill_chunk);
-            if (r > 0 || options.repetitions == 0) best = std::min(best, seconds_since(start));
+            if (timed(r)) best = std::min(best, seconds_since(start));
             // The warm-up's one-time costs (cuBLAS's first call, module loads: 55 of 71 ms in a
             // 512-token profile on the H100) are not the test's.
             if (r == 0 && options.repetitions > 0) profile.reset();
@@ -173,7 +176,7 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
                     ++batch.lengths[s];
                 }
             }
-            if (r > 0 || options.repetitions == 0) best = std::min(best, seconds_since(start));
+            if (timed(r)) best = std::min(best, seconds_since(start));
         }
         const double step_s = best / options.decode_tokens;
         ModelBenchRow row{fmt::format("tg{} @ {} x{}", options.decode_tokens, options.context, b),

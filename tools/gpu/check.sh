@@ -159,7 +159,8 @@ if [ $build -eq 0 ] && command -v ncu >/dev/null && [ "${FOURBIT_NCU:-all}" != n
     # Where a forward's time goes: every kernel of the 4-layer slice's prefill of 512 tokens and
     # of two decode steps (graphs off, so that each kernel is profiled alone), summed per kernel:
     # its time, warp instructions, issue slots busy and DRAM use, which tell a kernel bound by
-    # its instruction stream from one waiting on memory (session 9 found the GEMVs the former).
+    # its instruction stream from one waiting on memory (the decode GEMVs were the former:
+    # bench/results/cuda_model.md).
     echo "## per-kernel summary: m2.7 slice, 4 layers, pp512 then tg2" >>"$log_dir/ncu.log"
     metrics=gpu__time_duration.sum,smsp__inst_executed.sum
     metrics+=,smsp__issue_active.avg.pct_of_peak_sustained_active
