@@ -226,13 +226,12 @@ void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActiva
         linear(a.attended, layer.o, a.block_out);  // [T, H]
         timer.mark("linear o");
 
-        // MoE: the router selects by sigmoid + bias but weighs by the sigmoid alone.
-        add_rms_norm(a.x, a.block_out, layer.post_attention_norm, eps, a.h);
-        timer.mark("add_rms_norm");
-        linear(a.h, layer.router, a.router_logits);  // [T, E], f32 whatever the weight's dtype
-        moe_route(a.router_logits, layer.routing_bias, c.num_experts_per_tok, a.expert_ids,
-                  a.expert_weights);
-        timer.mark("router");
+        // MoE: its normed input, the router's logits ([T, E], f32 whatever the weight's dtype)
+        // and the routing in one op; it selects by sigmoid + bias but weighs by the sigmoid alone.
+        moe_router(a.x, a.block_out, layer.post_attention_norm, eps, layer.router,
+                   layer.routing_bias, c.num_experts_per_tok, a.h, a.router_logits, a.expert_ids,
+                   a.expert_weights);
+        timer.mark("add_rms_norm and router");
         if (observer) observer->moe_input(l, a.h, a.expert_ids);
         // The experts as this device holds them: the checkpoint's list on the host, grouped
         // once at load on a CUDA device.

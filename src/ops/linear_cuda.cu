@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "ops/cuda/cublas.h"
+#include "ops/cuda/exact_dot.cuh"
 #include "ops/cuda/nvfp4_gemm.cuh"
 #include "ops/cuda/nvfp4_gemv.cuh"
 #include "ops/cuda/round_bf16.h"
@@ -29,24 +30,6 @@ constexpr int kExactTokensPerCta = 16;  // more tokens take more CTAs (grid y)
 constexpr int64_t kExactGemvMaxTokens = 64;
 constexpr int64_t kF32GemmBytes = int64_t(8) << 20;
 
-__device__ __forceinline__ float widen(float w) { return w; }
-__device__ __forceinline__ float widen(__nv_bfloat16 w) { return __bfloat162float(w); }
-
-// acc += w . x over one 16-byte load of weights, in order. x is read in 16-byte vectors (rows
-// are 16-byte aligned): a lane's 8 scalar loads 32 bytes apart from its neighbours' cost a warp
-// 8 cache lines each, which made the router 8x slower than its arithmetic at prefill sizes.
-template <typename W, int kPerLoad>
-__device__ __forceinline__ void multiply_add(const W (&w)[kPerLoad], const float* x, float& acc) {
-#pragma unroll
-    for (int j = 0; j < kPerLoad; j += 4) {
-        const float4 v = __ldg(reinterpret_cast<const float4*>(x + j));
-        acc += widen(w[j]) * v.x;
-        acc += widen(w[j + 1]) * v.y;
-        acc += widen(w[j + 2]) * v.z;
-        acc += widen(w[j + 3]) * v.w;
-    }
-}
-
 // y [m, n] = x [m, k] W^T, m <= 16, with x in f32 and f32 sums: each weight row is read once,
 // 16 bytes per lane per step, for all m tokens.
 template <typename W>
@@ -59,51 +42,14 @@ __global__ void __launch_bounds__(32 * kExactRowsPerBlock)
     const int m = min(kExactTokensPerCta, m_total - static_cast<int>(blockIdx.y) * kExactTokensPerCta);
     const int r = blockIdx.x * kExactRowsPerBlock + (threadIdx.x >> 5);
     if (r >= n) return;
-    constexpr int kPerLoad = 16 / sizeof(W);
-    const W* row = w + static_cast<int64_t>(r) * k;
-    float acc[kExactTokensPerCta];
-#pragma unroll
-    for (int t = 0; t < kExactTokensPerCta; ++t) acc[t] = 0.0f;
     // Six 16-byte loads in flight per lane before their products: a bf16 row of 3,072 (M2's
-    // router) in two rounds of loads instead of three. The sums keep their order either way.
-    constexpr int kUnroll = 6;
-    constexpr int kStep = 32 * kPerLoad;
-    const int vector_end = k - k % kStep;
-    int i = lane * kPerLoad;
-    for (; i + (kUnroll - 1) * kStep < vector_end; i += kUnroll * kStep) {
-        W values[kUnroll][kPerLoad];
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-            *reinterpret_cast<uint4*>(values[u]) = __ldg(reinterpret_cast<const uint4*>(row + i + u * kStep));
-        }
-#pragma unroll
-        for (int t = 0; t < kExactTokensPerCta; ++t) {
-            if (t < m) {
-                const float* xt = x + static_cast<int64_t>(t) * k + i;
-#pragma unroll
-                for (int u = 0; u < kUnroll; ++u) multiply_add(values[u], xt + u * kStep, acc[t]);
-            }
-        }
-    }
-    for (; i < vector_end; i += kStep) {
-        W values[kPerLoad];
-        *reinterpret_cast<uint4*>(values) = __ldg(reinterpret_cast<const uint4*>(row + i));
-#pragma unroll
-        for (int t = 0; t < kExactTokensPerCta; ++t) {
-            if (t < m) multiply_add(values, x + static_cast<int64_t>(t) * k + i, acc[t]);
-        }
-    }
-    for (int i = vector_end + lane; i < k; i += 32) {
-        const float value = widen(row[i]);
-        for (int t = 0; t < m; ++t) acc[t] += value * x[static_cast<int64_t>(t) * k + i];
-    }
+    // router) in two rounds of loads instead of three.
+    float sum[kExactTokensPerCta];
+    exact_row_dots<kExactTokensPerCta, 6>(w + static_cast<int64_t>(r) * k, x, k, m, k, GlobalRows{},
+                                          sum);
 #pragma unroll
     for (int t = 0; t < kExactTokensPerCta; ++t) {
-        if (t < m) {
-            float sum = acc[t];
-            for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-            if (lane == 0) y[static_cast<int64_t>(t) * n + r] = sum;
-        }
+        if (t < m && lane == 0) y[static_cast<int64_t>(t) * n + r] = sum[t];
     }
 }
 

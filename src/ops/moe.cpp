@@ -5,6 +5,7 @@
 
 #include "ops/device_dispatch.h"
 #include "ops/nvfp4_tiles.h"
+#include "ops/rms_norm.h"
 #include "util/error.h"
 
 namespace fourbit {
@@ -41,6 +42,53 @@ void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tenso
 #endif
     }
     cpu::moe_route(router_logits, bias, k, expert_ids, expert_weights);
+}
+
+void moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps,
+                const LinearWeight& router, const Tensor& bias, int64_t k, Tensor& h,
+                Tensor& logits, Tensor& expert_ids, Tensor& expert_weights) {
+    // The three ops check their own arguments; the fused kernel relies on the same checks, so
+    // they are made here too where it may run.
+    FOURBIT_ASSERT(x.rank() == 2 && x.dtype() == DType::f32 && r.shape() == x.shape() &&
+                       r.dtype() == DType::f32 && h.shape() == x.shape() &&
+                       h.dtype() == DType::f32 && h.raw() != x.raw() && h.raw() != r.raw(),
+                   "moe_router: x {} r {} h {}", shape_text(x.shape()), shape_text(r.shape()),
+                   shape_text(h.shape()));
+    FOURBIT_ASSERT(norm_weight.rank() == 1 && norm_weight.dim(0) == x.dim(1) &&
+                       (norm_weight.dtype() == DType::f32 || norm_weight.dtype() == DType::bf16),
+                   "moe_router: norm weight {} for x {}", shape_text(norm_weight.shape()),
+                   shape_text(x.shape()));
+    const int64_t n_tokens = x.dim(0), n_experts = router.rows();
+    FOURBIT_ASSERT(router.cols() == x.dim(1) && logits.dtype() == DType::f32 &&
+                       logits.shape() == Shape({n_tokens, n_experts}),
+                   "moe_router: router {} logits {} for x {}", shape_text(router.weight.shape()),
+                   shape_text(logits.shape()), shape_text(x.shape()));
+    FOURBIT_ASSERT(k > 0 && k <= n_experts && expert_ids.dtype() == DType::i32 &&
+                       expert_ids.shape() == Shape({n_tokens, k}) &&
+                       expert_weights.dtype() == DType::f32 &&
+                       expert_weights.shape() == Shape({n_tokens, k}),
+                   "moe_router: top {} into {} {}", k, shape_text(expert_ids.shape()),
+                   shape_text(expert_weights.shape()));
+    const Tensor no_bias;
+    const Tensor& placed_bias = bias.defined() && bias.numel() > 0 ? bias : no_bias;
+    FOURBIT_ASSERT(!placed_bias.defined() ||
+                       (placed_bias.rank() == 1 && placed_bias.dim(0) == n_experts &&
+                        (placed_bias.dtype() == DType::f32 || placed_bias.dtype() == DType::bf16)),
+                   "moe_router: bias {}", shape_text(placed_bias.shape()));
+    const Device device =
+        op_device("moe_router", {&x, &r, &norm_weight, &router.weight, &placed_bias, &h, &logits,
+                                 &expert_ids, &expert_weights});
+#ifdef FOURBIT_CUDA
+    if (device.is_cuda() && cuda::moe_router(x, r, norm_weight, eps, router, placed_bias, k, h,
+                                             logits, expert_ids, expert_weights)) {
+        return;
+    }
+#else
+    (void)device;
+#endif
+    add_rms_norm(x, r, norm_weight, eps, h);
+    linear(h, router, logits);
+    moe_route(logits, placed_bias, k, expert_ids, expert_weights);
 }
 
 namespace {

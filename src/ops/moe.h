@@ -59,6 +59,16 @@ GroupedExperts group_experts(std::span<const ExpertWeights> experts, Device devi
 void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tensor& expert_ids,
                Tensor& expert_weights);
 
+// moe_router: the MoE block's input and its routing, as add_rms_norm(x, r, norm_weight, eps, h),
+// linear(h, router, logits) and moe_route(logits, bias, k, ids, weights) in sequence, and with
+// bitwise their values. On CUDA one kernel does the three for up to kMaxFusedRouterTokens tokens
+// of a dense router (a decode step); otherwise they run as the three ops.
+//   x, r, h [n_tokens, hidden] f32 (x updated)   logits [n_tokens, n_experts] f32
+inline constexpr int64_t kMaxFusedRouterTokens = 4;
+void moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps,
+                const LinearWeight& router, const Tensor& bias, int64_t k, Tensor& h,
+                Tensor& logits, Tensor& expert_ids, Tensor& expert_weights);
+
 void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
                  std::span<const ExpertWeights> experts, Tensor& out);
 void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
@@ -75,6 +85,11 @@ void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& out);
 }  // namespace cpu
 namespace cuda {
+// Runs moe_router's fused kernel and returns true, or returns false having done nothing where
+// it does not apply (more tokens, an NVFP4 router, rows wider than 4,096, over 512 experts).
+bool moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps,
+                const LinearWeight& router, const Tensor& bias, int64_t k, Tensor& h,
+                Tensor& logits, Tensor& expert_ids, Tensor& expert_weights);
 void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tensor& expert_ids,
                Tensor& expert_weights);
 void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,

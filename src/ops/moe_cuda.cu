@@ -1,9 +1,8 @@
 // The MoE block on CUDA with no host synchronisation: the router's top k on the device, then
 // the grouped NVFP4 experts read the ids it wrote (ops/cuda/nvfp4_gemv.cuh): one kernel for
 // gate/up + SiLU over every routed slot, one for down + the weighted sum in slot order.
-#include <cfloat>
-
 #include "ops/cuda/nvfp4_gemv.cuh"
+#include "ops/cuda/route_top_k.cuh"
 #include "ops/cuda/stream.h"
 #include "ops/moe.h"
 #include "tensor/cuda_check.h"
@@ -14,10 +13,8 @@ namespace {
 
 constexpr int kRouteThreads = 256;
 
-// One CTA per token. Scores live in shared memory; then warp 0 alone picks the experts: k
-// rounds of a warp arg-max (highest biased score, then lowest id) with no CTA barrier in
-// between, and its lane 0 sorts them and normalises as the CPU does. The sigmoid takes exp in
-// double and rounds once, matching a correctly rounded expf.
+// One CTA per token: the scores in shared memory, then warp 0 alone picks the experts
+// (ops/cuda/route_top_k.cuh).
 template <typename Bias>
 __global__ void route_kernel(const float* logits, const Bias* bias, int n_experts, int k,
                              int32_t* ids, float* weights) {
@@ -26,64 +23,11 @@ __global__ void route_kernel(const float* logits, const Bias* bias, int n_expert
     float* choice = shared + n_experts;
     __shared__ int chosen[8];
     const float* row = logits + static_cast<int64_t>(blockIdx.x) * n_experts;
-    for (int e = threadIdx.x; e < n_experts; e += kRouteThreads) {
-        const float exp_negative = static_cast<float>(exp(-static_cast<double>(row[e])));
-        const float score = 1.0f / (1.0f + exp_negative);
-        float b = 0.0f;
-        if (bias != nullptr) {
-            if constexpr (sizeof(Bias) == 2) {
-                b = __uint_as_float(static_cast<uint32_t>(bias[e]) << 16);
-            } else {
-                b = bias[e];
-            }
-        }
-        scores[e] = score;
-        choice[e] = score + b;
-    }
+    route_scores([&](int e) { return row[e]; }, bias, n_experts, scores, choice);
     __syncthreads();
     if (threadIdx.x >= 32) return;
-    const int lane = threadIdx.x;
-    for (int round = 0; round < k; ++round) {
-        float value = -FLT_MAX;
-        int id = n_experts;
-        for (int e = lane; e < n_experts; e += 32) {
-            if (choice[e] > value) {  // ascending e: the first of equals is kept
-                value = choice[e];
-                id = e;
-            }
-        }
-        for (int offset = 16; offset > 0; offset /= 2) {
-            const float other_value = __shfl_xor_sync(0xffffffffu, value, offset);
-            const int other_id = __shfl_xor_sync(0xffffffffu, id, offset);
-            if (other_value > value || (other_value == value && other_id < id)) {
-                value = other_value;
-                id = other_id;
-            }
-        }
-        // Every lane holds the winner now (the order is total, so the butterfly agrees).
-        if (lane == 0) {
-            chosen[round] = id;
-            if (id < n_experts) choice[id] = -INFINITY;  // below -FLT_MAX: never picked again
-        }
-        __syncwarp();
-    }
-    if (threadIdx.x == 0) {
-        for (int i = 1; i < k; ++i) {  // ascending ids, as the contract says
-            const int id = chosen[i];
-            int j = i - 1;
-            while (j >= 0 && chosen[j] > id) {
-                chosen[j + 1] = chosen[j];
-                --j;
-            }
-            chosen[j + 1] = id;
-        }
-        float total = 0.0f;
-        for (int j = 0; j < k; ++j) total += scores[chosen[j]];
-        for (int j = 0; j < k; ++j) {
-            ids[blockIdx.x * k + j] = chosen[j];
-            weights[blockIdx.x * k + j] = scores[chosen[j]] / total;
-        }
-    }
+    route_pick(scores, choice, n_experts, k, chosen, ids + blockIdx.x * k,
+               weights + blockIdx.x * k);
 }
 
 }  // namespace

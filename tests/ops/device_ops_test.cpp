@@ -496,6 +496,71 @@ TEST_P(DeviceOps, LinearNvfp4MiniMaxShapes) {
     }
 }
 
+// moe_router against add_rms_norm, linear and moe_route run in turn on the same device: bitwise
+// the same x, h, logits, ids and weights, whether it fuses them (CUDA, up to
+// kMaxFusedRouterTokens tokens of a dense router; each token count runs several launches, so a
+// fused kernel that left its CTA counter set would miss the next one's writes) or not.
+TEST_P(DeviceOps, MoeRouterEqualsItsThreeOps) {
+    std::mt19937 rng(21);
+    auto bits = [](const Tensor& t) {
+        const Tensor host = t.to(Device::host());
+        const auto* begin = static_cast<const uint8_t*>(host.raw());
+        return std::vector<uint8_t>(begin, begin + host.size_bytes());
+    };
+    const int64_t hidden = 3072, n_experts = 256, k = 8;
+    for (int64_t m : {int64_t{1}, int64_t{3}, kMaxFusedRouterTokens, kMaxFusedRouterTokens + 2}) {
+        for (DType router_dtype : {DType::bf16, DType::f32}) {
+            LinearWeight router;
+            router.weight = as_dtype(random_f32({n_experts, hidden}, rng, 0.02f), router_dtype);
+            const LinearWeight device_router = linear_weight_to(router, device_);
+            for (int variant = 0; variant < 3; ++variant) {
+                const Tensor norm_weight =
+                    variant == 1 ? random_f32({hidden}, rng) : random_bf16({hidden}, rng);
+                const Tensor bias = variant == 0   ? random_bf16({n_experts}, rng, 0.1f)
+                                    : variant == 1 ? random_f32({n_experts}, rng, 0.1f)
+                                                   : Tensor();
+                const Tensor x = random_f32({m, hidden}, rng), r = random_f32({m, hidden}, rng);
+                const Tensor w = on_device(norm_weight);
+                const Tensor b = bias.defined() ? on_device(bias) : Tensor();
+                Tensor ex = on_device(x), eh = poisoned({m, hidden}),
+                       elogits = poisoned({m, n_experts}),
+                       eids = Tensor::zeros(DType::i32, {m, k}, device_),
+                       eweights = poisoned({m, k});
+                add_rms_norm(ex, on_device(r), w, 1e-6f, eh);
+                linear(eh, device_router, elogits);
+                moe_route(elogits, b, k, eids, eweights);
+                Tensor gx = on_device(x), gh = poisoned({m, hidden}),
+                       glogits = poisoned({m, n_experts}),
+                       gids = Tensor::zeros(DType::i32, {m, k}, device_),
+                       gweights = poisoned({m, k});
+                moe_router(gx, on_device(r), w, 1e-6f, device_router, b, k, gh, glogits, gids,
+                           gweights);
+                const std::string where = std::to_string(m) + " tokens, router " +
+                                          std::string(dtype_name(router_dtype)) + ", variant " +
+                                          std::to_string(variant);
+                EXPECT_EQ(bits(gx), bits(ex)) << "x, " << where;
+                EXPECT_EQ(bits(gh), bits(eh)) << "h, " << where;
+                EXPECT_EQ(bits(glogits), bits(elogits)) << "logits, " << where;
+                EXPECT_EQ(bits(gids), bits(eids)) << "ids, " << where;
+                EXPECT_EQ(bits(gweights), bits(eweights)) << "weights, " << where;
+                // Not vacuous: the routing picked k distinct experts with weights summing to 1.
+                const Tensor ids = gids.to(Device::host()), weights = gweights.to(Device::host());
+                for (int64_t t = 0; t < m; ++t) {
+                    double total = 0;
+                    for (int64_t j = 0; j < k; ++j) {
+                        total += weights.data<float>()[t * k + j];
+                        if (j > 0) {
+                            EXPECT_LT(ids.data<int32_t>()[t * k + j - 1],
+                                      ids.data<int32_t>()[t * k + j]);
+                        }
+                    }
+                    EXPECT_NEAR(total, 1.0, 1e-5) << where;
+                }
+            }
+        }
+    }
+}
+
 // moe_route of `logits` (top 8) on the device under test against the host's: the same sigmoid
 // (exp rounded once to f32) and the same f32 sums on both, so ids agree exactly and weights to
 // a couple of ulps.

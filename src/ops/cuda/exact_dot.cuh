@@ -1,0 +1,96 @@
+// The exact GEMV's dot products (dense weights, x kept in f32 as the CPU keeps it): one warp per
+// weight row, each lane summing its 16-byte slices of the row in increasing column order, then a
+// fixed shuffle tree. Written once for linear_cuda.cu's decode GEMV and moe_router_cuda.cu's
+// router, so that the two compute bitwise the same logits.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+namespace fourbit::cuda {
+
+__device__ __forceinline__ float widen(float w) { return w; }
+__device__ __forceinline__ float widen(__nv_bfloat16 w) { return __bfloat162float(w); }
+
+// Where x's rows are read from: global memory through the read-only cache, or shared memory.
+struct GlobalRows {
+    __device__ __forceinline__ float4 operator()(const float* at) const {
+        return __ldg(reinterpret_cast<const float4*>(at));
+    }
+};
+struct SharedRows {
+    __device__ __forceinline__ float4 operator()(const float* at) const {
+        return *reinterpret_cast<const float4*>(at);
+    }
+};
+
+// acc += w . x over one 16-byte load of weights, in order. x is read in 16-byte vectors (rows
+// are 16-byte aligned): a lane's 8 scalar loads 32 bytes apart from its neighbours' cost a warp
+// 8 cache lines each, which made the router 8x slower than its arithmetic at prefill sizes.
+template <typename W, int kPerLoad, class Load>
+__device__ __forceinline__ void multiply_add(const W (&w)[kPerLoad], const float* x, Load load,
+                                             float& acc) {
+#pragma unroll
+    for (int j = 0; j < kPerLoad; j += 4) {
+        const float4 v = load(x + j);
+        acc += widen(w[j]) * v.x;
+        acc += widen(w[j + 1]) * v.y;
+        acc += widen(w[j + 2]) * v.z;
+        acc += widen(w[j + 3]) * v.w;
+    }
+}
+
+// sum[t] = row . x[t] for t < m <= kTokens (x's rows x_stride floats apart), in every lane of the
+// calling warp. kUnroll 16-byte loads a lane are in flight before their products; the sums' order
+// is the same for any kUnroll.
+template <int kTokens, int kUnroll, typename W, class Load>
+__device__ __forceinline__ void exact_row_dots(const W* row, const float* x, int64_t x_stride,
+                                               int m, int k, Load load, float (&sum)[kTokens]) {
+    const int lane = threadIdx.x & 31;
+    constexpr int kPerLoad = 16 / sizeof(W);
+    constexpr int kStep = 32 * kPerLoad;
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) sum[t] = 0.0f;
+    const int vector_end = k - k % kStep;
+    int i = lane * kPerLoad;
+    for (; i + (kUnroll - 1) * kStep < vector_end; i += kUnroll * kStep) {
+        W values[kUnroll][kPerLoad];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            *reinterpret_cast<uint4*>(values[u]) =
+                __ldg(reinterpret_cast<const uint4*>(row + i + u * kStep));
+        }
+#pragma unroll
+        for (int t = 0; t < kTokens; ++t) {
+            if (t < m) {
+                const float* xt = x + t * x_stride + i;
+#pragma unroll
+                for (int u = 0; u < kUnroll; ++u)
+                    multiply_add(values[u], xt + u * kStep, load, sum[t]);
+            }
+        }
+    }
+    for (; i < vector_end; i += kStep) {
+        W values[kPerLoad];
+        *reinterpret_cast<uint4*>(values) = __ldg(reinterpret_cast<const uint4*>(row + i));
+#pragma unroll
+        for (int t = 0; t < kTokens; ++t) {
+            if (t < m) multiply_add(values, x + t * x_stride + i, load, sum[t]);
+        }
+    }
+    for (int i = vector_end + lane; i < k; i += 32) {
+        const float value = widen(row[i]);
+        for (int t = 0; t < m; ++t) sum[t] += value * x[t * x_stride + i];
+    }
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) {
+        if (t < m) {
+            for (int offset = 16; offset > 0; offset /= 2) {
+                sum[t] += __shfl_xor_sync(0xffffffffu, sum[t], offset);
+            }
+        }
+    }
+}
+
+}  // namespace fourbit::cuda

@@ -1,0 +1,80 @@
+// moe_route's arithmetic on CUDA, written once for moe_cuda.cu's route kernel and
+// moe_router_cuda.cu's fused router, so that both choose and weigh the experts bitwise alike:
+// the sigmoid takes exp in double and rounds once (a correctly rounded expf, as the CPU's), the
+// choice is k rounds of a warp arg-max (highest biased score, then lowest id), and the weights
+// are the chosen unbiased scores over their sum in ascending id order.
+#pragma once
+
+#include <cfloat>
+#include <cstdint>
+
+namespace fourbit::cuda {
+
+__device__ __forceinline__ float bias_value(const float* bias, int e) { return bias[e]; }
+__device__ __forceinline__ float bias_value(const uint16_t* bias, int e) {
+    return __uint_as_float(static_cast<uint32_t>(bias[e]) << 16);
+}
+
+// By all of the CTA's threads: scores[e] = sigmoid(logit(e)) and choice[e] = scores[e] + bias[e]
+// (no bias: nullptr) for e < n_experts, in shared memory. The caller synchronises after.
+template <typename Bias, class Logit>
+__device__ __forceinline__ void route_scores(Logit logit, const Bias* bias, int n_experts,
+                                             float* scores, float* choice) {
+    for (int e = threadIdx.x; e < n_experts; e += blockDim.x) {
+        const float exp_negative = static_cast<float>(exp(-static_cast<double>(logit(e))));
+        const float score = 1.0f / (1.0f + exp_negative);
+        scores[e] = score;
+        choice[e] = score + (bias != nullptr ? bias_value(bias, e) : 0.0f);
+    }
+}
+
+// By one whole warp, with no CTA barrier: the top k <= 8 of `choice` into ids[0, k) in ascending
+// order and their normalised scores into weights[0, k). `chosen` is 8 ints of shared memory;
+// `choice` is spent.
+__device__ __forceinline__ void route_pick(const float* scores, float* choice, int n_experts, int k,
+                                           int* chosen, int32_t* ids, float* weights) {
+    const int lane = threadIdx.x & 31;
+    for (int round = 0; round < k; ++round) {
+        float value = -FLT_MAX;
+        int id = n_experts;
+        for (int e = lane; e < n_experts; e += 32) {
+            if (choice[e] > value) {  // ascending e: the first of equals is kept
+                value = choice[e];
+                id = e;
+            }
+        }
+        for (int offset = 16; offset > 0; offset /= 2) {
+            const float other_value = __shfl_xor_sync(0xffffffffu, value, offset);
+            const int other_id = __shfl_xor_sync(0xffffffffu, id, offset);
+            if (other_value > value || (other_value == value && other_id < id)) {
+                value = other_value;
+                id = other_id;
+            }
+        }
+        // Every lane holds the winner now (the order is total, so the butterfly agrees).
+        if (lane == 0) {
+            chosen[round] = id;
+            if (id < n_experts) choice[id] = -INFINITY;  // below -FLT_MAX: never picked again
+        }
+        __syncwarp();
+    }
+    if (lane == 0) {
+        for (int i = 1; i < k; ++i) {  // ascending ids, as the contract says
+            const int id = chosen[i];
+            int j = i - 1;
+            while (j >= 0 && chosen[j] > id) {
+                chosen[j + 1] = chosen[j];
+                --j;
+            }
+            chosen[j + 1] = id;
+        }
+        float total = 0.0f;
+        for (int j = 0; j < k; ++j) total += scores[chosen[j]];
+        for (int j = 0; j < k; ++j) {
+            ids[j] = chosen[j];
+            weights[j] = scores[chosen[j]] / total;
+        }
+    }
+}
+
+}  // namespace fourbit::cuda

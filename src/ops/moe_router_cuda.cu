@@ -1,0 +1,186 @@
+// moe_router on CUDA for a decode step's few tokens: add_rms_norm, the router's exact GEMV and
+// moe_route in one kernel instead of three, each of which was mostly launch and latency at one
+// token (ncu, H200: 3.3 + 6.1 + 6.9 us for ~1.5 MB of router weights). Bitwise the three ops'
+// values: the norm is add_rms_norm_kernel's arithmetic (ops/cuda/norm_rope.cuh), the dot
+// products the exact GEMV's (ops/cuda/exact_dot.cuh), the routing route_kernel's
+// (ops/cuda/route_top_k.cuh).
+//
+// Every CTA normalises the tokens' rows itself (they are in L2, and a CTA needs all of h for its
+// router rows), then computes kRowsPerCta logits; the last CTA to finish routes every token and
+// writes x and h. "Last" is counted on a device-global counter that each launch leaves at zero,
+// so the kernel is graph-capturable without a memset; two of these kernels must not run at once
+// on one device (each device's model steps run on one stream).
+#include <type_traits>
+
+#include "ops/cuda/exact_dot.cuh"
+#include "ops/cuda/norm_rope.cuh"
+#include "ops/cuda/route_top_k.cuh"
+#include "ops/cuda/stream.h"
+#include "ops/moe.h"
+#include "tensor/cuda_check.h"
+
+namespace fourbit::cuda {
+
+namespace {
+
+constexpr int kRowsPerCta = 4;     // router rows a CTA (warps 0..3, a row each): M2 takes 64 CTAs
+constexpr int kNormPerThread = 4;  // rows up to 4 x kNormThreads = 4,096 wide
+constexpr int kMaxExperts = 512;   // the scores' shared memory
+constexpr int kMaxTokens = kMaxFusedRouterTokens;
+
+__device__ unsigned int finished_ctas = 0;
+
+struct RouterParams {
+    float* x;        // [m, d], updated in place
+    const float* r;  // [m, d]
+    float eps;
+    int m, d, n, k;  // tokens, hidden, experts, top k
+    float* h;        // [m, d]
+    float* logits;   // [m, n]
+    int32_t* ids;    // [m, k]
+    float* weights;  // [m, k]
+};
+
+// Dynamic shared memory: the updated x rows, the h rows, then each token's scores and choices.
+size_t router_shared_bytes(int m, int d, int n) {
+    return static_cast<size_t>(2 * m * d + 2 * m * n) * sizeof(float);
+}
+
+template <typename NormWeight, typename RouterWeight, typename Bias>
+__global__ void __launch_bounds__(kNormThreads)
+    router_kernel(RouterParams p, const NormWeight* norm_weight, const RouterWeight* router,
+                  const Bias* bias) {
+    extern __shared__ float shared[];
+    float* x_rows = shared;
+    float* h_rows = x_rows + p.m * p.d;
+    float* scores = h_rows + p.m * p.d;
+    float* choice = scores + p.m * p.n;
+    __shared__ RmsShared reduction;
+    __shared__ int chosen[kMaxTokens][8];
+    __shared__ bool last;
+
+    // x + r and its norm, token by token, as add_rms_norm_kernel computes them.
+    for (int t = 0; t < p.m; ++t) {
+        float xs[kNormPerThread], rs[kNormPerThread];
+        NormWeight ws[kNormPerThread];
+        load_slots(p.x + t * p.d, p.d, xs);
+        load_slots(p.r + t * p.d, p.d, rs);
+        load_slots(norm_weight, p.d, ws);
+#pragma unroll
+        for (int j = 0; j < kNormPerThread; ++j) {
+            const int i = threadIdx.x + j * kNormThreads;
+            if (i < p.d) {
+                xs[j] += rs[j];
+                x_rows[t * p.d + i] = xs[j];
+            }
+        }
+        const float scale = rms_scale_one(sum_of_squares(xs, p.d), p.d, p.eps, reduction);
+        store_normed(xs, scale, ws, p.d, h_rows + t * p.d);
+        __syncthreads();  // `reduction` is reused; h is complete for the dot products
+    }
+
+    // This CTA's router rows.
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int row = blockIdx.x * kRowsPerCta + warp;
+    if (warp < kRowsPerCta && row < p.n) {
+        float sum[kMaxTokens];
+        exact_row_dots<kMaxTokens, 6>(router + static_cast<int64_t>(row) * p.d, h_rows, p.d, p.m,
+                                      p.d, SharedRows{}, sum);
+        if (lane == 0) {
+#pragma unroll
+            for (int t = 0; t < kMaxTokens; ++t) {
+                if (t < p.m) p.logits[t * p.n + row] = sum[t];
+            }
+        }
+    }
+
+    // The last CTA here sees every CTA's logits (each fenced its writes before it counted).
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        last = atomicAdd(&finished_ctas, 1u) == gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int t = 0; t < p.m; ++t) {
+        // From L2 (__ldcg): other SMs wrote these, and this SM's L1 is not coherent with them.
+        const float* row_logits = p.logits + t * p.n;
+        route_scores([&](int e) { return __ldcg(row_logits + e); }, bias, p.n, scores + t * p.n,
+                     choice + t * p.n);
+    }
+    __syncthreads();
+    if (warp < p.m) {
+        route_pick(scores + warp * p.n, choice + warp * p.n, p.n, p.k, chosen[warp],
+                   p.ids + warp * p.k, p.weights + warp * p.k);
+    }
+    // x was read by every CTA; all have counted, so it can be overwritten now.
+    for (int i = threadIdx.x; i < p.m * p.d; i += kNormThreads) {
+        p.x[i] = x_rows[i];
+        p.h[i] = h_rows[i];
+    }
+    if (threadIdx.x == 0) finished_ctas = 0;
+}
+
+template <typename NormWeight, typename RouterWeight, typename Bias>
+void launch_router(const RouterParams& params, const NormWeight* norm_weight,
+                   const RouterWeight* router, const Bias* bias) {
+    const auto kernel = router_kernel<NormWeight, RouterWeight, Bias>;
+    const size_t bytes = router_shared_bytes(params.m, params.d, params.n);
+    FOURBIT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(bytes)));
+    const unsigned blocks = static_cast<unsigned>((params.n + kRowsPerCta - 1) / kRowsPerCta);
+    kernel<<<blocks, kNormThreads, bytes, current_stream()>>>(params, norm_weight, router, bias);
+    FOURBIT_CUDA_CHECK_LAUNCH();
+}
+
+// Calls launch(norm weight pointer) for the norm weight's dtype (f32 or bf16 bits).
+template <typename Launch>
+void with_weight(const Tensor& weight, Launch&& launch) {
+    if (weight.dtype() == DType::bf16) {
+        launch(weight.data<uint16_t>());
+    } else {
+        launch(weight.data<float>());
+    }
+}
+
+}  // namespace
+
+bool moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps,
+                const LinearWeight& router, const Tensor& bias, int64_t k, Tensor& h,
+                Tensor& logits, Tensor& ids, Tensor& weights) {
+    const int64_t m = x.dim(0), d = x.dim(1), n = router.rows();
+    const DType router_dtype = router.weight.dtype();
+    const bool dense = router_dtype == DType::bf16 || router_dtype == DType::f32;
+    // Router rows must start 16-byte aligned for the dot products' vector loads.
+    const bool aligned = d % (router_dtype == DType::bf16 ? 8 : 4) == 0;
+    if (m < 1 || m > kMaxTokens || !dense || !aligned || d > kNormPerThread * kNormThreads ||
+        n > kMaxExperts || k > 8) {
+        return false;
+    }
+    DeviceScope scope(x.device().index);
+    const RouterParams params{x.data<float>(),     r.data<float>(),      eps,
+                              static_cast<int>(m), static_cast<int>(d),  static_cast<int>(n),
+                              static_cast<int>(k), h.data<float>(),      logits.data<float>(),
+                              ids.data<int32_t>(), weights.data<float>()};
+    const bool has_bias = bias.defined() && bias.numel() > 0;
+    with_weight(norm_weight, [&](auto* norm) {
+        auto with_bias = [&](auto* router_rows) {
+            if (!has_bias) {
+                launch_router(params, norm, router_rows, static_cast<const float*>(nullptr));
+            } else if (bias.dtype() == DType::bf16) {
+                launch_router(params, norm, router_rows, bias.data<uint16_t>());
+            } else {
+                launch_router(params, norm, router_rows, bias.data<float>());
+            }
+        };
+        if (router_dtype == DType::bf16) {
+            with_bias(router.weight.data<__nv_bfloat16>());
+        } else {
+            with_bias(router.weight.data<float>());
+        }
+    });
+    return true;
+}
+
+}  // namespace fourbit::cuda
