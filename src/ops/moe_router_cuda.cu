@@ -95,11 +95,9 @@ __global__ void __launch_bounds__(kNormThreads)
     }
 
     // The last CTA here sees every CTA's logits (each fenced its writes before it counted).
+    __threadfence();
     __syncthreads();
-    if (threadIdx.x == 0) {
-        __threadfence();
-        last = atomicAdd(&finished_ctas, 1u) == gridDim.x - 1;
-    }
+    if (threadIdx.x == 0) last = atomicAdd(&finished_ctas, 1u) == gridDim.x - 1;
     __syncthreads();
     if (!last) return;
     __threadfence();
