@@ -1,8 +1,8 @@
 // GPU kernel benchmarks, METHOD.md's way: the card's copy bandwidth first (the ceiling of
 // every decode kernel), then the NVFP4 GEMV ladder at MiniMax-M2.7's shapes for 1..16 tokens
 // (the production op, and variants of its kernel: loads in flight per warp), the BF16 op
-// for comparison, and one MoE layer's decode step (router, top 8, experts) at 1, 4 and 32
-// tokens (the last through the grouped kernels) against its byte floor, then one layer's paged
+// for comparison, and one MoE layer's decode step (input norm, router, top 8, experts) at 1, 4 and
+// 32 tokens (the last through the grouped kernels) against its byte floor, then one layer's paged
 // attention at MiniMax-M2's shape over f32 and bf16 caches (prefill in TFLOP/s of the useful
 // products, decode against the bytes of its keys and values). Every timed region is a CUDA
 // graph of many calls over distinct weights (several times the L2), replayed; the median replay
@@ -398,12 +398,20 @@ void moe_layer() {
     for (int64_t i = 0; i < host_scales.numel(); ++i) host_scales.data<float>()[i] = std::ldexp(0.01f, kNvFp4TileExponent);
     experts.out_scales = host_scales.to(kGpu);
     LinearWeight router = random_bf16(kExperts, kHidden, 5);
+    const Tensor norm_weight = random_f32({kHidden}, 6);
     const double expert_bytes = 3.0 * kHidden * kInter * 0.5625;
 
     for (int64_t tokens : {1, 4, 32}) {
-        constexpr int kInputs = 64;  // distinct hidden states: distinct routing per call
-        std::vector<Tensor> hs;
-        for (int i = 0; i < kInputs; ++i) hs.push_back(random_f32({tokens, kHidden}, 1000 + i));
+        // Distinct residual streams and attention outputs: distinct routing per call. moe_router
+        // adds each r into its x (so x drifts between calls, as the residual stream does) and
+        // writes each input's h, which the experts-only run reads again.
+        constexpr int kInputs = 64;
+        std::vector<Tensor> xs, rs, hs;
+        for (int i = 0; i < kInputs; ++i) {
+            xs.push_back(random_f32({tokens, kHidden}, 1000 + i));
+            rs.push_back(random_f32({tokens, kHidden}, 2000 + i));
+            hs.push_back(Tensor::zeros(DType::f32, {tokens, kHidden}, kGpu));
+        }
         Tensor logits = Tensor::zeros(DType::f32, {tokens, kExperts}, kGpu);
         std::vector<Tensor> ids, weights;  // one routing per input, kept for the experts-only run
         for (int i = 0; i < kInputs; ++i) {
@@ -412,8 +420,8 @@ void moe_layer() {
         }
         Tensor out = Tensor::zeros(DType::f32, {tokens, kHidden}, kGpu);
         auto step = [&](int i) {
-            linear(hs[i], router, logits);
-            moe_route(logits, Tensor(), kTopK, ids[i], weights[i]);
+            moe_router(xs[i], rs[i], norm_weight, 1e-6f, router, Tensor(), kTopK, hs[i], logits,
+                       ids[i], weights[i]);
             moe_experts(hs[i], ids[i], weights[i], experts, out);
         };
         // The byte floor of each call: the router and every distinct expert it routes to, once.
@@ -430,8 +438,9 @@ void moe_layer() {
         floor_bytes /= kInputs;
         slot_bytes /= kInputs;
         const double us = 1e6 * seconds_per_call(kInputs, step);
-        report({"moe layer decode", "256 experts top 8, 3072/1536", "router+route+experts",
-                static_cast<int>(tokens), us, floor_bytes, floor_bytes / g_ceilings.copy_bytes_per_s * 1e6});
+        report({"moe layer decode", "256 experts top 8, 3072/1536", "norm+router+route+experts",
+                static_cast<int>(tokens), us, floor_bytes,
+                floor_bytes / g_ceilings.copy_bytes_per_s * 1e6});
         // The experts alone over the same routings. Their floor counts each distinct expert
         // once; the kernels read an expert once per routed slot (no sharing across tokens yet),
         // so at 4 tokens they read slot_bytes.
