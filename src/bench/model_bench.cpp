@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <chrono>
 #include <numeric>
+#include <optional>
 #include <random>
 
+#include "bench/kernel_trace.h"
 #include "model/kv_pool.h"
 #include "model/op_profile.h"
 #include "tensor/cuda_memory.h"
@@ -79,6 +81,30 @@ std::vector<int32_t> random_ids(int64_t n, int64_t vocab, std::mt19937& rng) {
     return ids;
 }
 
+// `steps` decode steps' kernel spans as the row's per-step kernel table: each kernel's calls and
+// time, the timeline from the first start to the last end, and the part of it in which no kernel
+// ran (overlapping kernels counted once).
+void summarise_trace(const std::vector<KernelSpan>& spans, int64_t steps, ModelBenchRow& row) {
+    if (spans.empty()) return;
+    std::map<std::string, TracedKernel> by_name;
+    uint64_t covered_until = spans.front().start_ns, idle = 0, last_end = 0;
+    for (const KernelSpan& span : spans) {
+        TracedKernel& kernel = by_name[span.name];
+        kernel.name = span.name;
+        kernel.calls_per_step += 1.0 / steps;
+        kernel.ms_per_step += 1e-6 * static_cast<double>(span.end_ns - span.start_ns) / steps;
+        if (span.start_ns > covered_until) idle += span.start_ns - covered_until;
+        covered_until = std::max(covered_until, span.end_ns);
+        last_end = std::max(last_end, span.end_ns);
+    }
+    for (auto& [name, kernel] : by_name) row.kernels.push_back(kernel);
+    std::sort(
+        row.kernels.begin(), row.kernels.end(),
+        [](const TracedKernel& a, const TracedKernel& b) { return a.ms_per_step > b.ms_per_step; });
+    row.traced_ms_per_step = 1e-6 * static_cast<double>(last_end - spans.front().start_ns) / steps;
+    row.idle_ms_per_step = 1e-6 * static_cast<double>(idle) / steps;
+}
+
 }  // namespace
 
 ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions& options) {
@@ -88,6 +114,9 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
     ModelBenchResult result;
     result.device = device_text(device);
     result.kv_cache_dtype = options.kv_cache_dtype;
+    if (options.trace_kernels && !device.is_cuda()) {
+        fail("--trace-kernels records CUDA kernels; the model is on {}", device_text(device));
+    }
     OpProfile& profile = OpProfile::global();
     profile.enable(options.profile_ops);
     // Each op's time per step of the test just run, when profiling.
@@ -136,8 +165,12 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
             // 512-token profile on the H100) are not the test's.
             if (r == 0 && options.repetitions > 0) profile.reset();
         }
-        result.rows.push_back({fmt::format("pp{}", length), 1, length / best, 1e3 * best, 0, 0,
-                               op_shares(std::max(options.repetitions, 1))});
+        ModelBenchRow row;
+        row.test = fmt::format("pp{}", length);
+        row.tokens_per_s = length / best;
+        row.ms_per_step = 1e3 * best;
+        row.op_ms_per_step = op_shares(std::max(options.repetitions, 1));
+        result.rows.push_back(row);
         spdlog::info("pp{}: {:.1f} tokens/s", length, length / best);
     }
 
@@ -150,7 +183,11 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
             make_pool(fmt::format("tg{} @ {} x{}", options.decode_tokens, options.context, b),
                       b * ((capacity + kBlock - 1) / kBlock));
         double best = 1e30;
-        for (int r = 0; r < options.repetitions + 1; ++r) {
+        std::vector<KernelSpan> spans;
+        const bool trace = options.trace_kernels;
+        // The runs after the warm-up are timed; with a trace, one more run records its kernels.
+        for (int r = 0; r < options.repetitions + 1 + (trace ? 1 : 0); ++r) {
+            const bool traced = trace && r == options.repetitions + 1;
             Batch batch = make_batch(b, capacity, kBlock);
             std::vector<std::vector<int32_t>> next(b);
             for (int64_t s = 0; s < b; ++s) {
@@ -163,6 +200,8 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
                 next[s] = {argmax_row(logits, 0)};
             }
             profile.reset();  // the prefill of the context is not this test's
+            std::optional<KernelTrace> recording;
+            if (traced) recording.emplace();
             const auto start = Clock::now();
             for (int64_t step = 0; step < options.decode_tokens; ++step) {
                 std::vector<SequenceInput> inputs;
@@ -176,16 +215,20 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
                     ++batch.lengths[s];
                 }
             }
-            if (timed(r)) best = std::min(best, seconds_since(start));
+            if (traced) {
+                spans = recording->stop();
+            } else if (timed(r)) {
+                best = std::min(best, seconds_since(start));
+            }
         }
         const double step_s = best / options.decode_tokens;
-        ModelBenchRow row{fmt::format("tg{} @ {} x{}", options.decode_tokens, options.context, b),
-                          b,
-                          b / step_s,
-                          1e3 * step_s,
-                          0,
-                          0,
-                          op_shares(static_cast<double>(options.decode_tokens))};
+        ModelBenchRow row;
+        row.test = fmt::format("tg{} @ {} x{}", options.decode_tokens, options.context, b);
+        row.batch = b;
+        row.tokens_per_s = b / step_s;
+        row.ms_per_step = 1e3 * step_s;
+        row.op_ms_per_step = op_shares(static_cast<double>(options.decode_tokens));
+        summarise_trace(spans, options.decode_tokens, row);
         if (b == 1) {
             // The average step's context: context + half the generated tokens.
             row.bytes_per_step =
@@ -209,6 +252,23 @@ std::string model_bench_markdown(const ModelBenchResult& result) {
             "| {} | {:.1f} | {:.3f} | {} | {} |\n", row.test, row.tokens_per_s, row.ms_per_step,
             row.bytes_per_step > 0 ? fmt::format("{:.2f} GB", row.bytes_per_step / 1e9) : "",
             row.ceiling_fraction > 0 ? fmt::format("{:.0f}%", 100 * row.ceiling_fraction) : "");
+    }
+    for (const ModelBenchRow& row : result.rows) {
+        if (row.kernels.empty()) continue;
+        out += fmt::format(
+            "\n{}: the step's kernels as they ran (CUDA graphs included; CUPTI's records of an "
+            "untimed run: {:.3f} ms a step from the first kernel's start to the last one's end)"
+            "\n\n| kernel (grid) | calls a step | us a call | ms a step | of the step |\n"
+            "|---|---:|---:|---:|---:|\n",
+            row.test, row.traced_ms_per_step);
+        for (const TracedKernel& kernel : row.kernels) {
+            out +=
+                fmt::format("| {} | {:.2f} | {:.2f} | {:.3f} | {:.1f}% |\n", kernel.name,
+                            kernel.calls_per_step, 1e3 * kernel.ms_per_step / kernel.calls_per_step,
+                            kernel.ms_per_step, 100 * kernel.ms_per_step / row.traced_ms_per_step);
+        }
+        out += fmt::format("| (no kernel running) | | | {:.3f} | {:.1f}% |\n", row.idle_ms_per_step,
+                           100 * row.idle_ms_per_step / row.traced_ms_per_step);
     }
     for (const ModelBenchRow& row : result.rows) {
         if (row.op_ms_per_step.empty()) continue;

@@ -25,6 +25,16 @@ struct ModelBenchOptions {
     int repetitions = 3;                       // the best of these is reported
     DType kv_cache_dtype = DType::f32;         // the KV pool's elements
     bool profile_ops = false;  // time each op of each test (model/op_profile.h): slower steps
+    // After each decode test, one more (untimed) run whose kernels CUPTI records as they ran,
+    // CUDA graphs included (bench/kernel_trace.h). CUDA only.
+    bool trace_kernels = false;
+};
+
+// One kernel of a traced decode test (per step: the traced run's totals over its steps).
+struct TracedKernel {
+    std::string name;  // bench/kernel_trace.h's short name and grid
+    double calls_per_step = 0;
+    double ms_per_step = 0;
 };
 
 struct ModelBenchRow {
@@ -35,6 +45,11 @@ struct ModelBenchRow {
     double bytes_per_step = 0;   // tg at batch 1: the bytes a step must read; else 0
     double ceiling_fraction = 0; // tg at batch 1: bytes / time / copy bandwidth; else 0
     std::map<std::string, double> op_ms_per_step;  // with profile_ops: each op's share
+    // With trace_kernels (decode tests): the kernels, most time first; the time per step from
+    // the first kernel's start to the last one's end; and the part of it no kernel ran.
+    std::vector<TracedKernel> kernels;
+    double traced_ms_per_step = 0;
+    double idle_ms_per_step = 0;
 };
 
 struct ModelBenchResult {

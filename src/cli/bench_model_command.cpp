@@ -58,8 +58,14 @@ void add_bench_model_command(CLI::App& app) {
                      "runs per test after a warm-up (best kept; 0: the warm-up alone, timed)")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
-    command->add_flag("--profile-ops", o->bench.profile_ops,
-                      "also time each op (waits after every op: slower, no CUDA graphs)");
+    CLI::Option* profile_ops =
+        command->add_flag("--profile-ops", o->bench.profile_ops,
+                          "also time each op (waits after every op: slower, no CUDA graphs)");
+    command
+        ->add_flag("--trace-kernels", o->bench.trace_kernels,
+                   "also list each decode test's kernels as they ran (CUDA, CUPTI; one more "
+                   "untimed run)")
+        ->excludes(profile_ops);
     command->add_option("--output", o->output, "also write the Markdown table here");
     command->callback([o] {
         if (o->model_dir.empty() == o->synthetic.empty()) {

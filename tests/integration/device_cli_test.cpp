@@ -43,6 +43,26 @@ TEST_F(DeviceCli, BenchModelMeasuresSyntheticWeights) {
     }
 }
 
+// --trace-kernels lists a decode test's kernels as they ran in its CUDA graphs (the fused
+// router among them at one token), with the time no kernel ran; on the host it is a clean error.
+TEST_F(DeviceCli, BenchModelTracesTheDecodeKernelsOnAGpu) {
+    const std::vector<std::string> args = {
+        "bench-model", "--synthetic-weights", "tiny",    "-p", "16", "-b", "1", "-n", "3", "-r",
+        "1",           "--trace-kernels",     "--device"};
+    std::vector<std::string> on_host = args;
+    on_host.push_back("cpu");
+    EXPECT_TRUE(failed_cleanly(run_fourbit(on_host), {"--trace-kernels", "CUDA"}));
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+    std::vector<std::string> on_gpu = args;
+    on_gpu.push_back("cuda");
+    const CommandResult result = run_fourbit(on_gpu);
+    ASSERT_TRUE(succeeded(result));
+    for (const char* needle : {"tg3 @ 512 x1: the step's kernels as they ran", "| router_kernel<",
+                               "| (no kernel running) |"}) {
+        EXPECT_NE(result.out.find(needle), std::string::npos) << needle << "\n" << result.out;
+    }
+}
+
 // --kv-cache-dtype: the host runs a bf16 cache when asked (auto keeps f32 there), bench-model
 // says which cache it measured, and a type it does not offer is a clean error.
 TEST_F(DeviceCli, KvCacheDtypeIsChosenAndReported) {
