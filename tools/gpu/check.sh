@@ -130,6 +130,11 @@ if [ $build -eq 0 ] && [ "${FOURBIT_MODEL_BENCH:-all}" != none ]; then
     "$build_dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers 4 --all-layers-nvfp4 \
         --device cuda -p 512,4096 -b 1 -n 32 --context 512 -r 1 --profile-ops \
         >>"$log_dir/model_bench.md" 2>&1
+    # The same decode as it runs (CUDA graphs), kernel by kernel, from CUPTI's records.
+    echo "## m2.7 slice, 8 layers: the decode step's kernels as they ran" >>"$log_dir/model_bench.md"
+    "$build_dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers 8 --all-layers-nvfp4 \
+        --device cuda -p 16 -b 1,8 -n 64 --context 512 -r 1 --trace-kernels \
+        >>"$log_dir/model_bench.md" 2>&1
     memory_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null | head -1)
     if [ "${memory_mib:-0}" -gt 130000 ]; then
         echo "## m2.7, 62 layers, every layer NVFP4" >>"$log_dir/model_bench.md"
