@@ -28,19 +28,40 @@ __device__ __forceinline__ void route_scores(Logit logit, const Bias* bias, int 
     }
 }
 
+// Up to this many experts, route_pick holds a lane's choices in registers (8 a lane) instead of
+// reading them from shared memory in every round.
+inline constexpr int kRegisterExperts = 256;
+
 // By one whole warp, with no CTA barrier: the top k <= 8 of `choice` into ids[0, k) in ascending
 // order and their normalised scores into weights[0, k). `chosen` is 8 ints of shared memory;
 // `choice` is spent.
 __device__ __forceinline__ void route_pick(const float* scores, float* choice, int n_experts, int k,
                                            int* chosen, int32_t* ids, float* weights) {
     const int lane = threadIdx.x & 31;
+    constexpr int kPerLane = kRegisterExperts / 32;
+    const bool in_registers = n_experts <= kRegisterExperts;
+    float held[kPerLane];  // choice[lane + 32 j] when in_registers
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) {
+        held[j] = in_registers && lane + 32 * j < n_experts ? choice[lane + 32 * j] : -INFINITY;
+    }
     for (int round = 0; round < k; ++round) {
         float value = -FLT_MAX;
         int id = n_experts;
-        for (int e = lane; e < n_experts; e += 32) {
-            if (choice[e] > value) {  // ascending e: the first of equals is kept
-                value = choice[e];
-                id = e;
+        if (in_registers) {
+#pragma unroll
+            for (int j = 0; j < kPerLane; ++j) {
+                if (held[j] > value) {  // ascending e: the first of equals is kept
+                    value = held[j];
+                    id = lane + 32 * j;
+                }
+            }
+        } else {
+            for (int e = lane; e < n_experts; e += 32) {
+                if (choice[e] > value) {
+                    value = choice[e];
+                    id = e;
+                }
             }
         }
         for (int offset = 16; offset > 0; offset /= 2) {
@@ -51,10 +72,16 @@ __device__ __forceinline__ void route_pick(const float* scores, float* choice, i
                 id = other_id;
             }
         }
-        // Every lane holds the winner now (the order is total, so the butterfly agrees).
-        if (lane == 0) {
-            chosen[round] = id;
-            if (id < n_experts) choice[id] = -INFINITY;  // below -FLT_MAX: never picked again
+        // Every lane holds the winner now (the order is total, so the butterfly agrees); its
+        // value goes below -FLT_MAX, never to be picked again.
+        if (lane == 0) chosen[round] = id;
+        if (in_registers) {
+#pragma unroll
+            for (int j = 0; j < kPerLane; ++j) {
+                if (id == lane + 32 * j) held[j] = -INFINITY;
+            }
+        } else if (lane == 0 && id < n_experts) {
+            choice[id] = -INFINITY;
         }
         __syncwarp();
     }
