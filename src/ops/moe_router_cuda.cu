@@ -10,8 +10,6 @@
 // writes x and h. "Last" is counted on a device-global counter that each launch leaves at zero,
 // so the kernel is graph-capturable without a memset; two of these kernels must not run at once
 // on one device (each device's model steps run on one stream).
-#include <type_traits>
-
 #include "ops/cuda/exact_dot.cuh"
 #include "ops/cuda/norm_rope.cuh"
 #include "ops/cuda/route_top_k.cuh"
