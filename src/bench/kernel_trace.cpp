@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <mutex>
 
@@ -42,6 +43,29 @@ std::string short_kernel_name(const std::string& demangled) {
         if (depth == 0 && name[i] == ':' && name[i + 1] == ':') begin = i + 2;
     }
     return name.substr(begin);
+}
+
+KernelTable kernel_table(const std::vector<KernelSpan>& spans, int64_t steps) {
+    KernelTable table;
+    if (spans.empty() || steps < 1) return table;
+    std::map<std::string, TracedKernel> by_name;
+    // Idle: the gaps before a span starts that no earlier span covers (overlaps count once).
+    uint64_t covered_until = spans.front().start_ns, idle = 0;
+    for (const KernelSpan& span : spans) {
+        TracedKernel& kernel = by_name[span.name];
+        kernel.name = span.name;
+        kernel.calls_per_step += 1.0 / steps;
+        kernel.ms_per_step += 1e-6 * static_cast<double>(span.end_ns - span.start_ns) / steps;
+        if (span.start_ns > covered_until) idle += span.start_ns - covered_until;
+        covered_until = std::max(covered_until, span.end_ns);
+    }
+    for (auto& [name, kernel] : by_name) table.kernels.push_back(kernel);
+    std::sort(
+        table.kernels.begin(), table.kernels.end(),
+        [](const TracedKernel& a, const TracedKernel& b) { return a.ms_per_step > b.ms_per_step; });
+    table.ms_per_step = 1e-6 * static_cast<double>(covered_until - spans.front().start_ns) / steps;
+    table.idle_ms_per_step = 1e-6 * static_cast<double>(idle) / steps;
+    return table;
 }
 
 #ifdef FOURBIT_CUPTI

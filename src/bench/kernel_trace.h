@@ -36,4 +36,17 @@ private:
 // "void ns::(anonymous namespace)::kernel<1, 4>(Params, int)" -> "kernel<1, 4>".
 std::string short_kernel_name(const std::string& demangled);
 
+// The spans of `steps` like steps (in start order, as stop() returns them), kernel by kernel.
+struct TracedKernel {
+    std::string name;
+    double calls_per_step = 0;
+    double ms_per_step = 0;
+};
+struct KernelTable {
+    std::vector<TracedKernel> kernels;  // most time first
+    double ms_per_step = 0;             // from the first start to the last end, over the steps
+    double idle_ms_per_step = 0;        // the part of that in which no kernel ran
+};
+KernelTable kernel_table(const std::vector<KernelSpan>& spans, int64_t steps);
+
 }  // namespace fourbit

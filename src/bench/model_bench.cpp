@@ -8,7 +8,6 @@
 #include <optional>
 #include <random>
 
-#include "bench/kernel_trace.h"
 #include "model/kv_pool.h"
 #include "model/op_profile.h"
 #include "tensor/cuda_memory.h"
@@ -79,30 +78,6 @@ std::vector<int32_t> random_ids(int64_t n, int64_t vocab, std::mt19937& rng) {
     std::vector<int32_t> ids(n);
     for (int32_t& id : ids) id = static_cast<int32_t>(rng() % vocab);
     return ids;
-}
-
-// `steps` decode steps' kernel spans as the row's per-step kernel table: each kernel's calls and
-// time, the timeline from the first start to the last end, and the part of it in which no kernel
-// ran (overlapping kernels counted once).
-void summarise_trace(const std::vector<KernelSpan>& spans, int64_t steps, ModelBenchRow& row) {
-    if (spans.empty()) return;
-    std::map<std::string, TracedKernel> by_name;
-    uint64_t covered_until = spans.front().start_ns, idle = 0, last_end = 0;
-    for (const KernelSpan& span : spans) {
-        TracedKernel& kernel = by_name[span.name];
-        kernel.name = span.name;
-        kernel.calls_per_step += 1.0 / steps;
-        kernel.ms_per_step += 1e-6 * static_cast<double>(span.end_ns - span.start_ns) / steps;
-        if (span.start_ns > covered_until) idle += span.start_ns - covered_until;
-        covered_until = std::max(covered_until, span.end_ns);
-        last_end = std::max(last_end, span.end_ns);
-    }
-    for (auto& [name, kernel] : by_name) row.kernels.push_back(kernel);
-    std::sort(
-        row.kernels.begin(), row.kernels.end(),
-        [](const TracedKernel& a, const TracedKernel& b) { return a.ms_per_step > b.ms_per_step; });
-    row.traced_ms_per_step = 1e-6 * static_cast<double>(last_end - spans.front().start_ns) / steps;
-    row.idle_ms_per_step = 1e-6 * static_cast<double>(idle) / steps;
 }
 
 }  // namespace
@@ -228,7 +203,7 @@ ModelBenchResult run_model_bench(const MiniMaxM2& model, const ModelBenchOptions
         row.tokens_per_s = b / step_s;
         row.ms_per_step = 1e3 * step_s;
         row.op_ms_per_step = op_shares(static_cast<double>(options.decode_tokens));
-        summarise_trace(spans, options.decode_tokens, row);
+        row.kernels = kernel_table(spans, options.decode_tokens);
         if (b == 1) {
             // The average step's context: context + half the generated tokens.
             row.bytes_per_step =
@@ -254,21 +229,23 @@ std::string model_bench_markdown(const ModelBenchResult& result) {
             row.ceiling_fraction > 0 ? fmt::format("{:.0f}%", 100 * row.ceiling_fraction) : "");
     }
     for (const ModelBenchRow& row : result.rows) {
-        if (row.kernels.empty()) continue;
+        const KernelTable& table = row.kernels;
+        if (table.kernels.empty()) continue;
         out += fmt::format(
             "\n{}: the step's kernels as they ran (CUDA graphs included; CUPTI's records of an "
             "untimed run: {:.3f} ms a step from the first kernel's start to the last one's end)"
             "\n\n| kernel (grid) | calls a step | us a call | ms a step | of the step |\n"
             "|---|---:|---:|---:|---:|\n",
-            row.test, row.traced_ms_per_step);
-        for (const TracedKernel& kernel : row.kernels) {
+            row.test, table.ms_per_step);
+        for (const TracedKernel& kernel : table.kernels) {
             out +=
                 fmt::format("| {} | {:.2f} | {:.2f} | {:.3f} | {:.1f}% |\n", kernel.name,
                             kernel.calls_per_step, 1e3 * kernel.ms_per_step / kernel.calls_per_step,
-                            kernel.ms_per_step, 100 * kernel.ms_per_step / row.traced_ms_per_step);
+                            kernel.ms_per_step, 100 * kernel.ms_per_step / table.ms_per_step);
         }
-        out += fmt::format("| (no kernel running) | | | {:.3f} | {:.1f}% |\n", row.idle_ms_per_step,
-                           100 * row.idle_ms_per_step / row.traced_ms_per_step);
+        out +=
+            fmt::format("| (no kernel running) | | | {:.3f} | {:.1f}% |\n", table.idle_ms_per_step,
+                        100 * table.idle_ms_per_step / table.ms_per_step);
     }
     for (const ModelBenchRow& row : result.rows) {
         if (row.op_ms_per_step.empty()) continue;

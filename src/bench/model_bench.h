@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/kernel_trace.h"
 #include "model/minimax_m2.h"
 
 namespace fourbit {
@@ -30,13 +31,6 @@ struct ModelBenchOptions {
     bool trace_kernels = false;
 };
 
-// One kernel of a traced decode test (per step: the traced run's totals over its steps).
-struct TracedKernel {
-    std::string name;  // bench/kernel_trace.h's short name and grid
-    double calls_per_step = 0;
-    double ms_per_step = 0;
-};
-
 struct ModelBenchRow {
     std::string test;  // "pp4096", "tg128 @ 512 x8"
     int64_t batch = 1;
@@ -45,11 +39,7 @@ struct ModelBenchRow {
     double bytes_per_step = 0;   // tg at batch 1: the bytes a step must read; else 0
     double ceiling_fraction = 0; // tg at batch 1: bytes / time / copy bandwidth; else 0
     std::map<std::string, double> op_ms_per_step;  // with profile_ops: each op's share
-    // With trace_kernels (decode tests): the kernels, most time first; the time per step from
-    // the first kernel's start to the last one's end; and the part of it no kernel ran.
-    std::vector<TracedKernel> kernels;
-    double traced_ms_per_step = 0;
-    double idle_ms_per_step = 0;
+    KernelTable kernels;  // with trace_kernels (decode tests): the traced run's kernels
 };
 
 struct ModelBenchResult {
