@@ -1,18 +1,18 @@
 #include "bench/kernel_trace.h"
 
-#include <cxxabi.h>
-
 #include <algorithm>
-#include <cstdlib>
 #include <map>
-#include <memory>
-#include <mutex>
 
 #include "util/error.h"
 
 #ifdef FOURBIT_CUPTI
 #include <cuda_runtime_api.h>
 #include <cupti.h>
+#include <cxxabi.h>
+
+#include <cstdlib>
+#include <memory>
+#include <mutex>
 #endif
 
 namespace fourbit {
@@ -22,27 +22,23 @@ std::string short_kernel_name(const std::string& demangled) {
     const std::string anonymous = "(anonymous namespace)::";
     for (size_t at; (at = name.find(anonymous)) != std::string::npos;) name.erase(at, anonymous.size());
     if (name.rfind("void ", 0) == 0) name.erase(0, 5);
-    // The parameter list: the first '(' outside the template arguments.
+    // Outside the template arguments: the namespaces end at the last "::", the parameter list
+    // starts at the first '('.
     int depth = 0;
-    size_t end = name.size();
+    size_t begin = 0, end = name.size();
     for (size_t i = 0; i < name.size(); ++i) {
-        if (name[i] == '<') ++depth;
-        if (name[i] == '>') --depth;
-        if (name[i] == '(' && depth == 0) {
+        if (name[i] == '<') {
+            ++depth;
+        } else if (name[i] == '>') {
+            --depth;
+        } else if (depth == 0 && name[i] == '(') {
             end = i;
             break;
+        } else if (depth == 0 && name.compare(i, 2, "::") == 0) {
+            begin = i + 2;
         }
     }
-    name.resize(end);
-    // Namespaces: everything up to the last "::" outside the template arguments.
-    depth = 0;
-    size_t begin = 0;
-    for (size_t i = 0; i + 1 < name.size(); ++i) {
-        if (name[i] == '<') ++depth;
-        if (name[i] == '>') --depth;
-        if (depth == 0 && name[i] == ':' && name[i + 1] == ':') begin = i + 2;
-    }
-    return name.substr(begin);
+    return name.substr(begin, end - begin);
 }
 
 KernelTable kernel_table(const std::vector<KernelSpan>& spans, int64_t steps) {

@@ -10,24 +10,35 @@
 
 namespace fourbit {
 
+namespace {
+
+// The routing arguments of `op` for n_tokens rows of n_experts scores: top k, the bias (f32 or
+// bf16, or none) and the outputs. Returns the bias as the kernels take it: an empty one is "no
+// bias" wherever it lives.
+Tensor checked_routing(const char* op, int64_t n_tokens, int64_t n_experts, const Tensor& bias,
+                       int64_t k, const Tensor& expert_ids, const Tensor& expert_weights) {
+    FOURBIT_ASSERT(k > 0 && k <= n_experts, "{}: top {} of {}", op, k, n_experts);
+    FOURBIT_ASSERT(!bias.defined() || bias.numel() == 0 ||
+                       (bias.rank() == 1 && bias.dim(0) == n_experts &&
+                        (bias.dtype() == DType::f32 || bias.dtype() == DType::bf16)),
+                   "{}: bias {}", op, shape_text(bias.shape()));
+    FOURBIT_ASSERT(expert_ids.dtype() == DType::i32 && expert_ids.shape() == Shape({n_tokens, k}) &&
+                       expert_weights.dtype() == DType::f32 &&
+                       expert_weights.shape() == Shape({n_tokens, k}),
+                   "{}: outputs {} {}", op, shape_text(expert_ids.shape()),
+                   shape_text(expert_weights.shape()));
+    return bias.defined() && bias.numel() > 0 ? bias : Tensor();
+}
+
+}  // namespace
+
 void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tensor& expert_ids,
                Tensor& expert_weights) {
     FOURBIT_ASSERT(router_logits.rank() == 2 && router_logits.dtype() == DType::f32,
                    "moe_route: logits {}", shape_text(router_logits.shape()));
     const int64_t n_tokens = router_logits.dim(0), n_experts = router_logits.dim(1);
-    FOURBIT_ASSERT(k > 0 && k <= n_experts, "moe_route: top {} of {}", k, n_experts);
-    FOURBIT_ASSERT(!bias.defined() || bias.numel() == 0 ||
-                       (bias.rank() == 1 && bias.dim(0) == n_experts &&
-                        (bias.dtype() == DType::f32 || bias.dtype() == DType::bf16)),
-                   "moe_route: bias {}", shape_text(bias.shape()));
-    FOURBIT_ASSERT(expert_ids.dtype() == DType::i32 && expert_ids.shape() == Shape({n_tokens, k}) &&
-                       expert_weights.dtype() == DType::f32 &&
-                       expert_weights.shape() == Shape({n_tokens, k}),
-                   "moe_route: outputs {} {}", shape_text(expert_ids.shape()),
-                   shape_text(expert_weights.shape()));
-    // An empty bias is "no bias" wherever it lives.
-    const Tensor no_bias;
-    const Tensor& placed_bias = bias.defined() && bias.numel() > 0 ? bias : no_bias;
+    const Tensor placed_bias =
+        checked_routing("moe_route", n_tokens, n_experts, bias, k, expert_ids, expert_weights);
     const Device device =
         op_device("moe_route", {&router_logits, &placed_bias, &expert_ids, &expert_weights});
     if (device.is_cuda()) {
@@ -63,18 +74,8 @@ void moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps
                        logits.shape() == Shape({n_tokens, n_experts}),
                    "moe_router: router {} logits {} for x {}", shape_text(router.weight.shape()),
                    shape_text(logits.shape()), shape_text(x.shape()));
-    FOURBIT_ASSERT(k > 0 && k <= n_experts && expert_ids.dtype() == DType::i32 &&
-                       expert_ids.shape() == Shape({n_tokens, k}) &&
-                       expert_weights.dtype() == DType::f32 &&
-                       expert_weights.shape() == Shape({n_tokens, k}),
-                   "moe_router: top {} into {} {}", k, shape_text(expert_ids.shape()),
-                   shape_text(expert_weights.shape()));
-    const Tensor no_bias;
-    const Tensor& placed_bias = bias.defined() && bias.numel() > 0 ? bias : no_bias;
-    FOURBIT_ASSERT(!placed_bias.defined() ||
-                       (placed_bias.rank() == 1 && placed_bias.dim(0) == n_experts &&
-                        (placed_bias.dtype() == DType::f32 || placed_bias.dtype() == DType::bf16)),
-                   "moe_router: bias {}", shape_text(placed_bias.shape()));
+    const Tensor placed_bias =
+        checked_routing("moe_router", n_tokens, n_experts, bias, k, expert_ids, expert_weights);
     const Device device =
         op_device("moe_router", {&x, &r, &norm_weight, &router.weight, &placed_bias, &h, &logits,
                                  &expert_ids, &expert_weights});

@@ -57,23 +57,10 @@ __global__ void __launch_bounds__(kNormThreads)
     __shared__ int chosen[kMaxTokens][8];
     __shared__ bool last;
 
-    // x + r and its norm, token by token, as add_rms_norm_kernel computes them.
+    // x + r and its norm, token by token, into shared memory (x itself is written at the end).
     for (int t = 0; t < p.m; ++t) {
-        float xs[kNormPerThread], rs[kNormPerThread];
-        NormWeight ws[kNormPerThread];
-        load_slots(p.x + t * p.d, p.d, xs);
-        load_slots(p.r + t * p.d, p.d, rs);
-        load_slots(norm_weight, p.d, ws);
-#pragma unroll
-        for (int j = 0; j < kNormPerThread; ++j) {
-            const int i = threadIdx.x + j * kNormThreads;
-            if (i < p.d) {
-                xs[j] += rs[j];
-                x_rows[t * p.d + i] = xs[j];
-            }
-        }
-        const float scale = rms_scale_one(sum_of_squares(xs, p.d), p.d, p.eps, reduction);
-        store_normed(xs, scale, ws, p.d, h_rows + t * p.d);
+        add_rms_norm_row<kNormPerThread>(p.x + t * p.d, p.r + t * p.d, norm_weight, p.eps, p.d,
+                                         x_rows + t * p.d, h_rows + t * p.d, reduction);
         __syncthreads();  // `reduction` is reused; h is complete for the dot products
     }
 

@@ -62,23 +62,8 @@ __global__ void __launch_bounds__(kNormThreads)
     allow_dependents();
     __shared__ RmsShared reduction;
     float* row = x + blockIdx.x * int64_t{d};
-    const float* residual = r + blockIdx.x * int64_t{d};
-    float xs[kPerThread], rs[kPerThread];
-    Weight ws[kPerThread];
-    load_slots(row, d, xs);
-    load_slots(residual, d, rs);
-    load_slots(w, d, ws);
-    // The updated x is stored before the reduction, so that its writes drain during it.
-#pragma unroll
-    for (int j = 0; j < kPerThread; ++j) {
-        const int i = threadIdx.x + j * kNormThreads;
-        if (i < d) {
-            xs[j] += rs[j];
-            row[i] = xs[j];
-        }
-    }
-    const float scale = rms_scale_one(sum_of_squares(xs, d), d, eps, reduction);
-    store_normed(xs, scale, ws, d, y + blockIdx.x * int64_t{d});
+    add_rms_norm_row<kPerThread>(row, r + blockIdx.x * int64_t{d}, w, eps, d, row,
+                                 y + blockIdx.x * int64_t{d}, reduction);
 }
 
 // The two kernels for rows wider than kMaxRegisterWidth: rms_scale reads the row from global

@@ -146,6 +146,32 @@ __device__ __forceinline__ void store_normed(const float (&xs)[kPerThread], floa
     }
 }
 
+// x_out = x + r and y = rms_norm(x + r) * w for one row of d <= kPerThread x kNormThreads
+// elements, by a kNormThreads CTA: add_rms_norm's arithmetic, written once for its kernel and
+// moe_router's. x_out may be x (each thread reads its elements before it writes them); the
+// updated row is stored before the reduction, so that its writes drain during it. The caller
+// synchronises before it reuses `reduction`.
+template <int kPerThread, typename Weight>
+__device__ __forceinline__ void add_rms_norm_row(const float* x, const float* r, const Weight* w,
+                                                 float eps, int d, float* x_out, float* y,
+                                                 RmsShared& reduction) {
+    float xs[kPerThread], rs[kPerThread];
+    Weight ws[kPerThread];
+    load_slots(x, d, xs);
+    load_slots(r, d, rs);
+    load_slots(w, d, ws);
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+        const int i = threadIdx.x + j * kNormThreads;
+        if (i < d) {
+            xs[j] += rs[j];
+            x_out[i] = xs[j];
+        }
+    }
+    const float scale = rms_scale_one(sum_of_squares(xs, d), d, eps, reduction);
+    store_normed(xs, scale, ws, d, y);
+}
+
 struct RopeFrequencies {
     float inv_freq[kRopeMaxHalf];
 };
