@@ -50,7 +50,8 @@ int64_t logit_rows(const SequenceInput& sequence) {
 }
 
 // Views of the parts of `packed` (host or device).
-StepIndices step_views(const Tensor& packed, int64_t n_tokens, int64_t n_rows, int64_t max_context) {
+StepIndices step_views(const Tensor& packed, int64_t n_tokens, int64_t n_rows, int64_t max_context,
+                       bool one_token_per_sequence) {
     StepIndices views;
     views.packed = packed;
     views.ids = packed.rows(0, n_tokens);
@@ -59,6 +60,7 @@ StepIndices step_views(const Tensor& packed, int64_t n_tokens, int64_t n_rows, i
     views.logit_rows = packed.rows(3 * n_tokens, n_rows);
     views.paged.block_tables = packed.rows(3 * n_tokens + n_rows, packed.dim(0) - 3 * n_tokens - n_rows);
     views.paged.max_context = max_context;
+    views.paged.one_token_per_sequence = one_token_per_sequence;
     return views;
 }
 
@@ -72,7 +74,7 @@ StepIndices host_step_indices(std::span<const SequenceInput> batch, const MiniMa
     }
     FOURBIT_ASSERT(n_tokens > 0, "forward of an empty batch");
     StepIndices host = step_views(Tensor::zeros(DType::i32, {3 * n_tokens + n_rows + n_entries}),
-                                  n_tokens, n_rows, 0);
+                                  n_tokens, n_rows, 0, n_tokens == std::ssize(batch));
     int64_t t = 0, offset = 0, r = 0;
     for (const SequenceInput& sequence : batch) {
         const int64_t n = static_cast<int64_t>(sequence.token_ids.size());
@@ -150,10 +152,11 @@ auto MiniMaxM2::forward_step(std::span<const SequenceInput> batch, const KvPool&
         T <= kGraphMaxTokens ? std::max<int64_t>(64, static_cast<int64_t>(std::bit_ceil(
                                             static_cast<uint64_t>(host.paged.max_context))))
                 : host.paged.max_context;
-    const StepIndices step = step_views(placed, T, R, context);
+    const bool single = host.paged.one_token_per_sequence;
+    const StepIndices step = step_views(placed, T, R, context, single);
     if (graphed) {
-        const std::string key =
-            fmt::format("{} {} {} pool {} buffers {}", T, R, context, pool.id(), buffers.generation());
+        const std::string key = fmt::format("{} {} {} {} pool {} buffers {}", T, R, context, single,
+                                            pool.id(), buffers.generation());
         device_state_->graphs.run(device, key, [&] { run_step(step, pool, a, nullptr); });
     } else {
         run_step(step, pool, a, nullptr);
@@ -217,11 +220,10 @@ void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActiva
         // its whole k, not per head; and it comes before RoPE, which is partial: only the first
         // rotary_dim of each head's head_dim dimensions rotate. Then every token's keys and
         // values are written, before any attention reads (see the header's NOTE).
-        attention_prologue(a.q, a.k, a.v, {layer.q_norm, layer.k_norm, eps}, q_rope, k_rope,
-                           step.paged, kv);
-        timer.mark("attention_prologue");
-        attention_paged(a.q, step.paged, kv, attention_shape, a.attended);
-        timer.mark("attention_paged");
+        // One op, so that a decode step's kernels may fold the first three into attention.
+        attention_with_prologue(a.q, a.k, a.v, {layer.q_norm, layer.k_norm, eps}, q_rope, k_rope,
+                                step.paged, kv, attention_shape, a.attended);
+        timer.mark("attention_with_prologue");
         if (observer) observer->attention_output(l, a.attended);
         linear(a.attended, layer.o, a.block_out);  // [T, H]
         timer.mark("linear o");

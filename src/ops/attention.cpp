@@ -80,6 +80,8 @@ PagedTokens paged_tokens(std::span<const PagedSequence> sequences) {
         n_entries += static_cast<int64_t>(s.block_table.size());
     }
     PagedTokens tokens;
+    tokens.one_token_per_sequence =
+        std::ranges::all_of(sequences, [](const PagedSequence& s) { return s.n_new <= 1; });
     tokens.positions = Tensor::zeros(DType::i32, {n_tokens});
     tokens.table_offsets = Tensor::zeros(DType::i32, {n_tokens});
     tokens.block_tables = Tensor::zeros(DType::i32, {n_entries});
@@ -99,7 +101,7 @@ PagedTokens paged_tokens(std::span<const PagedSequence> sequences) {
 
 PagedTokens paged_tokens_to(const PagedTokens& tokens, Device device) {
     return {tokens.positions.to(device), tokens.table_offsets.to(device),
-            tokens.block_tables.to(device), tokens.max_context};
+            tokens.block_tables.to(device), tokens.max_context, tokens.one_token_per_sequence};
 }
 
 void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens& tokens,
@@ -121,8 +123,8 @@ void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens&
     cpu::kv_cache_write(keys, values, tokens, pool);
 }
 
-void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
-                     const AttentionShape& shape, Tensor& out) {
+Device check_attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
+                             const AttentionShape& shape, const Tensor& out) {
     const int64_t q_width = shape.n_heads * shape.head_dim;
     const int64_t kv_width = shape.n_kv_heads * shape.head_dim;
     FOURBIT_ASSERT(shape.n_heads % shape.n_kv_heads == 0, "attention: {} heads over {} kv heads",
@@ -133,12 +135,19 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     check_pool(pool, kv_width);
     check_token_shapes(tokens, q.dim(0));
     const Device device = paged_device("attention_paged", tokens, pool, q, out);
+    if (device.is_cuda() && (shape.head_dim > 128 || shape.n_heads / shape.n_kv_heads > 8)) {
+        fail(
+            "attention_paged on CUDA: head_dim {} with {} query heads per kv head (at most 128 "
+            "and 8)",
+            shape.head_dim, shape.n_heads / shape.n_kv_heads);
+    }
+    return device;
+}
+
+void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
+                     const AttentionShape& shape, Tensor& out) {
+    const Device device = check_attention_paged(q, tokens, pool, shape, out);
     if (device.is_cuda()) {
-        if (shape.head_dim > 128 || shape.n_heads / shape.n_kv_heads > 8) {
-            fail("attention_paged on CUDA: head_dim {} with {} query heads per kv head (at most "
-                 "128 and 8)",
-                 shape.head_dim, shape.n_heads / shape.n_kv_heads);
-        }
 #ifdef FOURBIT_CUDA
         return cuda::attention_paged(q, tokens, pool, shape, out);
 #else

@@ -49,6 +49,9 @@ struct PagedTokens {
     Tensor block_tables;   // [n] i32: every sequence's table, one after another
     // Host knowledge the launch may size its work by: at least every position + 1.
     int64_t max_context = 0;
+    // Host knowledge: each token is its sequence's only new one (a decode step), so no token
+    // attends to another's new key (attention_with_prologue folds the cache write in then).
+    bool one_token_per_sequence = false;
 };
 
 // The host-side check of a batch's tables (host tensors): every token's table reaches its
@@ -70,12 +73,18 @@ PagedTokens paged_tokens_to(const PagedTokens& tokens, Device device);
 
 void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens& tokens,
                     const KvLayer& pool);
+// attention_paged's checks of its arguments (a named error); the device they are on.
+Device check_attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
+                             const AttentionShape& shape, const Tensor& out);
 void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
                      const AttentionShape& shape, Tensor& out);
 
 namespace cpu {
 void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens& tokens,
                     const KvLayer& pool);
+// attention_paged's checks of its arguments (a named error); the device they are on.
+Device check_attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
+                             const AttentionShape& shape, const Tensor& out);
 void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
                      const AttentionShape& shape, Tensor& out);
 }  // namespace cpu
@@ -83,6 +92,9 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
 namespace cuda {
 void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens& tokens,
                     const KvLayer& pool);
+// attention_paged's checks of its arguments (a named error); the device they are on.
+Device check_attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
+                             const AttentionShape& shape, const Tensor& out);
 void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
                      const AttentionShape& shape, Tensor& out);
 }  // namespace cuda

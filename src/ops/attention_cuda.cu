@@ -16,6 +16,7 @@
 
 #include "ops/attention.h"
 #include "ops/attention_prefill_cuda.cuh"
+#include "ops/attention_prologue.h"
 #include "ops/cuda/async_copy.cuh"
 #include "ops/cuda/pdl.cuh"
 #include "ops/cuda/stream.h"
@@ -332,32 +333,40 @@ void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens&
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
-void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
-                     const AttentionShape& shape, Tensor& out) {
+namespace {
+
+// A step's attention as launched: the kernels' parameters, with the context split across CTAs
+// when a step's CTAs are few, and the splits' states for the combine. That of attention_paged,
+// or of the decode kernel with the folded prologue (decode_mma and no tiled kernel).
+struct PagedLaunch {
+    PagedLaunch(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
+                const AttentionShape& shape, Tensor& out, bool prefill, bool decode_mma);
+    AttentionParams params;
+    dim3 grid;  // the per-token kernels' (tokens, kv heads, splits)
+    std::optional<Scratch> partial;
+};
+
+PagedLaunch::PagedLaunch(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
+                         const AttentionShape& shape, Tensor& out, bool prefill, bool decode_mma)
+    : params{q.data<float>(),
+             pool.keys.raw(),
+             pool.values.raw(),
+             tokens.positions.data<int32_t>(),
+             tokens.table_offsets.data<int32_t>(),
+             tokens.block_tables.data<int32_t>(),
+             out.data<float>(),
+             pool.block_size,
+             static_cast<int>(shape.n_heads / shape.n_kv_heads),
+             static_cast<int>(shape.head_dim),
+             static_cast<int>(shape.n_heads * shape.head_dim),
+             static_cast<int>(shape.n_kv_heads * shape.head_dim),
+             1.0f / std::sqrt(static_cast<float>(shape.head_dim)),
+             0,
+             1,
+             nullptr,
+             static_cast<int>(q.dim(0)),
+             prefill} {
     const int64_t n_tokens = q.dim(0);
-    if (n_tokens == 0) return;
-    DeviceScope scope(q.device().index);
-    const bool prefill = takes_prefill_kernel(q, pool, shape);
-    const bool decode_mma = takes_decode_kernel(pool, shape);
-    const bool bf16_pool = pool.keys.dtype() == DType::bf16;
-    AttentionParams params{q.data<float>(),
-                           pool.keys.raw(),
-                           pool.values.raw(),
-                           tokens.positions.data<int32_t>(),
-                           tokens.table_offsets.data<int32_t>(),
-                           tokens.block_tables.data<int32_t>(),
-                           out.data<float>(),
-                           pool.block_size,
-                           static_cast<int>(shape.n_heads / shape.n_kv_heads),
-                           static_cast<int>(shape.head_dim),
-                           static_cast<int>(shape.n_heads * shape.head_dim),
-                           static_cast<int>(shape.n_kv_heads * shape.head_dim),
-                           1.0f / std::sqrt(static_cast<float>(shape.head_dim)),
-                           0,
-                           1,
-                           nullptr,
-                           static_cast<int>(n_tokens),
-                           prefill};
     const int d = params.head_dim;
     // Enough CTAs to fill the card: split the context when the CTAs of the step's main kernel
     // are few (decode; a short chunk late in a long context). Splits are whole tiles of both
@@ -376,33 +385,78 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     params.split = static_cast<int>(((context + splits - 1) / splits + tile - 1) / tile * tile);
     params.n_splits = static_cast<int>((context + params.split - 1) / params.split);
     if (params.n_splits == 1) params.split = 1 << 30;  // one CTA sees the whole context
-    std::optional<Scratch> partial;
     if (params.n_splits > 1) {
         partial.emplace(static_cast<size_t>(n_tokens * shape.n_heads * params.n_splits * (d + 2)) *
                         sizeof(float));
         params.partial = partial->as<float>();
     }
+    // Every token's CTAs; with the tiled kernel, those of long runs return at once.
+    grid = dim3(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_kv_heads),
+                static_cast<unsigned>(params.n_splits));
+}
+
+// The splits' states into out, when the context was split.
+void combine_splits(const PagedLaunch& launch, const AttentionShape& shape, Tensor& out) {
+    const AttentionParams& params = launch.params;
+    if (params.n_splits == 1) return;
+    const dim3 heads(static_cast<unsigned>(params.n_tokens), static_cast<unsigned>(shape.n_heads));
+    combine_kernel<<<heads, static_cast<unsigned>(params.head_dim), 0, current_stream()>>>(
+        params.partial, params.n_splits, params.head_dim, out.data<float>());
+    FOURBIT_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
+                     const AttentionShape& shape, Tensor& out) {
+    if (q.dim(0) == 0) return;
+    DeviceScope scope(q.device().index);
+    const bool prefill = takes_prefill_kernel(q, pool, shape);
+    const bool decode_mma = takes_decode_kernel(pool, shape);
+    const PagedLaunch launch(q, tokens, pool, shape, out, prefill, decode_mma);
     if (prefill) {
         FOURBIT_CUDA_CHECK((paged_attention::launch_prefill_attention(
-            params, static_cast<int>(shape.n_kv_heads), bf16_pool, current_stream())));
+            launch.params, static_cast<int>(shape.n_kv_heads), pool.keys.dtype() == DType::bf16,
+            current_stream())));
     }
-    // Every token's CTAs; with the tiled kernel, those of long runs return at once.
-    const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_kv_heads),
-                    static_cast<unsigned>(params.n_splits));
     if (decode_mma) {
-        FOURBIT_CUDA_CHECK(
-            paged_attention::launch_decode_attention(params, grid, current_stream()));
-    } else if (bf16_pool) {
-        launch_attention<__nv_bfloat16>(params, grid);
+        FOURBIT_CUDA_CHECK(paged_attention::launch_decode_attention(launch.params, nullptr,
+                                                                    launch.grid, current_stream()));
+    } else if (pool.keys.dtype() == DType::bf16) {
+        launch_attention<__nv_bfloat16>(launch.params, launch.grid);
     } else {
-        launch_attention<float>(params, grid);
+        launch_attention<float>(launch.params, launch.grid);
     }
-    if (params.n_splits > 1) {
-        const dim3 heads(static_cast<unsigned>(n_tokens), static_cast<unsigned>(shape.n_heads));
-        combine_kernel<<<heads, static_cast<unsigned>(d), 0, current_stream()>>>(
-            params.partial, params.n_splits, d, out.data<float>());
-        FOURBIT_CUDA_CHECK_LAUNCH();
-    }
+    combine_splits(launch, shape, out);
+}
+
+bool folds_prologue(const Tensor& q, const QkNorm& norm, const RopeShape& q_rope,
+                    const KvLayer& pool, const AttentionShape& shape) {
+    return takes_decode_kernel(pool, shape) && q_rope.n_heads == shape.n_heads &&
+           q_rope.head_dim == shape.head_dim && q_rope.rotary_dim <= shape.head_dim &&
+           q_rope.rotary_dim % 2 == 0 && shape.n_heads / shape.n_kv_heads <= 8 &&
+           (norm.q_weight.dtype() == DType::f32 || norm.q_weight.dtype() == DType::bf16) &&
+           q.dim(1) <= kPrologueMaxQWidth;
+}
+
+void attention_with_prologue(const Tensor& q, const Tensor& k, const Tensor& v, const QkNorm& norm,
+                             const RopeShape& q_rope, const PagedTokens& tokens,
+                             const KvLayer& pool, const AttentionShape& shape, Tensor& out) {
+    if (q.dim(0) == 0) return;
+    DeviceScope scope(q.device().index);
+    const PagedLaunch launch(q, tokens, pool, shape, out, false, true);
+    const paged_attention::DecodePrologue prologue{
+        k.data<float>(),
+        v.data<float>(),
+        norm.q_weight.raw(),
+        norm.k_weight.raw(),
+        norm.q_weight.dtype() == DType::bf16,
+        norm.eps,
+        static_cast<int>(q_rope.rotary_dim / 2),
+        rope_frequencies(q_rope.theta, q_rope.rotary_dim)};
+    FOURBIT_CUDA_CHECK(paged_attention::launch_decode_attention(launch.params, &prologue,
+                                                                launch.grid, current_stream()));
+    combine_splits(launch, shape, out);
 }
 
 }  // namespace fourbit::cuda

@@ -12,9 +12,20 @@
 //   output   p v, the scores' accumulators being the A fragment (hi + lo again), values read
 //            transposed by ldmatrix.trans
 // so the numerics are the f32 contract's, as in the prefill kernel (attention_prefill_cuda.cuh).
+//
+// With the prologue folded in (DecodePrologue), each CTA first norms and rotates its group's
+// query heads from the projections, in shared memory, while its first steps load: the QK-norm's
+// sums of squares over the token's whole q and k by 128 threads standing in for the prologue
+// kernel's 1,024 (norm_rope.cuh), so that every value is bitwise the prologue kernel's. The CTA
+// whose split holds the token's own position also norms and rotates its kv head's new key,
+// writes it and the value into the pool, and puts them into its staged step in place of the
+// row it loaded before they were written. A decode step thus runs one kernel instead of two.
 #include <cuda_bf16.h>
 
+#include <type_traits>
+
 #include "ops/attention_prefill_cuda.cuh"
+#include "ops/attention_prologue.h"
 #include "ops/cuda/async_copy.cuh"
 #include "ops/cuda/nvfp4_mma.cuh"
 
@@ -29,6 +40,7 @@ constexpr int kStages = 3;                   // two steps in flight while one is
 constexpr int kWords = kPrefillDim / 2 + 4;  // a row's bf16 pairs, +4: conflict-free ldmatrix
 constexpr int kKTiles = kPrefillDim / 16;
 constexpr int kDimTiles = kPrefillDim / 8;
+constexpr int kMaxGroup = 8;  // query heads per kv head: the rows g < 8 of the m16 tile
 
 struct DecodeTiles {
     uint32_t keys[kStages][kStep][kWords];
@@ -42,6 +54,16 @@ struct Merge {
     float out[kWarps][16][kPrefillDim];
 };
 static_assert(sizeof(Merge) <= sizeof(DecodeTiles), "the merge reuses the stages");
+
+// The folded prologue's rows, after the stages in shared memory.
+struct PrologueShared {
+    float q[kMaxGroup * kPrefillDim];  // the CTA's query heads, normed and rotated, head_dim apart
+    float key[kPrefillDim];            // the own split's new key, normed and rotated
+    float value[kPrefillDim];          // and value
+    float cosines[kPrefillDim / 2], sines[kPrefillDim / 2];
+    RmsPairShared reduction;
+};
+static_assert(sizeof(DecodeTiles) % alignof(PrologueShared) == 0);
 
 // Positions [step0, step0 + 64) of the walk into stage `stage` (zeros past `visible` and past
 // head_dim); one commit group per call, empty past the walk.
@@ -69,14 +91,14 @@ __device__ __forceinline__ void load_step(const AttentionParams& p, const int32_
     commit_async_copies();
 }
 
-// Lane 4g + t's A fragments of q for every k-tile: row g = query head g of the group (zeros
-// for g >= group and for dimensions past head_dim), row g + 8 always zero.
-__device__ __forceinline__ void load_query(const AttentionParams& p, int token, int kv_head,
+// Lane 4g + t's A fragments of q for every k-tile: row g = query head g of the group, whose
+// rows start at `heads`, head_dim apart (zeros for g >= group and for dimensions past head_dim),
+// row g + 8 always zero.
+__device__ __forceinline__ void load_query(const AttentionParams& p, const float* heads,
                                            uint32_t (&q_hi)[kKTiles][4],
                                            uint32_t (&q_lo)[kKTiles][4]) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const float* row =
-        p.q + static_cast<int64_t>(token) * p.q_width + (kv_head * p.group + g) * p.head_dim;
+    const float* row = heads + g * p.head_dim;
     const bool here = g < p.group;
 #pragma unroll
     for (int kt = 0; kt < kKTiles; ++kt) {
@@ -233,7 +255,92 @@ __device__ __forceinline__ void merge_and_write(const AttentionParams& p, int to
     }
 }
 
-__global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttentionParams p) {
+// The prologue for the CTA's kv head of batch token `token` (see the top): the group's query
+// heads into f.q, and, if `own`, the new key and value into f.key, f.value and the pool. W: the
+// norm weights' element (float, or bf16 bits).
+template <typename W>
+__device__ __forceinline__ void fold_prologue(const AttentionParams& p, const DecodePrologue& f,
+                                              int token, int kv_head, int position, bool own,
+                                              const int32_t* table, PrologueShared& s) {
+    const float* q = p.q + static_cast<int64_t>(token) * p.q_width;
+    const int64_t kv_row = static_cast<int64_t>(token) * p.kv_width;
+    const W* q_weight = static_cast<const W*>(f.q_weight);
+    const W* k_weight = static_cast<const W*>(f.k_weight);
+    const int d = p.head_dim, first = kv_head * p.group * d;
+    // This thread's elements of the CTA's rows and their weights (elements t, t + kThreads, ...
+    // of the group's heads; element t of the kv head's key and value), loaded first so that
+    // they arrive with the rows' sums rather than after them.
+    constexpr int kPerThread = kMaxGroup * kPrefillDim / kThreads;
+    float qs[kPerThread];
+    W qw[kPerThread];
+#pragma unroll
+    for (int m = 0; m < kPerThread; ++m) {
+        const int i = threadIdx.x + m * kThreads;
+        if (i < p.group * d) {
+            qs[m] = q[first + i];
+            qw[m] = q_weight[first + i];
+        }
+    }
+    static_assert(kPrefillDim <= kThreads, "one key element a thread");
+    const int column = kv_head * d + threadIdx.x;
+    float key = 0.0f, value = 0.0f;
+    W kw{};
+    if (own && static_cast<int>(threadIdx.x) < d) {
+        key = f.k[kv_row + column];
+        value = f.v[kv_row + column];
+        kw = k_weight[column];
+    }
+    rope_angles(static_cast<float>(position), f.frequencies, f.half, s.cosines, s.sines);
+    constexpr int kSlots = kNormThreads / kThreads;
+    double q_sums[kSlots], k_sums[kSlots];
+    stand_in_sums_of_squares<kThreads, kPrologueMaxQWidth / kNormThreads>(q, p.q_width, q_sums);
+    stand_in_sums_of_squares<kThreads, kPrologueMaxKvWidth / kNormThreads>(f.k + kv_row, p.kv_width,
+                                                                           k_sums);
+    const float2 scale =
+        rms_scale_pair<kThreads>(q_sums, p.q_width, k_sums, p.kv_width, f.eps, s.reduction);
+    // The prologue kernel's expressions (store_normed), element by element.
+#pragma unroll
+    for (int m = 0; m < kPerThread; ++m) {
+        const int i = threadIdx.x + m * kThreads;
+        if (i < p.group * d) s.q[i] = qs[m] * scale.x * norm_weight(qw, m);
+    }
+    if (own && static_cast<int>(threadIdx.x) < d) {
+        s.key[threadIdx.x] = key * scale.y * norm_weight(&kw, 0);
+        s.value[threadIdx.x] = value;
+    }
+    __syncthreads();
+    rope_rotate(s.q, s.cosines, s.sines, p.group, d, f.half);
+    if (own) rope_rotate(s.key, s.cosines, s.sines, 1, d, f.half);
+    __syncthreads();
+    if (own) {
+        const int64_t row = pool_row(table, static_cast<int>(p.block_size), position);
+        __nv_bfloat16* keys = const_cast<__nv_bfloat16*>(static_cast<const __nv_bfloat16*>(p.keys));
+        __nv_bfloat16* values =
+            const_cast<__nv_bfloat16*>(static_cast<const __nv_bfloat16*>(p.values));
+        for (int i = threadIdx.x; i < d; i += kThreads) {
+            store_kv(keys + row * p.kv_width + kv_head * d + i, s.key[i]);
+            store_kv(values + row * p.kv_width + kv_head * d + i, s.value[i]);
+        }
+    }
+}
+
+// The own position's staged row (loaded before the prologue wrote it) replaced by the new key
+// and value, rounded to bf16 as the pool holds them.
+__device__ __forceinline__ void patch_own_row(const PrologueShared& f, int head_dim, int stage,
+                                              int row, DecodeTiles& s) {
+    for (int w = threadIdx.x; w < head_dim / 2; w += kThreads) {
+        const __nv_bfloat162 key = __floats2bfloat162_rn(f.key[2 * w], f.key[2 * w + 1]);
+        const __nv_bfloat162 value = __floats2bfloat162_rn(f.value[2 * w], f.value[2 * w + 1]);
+        s.keys[stage][row][w] = *reinterpret_cast<const uint32_t*>(&key);
+        s.values[stage][row][w] = *reinterpret_cast<const uint32_t*>(&value);
+    }
+}
+
+// W: the folded prologue's norm weights' element (float, or bf16 bits), or void without one.
+template <typename W>
+__global__ void __launch_bounds__(kThreads)
+    decode_attention_kernel(AttentionParams p, DecodePrologue prologue) {
+    constexpr bool kPrologue = !std::is_void_v<W>;
     extern __shared__ float4 shared_words[];
     DecodeTiles& s = *reinterpret_cast<DecodeTiles*>(shared_words);
     const int token = blockIdx.x, kv_head = blockIdx.y;
@@ -252,8 +359,23 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttentionPar
     for (int stage = 0; stage < kStages - 1; ++stage) {
         load_step(p, table, kv_head, begin + stage * kStep, visible, stage, s);
     }
+    const float* heads = p.q + static_cast<int64_t>(token) * p.q_width +
+                         static_cast<int64_t>(kv_head) * p.group * p.head_dim;
+    int own_step = -1, own_row = 0;  // the step and row of the token's own position, if here
+    if constexpr (kPrologue) {
+        PrologueShared& f = *reinterpret_cast<PrologueShared*>(
+            reinterpret_cast<char*>(shared_words) + sizeof(DecodeTiles));
+        const int position = p.positions[token];
+        const bool own = position + 1 == visible;
+        fold_prologue<W>(p, prologue, token, kv_head, position, own, table, f);
+        heads = f.q;
+        if (own) {
+            own_step = (position - begin) / kStep;
+            own_row = (position - begin) % kStep;
+        }
+    }
     uint32_t q_hi[kKTiles][4], q_lo[kKTiles][4];
-    load_query(p, token, kv_head, q_hi, q_lo);
+    load_query(p, heads, q_hi, q_lo);
     WarpState state;
     state.max[0] = state.max[1] = -INFINITY;
     state.sum[0] = state.sum[1] = 0.0f;
@@ -269,6 +391,12 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttentionPar
         __syncthreads();  // for everyone; and everyone is done with the stage refilled next
         load_step(p, table, kv_head, step0 + (kStages - 1) * kStep, visible,
                   (step + kStages - 1) % kStages, s);
+        if (kPrologue && step == own_step) {
+            patch_own_row(*reinterpret_cast<const PrologueShared*>(
+                              reinterpret_cast<const char*>(shared_words) + sizeof(DecodeTiles)),
+                          p.head_dim, stage, own_row, s);
+            __syncthreads();
+        }
         const int first = step0 + 16 * warp;
         if (first < visible) attend_step(s, stage, first, visible, scale_log2, q_hi, q_lo, state);
     }
@@ -279,14 +407,27 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(AttentionPar
 
 }  // namespace
 
-cudaError_t launch_decode_attention(const AttentionParams& p, dim3 grid, cudaStream_t stream) {
-    const size_t bytes = sizeof(DecodeTiles);
+namespace {
+
+template <typename W>
+cudaError_t launch(const AttentionParams& p, const DecodePrologue& prologue, dim3 grid,
+                   cudaStream_t stream) {
+    const size_t bytes = sizeof(DecodeTiles) + (std::is_void_v<W> ? 0 : sizeof(PrologueShared));
     const cudaError_t status =
-        cudaFuncSetAttribute(decode_attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(bytes));
+        cudaFuncSetAttribute(decode_attention_kernel<W>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
     if (status != cudaSuccess) return status;
-    decode_attention_kernel<<<grid, kThreads, bytes, stream>>>(p);
+    decode_attention_kernel<W><<<grid, kThreads, bytes, stream>>>(p, prologue);
     return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_decode_attention(const AttentionParams& p, const DecodePrologue* prologue,
+                                    dim3 grid, cudaStream_t stream) {
+    if (prologue == nullptr) return launch<void>(p, DecodePrologue{}, grid, stream);
+    if (prologue->bf16_weights) return launch<uint16_t>(p, *prologue, grid, stream);
+    return launch<float>(p, *prologue, grid, stream);
 }
 
 }  // namespace fourbit::cuda::paged_attention

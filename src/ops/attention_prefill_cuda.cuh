@@ -40,6 +40,7 @@
 
 #include <cstdint>
 
+#include "ops/cuda/norm_rope.cuh"
 #include "ops/cuda/nvfp4_mma.cuh"
 
 namespace fourbit::cuda::paged_attention {
@@ -192,6 +193,22 @@ cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads, b
 // (attention_decode_cuda.cu): grid (tokens, kv heads, splits), each split a multiple of
 // kDecodeStep positions.
 constexpr int kDecodeStep = 64;
-cudaError_t launch_decode_attention(const AttentionParams& p, dim3 grid, cudaStream_t stream);
+// The attention prologue the decode kernel may fold in (attention_with_prologue, a step of one
+// token per sequence): p.q and `k` are the projections as the linears left them, and each CTA
+// norms and rotates what it needs; the CTA whose split holds the token's position writes its kv
+// head's key and value into the bf16 pool (p.keys and p.values).
+struct DecodePrologue {
+    const float* k;        // [T, kv_width]
+    const float* v;        // [T, kv_width]
+    const void* q_weight;  // [q_width] QK-norm weights, f32 or bf16 (bf16_weights)
+    const void* k_weight;  // [kv_width]
+    bool bf16_weights;
+    float eps;
+    int half;  // rotary_dim / 2, at most head_dim / 2
+    RopeFrequencies frequencies;
+};
+// prologue: nullptr, or the prologue to fold in.
+cudaError_t launch_decode_attention(const AttentionParams& p, const DecodePrologue* prologue,
+                                    dim3 grid, cudaStream_t stream);
 
 }  // namespace fourbit::cuda::paged_attention

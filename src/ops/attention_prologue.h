@@ -22,6 +22,18 @@ void attention_prologue(Tensor& q, Tensor& k, const Tensor& v, const QkNorm& nor
                         const RopeShape& q_rope, const RopeShape& k_rope,
                         const PagedTokens& tokens, const KvLayer& pool);
 
+// attention_prologue, then attention_paged of the normed, rotated q into `out`: the layer's
+// attention as one op. On CUDA, for a decode step (tokens.one_token_per_sequence) over a bf16
+// pool, one kernel does both: every attention CTA norms and rotates its own query heads (the
+// norm's sums of squares over the whole row, bitwise as the prologue takes them), and the CTA
+// whose split holds the token's position writes its kv head's key and value, which no other CTA
+// of the step reads. The result is bitwise that of the two ops there. q and k are scratch
+// afterwards: the fused kernel leaves them as they were, the two ops norm and rotate them.
+void attention_with_prologue(Tensor& q, Tensor& k, const Tensor& v, const QkNorm& norm,
+                             const RopeShape& q_rope, const RopeShape& k_rope,
+                             const PagedTokens& tokens, const KvLayer& pool,
+                             const AttentionShape& shape, Tensor& out);
+
 namespace cuda {
 // The widest rows the fused CUDA kernel holds in registers and shared memory (wider ones run as
 // the five ops).
@@ -30,6 +42,15 @@ inline constexpr int64_t kPrologueMaxKvWidth = 2048;
 void attention_prologue(Tensor& q, Tensor& k, const Tensor& v, const QkNorm& norm,
                         const RopeShape& q_rope, const RopeShape& k_rope,
                         const PagedTokens& tokens, const KvLayer& pool);
+// Whether the decode attention kernel takes the prologue for this shape and pool (the
+// one-token-per-sequence step aside).
+bool folds_prologue(const Tensor& q, const QkNorm& norm, const RopeShape& q_rope,
+                    const KvLayer& pool, const AttentionShape& shape);
+// The fused kernel (attention_with_prologue's CUDA path); the caller checked folds_prologue and
+// the shapes.
+void attention_with_prologue(const Tensor& q, const Tensor& k, const Tensor& v, const QkNorm& norm,
+                             const RopeShape& q_rope, const PagedTokens& tokens,
+                             const KvLayer& pool, const AttentionShape& shape, Tensor& out);
 }
 
 }  // namespace fourbit

@@ -64,9 +64,10 @@ __global__ void __launch_bounds__(kNormThreads)
     rope_angles(static_cast<float>(position), f, p.half, cosines, sines);
     load_slots(q_weight, p.q_width, q_weights);
     load_slots(k_weight, p.kv_width, k_weights);
+    const double q_sums[1] = {sum_of_squares(qs, p.q_width)};
+    const double k_sums[1] = {sum_of_squares(ks, p.kv_width)};
     const float2 scale =
-        rms_scale_pair(sum_of_squares(qs, p.q_width), p.q_width, sum_of_squares(ks, p.kv_width),
-                       p.kv_width, p.eps, reduction);
+        rms_scale_pair<kNormThreads>(q_sums, p.q_width, k_sums, p.kv_width, p.eps, reduction);
     // rms_norm_kernel's expression; the rows go to shared memory, where RoPE pairs elements that
     // other threads hold.
     store_normed(qs, scale.x, q_weights, p.q_width, q_row);

@@ -11,6 +11,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "nvfp4/quantize.h"
@@ -285,6 +286,80 @@ TEST_P(DeviceOps, AttentionPrologueEqualsItsFiveOps) {
                           "prologue value pool");
         }
     }
+}
+
+// attention_with_prologue on a decode step (one token per sequence) over a bf16 pool: on CUDA
+// one kernel, whose outputs and pool must be bitwise those of the prologue and attention ops it
+// replaces, which the tests above hold against the host. The fused kernel leaves q and k as
+// they were (the ops norm and rotate them in place): that is how the test knows it ran.
+void run_folded_prologue_case(const AttentionShape& shape, int64_t rotary_dim,
+                              const std::vector<int64_t>& contexts, Device device,
+                              std::mt19937& rng) {
+    const int64_t q_width = shape.n_heads * shape.head_dim;
+    const int64_t kv_width = shape.n_kv_heads * shape.head_dim, block_size = 16;
+    const RopeShape q_rope{shape.n_heads, shape.head_dim, rotary_dim, 5e6};
+    const RopeShape k_rope{shape.n_kv_heads, shape.head_dim, rotary_dim, 5e6};
+    int64_t n_blocks = 1;
+    for (int64_t context : contexts) n_blocks += (context + block_size - 1) / block_size;
+    std::vector<int32_t> ids(n_blocks);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::shuffle(ids.begin(), ids.end(), rng);
+    std::vector<std::vector<int32_t>> tables;
+    int64_t next = 0;
+    for (int64_t context : contexts) {
+        const int64_t blocks = (context + block_size - 1) / block_size;
+        tables.emplace_back(ids.begin() + next, ids.begin() + next + blocks);
+        next += blocks;
+    }
+    std::vector<PagedSequence> sequences;
+    for (size_t i = 0; i < contexts.size(); ++i)
+        sequences.push_back({tables[i], contexts[i] - 1, 1});
+    const PagedTokens tokens = paged_tokens_to(paged_tokens(sequences), device);
+    ASSERT_TRUE(tokens.one_token_per_sequence);
+    PagedTokens two_ops = tokens;
+    two_ops.one_token_per_sequence = false;
+    const int64_t n = std::ssize(contexts);
+    const Tensor q = random_f32({n, q_width}, rng), k = random_f32({n, kv_width}, rng);
+    const Tensor v = random_f32({n, kv_width}, rng);
+    const Tensor keys = random_bf16({n_blocks * block_size, kv_width}, rng);
+    const Tensor values = random_bf16({n_blocks * block_size, kv_width}, rng, 0.5f);
+    for (bool bf16_weight : {false, true}) {
+        const QkNorm norm{
+            (bf16_weight ? random_bf16({q_width}, rng) : random_f32({q_width}, rng)).to(device),
+            (bf16_weight ? random_bf16({kv_width}, rng) : random_f32({kv_width}, rng)).to(device),
+            1e-6f};
+        auto run = [&](const PagedTokens& step, Tensor& dq, KvLayer& pool) {
+            dq = q.to(device);
+            Tensor dk = k.to(device), out = Tensor::zeros(DType::f32, {n, q_width}, device);
+            pool = {keys.to(device), values.to(device), block_size};
+            attention_with_prologue(dq, dk, v.to(device), norm, q_rope, k_rope, step, pool, shape,
+                                    out);
+            return out.to(Device::host());
+        };
+        Tensor fused_q, ops_q;
+        KvLayer fused_pool, ops_pool;
+        const Tensor fused = run(tokens, fused_q, fused_pool);
+        const Tensor expected = run(two_ops, ops_q, ops_pool);
+        expect_within(fused_q.to(Device::host()), q, 0.0, "the fused kernel's q, untouched");
+        expect_within(fused, expected, 0.0, "attention_with_prologue");
+        for (auto [got, want, what] :
+             {std::tuple{&fused_pool.keys, &ops_pool.keys, "key pool"},
+              std::tuple{&fused_pool.values, &ops_pool.values, "value pool"}}) {
+            expect_within(widened(got->to(Device::host())), widened(want->to(Device::host())), 0.0,
+                          what);
+        }
+    }
+}
+
+TEST_P(DeviceOps, AttentionWithPrologueFoldedIntoDecodeEqualsItsOps) {
+    if (device_.is_host()) GTEST_SKIP() << "the host runs the two ops: nothing to learn here";
+    std::mt19937 rng(19);
+    // MiniMax-M2's heads: the first position, the last and first of a 64-position step, a split
+    // context (16 splits at 1,000) in a batch.
+    run_folded_prologue_case({48, 8, 128}, 64, {1, 64, 65, 300, 1000}, device_, rng);
+    // A group of 8, head_dim 64 with half of it rotating; every dimension rotating.
+    run_folded_prologue_case({16, 2, 64}, 32, {3, 129}, device_, rng);
+    run_folded_prologue_case({8, 4, 32}, 32, {17}, device_, rng);
 }
 
 TEST_P(DeviceOps, EmbeddingRowsAreCopiedExactly) {

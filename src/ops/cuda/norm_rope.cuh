@@ -62,16 +62,24 @@ struct RmsPairShared {
 };
 
 // rms_scale of two rows at once (a token's q and k), for a kernel that has their elements in
-// registers: each thread passes the sums of squares of its elements t, t + kNormThreads, ...
-// added in that order in double, as rms_scale adds them, and the same shuffle trees make the
-// scales bitwise rms_scale's with one set of barriers for both rows. Warp 0 alone takes the
-// double-precision root and quotient rather than all 32 warps repeating them. The caller
-// synchronises before it reuses `shared`.
-__device__ __forceinline__ float2 rms_scale_pair(double sum_a, int64_t d_a, double sum_b,
+// registers, by a CTA of kThreads threads that stand in for rms_scale's kNormThreads: thread t
+// passes, in slot j, the sums of squares that thread t + j kThreads of that CTA adds (elements
+// t + j kThreads, + kNormThreads, ... in that order, in double). A warp's lanes then stand for
+// one of its warps per slot, so the same shuffle trees make the scales bitwise rms_scale's, with
+// one set of barriers for both rows. Warp 0 alone takes the double-precision root and quotient
+// rather than every warp repeating them. The caller synchronises before it reuses `shared`.
+template <int kThreads>
+__device__ __forceinline__ float2 rms_scale_pair(const double (&sums_a)[kNormThreads / kThreads],
+                                                 int64_t d_a,
+                                                 const double (&sums_b)[kNormThreads / kThreads],
                                                  int64_t d_b, float eps, RmsPairShared& shared) {
-    sum_a = warp_sum(sum_a);
-    sum_b = warp_sum(sum_b);
-    if (threadIdx.x % 32 == 0) shared.partial[threadIdx.x / 32] = make_double2(sum_a, sum_b);
+#pragma unroll
+    for (int j = 0; j < kNormThreads / kThreads; ++j) {
+        const double a = warp_sum(sums_a[j]), b = warp_sum(sums_b[j]);
+        if (threadIdx.x % 32 == 0) {
+            shared.partial[(threadIdx.x + j * kThreads) / 32] = make_double2(a, b);
+        }
+    }
     __syncthreads();
     if (threadIdx.x < 32) {
         const double2 partial = shared.partial[threadIdx.x];
@@ -84,6 +92,33 @@ __device__ __forceinline__ float2 rms_scale_pair(double sum_a, int64_t d_a, doub
     }
     __syncthreads();
     return make_float2(shared.scale[0], shared.scale[1]);
+}
+
+// The sums of squares a kThreads CTA passes rms_scale_pair, read from the row in global memory:
+// slot j those of elements t + j kThreads + m kNormThreads, m in order, every load issued first.
+template <int kThreads, int kPerThread>
+__device__ __forceinline__ void stand_in_sums_of_squares(const float* row, int d,
+                                                         double (&sums)[kNormThreads / kThreads]) {
+    constexpr int kSlots = kNormThreads / kThreads;
+    float xs[kSlots][kPerThread];
+#pragma unroll
+    for (int j = 0; j < kSlots; ++j) {
+#pragma unroll
+        for (int m = 0; m < kPerThread; ++m) {
+            const int i = threadIdx.x + j * kThreads + m * kNormThreads;
+            xs[j][m] = i < d ? row[i] : 0.0f;
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < kSlots; ++j) {
+        sums[j] = 0.0;
+#pragma unroll
+        for (int m = 0; m < kPerThread; ++m) {
+            if (threadIdx.x + j * kThreads + m * kNormThreads < d) {
+                sums[j] += static_cast<double>(xs[j][m]) * xs[j][m];
+            }
+        }
+    }
 }
 
 // rms_scale_one's shared memory.
