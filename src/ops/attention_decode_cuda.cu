@@ -290,12 +290,18 @@ __device__ __forceinline__ void fold_prologue(const AttentionParams& p, const De
         value = f.v[kv_row + column];
         kw = k_weight[column];
     }
-    rope_angles(static_cast<float>(position), f.frequencies, f.half, s.cosines, s.sines);
+    // The whole rows for the norms' sums, loaded before warp 0 turns to the angles' double
+    // cos and sin, so that those run while the loads are in flight.
     constexpr int kSlots = kNormThreads / kThreads;
+    constexpr int kQPerSlot = kPrologueMaxQWidth / kNormThreads;
+    constexpr int kKPerSlot = kPrologueMaxKvWidth / kNormThreads;
+    float q_row[kSlots][kQPerSlot], k_row[kSlots][kKPerSlot];
+    load_stand_in<kThreads>(q, p.q_width, q_row);
+    load_stand_in<kThreads>(f.k + kv_row, p.kv_width, k_row);
+    rope_angles(static_cast<float>(position), f.frequencies, f.half, s.cosines, s.sines);
     double q_sums[kSlots], k_sums[kSlots];
-    stand_in_sums_of_squares<kThreads, kPrologueMaxQWidth / kNormThreads>(q, p.q_width, q_sums);
-    stand_in_sums_of_squares<kThreads, kPrologueMaxKvWidth / kNormThreads>(f.k + kv_row, p.kv_width,
-                                                                           k_sums);
+    stand_in_sums_of_squares<kThreads>(q_row, p.q_width, q_sums);
+    stand_in_sums_of_squares<kThreads>(k_row, p.kv_width, k_sums);
     const float2 scale =
         rms_scale_pair<kThreads>(q_sums, p.q_width, k_sums, p.kv_width, f.eps, s.reduction);
     // The prologue kernel's expressions (store_normed), element by element.

@@ -94,23 +94,29 @@ __device__ __forceinline__ float2 rms_scale_pair(const double (&sums_a)[kNormThr
     return make_float2(shared.scale[0], shared.scale[1]);
 }
 
-// The sums of squares a kThreads CTA passes rms_scale_pair, read from the row in global memory:
-// slot j those of elements t + j kThreads + m kNormThreads, m in order, every load issued first.
+// A row's elements as a kThreads CTA holds them for rms_scale_pair: slot [j][m] element
+// t + j kThreads + m kNormThreads (0 past d), every load issued at once.
 template <int kThreads, int kPerThread>
-__device__ __forceinline__ void stand_in_sums_of_squares(const float* row, int d,
-                                                         double (&sums)[kNormThreads / kThreads]) {
-    constexpr int kSlots = kNormThreads / kThreads;
-    float xs[kSlots][kPerThread];
+__device__ __forceinline__ void load_stand_in(const float* row, int d,
+                                              float (&xs)[kNormThreads / kThreads][kPerThread]) {
 #pragma unroll
-    for (int j = 0; j < kSlots; ++j) {
+    for (int j = 0; j < kNormThreads / kThreads; ++j) {
 #pragma unroll
         for (int m = 0; m < kPerThread; ++m) {
             const int i = threadIdx.x + j * kThreads + m * kNormThreads;
             xs[j][m] = i < d ? row[i] : 0.0f;
         }
     }
+}
+
+// The sums of squares a kThreads CTA passes rms_scale_pair, from load_stand_in's slots: slot j
+// adds its elements in order m, in double.
+template <int kThreads, int kPerThread>
+__device__ __forceinline__ void stand_in_sums_of_squares(
+    const float (&xs)[kNormThreads / kThreads][kPerThread], int d,
+    double (&sums)[kNormThreads / kThreads]) {
 #pragma unroll
-    for (int j = 0; j < kSlots; ++j) {
+    for (int j = 0; j < kNormThreads / kThreads; ++j) {
         sums[j] = 0.0;
 #pragma unroll
         for (int m = 0; m < kPerThread; ++m) {
