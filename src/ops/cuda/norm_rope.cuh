@@ -61,23 +61,51 @@ struct RmsPairShared {
     float scale[2];
 };
 
+// Which of rms_scale's kNormThreads threads slot j of this thread stands for, in a CTA of
+// kThreads threads (kNormThreads / kThreads slots each): itself with one slot; else pairs of
+// slots (2p, 2p + 1) hold lanes i and i + 16 of one of rms_scale's warps, so that the first
+// level of its shuffle tree (xor 16) is an add inside the thread. Lane 16h + i of warp w holds,
+// in pair p, lanes i and i + 16 of warp 2 (kThreads / 32) p + 2w + h.
+template <int kThreads>
+__device__ __forceinline__ int stand_in_thread(int j) {
+    if constexpr (kThreads == kNormThreads) {
+        return static_cast<int>(threadIdx.x);
+    } else {
+        static_assert(kNormThreads % (2 * kThreads) == 0, "pairs of slots");
+        const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+        const int stand_in_warp = 2 * (kThreads / 32) * (j / 2) + 2 * warp + lane / 16;
+        return 32 * stand_in_warp + lane % 16 + 16 * (j % 2);
+    }
+}
+
 // rms_scale of two rows at once (a token's q and k), for a kernel that has their elements in
 // registers, by a CTA of kThreads threads that stand in for rms_scale's kNormThreads: thread t
-// passes, in slot j, the sums of squares that thread t + j kThreads of that CTA adds (elements
-// t + j kThreads, + kNormThreads, ... in that order, in double). A warp's lanes then stand for
-// one of its warps per slot, so the same shuffle trees make the scales bitwise rms_scale's, with
-// one set of barriers for both rows. Warp 0 alone takes the double-precision root and quotient
-// rather than every warp repeating them. The caller synchronises before it reuses `shared`.
+// passes, in slot j, the sums of squares that thread stand_in_thread(j) of that CTA adds (its
+// elements, kNormThreads apart, in order, in double). The same shuffle trees (their xor-16 level
+// inside a thread when standing in) make the scales bitwise rms_scale's, with one set of
+// barriers for both rows. Warp 0 alone takes the double-precision root and quotient rather than
+// every warp repeating them. The caller synchronises before it reuses `shared`.
 template <int kThreads>
 __device__ __forceinline__ float2 rms_scale_pair(const double (&sums_a)[kNormThreads / kThreads],
                                                  int64_t d_a,
                                                  const double (&sums_b)[kNormThreads / kThreads],
                                                  int64_t d_b, float eps, RmsPairShared& shared) {
+    if constexpr (kThreads == kNormThreads) {
+        const double a = warp_sum(sums_a[0]), b = warp_sum(sums_b[0]);
+        if (threadIdx.x % 32 == 0) shared.partial[threadIdx.x / 32] = make_double2(a, b);
+    } else {
 #pragma unroll
-    for (int j = 0; j < kNormThreads / kThreads; ++j) {
-        const double a = warp_sum(sums_a[j]), b = warp_sum(sums_b[j]);
-        if (threadIdx.x % 32 == 0) {
-            shared.partial[(threadIdx.x + j * kThreads) / 32] = make_double2(a, b);
+        for (int j = 0; j < kNormThreads / kThreads; j += 2) {
+            // Lane i + (lane i + 16), as the xor-16 shuffle adds them; then xor 8 .. 1 among
+            // the 16 lanes that hold this warp of rms_scale's.
+            double a = sums_a[j] + sums_a[j + 1], b = sums_b[j] + sums_b[j + 1];
+            for (int offset = 8; offset > 0; offset /= 2) {
+                a += __shfl_xor_sync(0xffffffffu, a, offset);
+                b += __shfl_xor_sync(0xffffffffu, b, offset);
+            }
+            if (threadIdx.x % 16 == 0) {
+                shared.partial[stand_in_thread<kThreads>(j) / 32] = make_double2(a, b);
+            }
         }
     }
     __syncthreads();
@@ -95,7 +123,7 @@ __device__ __forceinline__ float2 rms_scale_pair(const double (&sums_a)[kNormThr
 }
 
 // A row's elements as a kThreads CTA holds them for rms_scale_pair: slot [j][m] element
-// t + j kThreads + m kNormThreads (0 past d), every load issued at once.
+// stand_in_thread(j) + m kNormThreads (0 past d), every load issued at once.
 template <int kThreads, int kPerThread>
 __device__ __forceinline__ void load_stand_in(const float* row, int d,
                                               float (&xs)[kNormThreads / kThreads][kPerThread]) {
@@ -103,7 +131,7 @@ __device__ __forceinline__ void load_stand_in(const float* row, int d,
     for (int j = 0; j < kNormThreads / kThreads; ++j) {
 #pragma unroll
         for (int m = 0; m < kPerThread; ++m) {
-            const int i = threadIdx.x + j * kThreads + m * kNormThreads;
+            const int i = stand_in_thread<kThreads>(j) + m * kNormThreads;
             xs[j][m] = i < d ? row[i] : 0.0f;
         }
     }
@@ -120,7 +148,7 @@ __device__ __forceinline__ void stand_in_sums_of_squares(
         sums[j] = 0.0;
 #pragma unroll
         for (int m = 0; m < kPerThread; ++m) {
-            if (threadIdx.x + j * kThreads + m * kNormThreads < d) {
+            if (stand_in_thread<kThreads>(j) + m * kNormThreads < d) {
                 sums[j] += static_cast<double>(xs[j][m]) * xs[j][m];
             }
         }
