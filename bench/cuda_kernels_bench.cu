@@ -22,6 +22,7 @@
 #include "ops/attention.h"
 #include "ops/cuda/nvfp4_gemv.cuh"
 #include "ops/cuda/stream.h"
+#include "ops/cuda/streaming_load.cuh"
 #include "ops/linear.h"
 #include "ops/moe.h"
 #include "ops/nvfp4_tiles.h"
@@ -154,7 +155,7 @@ __global__ void read_kernel(const uint4* data, int64_t n, uint32_t* sink) {
     uint32_t acc = 0;
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
          i += int64_t(gridDim.x) * blockDim.x) {
-        const uint4 v = cuda::nvfp4::load_streaming(data + i);
+        const uint4 v = cuda::load_streaming(data + i);
         acc ^= v.x ^ v.y ^ v.z ^ v.w;
     }
     if (acc == 0x12345678u) *sink = acc;
@@ -164,7 +165,7 @@ __global__ void read_kernel(const uint4* data, int64_t n, uint32_t* sink) {
 __global__ void copy_kernel(const uint4* source, uint4* destination, int64_t n) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
          i += int64_t(gridDim.x) * blockDim.x) {
-        destination[i] = cuda::nvfp4::load_streaming(source + i);
+        destination[i] = cuda::load_streaming(source + i);
     }
 }
 
@@ -360,10 +361,20 @@ void gemv_ladder() {
             }
         }
     }
-    // The BF16 op at the largest shape, for comparison: at these token counts it runs the exact
-    // GEMV (x in f32, as on the CPU; cuBLAS only for more tokens: ops/linear.h), not cuBLAS.
-    for (int m : {1, 16}) {
-        const int64_t n = 6144, k = 3072;
+    // The BF16 op at the largest shape, for comparison, and at the lm_head's (M2's vocabulary;
+    // the step's largest kernel at batch 8): at these token counts it runs the exact GEMV (x in
+    // f32, as on the CPU; cuBLAS only for more tokens: ops/linear.h), not cuBLAS.
+    struct Bf16Case {
+        const char* name;
+        int64_t n, k;
+        int m;
+    };
+    for (const Bf16Case& c :
+         {Bf16Case{"q_proj 6144x3072", 6144, 3072, 1}, Bf16Case{"q_proj 6144x3072", 6144, 3072, 16},
+          Bf16Case{"lm_head 200064x3072", 200064, 3072, 1},
+          Bf16Case{"lm_head 200064x3072", 200064, 3072, 8}}) {
+        const int64_t n = c.n, k = c.k;
+        const int m = c.m;
         LinearWeight one = random_bf16(n, k, 1);
         const int copies = static_cast<int>(std::max(4.0, kWorkingSetBytes / weight_bytes(one)));
         std::vector<LinearWeight> weights;
@@ -371,7 +382,7 @@ void gemv_ladder() {
         Tensor x = random_f32({m, k}, 8);
         Tensor y = Tensor::zeros(DType::f32, {m, n}, kGpu);
         const double bytes = weight_bytes(one) + 4.0 * m * (n + k);
-        report({"bf16 linear", "q_proj 6144x3072", "production", m,
+        report({"bf16 linear", c.name, "production", m,
                 1e6 * seconds_per_call(copies, [&](int i) { linear(x, weights[i], y); }), bytes,
                 bytes / g_ceilings.copy_bytes_per_s * 1e6});
     }

@@ -1,12 +1,15 @@
 // The exact GEMV's dot products (dense weights, x kept in f32 as the CPU keeps it): one warp per
 // weight row, each lane summing its 16-byte slices of the row in increasing column order, then a
-// fixed shuffle tree. Written once for linear_cuda.cu's decode GEMV and moe_router_cuda.cu's
-// router, so that the two compute bitwise the same logits.
+// fixed shuffle tree. The weights come by streaming loads (ops/cuda/streaming_load.cuh), so
+// that the x rows every warp re-reads stay in L1. Written once for linear_cuda.cu's decode GEMV and
+// moe_router_cuda.cu's router, so that the two compute bitwise the same logits.
 #pragma once
 
 #include <cuda_bf16.h>
 
 #include <cstdint>
+
+#include "ops/cuda/streaming_load.cuh"
 
 namespace fourbit::cuda {
 
@@ -59,7 +62,7 @@ __device__ __forceinline__ void exact_row_dots(const W* row, const float* x, int
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
             *reinterpret_cast<uint4*>(values[u]) =
-                __ldg(reinterpret_cast<const uint4*>(row + i + u * kStep));
+                load_streaming(reinterpret_cast<const uint4*>(row + i + u * kStep));
         }
 #pragma unroll
         for (int t = 0; t < kTokens; ++t) {
@@ -73,7 +76,7 @@ __device__ __forceinline__ void exact_row_dots(const W* row, const float* x, int
     }
     for (; i < vector_end; i += kStep) {
         W values[kPerLoad];
-        *reinterpret_cast<uint4*>(values) = __ldg(reinterpret_cast<const uint4*>(row + i));
+        *reinterpret_cast<uint4*>(values) = load_streaming(reinterpret_cast<const uint4*>(row + i));
 #pragma unroll
         for (int t = 0; t < kTokens; ++t) {
             if (t < m) multiply_add(values, x + t * x_stride + i, load, sum[t]);

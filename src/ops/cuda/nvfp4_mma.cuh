@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cuda_bf16.h>
+
 #include <cstdint>
 
 #include "ops/cuda/async_copy.cuh"
 #include "ops/cuda/pdl.cuh"
+#include "ops/cuda/streaming_load.cuh"
 #include "ops/nvfp4_tiles.h"
 
 namespace fourbit::cuda::nvfp4 {
@@ -53,27 +55,6 @@ struct RowParts {
 // One part: y [tokens, n] with the global scale x 2^19 `scale`.
 inline RowParts one_part(float* y, int n, float scale) {
     return RowParts{{y, nullptr, nullptr}, {n, n, n}, {scale, 0.0f, 0.0f}, 1};
-}
-
-// Weights are read exactly once per call: bypass L1, which holds the activations every warp
-// re-reads. Volatile so that the loads stay where they are written, ahead of the math on the
-// previous chunk: without it the compiler sank each load to its use and every group paid a
-// full memory latency in turn (measured: 0.6 us per group, 3x slower kernels). (The .L2::evict_first form needs 32-byte vectors on sm_90; a cache-policy hint is
-// a later step.)
-__device__ __forceinline__ uint4 load_streaming(const uint4* pointer) {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(pointer));
-    return v;
-}
-
-__device__ __forceinline__ uint2 load_streaming(const uint2* pointer) {
-    uint2 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];"
-                 : "=r"(v.x), "=r"(v.y)
-                 : "l"(pointer));
-    return v;
 }
 
 // A fragment's rows scaled: a[0], a[2] (row g) x {rows.low, rows.low} and a[1], a[3] (row g + 8)
