@@ -29,10 +29,16 @@ constexpr int kExactTokensPerCta = 16;  // more tokens take more CTAs (grid y)
 // this size keep x in f32 beyond too.
 constexpr int64_t kExactGemvMaxTokens = 64;
 constexpr int64_t kF32GemmBytes = int64_t(8) << 20;
+// Rows a warp of the exact GEMV at 2+ tokens where there are at least kExactMultiRowMinRows:
+// its x loads bound it there, and four rows share them (H200, 8 tokens: the lm_head 1,289 ->
+// 680 us; a BF16 q_proj at 16 tokens 87.5 -> 47.0). Fewer rows (routers) keep a row a warp,
+// whose CTAs they need to fill the card.
+constexpr int kExactMultiRows = 4;
+constexpr int kExactMultiRowMinRows = 4096;
 
 // y [m, n] = x [m, k] W^T, m <= 16, with x in f32 and f32 sums: each weight row is read once,
-// 16 bytes per lane per step, for all m tokens.
-template <typename W>
+// 16 bytes per lane per step, for all m tokens; kRows rows a warp share each x load.
+template <typename W, int kRows, int kUnroll>
 __global__ void __launch_bounds__(32 * kExactRowsPerBlock)
     exact_gemv_kernel(const W* w, const float* x, float* y, int m_total, int n, int k) {
     const int lane = threadIdx.x & 31;
@@ -40,17 +46,41 @@ __global__ void __launch_bounds__(32 * kExactRowsPerBlock)
     x += static_cast<int64_t>(blockIdx.y) * kExactTokensPerCta * k;
     y += static_cast<int64_t>(blockIdx.y) * kExactTokensPerCta * n;
     const int m = min(kExactTokensPerCta, m_total - static_cast<int>(blockIdx.y) * kExactTokensPerCta);
-    const int r = blockIdx.x * kExactRowsPerBlock + (threadIdx.x >> 5);
-    if (r >= n) return;
-    // Six 16-byte loads in flight per lane before their products: a bf16 row of 3,072 (M2's
-    // router) in two rounds of loads instead of three.
-    float sum[kExactTokensPerCta];
-    exact_row_dots<kExactTokensPerCta, 6>(w + static_cast<int64_t>(r) * k, x, k, m, k, GlobalRows{},
-                                          sum);
+    const int r0 = (blockIdx.x * kExactRowsPerBlock + (threadIdx.x >> 5)) * kRows;
+    if (r0 >= n) return;
+    const int valid = min(kRows, n - r0);  // a last warp may have fewer rows
+    float sum[kExactTokensPerCta][kRows];
+    exact_rows_dots<kRows, kExactTokensPerCta, kUnroll>(w + static_cast<int64_t>(r0) * k, k, valid,
+                                                        x, k, m, k, GlobalRows{}, sum);
 #pragma unroll
     for (int t = 0; t < kExactTokensPerCta; ++t) {
-        if (t < m && lane == 0) y[static_cast<int64_t>(t) * n + r] = sum[t];
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+            if (t < m && r < valid && lane == 0)
+                y[static_cast<int64_t>(t) * n + r0 + r] = sum[t][r];
+        }
     }
+}
+
+// Launches the exact GEMV with kRows rows a warp.
+template <int kRows, int kUnroll, typename W>
+void launch_exact_gemv(const W* w, const float* x, float* y, int m, int n, int k) {
+    const int warps = (n + kRows - 1) / kRows;
+    const dim3 blocks(static_cast<unsigned>((warps + kExactRowsPerBlock - 1) / kExactRowsPerBlock),
+                      static_cast<unsigned>((m + kExactTokensPerCta - 1) / kExactTokensPerCta));
+    exact_gemv_kernel<W, kRows, kUnroll>
+        <<<blocks, 32 * kExactRowsPerBlock, 0, current_stream()>>>(w, x, y, m, n, k);
+    FOURBIT_CUDA_CHECK_LAUNCH();
+}
+
+// The exact GEMV, with several rows a warp where the rows are many (the lm_head) and so are
+// the tokens.
+template <typename W>
+void exact_gemv(const W* w, const float* x, float* y, int m, int n, int k) {
+    // Six 16-byte loads in flight per lane before their products: a bf16 row of 3,072 (M2's
+    // router) in two rounds of loads instead of three.
+    if (m == 1 || n < kExactMultiRowMinRows) return launch_exact_gemv<1, 6>(w, x, y, m, n, k);
+    launch_exact_gemv<kExactMultiRows, 2>(w, x, y, m, n, k);
 }
 
 // y [m, n] = x [m, k] W^T with W [n, k] row-major. cuBLAS is column-major: there W is a k x n
@@ -63,16 +93,12 @@ void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     const bool aligned = k % (weight.weight.dtype() == DType::bf16 ? 8 : 4) == 0 &&
                          reinterpret_cast<uintptr_t>(x.data<float>()) % 16 == 0;
     if (aligned && m <= kExactGemvMaxTokens) {
-        const dim3 blocks(static_cast<unsigned>((n + kExactRowsPerBlock - 1) / kExactRowsPerBlock),
-                          static_cast<unsigned>((m + kExactTokensPerCta - 1) / kExactTokensPerCta));
         if (weight.weight.dtype() == DType::bf16) {
-            exact_gemv_kernel<<<blocks, 32 * kExactRowsPerBlock, 0, current_stream()>>>(
-                weight.weight.data<__nv_bfloat16>(), x.data<float>(), y.data<float>(), m, n, k);
+            exact_gemv(weight.weight.data<__nv_bfloat16>(), x.data<float>(), y.data<float>(), m, n,
+                       k);
         } else {
-            exact_gemv_kernel<<<blocks, 32 * kExactRowsPerBlock, 0, current_stream()>>>(
-                weight.weight.data<float>(), x.data<float>(), y.data<float>(), m, n, k);
+            exact_gemv(weight.weight.data<float>(), x.data<float>(), y.data<float>(), m, n, k);
         }
-        FOURBIT_CUDA_CHECK_LAUNCH();
         return;
     }
     const float alpha = 1.0f, beta = 0.0f;

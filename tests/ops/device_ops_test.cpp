@@ -442,6 +442,39 @@ TEST_P(DeviceOps, LinearDenseWeights) {
     }
 }
 
+// A bf16 weight of many rows (an lm_head's vocabulary): on CUDA at 2+ tokens the exact GEMV
+// gives a warp four rows, which share its x loads; each row's sum in the same order as with one
+// row a warp, so its first rows are bitwise those of a small matrix of the same rows (384: one
+// row a warp). 32,771 rows: the last warp has three.
+TEST_P(DeviceOps, LinearManyBf16RowsEqualFewRowsBitwise) {
+    std::mt19937 rng(23);
+    const int64_t n = 32771, k = 520, few = 384;
+    LinearWeight weight, head;
+    weight.weight = random_bf16({n, k}, rng, 0.05f);
+    head.weight = weight.weight.rows(0, few).to(Device::host());
+    const LinearWeight placed = linear_weight_to(weight, device_);
+    const LinearWeight placed_head = linear_weight_to(head, device_);
+    for (int64_t m : {1, 2, 8, 17}) {
+        const Tensor x = random_f32({m, k}, rng);
+        Tensor expected = Tensor::zeros(DType::f32, {m, n});
+        linear(x, weight, expected);
+        Tensor y = poisoned({m, n}), y_head = poisoned({m, few});
+        linear(on_device(x), placed, y);
+        linear(on_device(x), placed_head, y_head);
+        std::vector<double> bound = absolute_products(x, weight);
+        for (double& b : bound) b = b * 2.0 * k * 0x1p-24 + 1e-30;
+        const Tensor got = to_host(y), got_head = to_host(y_head);
+        expect_within(got, expected, bound, "linear, many bf16 rows");
+        for (int64_t t = 0; t < m; ++t) {
+            for (int64_t r = 0; r < few; ++r) {
+                ASSERT_EQ(std::bit_cast<uint32_t>(got.data<float>()[t * n + r]),
+                          std::bit_cast<uint32_t>(got_head.data<float>()[t * few + r]))
+                    << m << " tokens, row " << r;
+            }
+        }
+    }
+}
+
 // A bf16 weight above 8 MiB: the f32-x GEMV up to 64 tokens, cuBLAS with x rounded to bf16 beyond.
 TEST_P(DeviceOps, LinearLargeBf16WeightsBothPaths) {
     std::mt19937 rng(16);
