@@ -443,9 +443,9 @@ TEST_P(DeviceOps, LinearDenseWeights) {
 }
 
 // A bf16 weight of many rows (an lm_head's vocabulary): on CUDA at 2+ tokens the exact GEMV
-// gives a warp four rows, which share its x loads; each row's sum in the same order as with one
-// row a warp, so its first rows are bitwise those of a small matrix of the same rows (384: one
-// row a warp). 32,771 rows: the last warp has three.
+// gives a warp several rows (8 up to 8 tokens, 4 beyond), which share its x loads; each row's
+// sum in the same order as with one row a warp, so its first rows are bitwise those of a small
+// matrix of the same rows (384: one row a warp). 32,771 rows: the last warp has three.
 TEST_P(DeviceOps, LinearManyBf16RowsEqualFewRowsBitwise) {
     std::mt19937 rng(23);
     const int64_t n = 32771, k = 520, few = 384;
