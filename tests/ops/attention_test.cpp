@@ -245,6 +245,20 @@ TEST(Attention, ABatchOfSequencesEqualsEachAlone) {
     }
 }
 
+// A decode step's tables say so (attention_with_prologue folds the cache write into the
+// attention kernel only then): every sequence one new token, or none; a chunk of two is not.
+TEST(Attention, PagedTokensKnowADecodeStep) {
+    const std::vector<int32_t> a{3, 1}, b{0};
+    const std::vector<PagedSequence> decode{{a, 5, 1}, {b, 0, 1}, {b, 2, 0}};
+    const std::vector<PagedSequence> chunk{{a, 5, 1}, {b, 0, 2}};
+    EXPECT_TRUE(paged_tokens(decode).one_token_per_sequence);
+    EXPECT_FALSE(paged_tokens(chunk).one_token_per_sequence);
+    // The device copy carries it, with the rest of the host knowledge.
+    const PagedTokens moved = paged_tokens_to(paged_tokens(decode), Device::host());
+    EXPECT_TRUE(moved.one_token_per_sequence);
+    EXPECT_EQ(moved.max_context, 6);
+}
+
 TEST(AttentionDeathTest, ATableTooShortOrOutOfRangeIsABug) {
     std::mt19937 rng(44);
     Paged paged = scrambled_pool(8, 4, 8, rng);  // 2 blocks owned
