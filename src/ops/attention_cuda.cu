@@ -5,8 +5,9 @@
 // group. Steps of many tokens also launch the tiled prefill kernel (attention_prefill_cuda.cu),
 // which takes the tokens of long runs (prefill chunks) and reads each key once per 16 tokens; this
 // kernel then does the rest. Over a bf16 pool (head_dim a multiple of 8) that per-token work
-// runs on the tensor cores instead (attention_decode_cuda.cu). Positions and tables are read on
-// the device: nothing here waits for the host.
+// runs on the tensor cores instead (attention_decode_cuda.cu), which on a decode step may also
+// take the prologue (attention_with_prologue). Positions and tables are read on the device:
+// nothing here waits for the host.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -445,9 +446,12 @@ void attention_with_prologue(const Tensor& q, const Tensor& k, const Tensor& v, 
     if (q.dim(0) == 0) return;
     DeviceScope scope(q.device().index);
     const PagedLaunch launch(q, tokens, pool, shape, out, false, true);
+    Tensor key_pool = pool.keys, value_pool = pool.values;  // handles onto the shared pool
     const paged_attention::DecodePrologue prologue{
         k.data<float>(),
         v.data<float>(),
+        key_pool.data<__nv_bfloat16>(),
+        value_pool.data<__nv_bfloat16>(),
         norm.q_weight.raw(),
         norm.k_weight.raw(),
         norm.q_weight.dtype() == DType::bf16,

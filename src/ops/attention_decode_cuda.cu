@@ -320,12 +320,9 @@ __device__ __forceinline__ void fold_prologue(const AttentionParams& p, const De
     __syncthreads();
     if (own) {
         const int64_t row = pool_row(table, static_cast<int>(p.block_size), position);
-        __nv_bfloat16* keys = const_cast<__nv_bfloat16*>(static_cast<const __nv_bfloat16*>(p.keys));
-        __nv_bfloat16* values =
-            const_cast<__nv_bfloat16*>(static_cast<const __nv_bfloat16*>(p.values));
         for (int i = threadIdx.x; i < d; i += kThreads) {
-            store_kv(keys + row * p.kv_width + kv_head * d + i, s.key[i]);
-            store_kv(values + row * p.kv_width + kv_head * d + i, s.value[i]);
+            store_kv(f.keys + row * p.kv_width + kv_head * d + i, s.key[i]);
+            store_kv(f.values + row * p.kv_width + kv_head * d + i, s.value[i]);
         }
     }
 }

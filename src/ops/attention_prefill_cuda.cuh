@@ -196,10 +196,12 @@ constexpr int kDecodeStep = 64;
 // The attention prologue the decode kernel may fold in (attention_with_prologue, a step of one
 // token per sequence): p.q and `k` are the projections as the linears left them, and each CTA
 // norms and rotates what it needs; the CTA whose split holds the token's position writes its kv
-// head's key and value into the bf16 pool (p.keys and p.values).
+// head's key and value into the bf16 pool (the rows p.keys and p.values read).
 struct DecodePrologue {
     const float* k;        // [T, kv_width]
     const float* v;        // [T, kv_width]
+    __nv_bfloat16* keys;   // the pool's rows, written
+    __nv_bfloat16* values;
     const void* q_weight;  // [q_width] QK-norm weights, f32 or bf16 (bf16_weights)
     const void* k_weight;  // [kv_width]
     bool bf16_weights;
