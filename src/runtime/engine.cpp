@@ -7,6 +7,7 @@
 #include <cmath>
 #include <exception>
 #include <span>
+#include <utility>
 
 #include "ops/top_k.h"
 #include "runtime/device_memory_plan.h"
@@ -337,6 +338,22 @@ void Engine::step() {
     int64_t drafts = 0, draft_tokens = 0, accepted_tokens = 0;
     std::vector<int64_t> accepted_per_position(options_.speculative.num_speculative_tokens, 0);
     std::vector<double> inter_token;
+    // The step's counts so far into the metrics, and from zero again: before a request finishes,
+    // so that a client reading /metrics after its response sees all of its tokens.
+    auto publish_counts = [&] {
+        std::lock_guard lock(mutex_);
+        stats_.prompt_tokens_total += std::exchange(prompt_tokens, 0);
+        stats_.generation_tokens_total += std::exchange(generated, 0);
+        stats_.inter_token_s.insert(stats_.inter_token_s.end(), inter_token.begin(),
+                                    inter_token.end());
+        inter_token.clear();
+        stats_.spec_drafts += std::exchange(drafts, 0);
+        stats_.spec_draft_tokens += std::exchange(draft_tokens, 0);
+        stats_.spec_accepted_tokens += std::exchange(accepted_tokens, 0);
+        for (size_t i = 0; i < accepted_per_position.size(); ++i) {
+            stats_.spec_accepted_per_position[i] += std::exchange(accepted_per_position[i], 0);
+        }
+    };
     for (const ScheduledChunk& chunk : plan.chunks) {
         Sequence& sequence = *sequences_.at(chunk.id);
         if (!chunk.completes) {  // more prompt to come: no token yet
@@ -373,7 +390,7 @@ void Engine::step() {
             sequence.draft_length.observe(chunk.n_drafts, n_accepted);
         }
 
-        bool finished = false;
+        const char* finish_reason = nullptr;
         for (const auto& [token, row_index] : emitted) {
             TokenEvent event = token_event(sequence, logits.row(first_row + row_index), token);
             if (sequence.n_output == 0) {
@@ -393,27 +410,21 @@ void Engine::step() {
             const auto& stops = sequence.request.stop_token_ids;
             if (!sequence.request.ignore_eos &&
                 std::find(stops.begin(), stops.end(), token) != stops.end()) {
-                finish(sequence, "stop");
-                finished = true;
+                finish_reason = "stop";
             } else if (sequence.n_output >= sequence.request.max_tokens ||
                        scheduler_->n_tokens(sequence.id) >= options_.max_model_len) {
-                finish(sequence, "length");
-                finished = true;
+                finish_reason = "length";
             }
-            if (finished) break;  // tokens verified past a stop are dropped
+            if (finish_reason) break;  // tokens verified past a stop are dropped
         }
-        if (!finished) propose_drafts(sequence);
+        if (finish_reason) {
+            publish_counts();
+            finish(sequence, finish_reason);
+        } else {
+            propose_drafts(sequence);
+        }
     }
-    std::lock_guard lock(mutex_);
-    stats_.prompt_tokens_total += prompt_tokens;
-    stats_.generation_tokens_total += generated;
-    stats_.inter_token_s.insert(stats_.inter_token_s.end(), inter_token.begin(), inter_token.end());
-    stats_.spec_drafts += drafts;
-    stats_.spec_draft_tokens += draft_tokens;
-    stats_.spec_accepted_tokens += accepted_tokens;
-    for (size_t i = 0; i < accepted_per_position.size(); ++i) {
-        stats_.spec_accepted_per_position[i] += accepted_per_position[i];
-    }
+    publish_counts();
 }
 
 }  // namespace fourbit
