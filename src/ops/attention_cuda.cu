@@ -431,13 +431,10 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     combine_splits(launch, shape, out);
 }
 
-bool folds_prologue(const Tensor& q, const QkNorm& norm, const RopeShape& q_rope,
-                    const KvLayer& pool, const AttentionShape& shape) {
+bool folds_prologue(const RopeShape& q_rope, const KvLayer& pool, const AttentionShape& shape) {
     return takes_decode_kernel(pool, shape) && q_rope.n_heads == shape.n_heads &&
            q_rope.head_dim == shape.head_dim && q_rope.rotary_dim <= shape.head_dim &&
-           q_rope.rotary_dim % 2 == 0 && shape.n_heads / shape.n_kv_heads <= 8 &&
-           (norm.q_weight.dtype() == DType::f32 || norm.q_weight.dtype() == DType::bf16) &&
-           q.dim(1) <= kPrologueMaxQWidth;
+           q_rope.rotary_dim % 2 == 0;
 }
 
 void attention_with_prologue(const Tensor& q, const Tensor& k, const Tensor& v, const QkNorm& norm,

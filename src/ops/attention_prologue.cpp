@@ -77,7 +77,7 @@ void attention_with_prologue(Tensor& q, Tensor& k, const Tensor& v, const QkNorm
         {&q, &k, &v, &norm.q_weight, &norm.k_weight, &tokens.positions, &pool.keys, &out});
     if (device.is_cuda() && tokens.one_token_per_sequence &&
         prologue_kernel_takes(q, k, norm, q_rope, k_rope) &&
-        cuda::folds_prologue(q, norm, q_rope, pool, shape)) {
+        cuda::folds_prologue(q_rope, pool, shape)) {
         check_prologue(q, k, v, norm, q_rope, k_rope, tokens, pool);
         check_attention_paged(q, tokens, pool, shape, out);
         cuda::attention_with_prologue(q, k, v, norm, q_rope, tokens, pool, shape, out);

@@ -43,9 +43,9 @@ void attention_prologue(Tensor& q, Tensor& k, const Tensor& v, const QkNorm& nor
                         const RopeShape& q_rope, const RopeShape& k_rope,
                         const PagedTokens& tokens, const KvLayer& pool);
 // Whether the decode attention kernel takes the prologue for this shape and pool (the
-// one-token-per-sequence step aside).
-bool folds_prologue(const Tensor& q, const QkNorm& norm, const RopeShape& q_rope,
-                    const KvLayer& pool, const AttentionShape& shape);
+// one-token-per-sequence step, the prologue kernel's own limits and the attention's checks
+// aside: the caller makes those).
+bool folds_prologue(const RopeShape& q_rope, const KvLayer& pool, const AttentionShape& shape);
 // The fused kernel (attention_with_prologue's CUDA path); the caller checked folds_prologue and
 // the shapes.
 void attention_with_prologue(const Tensor& q, const Tensor& k, const Tensor& v, const QkNorm& norm,

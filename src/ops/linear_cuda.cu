@@ -30,8 +30,8 @@ constexpr int kExactTokensPerCta = 16;  // more tokens take more CTAs (grid y)
 constexpr int64_t kExactGemvMaxTokens = 64;
 constexpr int64_t kF32GemmBytes = int64_t(8) << 20;
 // Rows a warp of the exact GEMV at 2+ tokens where there are at least kExactMultiRowMinRows:
-// its x loads bound it there, and four rows share them (H200, 8 tokens: the lm_head 1,289 ->
-// 680 us; a BF16 q_proj at 16 tokens 87.5 -> 47.0). Fewer rows (routers) keep a row a warp,
+// its x loads bound it there, and four rows share them (H200: the lm_head at 8 tokens 1,289 ->
+// 680 us, a BF16 q_proj at 16 tokens 87.5 -> 47.0). Fewer rows (routers) keep a row a warp,
 // whose CTAs they need to fill the card.
 constexpr int kExactMultiRows = 4;
 constexpr int kExactMultiRowMinRows = 4096;
