@@ -375,8 +375,9 @@ PagedLaunch::PagedLaunch(const Tensor& q, const PagedTokens& tokens, const KvLay
     const int64_t tile = decode_mma ? paged_attention::kDecodeStep
                          : prefill  ? paged_attention::kPrefillPositions
                                     : kTile;
-    constexpr int64_t kTileTokens = paged_attention::kPrefillTokens;
-    const int64_t token_tiles = (n_tokens + kTileTokens - 1) / kTileTokens;
+    const int64_t tile_tokens =
+        paged_attention::prefill_tile_tokens(pool.keys.dtype() == DType::bf16);
+    const int64_t token_tiles = (n_tokens + tile_tokens - 1) / tile_tokens;
     const int64_t ctas = (prefill ? token_tiles : n_tokens) * shape.n_kv_heads;
     const int64_t target = prefill ? kPrefillTargetCtas : kTargetCtas;
     const int64_t context = std::max<int64_t>(tokens.max_context, 1);

@@ -4,6 +4,7 @@
 #include <climits>
 
 #include "ops/attention_prefill_cuda.cuh"
+#include "ops/attention_softmax_cuda.cuh"
 #include "ops/cuda/async_copy.cuh"
 #include "ops/cuda/nvfp4_mma.cuh"
 
@@ -23,8 +24,7 @@ struct PrefillQueries {
     uint32_t q[2][kPrefillHeads * kPrefillTokens][kRowWords];  // row h * kPrefillTokens + token
     int pool_row[kPrefillPositions];  // the next tile's rows in the pool (-1: past the walk)
     int position[kPrefillTokens];     // the tile's tokens' positions (-1 past the batch)
-    unsigned long_runs;               // bit t: tile token t belongs to a long run
-    unsigned run_starts;              // bit t: and the tile's part of its run starts there
+    TileRuns runs;
 };
 
 // An f32 pool's tile: staged as read, then split (keys[0], values[0] the hi parts). Every row
@@ -153,31 +153,6 @@ __device__ __forceinline__ void load_queries(const AttentionParams& p, int first
     }
 }
 
-// A warp's rows: its head for the tile's tokens, kRowTiles m16 tiles; lane 4g + t holds
-// rows g and g + 8 of each, i.e. tokens 16m + 8r + g for m < kRowTiles, r in {0, 1}: row index
-// 2m + r below.
-constexpr int kRowTiles = kPrefillTokens / 16;
-constexpr int kLaneRows = 2 * kRowTiles;
-
-// A lane's rows of its warp's head over one walk. Scores and maxima are kept in base 2 (scaled
-// by log2 e), so that each weight is one exp2.
-struct RowState {
-    float out[kRowTiles][kPrefillDim / 8][4];  // 16 dimension tiles of m16n8 accumulators
-    float max[kLaneRows];  // each row's running maximum (the same in its 4 lanes)
-    float sum[kLaneRows];  // this lane's share of each row's running sum
-};
-
-// What a warp needs to walk a run: its rows' positions (a row sees positions <= its position; -1:
-// not this run's row) and the smallest of them (tiles wholly before it need no mask).
-struct WalkRows {
-    int position[kLaneRows];
-    int min_position;
-    float scale_log2;
-};
-
-// A warp's scores of one tile: m16 tile m, 8 positions nt, the m16n8 accumulator.
-using TileScores = float[kRowTiles][kPrefillPositions / 8][4];
-
 // ldmatrix row addresses: lane 8i + j gives row j of matrix i.
 __device__ __forceinline__ int matrix_index() { return (threadIdx.x & 31) >> 3; }
 __device__ __forceinline__ int matrix_row() { return threadIdx.x & 7; }
@@ -227,7 +202,8 @@ __device__ __forceinline__ void multiply_exact_pair(const uint32_t (&b)[4],
 // score = q k^T over all 128 dimensions, whatever head_dim (the rest are zeros): loop bounds
 // known at compile time keep each product one block of independent mma chains that the
 // compiler interleaves. Each key fragment serves both m16 tiles.
-__device__ __forceinline__ void tile_scores(const F32Tiles& s, int, int h, TileScores& score) {
+__device__ __forceinline__ void tile_scores(const F32Tiles& s, int, int h,
+                                            TileScores<kPrefillPositions>& score) {
     const int i = matrix_index(), j = matrix_row();
     const uint32_t* key_row =
         &s.keys[i >> 1][j][4 * (i & 1)];  // matrix i: plane i / 2, k half i % 2
@@ -244,7 +220,7 @@ __device__ __forceinline__ void tile_scores(const F32Tiles& s, int, int h, TileS
 }
 
 __device__ __forceinline__ void tile_scores(const Bf16Tiles& s, int stage, int h,
-                                            TileScores& score) {
+                                            TileScores<kPrefillPositions>& score) {
     const int i = matrix_index(), j = matrix_row();
     // Matrix i: positions 8 (i / 2) .. of a pair of n-tiles, k half i % 2.
     const uint32_t* key_row = &s.keys[stage][j + 8 * (i >> 1)][4 * (i & 1)];
@@ -262,29 +238,17 @@ __device__ __forceinline__ void tile_scores(const Bf16Tiles& s, int stage, int h
     }
 }
 
-// Score tiles 2kt and 2kt + 1 (positions 16kt .. 16kt + 15) as the hi/lo A fragments of p v.
-__device__ __forceinline__ void split_weights(const TileScores& score, int kt,
-                                              uint32_t (&p_hi)[kRowTiles][4],
-                                              uint32_t (&p_lo)[kRowTiles][4]) {
-#pragma unroll
-    for (int m = 0; m < kRowTiles; ++m) {
-        split_pair(score[m][2 * kt][0], score[m][2 * kt][1], p_hi[m][0], p_lo[m][0]);
-        split_pair(score[m][2 * kt][2], score[m][2 * kt][3], p_hi[m][1], p_lo[m][1]);
-        split_pair(score[m][2 * kt + 1][0], score[m][2 * kt + 1][1], p_hi[m][2], p_lo[m][2]);
-        split_pair(score[m][2 * kt + 1][2], score[m][2 * kt + 1][3], p_hi[m][3], p_lo[m][3]);
-    }
-}
-
 // out += p v, p the tile's softmax weights (in `score`), every value fragment serving both m16
 // tiles.
-__device__ __forceinline__ void accumulate_values(const F32Tiles& s, int, const TileScores& score,
+__device__ __forceinline__ void accumulate_values(const F32Tiles& s, int,
+                                                  const TileScores<kPrefillPositions>& score,
                                                   RowState& state) {
     const int i = matrix_index(), j = matrix_row();
     const uint32_t* value_row = &s.values[i >> 1][j][4 * (i & 1)];
 #pragma unroll
     for (int kt = 0; kt < kPrefillPositions / 16; ++kt) {
         uint32_t p_hi[kRowTiles][4], p_lo[kRowTiles][4];
-        split_weights(score, kt, p_hi, p_lo);
+        split_weights<kPrefillPositions>(score, kt, p_hi, p_lo);
 #pragma unroll
         for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
             multiply_fragment(value_row + 8 * dt * kValueWords + 8 * kt, p_hi, p_lo,
@@ -294,7 +258,8 @@ __device__ __forceinline__ void accumulate_values(const F32Tiles& s, int, const 
 }
 
 __device__ __forceinline__ void accumulate_values(const Bf16Tiles& s, int stage,
-                                                  const TileScores& score, RowState& state) {
+                                                  const TileScores<kPrefillPositions>& score,
+                                                  RowState& state) {
     const int i = matrix_index(), j = matrix_row();
     // Matrix i, transposed: positions 8 (i % 2) .. of a k-tile, dimensions 8 (i / 2) .. of a pair
     // of n-tiles.
@@ -302,7 +267,7 @@ __device__ __forceinline__ void accumulate_values(const Bf16Tiles& s, int stage,
 #pragma unroll
     for (int kt = 0; kt < kPrefillPositions / 16; ++kt) {
         uint32_t p_hi[kRowTiles][4], p_lo[kRowTiles][4];
-        split_weights(score, kt, p_hi, p_lo);
+        split_weights<kPrefillPositions>(score, kt, p_hi, p_lo);
 #pragma unroll
         for (int pair = 0; pair < kPrefillDim / 16; ++pair) {
             uint32_t b[4];
@@ -314,108 +279,14 @@ __device__ __forceinline__ void accumulate_values(const Bf16Tiles& s, int stage,
     }
 }
 
-// Calls f(score, lane row r, its position in the tile) for each of a lane's scores of a tile.
-template <class F>
-__device__ __forceinline__ void for_each_score(TileScores& score, F f) {
-    const int t = threadIdx.x & 3;
-#pragma unroll
-    for (int m = 0; m < kRowTiles; ++m) {
-#pragma unroll
-        for (int nt = 0; nt < kPrefillPositions / 8; ++nt) {
-#pragma unroll
-            for (int c = 0; c < 4; ++c)
-                f(score[m][nt][c], 2 * m + (c >> 1), 8 * nt + 2 * t + (c & 1));
-        }
-    }
-}
-
-// The causal mask and the online softmax of one tile's scores: they become the tile's weights,
-// and the row state (maxima, sums, outputs so far) is rescaled to the new maxima.
-__device__ __forceinline__ void softmax_tile(TileScores& score, int tile0, const WalkRows& rows,
-                                             RowState& state) {
-    float tile_max[kLaneRows];
-#pragma unroll
-    for (int r = 0; r < kLaneRows; ++r) tile_max[r] = -INFINITY;
-    const bool masked = tile0 + kPrefillPositions - 1 > rows.min_position;  // the same in the warp
-    for_each_score(score, [&](float& value, int r, int column) {
-        value *= rows.scale_log2;
-        if (masked && tile0 + column > rows.position[r]) value = -INFINITY;
-        tile_max[r] = fmaxf(tile_max[r], value);
-    });
-    float base[kLaneRows], factor[kLaneRows];
-#pragma unroll
-    for (int r = 0; r < kLaneRows; ++r) {
-        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(~0u, tile_max[r], 1));
-        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(~0u, tile_max[r], 2));
-        const float new_max = fmaxf(state.max[r], tile_max[r]);
-        // A row that has seen nothing yet (a split before its position): weights and factor 0.
-        base[r] = new_max == -INFINITY ? 0.0f : new_max;
-        factor[r] = exp2f(state.max[r] - base[r]);  // 0 on the row's first visible tile
-        state.max[r] = new_max;
-    }
-    float sum[kLaneRows] = {};
-    for_each_score(score, [&](float& value, int r, int) {
-        value = exp2f(value - base[r]);
-        sum[r] += value;
-    });
-#pragma unroll
-    for (int r = 0; r < kLaneRows; ++r) state.sum[r] = state.sum[r] * factor[r] + sum[r];
-#pragma unroll
-    for (int m = 0; m < kRowTiles; ++m) {
-#pragma unroll
-        for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
-            state.out[m][dt][0] *= factor[2 * m];
-            state.out[m][dt][1] *= factor[2 * m];
-            state.out[m][dt][2] *= factor[2 * m + 1];
-            state.out[m][dt][3] *= factor[2 * m + 1];
-        }
-    }
-}
-
 // One tile for warp h's rows: scores, the causal mask, the online softmax, and out += p v.
 template <class Tiles>
 __device__ __forceinline__ void attend_tile(const Tiles& s, int stage, int h, int tile0,
                                             const WalkRows& rows, RowState& state) {
-    TileScores score = {};
+    TileScores<kPrefillPositions> score = {};
     tile_scores(s, stage, h, score);
-    softmax_tile(score, tile0, rows, state);
+    softmax_tile<kPrefillPositions>(score, tile0, rows, state);
     accumulate_values(s, stage, score, state);
-}
-
-// A lane's rows, normalised into out or, split, as partial state for combine_kernel (whose
-// maxima are natural-log ones).
-__device__ __forceinline__ void write_rows(const AttentionParams& p, int first, int kv_head, int h,
-                                           const WalkRows& rows, RowState& state) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, d = p.head_dim;
-#pragma unroll
-    for (int r = 0; r < kLaneRows; ++r) {
-        float total = state.sum[r];
-        total += __shfl_xor_sync(~0u, total, 1);
-        total += __shfl_xor_sync(~0u, total, 2);
-        if (rows.position[r] < 0) continue;
-        const int token = first + 8 * r + g;
-        const int64_t head = query_head(p, token, kv_head, h);
-        float* partial = p.partial + (head * p.n_splits + blockIdx.z) * (d + 2);
-        float* out = p.out + head * d;
-#pragma unroll
-        for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-                const int i = 8 * dt + 2 * t + c;
-                if (i >= d) continue;
-                const float value = state.out[r / 2][dt][2 * (r % 2) + c];
-                if (p.n_splits > 1) {
-                    partial[i] = value;
-                } else {
-                    out[i] = value / total;
-                }
-            }
-        }
-        if (p.n_splits > 1 && t == 0) {
-            partial[d] = state.max[r] * 0.6931471805599453f;  // ln 2
-            partial[d + 1] = total;
-        }
-    }
 }
 
 // One run, tile tokens [begin, end), over this split's part of positions 0 .. its last one.
@@ -441,19 +312,7 @@ __device__ __forceinline__ void attend_run(const AttentionParams& p, Tiles& s, i
                               : 0;
 
     RowState state;
-#pragma unroll
-    for (int r = 0; r < kLaneRows; ++r) {
-        state.max[r] = -INFINITY;
-        state.sum[r] = 0.0f;
-    }
-#pragma unroll
-    for (int m = 0; m < kRowTiles; ++m) {
-#pragma unroll
-        for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
-#pragma unroll
-            for (int c = 0; c < 4; ++c) state.out[m][dt][c] = 0.0f;
-        }
-    }
+    start_rows(state);
     __syncthreads();  // the previous run's readers are done with the buffers
     if (n_walk_tiles > 0) {
         find_pool_rows(p, table, walk_begin, walk_end, s);
@@ -471,7 +330,7 @@ __device__ __forceinline__ void attend_run(const AttentionParams& p, Tiles& s, i
         if (i + 1 < n_walk_tiles) load_kv_tile(p, kv_head, s, (i + 1) & 1);
         if (h < p.group) attend_tile(s, i & 1, h, tile0, rows, state);
     }
-    if (h < p.group) write_rows(p, first, kv_head, h, rows, state);
+    if (h < p.group) write_rows(p, first, 0, kv_head, h, rows, state);
 }
 
 // Grid: (tiles of 16 batch tokens, kv heads, splits); the tiles in reverse, so that the latest
@@ -483,30 +342,11 @@ __global__ void __launch_bounds__(kPrefillThreads, Tiles::kCtasPerSm)
     Tiles& s = *reinterpret_cast<Tiles*>(shared_words);
     const int first = static_cast<int>(gridDim.x - 1 - blockIdx.x) * kPrefillTokens;
     const int kv_head = blockIdx.y;
-    if (threadIdx.x < 32) {
-        const int token = first + static_cast<int>(threadIdx.x);
-        const bool here = threadIdx.x < kPrefillTokens && token < p.n_tokens;
-        const bool long_run = here && in_long_run(p.positions, p.table_offsets, p.n_tokens, token);
-        const bool starts =
-            long_run && (threadIdx.x == 0 || !continues_run(p.positions, p.table_offsets, token));
-        const unsigned long_runs = __ballot_sync(~0u, long_run);
-        const unsigned run_starts = __ballot_sync(~0u, starts);
-        if (threadIdx.x < kPrefillTokens) s.position[threadIdx.x] = here ? p.positions[token] : -1;
-        if (threadIdx.x == 0) {
-            s.long_runs = long_runs;
-            s.run_starts = run_starts;
-        }
-    }
+    find_tile_runs<kPrefillTokens>(p, first, s.position, s.runs);
     load_queries(p, first, kv_head, s);
     __syncthreads();
-    const unsigned long_runs = s.long_runs, run_starts = s.run_starts;
-    // The tile's parts of long runs, one walk each (the same loop in every thread).
-    for (unsigned starts = run_starts; starts != 0; starts &= starts - 1) {
-        const int begin = __ffs(static_cast<int>(starts)) - 1;
-        int end = begin + 1;
-        while (end < kPrefillTokens && (long_runs >> end & 1u) && !(run_starts >> end & 1u)) ++end;
-        attend_run(p, s, first, kv_head, begin, end);
-    }
+    for_each_run<kPrefillTokens>(
+        s.runs, [&](int begin, int end) { attend_run(p, s, first, kv_head, begin, end); });
 }
 
 }  // namespace
@@ -531,8 +371,13 @@ cudaError_t launch(const AttentionParams& p, int n_kv_heads, cudaStream_t stream
 // Shared memory opted in first.
 cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads, bool bf16_pool,
                                      cudaStream_t stream) {
+    if (prefill_runs_wgmma(bf16_pool)) return launch_prefill_attention_wgmma(p, n_kv_heads, stream);
     return bf16_pool ? launch<Bf16Tiles>(p, n_kv_heads, stream)
                      : launch<F32Tiles>(p, n_kv_heads, stream);
+}
+
+int prefill_tile_tokens(bool bf16_pool) {
+    return prefill_runs_wgmma(bf16_pool) ? kWgmmaPrefillTokens : kPrefillTokens;
 }
 
 }  // namespace fourbit::cuda::paged_attention

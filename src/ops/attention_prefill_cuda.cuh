@@ -184,10 +184,19 @@ __device__ __forceinline__ bool in_long_run_warp(const int32_t* positions, const
     return 1 + left + right >= kMinRun;
 }
 
-// Launches the tiled kernel (attention_prefill_cuda.cu) over p.n_tokens batch tokens of an f32
-// or a bf16 pool.
+// Launches the tiled kernel over p.n_tokens batch tokens of an f32 or a bf16 pool: on sm_90a over
+// a bf16 pool the wgmma kernel (attention_prefill_wgmma_cuda.cu), else the mma.sync one
+// (attention_prefill_cuda.cu).
 cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads, bool bf16_pool,
                                      cudaStream_t stream);
+// Batch tokens per CTA of the kernel launch_prefill_attention picks on the current device.
+constexpr int kWgmmaPrefillTokens = 32;
+int prefill_tile_tokens(bool bf16_pool);
+
+// The wgmma kernel: whether it runs here, and its launch.
+bool prefill_runs_wgmma(bool bf16_pool);
+cudaError_t launch_prefill_attention_wgmma(const AttentionParams& p, int n_kv_heads,
+                                           cudaStream_t stream);
 
 // The per-token kernel's work on the tensor cores for a bf16 pool with head_dim a multiple of 8
 // (attention_decode_cuda.cu): grid (tokens, kv heads, splits), each split a multiple of
