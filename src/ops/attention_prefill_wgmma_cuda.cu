@@ -29,6 +29,8 @@ constexpr int kWarps = 2 * kPrefillHeads;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kRows = kPrefillHeads * kTokens;  // row 32 h + t: head h, tile token t
 constexpr int kKeys = 64;                       // positions a tile
+// Tile i's keys and values in stage i % 2: tile i + 1's land while i is multiplied.
+constexpr int kStages = 2;
 // A block of 8 rows: 16 core matrices of 8 rows x 16 bytes (8 dimensions), k-adjacent ones 128
 // bytes apart.
 constexpr int kChunks = kPrefillDim / 8;
@@ -36,10 +38,10 @@ constexpr int kBlockBytes = kChunks * 128;
 static_assert(kRows % 64 == 0, "whole warpgroups");
 
 struct Shared {
-    alignas(128) unsigned char q[2][kRows / 8][kBlockBytes];     // [hi, lo][row block]
-    alignas(128) unsigned char keys[2][kKeys / 8][kBlockBytes];  // [stage][position block]
-    alignas(128) unsigned char values[2][kKeys / 8][kBlockBytes];
-    int pool_row[kKeys];  // the next tile's rows in the pool (-1: past the walk)
+    alignas(128) unsigned char q[2][kRows / 8][kBlockBytes];           // [hi, lo][row block]
+    alignas(128) unsigned char keys[kStages][kKeys / 8][kBlockBytes];  // [stage][8 positions]
+    alignas(128) unsigned char values[kStages][kKeys / 8][kBlockBytes];
+    int pool_row[2][kKeys];  // the next two tiles' rows in the pool (-1: past the walk)
     int position[kTokens];
     TileRuns runs;
 };
@@ -78,11 +80,11 @@ __device__ __forceinline__ void load_queries(const AttentionParams& p, int first
 
 // Where positions [tile0, tile0 + kKeys) of the walk sit in the pool (-1 from walk_end on).
 __device__ __forceinline__ void find_pool_rows(const AttentionParams& p, const int32_t* table,
-                                               int tile0, int walk_end, Shared& s) {
+                                               int tile0, int walk_end, int (&rows)[kKeys]) {
     if (threadIdx.x < kKeys) {
         const int position = tile0 + static_cast<int>(threadIdx.x);
         const int block_size = static_cast<int>(p.block_size);
-        s.pool_row[threadIdx.x] =
+        rows[threadIdx.x] =
             position < walk_end ? static_cast<int>(pool_row(table, block_size, position)) : -1;
     }
 }
@@ -90,14 +92,14 @@ __device__ __forceinline__ void find_pool_rows(const AttentionParams& p, const i
 // The tile whose rows find_pool_rows found into stage `stage`, zeros past the walk and past
 // head_dim. Thread i takes position 8 (i / 128) + i % 8, chunk (i / 8) % 16: 8 threads read 16
 // bytes of 8 rows, a warp 64 contiguous bytes of each, and its stores fill 512 contiguous bytes.
-__device__ __forceinline__ void load_kv_tile(const AttentionParams& p, int kv_head, Shared& s,
-                                             int stage) {
+__device__ __forceinline__ void load_kv_tile(const AttentionParams& p, int kv_head,
+                                             const int (&pool_rows)[kKeys], Shared& s, int stage) {
     const __nv_bfloat16* keys = static_cast<const __nv_bfloat16*>(p.keys);
     const __nv_bfloat16* values = static_cast<const __nv_bfloat16*>(p.values);
 #pragma unroll
     for (int index = threadIdx.x; index < kKeys * kChunks; index += kThreads) {
         const int r = (index >> 7) * 8 + (index & 7), c = (index >> 3) & (kChunks - 1);
-        const int row = s.pool_row[r];
+        const int row = pool_rows[r];
         const bool valid = row >= 0 && 8 * c < p.head_dim;
         const int64_t offset =
             valid ? static_cast<int64_t>(row) * p.kv_width + kv_head * p.head_dim + 8 * c : 0;
@@ -113,21 +115,21 @@ __device__ __forceinline__ void attend_tile(const Shared& s, int stage, int tile
                                             const WalkRows& rows, RowState& state) {
     const int warpgroup = threadIdx.x >> 7;
     TileScores<kKeys> score;
-    float(&d)[32] = reinterpret_cast<float(&)[32]>(score);
+    float(&d)[kKeys / 2] = reinterpret_cast<float(&)[kKeys / 2]>(score);
     const unsigned char* q_hi = s.q[0][8 * warpgroup];
     const unsigned char* q_lo = s.q[1][8 * warpgroup];
     const unsigned char* keys = s.keys[stage][0];
     wgmma::fence_operands();
     // k-tile kt: dimensions 16kt .. (two chunks, 256 bytes on).
-    wgmma::mma_64x64<false>(d, wgmma::descriptor(q_lo, 128, kBlockBytes),
+    wgmma::mma_ss<false>(d, wgmma::descriptor(q_lo, 128, kBlockBytes),
                             wgmma::descriptor(keys, 128, kBlockBytes));
-    wgmma::mma_64x64<true>(d, wgmma::descriptor(q_hi, 128, kBlockBytes),
+    wgmma::mma_ss<true>(d, wgmma::descriptor(q_hi, 128, kBlockBytes),
                            wgmma::descriptor(keys, 128, kBlockBytes));
 #pragma unroll
     for (int kt = 1; kt < kPrefillDim / 16; ++kt) {
-        wgmma::mma_64x64<true>(d, wgmma::descriptor(q_lo + 256 * kt, 128, kBlockBytes),
+        wgmma::mma_ss<true>(d, wgmma::descriptor(q_lo + 256 * kt, 128, kBlockBytes),
                                wgmma::descriptor(keys + 256 * kt, 128, kBlockBytes));
-        wgmma::mma_64x64<true>(d, wgmma::descriptor(q_hi + 256 * kt, 128, kBlockBytes),
+        wgmma::mma_ss<true>(d, wgmma::descriptor(q_hi + 256 * kt, 128, kBlockBytes),
                                wgmma::descriptor(keys + 256 * kt, 128, kBlockBytes));
     }
     wgmma::commit_group();
@@ -150,6 +152,7 @@ __device__ __forceinline__ void attend_tile(const Shared& s, int stage, int tile
         wgmma::mma_64x128_mn(out, p_lo[kt][0], b);
         wgmma::mma_64x128_mn(out, p_hi[kt][0], b);
     }
+    // Waited for here: ptxas would wait at once anyway, p's registers being live in flight.
     wgmma::commit_group();
     wgmma::wait_group<0>();
     wgmma::pin(out);
@@ -180,20 +183,25 @@ __device__ __forceinline__ void attend_run(const AttentionParams& p, Shared& s, 
     start_rows(state);
     __syncthreads();  // the previous run's readers are done with the buffers
     if (n_walk_tiles > 0) {
-        find_pool_rows(p, table, walk_begin, walk_end, s);
+        find_pool_rows(p, table, walk_begin, walk_end, s.pool_row[0]);
         __syncthreads();
-        load_kv_tile(p, kv_head, s, 0);
+        load_kv_tile(p, kv_head, s.pool_row[0], s, 0);
+        if (n_walk_tiles > 1) find_pool_rows(p, table, walk_begin + kKeys, walk_end, s.pool_row[1]);
     }
-    // Tile i in stage i % 2.
     for (int i = 0; i < n_walk_tiles; ++i) {
         const int tile0 = walk_begin + i * kKeys;
         wait_async_copies<0>();
         wgmma::fence_async_proxy();
-        __syncthreads();  // tile i has landed; everyone is done with tile i - 1's buffers
-        if (i + 1 < n_walk_tiles) find_pool_rows(p, table, tile0 + kKeys, walk_end, s);
-        __syncthreads();  // tile i + 1's rows are complete
-        if (i + 1 < n_walk_tiles) load_kv_tile(p, kv_head, s, (i + 1) & 1);
-        attend_tile(s, i & 1, tile0, rows, state);
+        // Tile i has landed and tile i + 1's rows are found; every warpgroup is done with tile
+        // i - 1, whose stage tile i + 1 takes.
+        __syncthreads();
+        if (i + 1 < n_walk_tiles) {
+            load_kv_tile(p, kv_head, s.pool_row[(i + 1) & 1], s, (i + 1) % kStages);
+        }
+        if (i + 2 < n_walk_tiles) {
+            find_pool_rows(p, table, tile0 + 2 * kKeys, walk_end, s.pool_row[i & 1]);
+        }
+        attend_tile(s, i % kStages, tile0, rows, state);
     }
     if (h < p.group) write_rows(p, first, row0, kv_head, h, rows, state);
 }

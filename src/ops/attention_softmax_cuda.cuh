@@ -95,6 +95,11 @@ __device__ __forceinline__ void softmax_tile(TileScores<kPositions>& score, int 
     });
 #pragma unroll
     for (int r = 0; r < kLaneRows; ++r) state.sum[r] = state.sum[r] * factor[r] + sum[r];
+    // Most tiles past the first few move no row's maximum: x 1 is exact, so skip it.
+    bool moved = false;
+#pragma unroll
+    for (int r = 0; r < kLaneRows; ++r) moved |= factor[r] != 1.0f;
+    if (!__any_sync(~0u, moved)) return;
 #pragma unroll
     for (int m = 0; m < kRowTiles; ++m) {
 #pragma unroll
