@@ -231,6 +231,8 @@ bool prefill_runs_wgmma(bool bf16_pool) { return bf16_pool && wgmma::runs_wgmma(
 
 cudaError_t launch_prefill_attention_wgmma(const AttentionParams& p, int n_kv_heads,
                                            cudaStream_t stream) {
+    // A split ends on a tile's end: keys past a walk are zeros that only the causal mask hides.
+    if (p.n_splits > 1 && p.split % kKeys != 0) return cudaErrorInvalidValue;
     const size_t bytes = sizeof(Shared);
     const cudaError_t status =
         cudaFuncSetAttribute(prefill_attention_wgmma_kernel,

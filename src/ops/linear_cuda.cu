@@ -1,8 +1,8 @@
 // linear on CUDA: dense weights at up to 64 tokens (decode: the router, the head, BF16 layers)
 // through a GEMV that keeps x in f32 as the CPU does, so that router scores, and with them the
-// choice of experts, agree with the reference; beyond, small ones (routers) through an f32 cuBLAS
-// GEMM (a bf16 weight widened first, exactly, so x stays f32 there too), the rest through cuBLAS
-// with x rounded to bf16 (bf16 weights) or in plain f32 (f32 weights). Tiled NVFP4
+// choice of experts, agree with the reference; beyond, small ones (routers) through a bf16 cuBLAS
+// GEMM of x split exactly into three bf16 parts (so x stays whole there too), the rest through
+// cuBLAS with x rounded to bf16 (bf16 weights) or in plain f32 (f32 weights). Tiled NVFP4
 // through the weight-only GEMV family (ops/cuda/nvfp4_gemv.cuh) for decode-sized steps and the
 // GEMM (ops/cuda/nvfp4_gemm.cuh) for prefill chunks.
 #include <cmath>
@@ -26,9 +26,9 @@ constexpr int kExactRowsPerBlock = 4;
 constexpr int kExactTokensPerCta = 16;  // more tokens take more CTAs (grid y)
 // Where the f32-x GEMV runs: up to 64 tokens; beyond, re-reading the weights per 16 tokens costs
 // more than cuBLAS (M2's router at 4096 tokens: ~1 ms a layer as GEMVs, H100). Weights up to
-// this size keep x in f32 beyond too.
+// this size keep x whole beyond too (split in three).
 constexpr int64_t kExactGemvMaxTokens = 64;
-constexpr int64_t kF32GemmBytes = int64_t(8) << 20;
+constexpr int64_t kSplitGemmBytes = int64_t(8) << 20;
 // Rows a warp of the exact GEMV at 2+ tokens where there are at least kExactMultiRowMinRows:
 // its x loads bound it there, and four rows share them (H200: the lm_head at 8 tokens 1,289 ->
 // 680 us, a BF16 q_proj at 16 tokens 87.5 -> 47.0). Fewer rows (routers) keep a row a warp,
@@ -122,13 +122,19 @@ void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
                                          y.data<float>(), n));
         return;
     }
-    if (static_cast<int64_t>(weight.weight.size_bytes()) <= kF32GemmBytes) {
-        Scratch widened(static_cast<size_t>(weight.weight.numel()) * sizeof(float));
-        widen_bf16(weight.weight.data<__nv_bfloat16>(), widened.as<float>(), weight.weight.numel(),
-                   current_stream());
-        FOURBIT_CUBLAS_CHECK(cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha,
-                                         widened.as<float>(), k, x.data<float>(), k, &beta,
-                                         y.data<float>(), n));
+    if (static_cast<int64_t>(weight.weight.size_bytes()) <= kSplitGemmBytes) {
+        // x = hi + mid + lo exactly, each product with the bf16 weight exact in f32: one bf16
+        // GEMM over k three times as long keeps x whole on the tensor cores (M2's router at
+        // 4,096 tokens: an f32 cuBLAS GEMM of the widened weight took ~190 us a layer, H200).
+        Scratch parts(static_cast<size_t>(m) * 3 * k * 2);
+        Scratch repeated(static_cast<size_t>(n) * 3 * k * 2);
+        split_to_bf16x3(x.data<float>(), m, k, parts.as<__nv_bfloat16>(), current_stream());
+        repeat_bf16x3(weight.weight.data<__nv_bfloat16>(), n, k, repeated.as<__nv_bfloat16>(),
+                      current_stream());
+        FOURBIT_CUBLAS_CHECK(cublasGemmEx(
+            handle, CUBLAS_OP_T, CUBLAS_OP_N, n, m, 3 * k, &alpha, repeated.as<uint16_t>(),
+            CUDA_R_16BF, 3 * k, parts.as<uint16_t>(), CUDA_R_16BF, 3 * k, &beta, y.data<float>(),
+            CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         return;
     }
     const int64_t count = x.numel();

@@ -287,6 +287,25 @@ __global__ void sum_slots_kernel(const float* rows, int n_tokens, int top_k, int
     }
 }
 
+// sum_slots_kernel's sums (the same order) four columns a thread, where hidden is a multiple of 4:
+// grid (column vectors / 256, tokens), so no thread divides, and each issues its top_k loads at
+// once (a prefill chunk's slot rows are ~400 MB on M2: ~150 -> ~100 us a layer).
+__global__ void sum_slots_vector_kernel(const float4* rows, int top_k, int vectors, float4* out) {
+    const int c = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+    if (c >= vectors) return;
+    const int64_t t = blockIdx.y;
+    const float4* slots = rows + t * top_k * vectors + c;
+    float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int j = 0; j < top_k; ++j) {
+        const float4 v = slots[static_cast<int64_t>(j) * vectors];
+        sum.x += v.x;
+        sum.y += v.y;
+        sum.z += v.z;
+        sum.w += v.w;
+    }
+    out[t * vectors + c] = sum;
+}
+
 // gate/up then down as the per-stripe GEMVs over tiles of up to kTileSlots slots, each CTA
 // kStripesPerCta stripes of one tile.
 void launch_grouped(const ExpertsView& view, const Grouping& g, int max_tiles, const float* h,
@@ -367,8 +386,17 @@ void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor
         launch_grouped(view, g, max_tiles, h.data<float>(), top_k, expert_weights.data<float>(),
                        mid.as<float>(), rows.as<float>());
     }
-    sum_slots_kernel<<<1024, 256, 0, stream>>>(rows.as<float>(), n_tokens, top_k, hidden,
-                                               out.data<float>());
+    if (hidden % 4 == 0 && n_tokens <= 65535 &&
+        reinterpret_cast<uintptr_t>(out.data<float>()) % 16 == 0) {
+        const int vectors = static_cast<int>(hidden / 4);
+        const dim3 grid(static_cast<unsigned>((vectors + 255) / 256),
+                        static_cast<unsigned>(n_tokens));
+        sum_slots_vector_kernel<<<grid, 256, 0, stream>>>(
+            rows.as<float4>(), top_k, vectors, reinterpret_cast<float4*>(out.data<float>()));
+    } else {
+        sum_slots_kernel<<<1024, 256, 0, stream>>>(rows.as<float>(), n_tokens, top_k, hidden,
+                                                   out.data<float>());
+    }
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 

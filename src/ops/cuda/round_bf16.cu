@@ -1,5 +1,6 @@
-#include "ops/cuda/round_bf16.h"
+#include <algorithm>
 
+#include "ops/cuda/round_bf16.h"
 #include "tensor/cuda_check.h"
 
 namespace fourbit::cuda {
@@ -19,9 +20,29 @@ __global__ void round_to_bf16_kernel(const float* x, __nv_bfloat16* out, int64_t
     }
 }
 
-__global__ void widen_bf16_kernel(const __nv_bfloat16* x, float* out, int64_t n) {
-    const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) out[i] = __bfloat162float(x[i]);
+__global__ void split_to_bf16x3_kernel(const float* x, int64_t n, int64_t k, __nv_bfloat16* out) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t r = i / k, c = i % k;
+        const float value = x[i];
+        const __nv_bfloat16 hi = __float2bfloat16_rn(value);
+        const float rest = value - __bfloat162float(hi);  // exact: the bits below hi's
+        const __nv_bfloat16 mid = __float2bfloat16_rn(rest);
+        __nv_bfloat16* row = out + 3 * r * k + c;
+        row[0] = hi;
+        row[k] = mid;
+        row[2 * k] = __float2bfloat16_rn(rest - __bfloat162float(mid));  // exact too
+    }
+}
+
+__global__ void repeat_bf16x3_kernel(const __nv_bfloat16* w, int64_t n, int64_t k,
+                                     __nv_bfloat16* out) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t r = i / k, c = i % k;
+        __nv_bfloat16* row = out + 3 * r * k + c;
+        row[0] = row[k] = row[2 * k] = w[i];
+    }
 }
 
 }  // namespace
@@ -33,9 +54,21 @@ void round_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, cudaStream_t s
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
-void widen_bf16(const __nv_bfloat16* x, float* out, int64_t n, cudaStream_t stream) {
+void split_to_bf16x3(const float* x, int64_t rows, int64_t k, __nv_bfloat16* out,
+                     cudaStream_t stream) {
+    const int64_t n = rows * k;
     if (n == 0) return;
-    widen_bf16_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(x, out, n);
+    const int64_t blocks = std::min<int64_t>((n + 255) / 256, 4096);
+    split_to_bf16x3_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(x, n, k, out);
+    FOURBIT_CUDA_CHECK_LAUNCH();
+}
+
+void repeat_bf16x3(const __nv_bfloat16* w, int64_t rows, int64_t k, __nv_bfloat16* out,
+                   cudaStream_t stream) {
+    const int64_t n = rows * k;
+    if (n == 0) return;
+    const int64_t blocks = std::min<int64_t>((n + 255) / 256, 4096);
+    repeat_bf16x3_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(w, n, k, out);
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
