@@ -912,8 +912,9 @@ TEST_P(DeviceOps, AttentionPagedBatchOfDecodesChunksAndPrefills) {
 }
 
 // Steps of more than 64 tokens: on CUDA the tiled prefill kernel takes the tokens of runs of 16
-// or more (one sequence, consecutive positions), 32 batch tokens per CTA, and the per-token
-// kernel the rest; with few tiles both split the context.
+// or more (one sequence, consecutive positions), 16 batch tokens per CTA on mma.sync or 32 on
+// wgmma (a bf16 pool on sm_90a), and the per-token kernel the rest; with few tiles both split
+// the context.
 TEST_P(DeviceOps, AttentionPagedPrefillTilesMiniMax) {
     std::mt19937 rng(16);
     run_attention_case({48, 8, 128}, {{300, 300}}, 16, device_, rng);  // a prompt; no split
