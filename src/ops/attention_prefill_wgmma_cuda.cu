@@ -90,21 +90,31 @@ __device__ __forceinline__ void find_pool_rows(const AttentionParams& p, const i
 }
 
 // The tile whose rows find_pool_rows found into stage `stage`, zeros past the walk and past
-// head_dim. Thread i takes position 8 (i / 128) + i % 8, chunk (i / 8) % 16: 8 threads read 16
-// bytes of 8 rows, a warp 64 contiguous bytes of each, and its stores fill 512 contiguous bytes.
+// head_dim. Thread t copies chunk c = (t / 8) % 16 of positions r0 + 24j, r0 = 8 (t / 128) +
+// t % 8 (copy i = t + 384j of position 8 (i / 128) + i % 8, chunk (i / 8) % 16, with the divisions
+// done once): 8 threads read 16 bytes of 8 rows, a warp 64 contiguous bytes of each, and its
+// stores fill 512 contiguous bytes.
 __device__ __forceinline__ void load_kv_tile(const AttentionParams& p, int kv_head,
                                              const int (&pool_rows)[kKeys], Shared& s, int stage) {
+    static_assert(kThreads % 128 == 0, "a pass is whole 8-row blocks");
+    constexpr int kPassRows = kThreads / kChunks;  // positions a pass of all threads copies
     const __nv_bfloat16* keys = static_cast<const __nv_bfloat16*>(p.keys);
     const __nv_bfloat16* values = static_cast<const __nv_bfloat16*>(p.values);
+    const int t = threadIdx.x, c = (t >> 3) & (kChunks - 1), r0 = (t >> 7) * 8 + (t & 7);
+    const bool in_head = 8 * c < p.head_dim;
+    const int column = kv_head * p.head_dim + 8 * c;
+    unsigned char* key_stage = &s.keys[stage][0][core_offset(r0, c)];
+    unsigned char* value_stage = &s.values[stage][0][core_offset(r0, c)];
 #pragma unroll
-    for (int index = threadIdx.x; index < kKeys * kChunks; index += kThreads) {
-        const int r = (index >> 7) * 8 + (index & 7), c = (index >> 3) & (kChunks - 1);
+    for (int j = 0; j * kPassRows < kKeys; ++j) {
+        const int r = r0 + kPassRows * j;
+        if (r >= kKeys) break;
         const int row = pool_rows[r];
-        const bool valid = row >= 0 && 8 * c < p.head_dim;
-        const int64_t offset =
-            valid ? static_cast<int64_t>(row) * p.kv_width + kv_head * p.head_dim + 8 * c : 0;
-        copy_async_16(&s.keys[stage][0][core_offset(r, c)], keys + offset, valid);
-        copy_async_16(&s.values[stage][0][core_offset(r, c)], values + offset, valid);
+        const bool valid = row >= 0 && in_head;
+        const int64_t offset = valid ? static_cast<int64_t>(row) * p.kv_width + column : 0;
+        const int shared = (kPassRows / 8) * kBlockBytes * j;  // r0 + 24j: 3j blocks on
+        copy_async_16(key_stage + shared, keys + offset, valid);
+        copy_async_16(value_stage + shared, values + offset, valid);
     }
     commit_async_copies();
 }
@@ -116,21 +126,17 @@ __device__ __forceinline__ void attend_tile(const Shared& s, int stage, int tile
     const int warpgroup = threadIdx.x >> 7;
     TileScores<kKeys> score;
     float(&d)[kKeys / 2] = reinterpret_cast<float(&)[kKeys / 2]>(score);
-    const unsigned char* q_hi = s.q[0][8 * warpgroup];
-    const unsigned char* q_lo = s.q[1][8 * warpgroup];
-    const unsigned char* keys = s.keys[stage][0];
-    wgmma::fence_operands();
     // k-tile kt: dimensions 16kt .. (two chunks, 256 bytes on).
-    wgmma::mma_ss<false>(d, wgmma::descriptor(q_lo, 128, kBlockBytes),
-                            wgmma::descriptor(keys, 128, kBlockBytes));
-    wgmma::mma_ss<true>(d, wgmma::descriptor(q_hi, 128, kBlockBytes),
-                           wgmma::descriptor(keys, 128, kBlockBytes));
+    const uint64_t q_hi = wgmma::descriptor(s.q[0][8 * warpgroup], 128, kBlockBytes);
+    const uint64_t q_lo = wgmma::descriptor(s.q[1][8 * warpgroup], 128, kBlockBytes);
+    const uint64_t keys = wgmma::descriptor(s.keys[stage][0], 128, kBlockBytes);
+    wgmma::fence_operands();
+    wgmma::mma_64x64<false>(d, q_lo, keys);
+    wgmma::mma_64x64<true>(d, q_hi, keys);
 #pragma unroll
     for (int kt = 1; kt < kPrefillDim / 16; ++kt) {
-        wgmma::mma_ss<true>(d, wgmma::descriptor(q_lo + 256 * kt, 128, kBlockBytes),
-                               wgmma::descriptor(keys + 256 * kt, 128, kBlockBytes));
-        wgmma::mma_ss<true>(d, wgmma::descriptor(q_hi + 256 * kt, 128, kBlockBytes),
-                               wgmma::descriptor(keys + 256 * kt, 128, kBlockBytes));
+        wgmma::mma_64x64<true>(d, wgmma::advance(q_lo, 256 * kt), wgmma::advance(keys, 256 * kt));
+        wgmma::mma_64x64<true>(d, wgmma::advance(q_hi, 256 * kt), wgmma::advance(keys, 256 * kt));
     }
     wgmma::commit_group();
     wgmma::wait_group<0>();
@@ -144,11 +150,11 @@ __device__ __forceinline__ void attend_tile(const Shared& s, int stage, int tile
 #pragma unroll
     for (int kt = 0; kt < kKeys / 16; ++kt) split_weights<kKeys>(score, kt, p_hi[kt], p_lo[kt]);
     float(&out)[64] = reinterpret_cast<float(&)[64]>(state.out);
-    const unsigned char* values = s.values[stage][0];
+    const uint64_t values = wgmma::descriptor(s.values[stage][0], kBlockBytes, 128);
     wgmma::fence_operands();
 #pragma unroll
     for (int kt = 0; kt < kKeys / 16; ++kt) {
-        const uint64_t b = wgmma::descriptor(values + 2 * kBlockBytes * kt, kBlockBytes, 128);
+        const uint64_t b = wgmma::advance(values, 2 * kBlockBytes * kt);
         wgmma::mma_64x128_mn(out, p_lo[kt][0], b);
         wgmma::mma_64x128_mn(out, p_hi[kt][0], b);
     }

@@ -64,25 +64,30 @@ __device__ __forceinline__ void for_each_score(TileScores<kPositions>& score, F 
 }
 
 // The causal mask and the online softmax of one tile's scores: they become the tile's weights,
-// and the row state (maxima, sums, outputs so far) is rescaled to the new maxima.
+// and the row state (maxima, sums, outputs so far) is rescaled to the new maxima. The maxima are
+// taken on the raw scores (x -> x scale_log2 is monotonic, also rounded) and each weight is one
+// exp2 of an fma; the mask's compares run only on tiles that reach past a row's position.
 template <int kPositions>
 __device__ __forceinline__ void softmax_tile(TileScores<kPositions>& score, int tile0,
                                              const WalkRows& rows, RowState& state) {
     float tile_max[kLaneRows];
 #pragma unroll
     for (int r = 0; r < kLaneRows; ++r) tile_max[r] = -INFINITY;
-    const bool masked = tile0 + kPositions - 1 > rows.min_position;  // the same in the warp
-    for_each_score<kPositions>(score, [&](float& value, int r, int column) {
-        value *= rows.scale_log2;
-        if (masked && tile0 + column > rows.position[r]) value = -INFINITY;
-        tile_max[r] = fmaxf(tile_max[r], value);
-    });
+    if (tile0 + kPositions - 1 > rows.min_position) {  // the same in the warp
+        for_each_score<kPositions>(score, [&](float& value, int r, int column) {
+            if (tile0 + column > rows.position[r]) value = -INFINITY;
+            tile_max[r] = fmaxf(tile_max[r], value);
+        });
+    } else {
+        for_each_score<kPositions>(
+            score, [&](float& value, int r, int) { tile_max[r] = fmaxf(tile_max[r], value); });
+    }
     float base[kLaneRows], factor[kLaneRows];
 #pragma unroll
     for (int r = 0; r < kLaneRows; ++r) {
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(~0u, tile_max[r], 1));
         tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(~0u, tile_max[r], 2));
-        const float new_max = fmaxf(state.max[r], tile_max[r]);
+        const float new_max = fmaxf(state.max[r], tile_max[r] * rows.scale_log2);
         // A row that has seen nothing yet (a split before its position): weights and factor 0.
         base[r] = new_max == -INFINITY ? 0.0f : new_max;
         factor[r] = exp2f(state.max[r] - base[r]);  // 0 on the row's first visible tile
@@ -90,7 +95,7 @@ __device__ __forceinline__ void softmax_tile(TileScores<kPositions>& score, int 
     }
     float sum[kLaneRows] = {};
     for_each_score<kPositions>(score, [&](float& value, int r, int) {
-        value = exp2f(value - base[r]);
+        value = exp2f(fmaf(value, rows.scale_log2, -base[r]));
         sum[r] += value;
     });
 #pragma unroll
