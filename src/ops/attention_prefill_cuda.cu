@@ -1,8 +1,6 @@
 // The tiled prefill attention kernel on the tensor cores (the design: attention_prefill_cuda.cuh).
 #include <cuda_bf16.h>
 
-#include <climits>
-
 #include "ops/attention_prefill_cuda.cuh"
 #include "ops/attention_softmax_cuda.cuh"
 #include "ops/cuda/async_copy.cuh"
@@ -293,41 +291,27 @@ __device__ __forceinline__ void attend_tile(const Tiles& s, int stage, int h, in
 template <class Tiles>
 __device__ __forceinline__ void attend_run(const AttentionParams& p, Tiles& s, int first,
                                            int kv_head, int begin, int end) {
-    const int h = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
-    WalkRows rows;
-    int min_position = INT_MAX;
-#pragma unroll
-    for (int r = 0; r < kLaneRows; ++r) {
-        const int token = 8 * r + g;
-        rows.position[r] = token >= begin && token < end ? s.position[token] : -1;
-        min_position = min(min_position, rows.position[r]);
-    }
-    rows.min_position = __reduce_min_sync(~0u, min_position);
-    rows.scale_log2 = p.scale * 1.4426950408889634f;  // log2 e
-    const int32_t* table = p.tables + p.table_offsets[first + begin];
-    const int walk_begin = static_cast<int>(blockIdx.z) * p.split;
-    const int walk_end = min(walk_begin + p.split, s.position[end - 1] + 1);
-    const int n_walk_tiles =
-        walk_end > walk_begin ? (walk_end - walk_begin + kPrefillPositions - 1) / kPrefillPositions
-                              : 0;
+    const int h = threadIdx.x >> 5;
+    const WalkRows rows = walk_rows(p, s.position, 0, begin, end);
+    const RunWalk w = run_walk<kPrefillPositions>(p, s.position, first, begin, end);
 
     RowState state;
     start_rows(state);
     __syncthreads();  // the previous run's readers are done with the buffers
-    if (n_walk_tiles > 0) {
-        find_pool_rows(p, table, walk_begin, walk_end, s);
+    if (w.tiles > 0) {
+        find_pool_rows(p, w.table, w.begin, w.end, s);
         __syncthreads();
         load_kv_tile(p, kv_head, s, 0);
     }
     // Tile i in stage i % 2 (an f32 pool's tiles: in the one staging buffer, then split).
-    for (int i = 0; i < n_walk_tiles; ++i) {
-        const int tile0 = walk_begin + i * kPrefillPositions;
+    for (int i = 0; i < w.tiles; ++i) {
+        const int tile0 = w.begin + i * kPrefillPositions;
         wait_async_copies<0>();
         __syncthreads();  // tile i has landed; everyone is done with tile i - 1's buffers
         prepare_kv_tile(s);
-        if (i + 1 < n_walk_tiles) find_pool_rows(p, table, tile0 + kPrefillPositions, walk_end, s);
+        if (i + 1 < w.tiles) find_pool_rows(p, w.table, tile0 + kPrefillPositions, w.end, s);
         __syncthreads();  // tile i's buffers and tile i + 1's rows are complete
-        if (i + 1 < n_walk_tiles) load_kv_tile(p, kv_head, s, (i + 1) & 1);
+        if (i + 1 < w.tiles) load_kv_tile(p, kv_head, s, (i + 1) & 1);
         if (h < p.group) attend_tile(s, i & 1, h, tile0, rows, state);
     }
     if (h < p.group) write_rows(p, first, 0, kv_head, h, rows, state);

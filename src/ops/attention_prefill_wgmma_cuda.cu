@@ -13,8 +13,6 @@
 // 8 m64n128k16 for p v (p lo then hi, values MN-major).
 #include <cuda_bf16.h>
 
-#include <climits>
-
 #include "ops/attention_prefill_cuda.cuh"
 #include "ops/attention_softmax_cuda.cuh"
 #include "ops/cuda/async_copy.cuh"
@@ -168,44 +166,30 @@ __device__ __forceinline__ void attend_tile(const Shared& s, int stage, int tile
 __device__ __forceinline__ void attend_run(const AttentionParams& p, Shared& s, int first,
                                            int kv_head, int begin, int end) {
     const int warp = threadIdx.x >> 5, h = warp / 2, row0 = 16 * (warp % 2);
-    const int g = (threadIdx.x & 31) >> 2;
-    WalkRows rows;
-    int min_position = INT_MAX;
-#pragma unroll
-    for (int r = 0; r < kLaneRows; ++r) {
-        const int token = row0 + 8 * r + g;
-        rows.position[r] = token >= begin && token < end ? s.position[token] : -1;
-        min_position = min(min_position, rows.position[r]);
-    }
-    rows.min_position = __reduce_min_sync(~0u, min_position);
-    rows.scale_log2 = p.scale * 1.4426950408889634f;  // log2 e
-    const int32_t* table = p.tables + p.table_offsets[first + begin];
-    const int walk_begin = static_cast<int>(blockIdx.z) * p.split;
-    const int walk_end = min(walk_begin + p.split, s.position[end - 1] + 1);
-    const int n_walk_tiles =
-        walk_end > walk_begin ? (walk_end - walk_begin + kKeys - 1) / kKeys : 0;
+    const WalkRows rows = walk_rows(p, s.position, row0, begin, end);
+    const RunWalk w = run_walk<kKeys>(p, s.position, first, begin, end);
 
     RowState state;
     start_rows(state);
     __syncthreads();  // the previous run's readers are done with the buffers
-    if (n_walk_tiles > 0) {
-        find_pool_rows(p, table, walk_begin, walk_end, s.pool_row[0]);
+    if (w.tiles > 0) {
+        find_pool_rows(p, w.table, w.begin, w.end, s.pool_row[0]);
         __syncthreads();
         load_kv_tile(p, kv_head, s.pool_row[0], s, 0);
-        if (n_walk_tiles > 1) find_pool_rows(p, table, walk_begin + kKeys, walk_end, s.pool_row[1]);
+        if (w.tiles > 1) find_pool_rows(p, w.table, w.begin + kKeys, w.end, s.pool_row[1]);
     }
-    for (int i = 0; i < n_walk_tiles; ++i) {
-        const int tile0 = walk_begin + i * kKeys;
+    for (int i = 0; i < w.tiles; ++i) {
+        const int tile0 = w.begin + i * kKeys;
         wait_async_copies<0>();
         wgmma::fence_async_proxy();
         // Tile i has landed and tile i + 1's rows are found; every warpgroup is done with tile
         // i - 1, whose stage tile i + 1 takes.
         __syncthreads();
-        if (i + 1 < n_walk_tiles) {
+        if (i + 1 < w.tiles) {
             load_kv_tile(p, kv_head, s.pool_row[(i + 1) & 1], s, (i + 1) % kStages);
         }
-        if (i + 2 < n_walk_tiles) {
-            find_pool_rows(p, table, tile0 + 2 * kKeys, walk_end, s.pool_row[i & 1]);
+        if (i + 2 < w.tiles) {
+            find_pool_rows(p, w.table, tile0 + 2 * kKeys, w.end, s.pool_row[i & 1]);
         }
         attend_tile(s, i % kStages, tile0, rows, state);
     }

@@ -1,8 +1,11 @@
 // The online softmax of the tiled prefill attention kernels (attention_prefill_cuda.cu on
-// mma.sync, attention_prefill_wgmma_cuda.cu on wgmma), written once: a warp's rows are one m16
+// mma.sync, attention_prefill_wgmma_cuda.cu on wgmma), and how they find a tile's runs and walk
+// them, written once: a warp's rows are one m16
 // tile of one query head, its scores and outputs the m16n8 accumulators (lane 4g + t: rows g
 // and g + 8, columns 8j + 2t and + 1), which both instructions produce.
 #pragma once
+
+#include <climits>
 
 #include "ops/attention_prefill_cuda.cuh"
 
@@ -27,6 +30,44 @@ struct WalkRows {
     int min_position;
     float scale_log2;
 };
+
+// A warp's rows over a run, tile tokens [begin, end): its lane rows are tile tokens row0 + 8r + g
+// (lane 4g + t); those outside the run are -1.
+__device__ __forceinline__ WalkRows walk_rows(const AttentionParams& p, const int* position,
+                                              int row0, int begin, int end) {
+    const int g = (threadIdx.x & 31) >> 2;
+    WalkRows rows;
+    int min_position = INT_MAX;
+#pragma unroll
+    for (int r = 0; r < kLaneRows; ++r) {
+        const int token = row0 + 8 * r + g;
+        rows.position[r] = token >= begin && token < end ? position[token] : -1;
+        min_position = min(min_position, rows.position[r]);
+    }
+    rows.min_position = __reduce_min_sync(~0u, min_position);
+    rows.scale_log2 = p.scale * 1.4426950408889634f;  // log2 e
+    return rows;
+}
+
+// What a run of the tile's tokens [begin, end) walks in this split (grid z): positions [begin,
+// end) of the sequence whose block table is `table`, up to its last token's, in `tiles` tiles of
+// kPositions.
+struct RunWalk {
+    const int32_t* table;
+    int begin;
+    int end;
+    int tiles;
+};
+template <int kPositions>
+__device__ __forceinline__ RunWalk run_walk(const AttentionParams& p, const int* position,
+                                            int first, int begin, int end) {
+    RunWalk w;
+    w.table = p.tables + p.table_offsets[first + begin];
+    w.begin = static_cast<int>(blockIdx.z) * p.split;
+    w.end = min(w.begin + p.split, position[end - 1] + 1);
+    w.tiles = w.end > w.begin ? (w.end - w.begin + kPositions - 1) / kPositions : 0;
+    return w;
+}
 
 // A warp's scores of one tile of kPositions: m16 tile m, 8 positions nt, the m16n8 accumulator.
 template <int kPositions>

@@ -45,30 +45,32 @@ __global__ void repeat_bf16x3_kernel(const __nv_bfloat16* w, int64_t n, int64_t 
     }
 }
 
+// 256-thread CTAs for a grid-stride loop over n elements: a thread each up to 4,096 CTAs.
+unsigned stride_blocks(int64_t n) {
+    return static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 4096));
+}
+
 }  // namespace
 
 void round_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, cudaStream_t stream) {
     if (n == 0) return;
     const int64_t threads = (n + 3) / 4;
-    round_to_bf16_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(x, out, n);
+    round_to_bf16_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(x, out,
+                                                                                           n);
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
 void split_to_bf16x3(const float* x, int64_t rows, int64_t k, __nv_bfloat16* out,
                      cudaStream_t stream) {
-    const int64_t n = rows * k;
-    if (n == 0) return;
-    const int64_t blocks = std::min<int64_t>((n + 255) / 256, 4096);
-    split_to_bf16x3_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(x, n, k, out);
+    if (rows * k == 0) return;
+    split_to_bf16x3_kernel<<<stride_blocks(rows * k), 256, 0, stream>>>(x, rows * k, k, out);
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
 void repeat_bf16x3(const __nv_bfloat16* w, int64_t rows, int64_t k, __nv_bfloat16* out,
                    cudaStream_t stream) {
-    const int64_t n = rows * k;
-    if (n == 0) return;
-    const int64_t blocks = std::min<int64_t>((n + 255) / 256, 4096);
-    repeat_bf16x3_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(w, n, k, out);
+    if (rows * k == 0) return;
+    repeat_bf16x3_kernel<<<stride_blocks(rows * k), 256, 0, stream>>>(w, rows * k, k, out);
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
