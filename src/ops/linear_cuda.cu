@@ -125,7 +125,7 @@ void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     if (static_cast<int64_t>(weight.weight.size_bytes()) <= kSplitGemmBytes) {
         // x = hi + mid + lo exactly, each product with the bf16 weight exact in f32: one bf16
         // GEMM over k three times as long keeps x whole on the tensor cores (M2's router at
-        // 4,096 tokens: an f32 cuBLAS GEMM of the widened weight took ~190 us a layer, H200).
+        // 4,096 tokens: an f32 cuBLAS GEMM of the widened weight took ~190 us a layer, ncu, H200).
         Scratch parts(static_cast<size_t>(m) * 3 * k * 2);
         Scratch repeated(static_cast<size_t>(n) * 3 * k * 2);
         split_to_bf16x3(x.data<float>(), m, k, parts.as<__nv_bfloat16>(), current_stream());
