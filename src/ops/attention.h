@@ -82,9 +82,6 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
 namespace cpu {
 void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens& tokens,
                     const KvLayer& pool);
-// attention_paged's checks of its arguments (a named error); the device they are on.
-Device check_attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
-                             const AttentionShape& shape, const Tensor& out);
 void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
                      const AttentionShape& shape, Tensor& out);
 }  // namespace cpu
@@ -92,9 +89,6 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
 namespace cuda {
 void kv_cache_write(const Tensor& keys, const Tensor& values, const PagedTokens& tokens,
                     const KvLayer& pool);
-// attention_paged's checks of its arguments (a named error); the device they are on.
-Device check_attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
-                             const AttentionShape& shape, const Tensor& out);
 void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& pool,
                      const AttentionShape& shape, Tensor& out);
 }  // namespace cuda

@@ -3,10 +3,11 @@
 // CTA per (query token, kv head) of the whole batch over the token's visible positions in tiles of
 // 32, with an online softmax, so the kv head's keys and values are read once for its whole query
 // group. Steps of many tokens also launch the tiled prefill kernel (attention_prefill_cuda.cu),
-// which takes the tokens of long runs (prefill chunks) and reads each key once per 16 tokens; this
-// kernel then does the rest. Over a bf16 pool (head_dim a multiple of 8) that per-token work
-// runs on the tensor cores instead (attention_decode_cuda.cu), which on a decode step may also
-// take the prologue (attention_with_prologue). Positions and tables are read on the device:
+// which takes the tokens of long runs (prefill chunks) and reads each key once per 16 tokens (32
+// on Hopper over a bf16 pool: attention_prefill_wgmma_cuda.cu); this kernel then does the rest.
+// Over a bf16 pool (head_dim a multiple of 8) that per-token work runs on the tensor cores
+// instead (attention_decode_cuda.cu), which on a decode step may also take the prologue
+// (attention_with_prologue). Positions and tables are read on the device:
 // nothing here waits for the host.
 #include <cuda_bf16.h>
 
@@ -376,9 +377,8 @@ PagedLaunch::PagedLaunch(const Tensor& q, const PagedTokens& tokens, const KvLay
                          : prefill  ? paged_attention::kPrefillPositions
                                     : kTile;
     const int64_t tile_tokens =
-        paged_attention::prefill_tile_tokens(pool.keys.dtype() == DType::bf16);
-    const int64_t token_tiles = (n_tokens + tile_tokens - 1) / tile_tokens;
-    const int64_t ctas = (prefill ? token_tiles : n_tokens) * shape.n_kv_heads;
+        prefill ? paged_attention::prefill_tile_tokens(pool.keys.dtype() == DType::bf16) : 1;
+    const int64_t ctas = (n_tokens + tile_tokens - 1) / tile_tokens * shape.n_kv_heads;
     const int64_t target = prefill ? kPrefillTargetCtas : kTargetCtas;
     const int64_t context = std::max<int64_t>(tokens.max_context, 1);
     int64_t splits =

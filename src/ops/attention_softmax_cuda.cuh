@@ -1,8 +1,8 @@
 // The online softmax of the tiled prefill attention kernels (attention_prefill_cuda.cu on
 // mma.sync, attention_prefill_wgmma_cuda.cu on wgmma), and how they find a tile's runs and walk
-// them, written once: a warp's rows are one m16
-// tile of one query head, its scores and outputs the m16n8 accumulators (lane 4g + t: rows g
-// and g + 8, columns 8j + 2t and + 1), which both instructions produce.
+// them, written once: a warp's rows are one m16 tile of one query head, its scores and outputs
+// the m16n8 accumulators (lane 4g + t: rows g and g + 8, columns 8j + 2t and + 1), which both
+// instructions produce.
 #pragma once
 
 #include <climits>
@@ -15,8 +15,8 @@ namespace fourbit::cuda::paged_attention {
 constexpr int kRowTiles = 1;
 constexpr int kLaneRows = 2 * kRowTiles;
 
-// A lane's rows of its warp's head over one walk. Scores and maxima are kept in base 2 (scaled
-// by log2 e), so that each weight is one exp2.
+// A lane's rows of its warp's head over one walk. Maxima are kept in base 2 (scores x scale x
+// log2 e), so that each weight is one exp2.
 struct RowState {
     float out[kRowTiles][kPrefillDim / 8][4];  // 16 dimension tiles of m16n8 accumulators
     float max[kLaneRows];  // each row's running maximum (the same in its 4 lanes)
