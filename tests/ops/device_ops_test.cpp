@@ -783,6 +783,14 @@ TEST_P(DeviceOps, MoeExpertsDecodeAndSmallPrefill) {
     }
 }
 
+// The decode down kernel's 8 staged rows of an intermediate width of 2,880 take 46 KB of dynamic
+// shared memory: under 48 KB, but over it with the kernel's static 4 KB, which a launch that
+// does not opt in refuses.
+TEST_P(DeviceOps, MoeExpertsDecodeNearTheSharedMemoryDefault) {
+    std::mt19937 rng(25);
+    run_moe_case(MoeCase{1, 8, 8, 128, 2880}, device_, rng, ExpertKind::nvfp4);
+}
+
 // Enough slots per expert that CUDA groups them by expert (moe_grouped_cuda.cu), fewer than 16
 // on average: tiles of up to 8 slots, experts with one slot, with 9 (a full tile and one more),
 // and with none.
