@@ -72,11 +72,11 @@ void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert
                                   static_cast<int>(experts.hidden),
                                   static_cast<int>(experts.intermediate)};
     const int64_t slots = n_tokens * top_k;
-    Scratch mid(static_cast<size_t>(slots * experts.intermediate) * sizeof(float));
+    Scratch mid(static_cast<size_t>(slots * experts.intermediate) * sizeof(__nv_bfloat16));
     FOURBIT_CUDA_CHECK(nvfp4::launch_moe(view, expert_ids.data<int32_t>(),
                                          expert_weights.data<float>(), h.data<float>(),
                                          static_cast<int>(n_tokens), static_cast<int>(top_k),
-                                         mid.as<float>(), out.data<float>(), stream));
+                                         mid.as<__nv_bfloat16>(), out.data<float>(), stream));
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 

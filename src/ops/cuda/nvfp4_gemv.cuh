@@ -311,6 +311,39 @@ __device__ __forceinline__ void stage_rows(uint2* shared, const float* x, int x_
 inline size_t staged_bytes(int n_rows, int k) {
     return static_cast<size_t>(n_rows) * fragment_stride(k) * sizeof(uint2);
 }
+// Where element i of a row sits, as a bf16 index, when the row is kept in the B fragments'
+// layout (stage_rows' without the padding): unit (k-tile i / 16, lane t) holds x[2t], x[2t + 1],
+// then x[2t + 8], x[2t + 9] of its k-tile.
+__host__ __device__ inline int fragment_half(int i) {
+    const int c = i % 16;
+    return ((i / 16 * 4 + (c % 8) / 2) * 2 + c / 8) * 2 + c % 2;
+}
+
+// Stages n_rows rows that a kernel wrote in that layout (k bf16 each, 16-byte aligned) into
+// shared memory as stage_rows does, then synchronises the CTA: a copy of 16-byte words, half the
+// bytes of f32 rows and no rounding, each thread's kBatch loads issued before its stores.
+template <int kBatch = 8>
+__device__ __forceinline__ void stage_fragment_rows(uint2* shared, const __nv_bfloat16* rows,
+                                                    int n_rows, int k) {
+    const int words = k / 8, stride = fragment_stride(k) / 2;  // 16-byte words a row
+    const uint4* source = reinterpret_cast<const uint4*>(rows);
+    uint4* target = reinterpret_cast<uint4*>(shared);
+    for (int first = threadIdx.x; first < n_rows * words; first += kBatch * kThreads) {
+        uint4 values[kBatch];
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+            const int i = first + b * kThreads;
+            if (i < n_rows * words) values[b] = __ldg(source + i);
+        }
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+            const int i = first + b * kThreads;
+            if (i < n_rows * words) target[i / words * stride + i % words] = values[b];
+        }
+    }
+    __syncthreads();
+}
+
 // Up to this much the activations are staged, wider ones read through L1 at each use: the rows
 // that 96 KB of f32 staging held before the staging turned bf16, where it had paid (41cec71).
 inline constexpr size_t kMaxStagedBytes = 48 * 1024;
@@ -390,12 +423,13 @@ inline constexpr int kGateUpStripes = 4;
 // mid[p, i] = silu(gate_e h[p / top_k])_i * (up_e h[p / top_k])_i, e = ids[p], one routed
 // slot p per grid row, kGateUpStripes stripes per CTA; grid = (2 intermediate / 16 /
 // kGateUpStripes rounded up, n_tokens * top_k); the slot's h row staged in shared memory
-// (staged_bytes(1, hidden)). Three CTAs an SM (80 registers, no spills; unbounded, ptxas took
-// 112 and two).
+// (staged_bytes(1, hidden)). mid's rows are bf16 in the B fragments' layout (fragment_half): the
+// down kernel multiplies them rounded so, and copies them as they are. Three CTAs an SM (80
+// registers, no spills; unbounded, ptxas took 112 and two).
 template <int kChunk>
 __global__ void __launch_bounds__(kThreads, 3)
     moe_gate_up_kernel(ExpertsView experts, const int32_t* ids, const float* h, int top_k,
-                       float* mid) {
+                       __nv_bfloat16* mid) {
     extern __shared__ uint2 staged[];
     __shared__ float partial[kGateUpStripes][kWarps][4][32];
     const int slot = blockIdx.y, warp = threadIdx.x >> 5;
@@ -425,8 +459,9 @@ __global__ void __launch_bounds__(kThreads, 3)
         }
         gate *= experts.out_scales[expert * 3 + 0];
         up *= experts.out_scales[expert * 3 + 1];
-        mid[static_cast<int64_t>(slot) * experts.intermediate + (stripe0 + s) * 8 + g] =
-            gate / (1.0f + expf(-gate)) * up;
+        mid[static_cast<int64_t>(slot) * experts.intermediate +
+            fragment_half((stripe0 + s) * 8 + g)] =
+            __float2bfloat16_rn(gate / (1.0f + expf(-gate)) * up);
     }
 }
 
@@ -434,12 +469,10 @@ __global__ void __launch_bounds__(kThreads, 3)
 // order; warp j computes slot j over the whole intermediate width. grid = (hidden / 16,
 // n_tokens); top_k <= 8; the token's top_k mid rows staged (staged_bytes(top_k, intermediate)).
 template <int kChunk>
-__global__ void __launch_bounds__(kThreads) moe_down_kernel(ExpertsView experts,
-                                                            const int32_t* ids,
-                                                            const float* weights,
-                                                            const float* mid, int top_k,
-                                                            float* out) {
-    extern __shared__ uint2 staged[];
+__global__ void __launch_bounds__(kThreads)
+    moe_down_kernel(ExpertsView experts, const int32_t* ids, const float* weights,
+                    const __nv_bfloat16* mid, int top_k, float* out) {
+    extern __shared__ __align__(16) uint2 staged[];
     const int stripe = blockIdx.x, token = blockIdx.y, warp = threadIdx.x >> 5;
     const int groups = experts.intermediate / kGroupCols;
     const int64_t stripes = experts.hidden / 16;
@@ -451,9 +484,9 @@ __global__ void __launch_bounds__(kThreads) moe_down_kernel(ExpertsView experts,
     WeightChunk<kChunk> first;
     if (active) load_chunk(first, at, groups);
     const int stride = fragment_stride(experts.intermediate);
-    // Eight fragments a batch: the top_k rows in two rounds of loads (12 fragments a thread).
-    stage_rows<8>(staged, mid + static_cast<int64_t>(token) * top_k * experts.intermediate,
-                  experts.intermediate, top_k, experts.intermediate);
+    // M2's 8 rows of 1,536 are 6 words a thread: one round of loads.
+    stage_fragment_rows(staged, mid + static_cast<int64_t>(token) * top_k * experts.intermediate,
+                        top_k, experts.intermediate);
     float acc[1][4] = {};
     if (active) {
         // One token: every lane's B fragments come from the warp's own slot row.
@@ -549,10 +582,11 @@ inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_token
 }
 
 // The MoE experts of n_tokens tokens, top_k <= 8 slots each: gate/up + SiLU into `mid`
-// ([n_tokens top_k, intermediate] f32), then down + the routed sum into `out`.
+// ([n_tokens top_k, intermediate] bf16, moe_gate_up_kernel's layout), then down + the routed
+// sum into `out`.
 inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, const float* weights,
-                              const float* h, int n_tokens, int top_k, float* mid, float* out,
-                              cudaStream_t stream) {
+                              const float* h, int n_tokens, int top_k, __nv_bfloat16* mid,
+                              float* out, cudaStream_t stream) {
     const size_t gate_up_bytes = staged_bytes(1, experts.hidden);
     const size_t down_bytes = staged_bytes(top_k, experts.intermediate);
     cudaError_t status = allow_shared_bytes(moe_gate_up_kernel<kProductionChunk>, gate_up_bytes);
