@@ -64,16 +64,19 @@ __device__ __forceinline__ void route_pick(const float* scores, float* choice, i
                 }
             }
         }
-        for (int offset = 16; offset > 0; offset /= 2) {
-            const float other_value = __shfl_xor_sync(0xffffffffu, value, offset);
-            const int other_id = __shfl_xor_sync(0xffffffffu, id, offset);
-            if (other_value > value || (other_value == value && other_id < id)) {
-                value = other_value;
-                id = other_id;
-            }
-        }
-        // Every lane holds the winner now (the order is total, so the butterfly agrees); its
-        // value goes below -FLT_MAX, never to be picked again.
+        // The warp's winner in two reductions (redux.sync) instead of a five-step butterfly of
+        // shuffles: the highest value as an unsigned key that orders as the floats do (-0 made
+        // +0, so that it ties with +0 as the float comparison does), then the lowest id among
+        // the lanes that hold it. A lane with no candidate (nothing above -FLT_MAX) offers key
+        // 0, below every candidate's; with no candidate anywhere the id stays n_experts.
+        const uint32_t bits = __float_as_uint(value + 0.0f);
+        const uint32_t key = id == n_experts ? 0u : (bits >> 31 ? ~bits : bits | 0x80000000u);
+        const uint32_t best = __reduce_max_sync(0xffffffffu, key);
+        const uint32_t offer = key == best && id < n_experts ? static_cast<uint32_t>(id) : ~0u;
+        const uint32_t lowest = __reduce_min_sync(0xffffffffu, offer);
+        id = lowest == ~0u ? n_experts : static_cast<int>(lowest);
+        // Every lane holds the winner now; its value goes below -FLT_MAX, never to be picked
+        // again.
         if (lane == 0) chosen[round] = id;
         if (in_registers) {
 #pragma unroll
