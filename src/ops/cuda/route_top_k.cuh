@@ -32,78 +32,105 @@ __device__ __forceinline__ void route_scores(Logit logit, const Bias* bias, int 
 // reading them from shared memory in every round.
 inline constexpr int kRegisterExperts = 256;
 
+// A choice as an unsigned key that orders as the floats do, 0 for a value that is no candidate
+// (NaN, or not above -FLT_MAX): -0 is made +0 first, so that it ties with +0 as the float
+// comparison does.
+__device__ __forceinline__ uint32_t choice_key(float value) {
+    if (!(value > -FLT_MAX)) return 0u;
+    const uint32_t bits = __float_as_uint(value + 0.0f);
+    return bits >> 31 ? ~bits : bits | 0x80000000u;
+}
+
+// The lane's best of its keys[j] (expert lane + 32 j): the highest key, the lowest j among
+// equals, by a tree three compares deep (a chain of eight made each round eight compares long).
+template <int kPerLane>
+__device__ __forceinline__ void lane_best(const uint32_t (&keys)[kPerLane], uint32_t& key, int& j) {
+    static_assert(kPerLane == 8, "a tree of eight");
+    uint32_t k4[4];
+    int j4[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const bool left = keys[2 * i] >= keys[2 * i + 1];
+        k4[i] = left ? keys[2 * i] : keys[2 * i + 1];
+        j4[i] = left ? 2 * i : 2 * i + 1;
+    }
+    const bool left0 = k4[0] >= k4[1], left1 = k4[2] >= k4[3];
+    const uint32_t k2a = left0 ? k4[0] : k4[1], k2b = left1 ? k4[2] : k4[3];
+    const int j2a = left0 ? j4[0] : j4[1], j2b = left1 ? j4[2] : j4[3];
+    const bool left = k2a >= k2b;
+    key = left ? k2a : k2b;
+    j = left ? j2a : j2b;
+}
+
 // By one whole warp, with no CTA barrier: the top k <= 8 of `choice` into ids[0, k) in ascending
 // order and their normalised scores into weights[0, k). `chosen` is 8 ints of shared memory;
-// `choice` is spent.
+// `choice` is spent (its first k floats hold the chosen scores at the end).
 __device__ __forceinline__ void route_pick(const float* scores, float* choice, int n_experts, int k,
                                            int* chosen, int32_t* ids, float* weights) {
     const int lane = threadIdx.x & 31;
     constexpr int kPerLane = kRegisterExperts / 32;
     const bool in_registers = n_experts <= kRegisterExperts;
-    float held[kPerLane];  // choice[lane + 32 j] when in_registers
+    uint32_t keys[kPerLane];  // choice_key(choice[lane + 32 j]) when in_registers
 #pragma unroll
     for (int j = 0; j < kPerLane; ++j) {
-        held[j] = in_registers && lane + 32 * j < n_experts ? choice[lane + 32 * j] : -INFINITY;
+        keys[j] =
+            in_registers && lane + 32 * j < n_experts ? choice_key(choice[lane + 32 * j]) : 0u;
     }
+    int mine = n_experts;  // lane r < k: the expert chosen in round r
     for (int round = 0; round < k; ++round) {
-        float value = -FLT_MAX;
+        uint32_t key = 0u;
         int id = n_experts;
         if (in_registers) {
-#pragma unroll
-            for (int j = 0; j < kPerLane; ++j) {
-                if (held[j] > value) {  // ascending e: the first of equals is kept
-                    value = held[j];
-                    id = lane + 32 * j;
-                }
-            }
+            int j;
+            lane_best(keys, key, j);
+            id = lane + 32 * j;
         } else {
             for (int e = lane; e < n_experts; e += 32) {
-                if (choice[e] > value) {
-                    value = choice[e];
+                const uint32_t candidate = choice_key(choice[e]);
+                if (candidate > key) {  // ascending e: the first of equals is kept
+                    key = candidate;
                     id = e;
                 }
             }
         }
-        // The warp's winner in two reductions (redux.sync) instead of a five-step butterfly of
-        // shuffles: the highest value as an unsigned key that orders as the floats do (-0 made
-        // +0, so that it ties with +0 as the float comparison does), then the lowest id among
-        // the lanes that hold it. A lane with no candidate (nothing above -FLT_MAX) offers key
-        // 0, below every candidate's; with no candidate anywhere the id stays n_experts.
-        const uint32_t bits = __float_as_uint(value + 0.0f);
-        const uint32_t key = id == n_experts ? 0u : (bits >> 31 ? ~bits : bits | 0x80000000u);
+        // The warp's winner in two reductions (redux.sync): the highest key, then the lowest id
+        // among the lanes that hold it; with no candidate anywhere the id is n_experts.
         const uint32_t best = __reduce_max_sync(0xffffffffu, key);
-        const uint32_t offer = key == best && id < n_experts ? static_cast<uint32_t>(id) : ~0u;
+        const uint32_t offer = key == best && key != 0u ? static_cast<uint32_t>(id) : ~0u;
         const uint32_t lowest = __reduce_min_sync(0xffffffffu, offer);
         id = lowest == ~0u ? n_experts : static_cast<int>(lowest);
-        // Every lane holds the winner now; its value goes below -FLT_MAX, never to be picked
-        // again.
-        if (lane == 0) chosen[round] = id;
+        if (lane == round) mine = id;
+        // The winner is no candidate again.
         if (in_registers) {
 #pragma unroll
             for (int j = 0; j < kPerLane; ++j) {
-                if (id == lane + 32 * j) held[j] = -INFINITY;
+                if (id == lane + 32 * j) keys[j] = 0u;
             }
-        } else if (lane == 0 && id < n_experts) {
-            choice[id] = -INFINITY;
+        } else {
+            if (lane == 0 && id < n_experts) choice[id] = -INFINITY;
+            __syncwarp();
         }
-        __syncwarp();
     }
-    if (lane == 0) {
-        for (int i = 1; i < k; ++i) {  // ascending ids, as the contract says
-            const int id = chosen[i];
-            int j = i - 1;
-            while (j >= 0 && chosen[j] > id) {
-                chosen[j + 1] = chosen[j];
-                --j;
-            }
-            chosen[j + 1] = id;
-        }
-        float total = 0.0f;
-        for (int j = 0; j < k; ++j) total += scores[chosen[j]];
-        for (int j = 0; j < k; ++j) {
-            ids[j] = chosen[j];
-            weights[j] = scores[chosen[j]] / total;
-        }
+    // Lane r < k places its expert by rank (ascending ids; equal ids, possible only as
+    // n_experts when candidates ran out, in round order), the weights' total is summed in that
+    // order as the contract says, and each lane divides its own.
+    int rank = 0;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+        const int other = __shfl_sync(0xffffffffu, mine, i);
+        if (i < k && (other < mine || (other == mine && i < lane))) ++rank;
+    }
+    __syncwarp();  // every lane is done with `choice` (the rounds' reads)
+    if (lane < k) {
+        chosen[rank] = mine;
+        choice[rank] = mine < n_experts ? scores[mine] : 0.0f;
+    }
+    __syncwarp();
+    float total = 0.0f;
+    for (int j = 0; j < k; ++j) total += choice[j];
+    if (lane < k) {
+        ids[lane] = chosen[lane];
+        weights[lane] = choice[lane] / total;
     }
 }
 
