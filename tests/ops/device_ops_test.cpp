@@ -593,10 +593,13 @@ TEST_P(DeviceOps, LinearStackedEqualsItsParts) {
 TEST_P(DeviceOps, LinearNvfp4MiniMaxShapes) {
     std::mt19937 rng(8);
     // q_proj [6144 x 3072] and o_proj [3072 x 6144] at decode, and q/k/v stacked plus a stripe
-    // at one token (513 stripes: more than a wave of CTAs on an H100/H200); bound as above.
-    for (auto [n, k] : {std::pair<int64_t, int64_t>{6144, 3072}, {3072, 6144}, {8208, 3072}}) {
+    // at 1 and 16 tokens (513 stripes: more than a wave of 8-warp CTAs on an H100/H200, so the
+    // kernel takes 6 warps a stripe there); bound as above.
+    for (auto [n, k, m] : {std::tuple<int64_t, int64_t, int64_t>{6144, 3072, 2},
+                           {3072, 6144, 2},
+                           {8208, 3072, 1},
+                           {8208, 3072, 16}}) {
         LinearWeight weight = random_nvfp4_bytes(n, k, rng);
-        const int64_t m = n == 8208 ? 1 : 2;
         Tensor x = random_f32({m, k}, rng);
         Tensor expected = Tensor::zeros(DType::f32, {m, n});
         linear(x, weight, expected);

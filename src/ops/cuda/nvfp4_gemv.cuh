@@ -274,13 +274,14 @@ __device__ __forceinline__ void stage_rows(uint2* shared, int n_rows, int k, Row
 // arithmetic, which costs each thread a division and a loop a fragment (measured: the
 // q_proj kernel's warps spent ~45% of their instructions outside the k-tile loop).
 template <int kBatch = 4>
-__device__ __forceinline__ void stage_row(uint2* shared, const float* x, int k) {
+__device__ __forceinline__ void stage_row(uint2* shared, const float* x, int k,
+                                          int n_threads = kThreads) {
     const int units = k / 4;  // k-tiles x 4 lanes
-    for (int first = threadIdx.x; first < units; first += kBatch * kThreads) {
+    for (int first = threadIdx.x; first < units; first += kBatch * n_threads) {
         float2 low[kBatch], high[kBatch];
 #pragma unroll
         for (int b = 0; b < kBatch; ++b) {
-            const int unit = first + b * kThreads;
+            const int unit = first + b * n_threads;
             if (unit < units) {
                 const float* source = x + 16 * (unit / 4) + 2 * (unit % 4);
                 low[b] = __ldg(reinterpret_cast<const float2*>(source));
@@ -289,7 +290,7 @@ __device__ __forceinline__ void stage_row(uint2* shared, const float* x, int k) 
         }
 #pragma unroll
         for (int b = 0; b < kBatch; ++b) {
-            const int unit = first + b * kThreads;
+            const int unit = first + b * n_threads;
             if (unit < units) {
                 shared[unit] =
                     make_uint2(pack_bf16x2(low[b].x, low[b].y), pack_bf16x2(high[b].x, high[b].y));
@@ -302,9 +303,10 @@ __device__ __forceinline__ void stage_row(uint2* shared, const float* x, int k) 
 // The same for rows x + r x_stride.
 template <int kBatch = 4>
 __device__ __forceinline__ void stage_rows(uint2* shared, const float* x, int x_stride, int n_rows,
-                                           int k) {
-    stage_rows<kBatch>(shared, n_rows, k,
-                       [&](int r) { return x + static_cast<int64_t>(r) * x_stride; });
+                                           int k, int n_threads = kThreads) {
+    stage_rows<kBatch>(
+        shared, n_rows, k, [&](int r) { return x + static_cast<int64_t>(r) * x_stride; },
+        n_threads);
 }
 
 // Shared memory for n_rows staged rows of k columns.
@@ -361,15 +363,17 @@ __device__ __forceinline__ void store_partials(float (*partial)[kTokenTiles * 4]
 }
 
 // y[token, row] = W x[token] for up to 8 * kTokenTiles tokens (y: the rows' parts); grid = n / 16
-// stripes. kStaged: x is staged in dynamic shared memory (staged_bytes(n_tokens, k)).
-template <int kTokenTiles, int kChunk, bool kStaged>
-__global__ void __launch_bounds__(kThreads) linear_kernel(TilesView w, const float* x,
-                                                          int n_tokens, RowParts y) {
+// stripes, kStripeWarps warps splitting each stripe's k (launch_linear_block). kStaged: x is
+// staged in dynamic shared memory (staged_bytes(n_tokens, k)).
+template <int kTokenTiles, int kChunk, bool kStaged, int kStripeWarps>
+__global__ void __launch_bounds__(kStripeWarps * 32)
+    linear_kernel(TilesView w, const float* x, int n_tokens, RowParts y) {
+    constexpr int kStripeThreads = kStripeWarps * 32;
     extern __shared__ uint2 staged[];
     allow_dependents();
     const int stripe = blockIdx.x, warp = threadIdx.x >> 5;
     const int groups = w.k / kGroupCols;
-    const int begin = warp * groups / kWarps, end = (warp + 1) * groups / kWarps;
+    const int begin = warp * groups / kStripeWarps, end = (warp + 1) * groups / kStripeWarps;
     const uint4* codes = w.codes + static_cast<int64_t>(stripe) * groups * 32;
     const uint2* scales = w.scales + static_cast<int64_t>(stripe) * groups * 8;
     const LaneTiles at(codes, scales, begin);
@@ -379,9 +383,9 @@ __global__ void __launch_bounds__(kThreads) linear_kernel(TilesView w, const flo
     float acc[kTokenTiles][4] = {};
     if constexpr (kStaged) {
         if (n_tokens == 1) {
-            stage_row(staged, x, w.k);
+            stage_row(staged, x, w.k, kStripeThreads);
         } else {
-            stage_rows(staged, x, w.k, n_tokens, w.k);
+            stage_rows(staged, x, w.k, n_tokens, w.k, kStripeThreads);
         }
         const StagedB<kTokenTiles> b(staged, fragment_stride(w.k), n_tokens);
         stripe_partial<kTokenTiles>(first, at, begin, end, b, acc);
@@ -389,14 +393,14 @@ __global__ void __launch_bounds__(kThreads) linear_kernel(TilesView w, const flo
         const GlobalB<kTokenTiles> b{x, w.k, n_tokens};
         stripe_partial<kTokenTiles>(first, at, begin, end, b, acc);
     }
-    __shared__ float partial[kWarps][kTokenTiles * 4][32];
+    __shared__ float partial[kStripeWarps][kTokenTiles * 4][32];
     store_partials<kTokenTiles>(partial, acc);
     __syncthreads();
-    for (int index = threadIdx.x; index < kTokenTiles * 4 * 32; index += kThreads) {
+    for (int index = threadIdx.x; index < kTokenTiles * 4 * 32; index += kStripeThreads) {
         const int reg = index / 32, lane = index % 32, j = reg / 4, c = reg % 4;
         float sum = 0.0f;
 #pragma unroll
-        for (int v = 0; v < kWarps; ++v) sum += partial[v][reg][lane];
+        for (int v = 0; v < kStripeWarps; ++v) sum += partial[v][reg][lane];
         const int row = stripe * 16 + (lane >> 2) + (c >= 2 ? 8 : 0);
         const int token = 8 * j + 2 * (lane & 3) + (c & 1);
         if (token < n_tokens) y.store(token, row, sum);
@@ -523,11 +527,12 @@ inline cudaError_t allow_shared_bytes(Kernel kernel, size_t bytes) {
 
 // Launches `kernel` with programmatic dependent launch allowed (see allow_dependents).
 template <typename... Parameters, typename... Arguments>
-inline cudaError_t launch_with_pdl(void (*kernel)(Parameters...), dim3 grid, size_t shared_bytes,
-                                   cudaStream_t stream, Arguments&&... arguments) {
+inline cudaError_t launch_with_pdl(void (*kernel)(Parameters...), dim3 grid, int threads,
+                                   size_t shared_bytes, cudaStream_t stream,
+                                   Arguments&&... arguments) {
     cudaLaunchConfig_t config = {};
     config.gridDim = grid;
-    config.blockDim = dim3(kThreads);
+    config.blockDim = dim3(threads);
     config.dynamicSmemBytes = shared_bytes;
     config.stream = stream;
     cudaLaunchAttribute attribute;
@@ -538,24 +543,62 @@ inline cudaError_t launch_with_pdl(void (*kernel)(Parameters...), dim3 grid, siz
     return cudaLaunchKernelEx(&config, kernel, std::forward<Arguments>(arguments)...);
 }
 
+using LinearKernel = void (*)(TilesView, const float*, int, RowParts);
+
+// The linear kernel for m tokens with kStripeWarps warps a stripe.
+template <int kChunk, int kStripeWarps>
+LinearKernel linear_kernel_for(int m, bool staged) {
+    return m <= 8 ? (staged ? linear_kernel<1, kChunk, true, kStripeWarps>
+                            : linear_kernel<1, kChunk, false, kStripeWarps>)
+                  : (staged ? linear_kernel<2, kChunk, true, kStripeWarps>
+                            : linear_kernel<2, kChunk, false, kStripeWarps>);
+}
+
+// Whether a grid of `stripes` CTAs of kernel8 (8 warps a stripe) takes more than one wave of
+// the card where CTAs of kernel6 (6 warps) all fit at once: the stacked q/k/v's 512 stripes
+// took two waves of 8-warp CTAs (three an SM at 80 registers, 396 on 132 SMs), the last 116
+// running alone for ~3.5 us of the ~9 (H200, CTA clocks), where 6-warp CTAs fit four an SM.
+inline bool fewer_warps_fit(LinearKernel kernel8, LinearKernel kernel6, size_t shared_bytes,
+                            int stripes) {
+    int device = 0, sms = 0, per_sm8 = 0, per_sm6 = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm8, kernel8, kThreads, shared_bytes) !=
+            cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm6, kernel6, 6 * 32, shared_bytes) !=
+            cudaSuccess) {
+        return false;
+    }
+    return stripes > per_sm8 * sms && stripes <= per_sm6 * sms;
+}
+
 // y = W x for up to 16 tokens (kChunk groups in flight per warp): x staged in shared memory
-// when it fits, else read through L1. kPdl: launched so that its weight loads overlap the tail
+// when it fits, else read through L1; 8 warps a stripe, or with kWaves 6 where that makes one
+// wave of the grid (fewer_warps_fit). kPdl: launched so that its weight loads overlap the tail
 // of the previous kernel.
-template <int kChunk, bool kPdl>
-inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m,
-                                       const RowParts& y, cudaStream_t stream) {
+template <int kChunk, bool kPdl, bool kWaves = true>
+inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m, const RowParts& y,
+                                       cudaStream_t stream) {
     const size_t bytes = staged_bytes(m, w.k);
     const bool staged = bytes <= kMaxStagedBytes;
-    void (*kernel)(TilesView, const float*, int, RowParts) =
-        m <= 8 ? (staged ? linear_kernel<1, kChunk, true> : linear_kernel<1, kChunk, false>)
-               : (staged ? linear_kernel<2, kChunk, true> : linear_kernel<2, kChunk, false>);
     const size_t shared_bytes = staged ? bytes : 0;
+    LinearKernel kernel = linear_kernel_for<kChunk, kWarps>(m, staged);
+    int threads = kThreads;
     cudaError_t status = allow_shared_bytes(kernel, shared_bytes);
     if (status != cudaSuccess) return status;
+    if constexpr (kWaves) {
+        const LinearKernel kernel6 = linear_kernel_for<kChunk, 6>(m, staged);
+        status = allow_shared_bytes(kernel6, shared_bytes);
+        if (status != cudaSuccess) return status;
+        if (fewer_warps_fit(kernel, kernel6, shared_bytes, w.n / 16)) {
+            kernel = kernel6;
+            threads = 6 * 32;
+        }
+    }
     if constexpr (kPdl) {
-        return launch_with_pdl(kernel, dim3(w.n / 16), shared_bytes, stream, w, x, m, y);
+        return launch_with_pdl(kernel, dim3(w.n / 16), threads, shared_bytes, stream, w, x, m, y);
     } else {
-        kernel<<<w.n / 16, kThreads, shared_bytes, stream>>>(w, x, m, y);
+        kernel<<<w.n / 16, threads, shared_bytes, stream>>>(w, x, m, y);
         return cudaSuccess;
     }
 }
@@ -574,8 +617,9 @@ inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_token
         const float* block_x = x + static_cast<int64_t>(t0) * w.k;
         const RowParts block_y = y.after_tokens(t0);
         const cudaError_t status =
-            small_grid ? launch_linear_block<8, false>(w, block_x, m, block_y, stream)
-                       : launch_linear_block<kProductionChunk, true>(w, block_x, m, block_y, stream);
+            small_grid
+                ? launch_linear_block<8, false, false>(w, block_x, m, block_y, stream)
+                : launch_linear_block<kProductionChunk, true>(w, block_x, m, block_y, stream);
         if (status != cudaSuccess) return status;
     }
     return cudaSuccess;
