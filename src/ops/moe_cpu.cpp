@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <numeric>
 #include <vector>
@@ -27,8 +28,14 @@ void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tenso
             choice[e] = scores[e] + bias_values[e];
         }
         std::iota(order.begin(), order.end(), 0);
-        // Descending by the biased score; the lower id first among equals.
+        // Descending by the biased score, the lower id first among equals; a score that is no
+        // number to compare (NaN from a broken model, or not above -FLT_MAX) after every one
+        // that is, by id, so that the order is strict and weak and such a row still names
+        // distinct experts (the CUDA routing picks alike).
+        const auto comparable = [&](int32_t e) { return choice[e] > -FLT_MAX; };
         std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+            if (comparable(a) != comparable(b)) return comparable(a);
+            if (!comparable(a)) return a < b;
             return choice[a] > choice[b] || (choice[a] == choice[b] && a < b);
         });
         std::sort(order.begin(), order.begin() + k);

@@ -718,6 +718,35 @@ TEST_P(DeviceOps, MoeRouteTiesPreferTheLowerId) {
     expect_route_as_on_host(logits, Tensor(), device_);
 }
 
+TEST_P(DeviceOps, MoeRouteRowsWithoutNumbersStillNameDistinctExperts) {
+    // A broken model's NaN logits: a row of them, one with three finite logits among them, and
+    // one finite row. Every id must name an expert that exists, once (the expert kernels read
+    // the experts' weights by these ids): the comparable experts first, then the others by
+    // lowest id, on the host as on the device.
+    std::mt19937 rng(11);
+    const int64_t n_experts = 256, k = 8;
+    Tensor logits = random_f32({3, n_experts}, rng, 2.0f);
+    float* rows = logits.data<float>();
+    for (int64_t e = 0; e < 2 * n_experts; ++e) rows[e] = std::nanf("");
+    const int32_t finite[3] = {7, 131, 200};
+    for (int32_t e : finite) rows[n_experts + e] = 1.0f;
+    Tensor expected = Tensor::zeros(DType::i32, {3, k});
+    Tensor expected_weights = Tensor::zeros(DType::f32, {3, k});
+    moe_route(logits, Tensor(), k, expected, expected_weights);
+    Tensor ids = Tensor::zeros(DType::i32, {3, k}, device_);
+    Tensor weights = Tensor::zeros(DType::f32, {3, k}, device_);
+    moe_route(logits.to(device_), Tensor(), k, ids, weights);
+    const Tensor got = ids.to(Device::host());
+    for (int64_t i = 0; i < 3 * k; ++i) {
+        EXPECT_EQ(got.data<int32_t>()[i], expected.data<int32_t>()[i]) << "slot " << i;
+    }
+    const int32_t* nan_row = got.data<int32_t>();
+    const int32_t* mixed_row = got.data<int32_t>() + k;
+    for (int32_t j = 0; j < k; ++j) EXPECT_EQ(nan_row[j], j) << "the lowest ids";
+    EXPECT_EQ(std::vector<int32_t>(mixed_row, mixed_row + k),
+              (std::vector<int32_t>{0, 1, 2, 3, 4, 7, 131, 200}));
+}
+
 struct MoeCase {
     int64_t n_tokens, n_experts, top_k, hidden, intermediate;
 };

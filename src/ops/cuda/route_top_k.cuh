@@ -32,11 +32,20 @@ __device__ __forceinline__ void route_scores(Logit logit, const Bias* bias, int 
 // reading them from shared memory in every round.
 inline constexpr int kRegisterExperts = 256;
 
-// A choice as an unsigned key that orders as the floats do, 0 for a value that is no candidate
-// (NaN, or not above -FLT_MAX): -0 is made +0 first, so that it ties with +0 as the float
-// comparison does.
+// route_pick's keys: an expert already chosen is 0; one whose choice is no number to compare
+// (NaN, or not above -FLT_MAX) is 1, below every comparable choice, so that a row short of
+// candidates (NaN logits from a broken model) still gets distinct experts that exist, the
+// lowest ids first, rather than an id past the last expert for the expert kernels to read.
+inline constexpr uint32_t kTakenKey = 0u, kIncomparableKey = 1u;
+// What route_pick writes into `choice` for a taken expert when it reads the choices from shared
+// memory (a NaN that no arithmetic produces).
+inline constexpr uint32_t kTakenBits = 0xffffffffu;
+
+// A choice as an unsigned key that orders as the floats do (-0 made +0 first, so that it ties
+// with +0 as the float comparison does): comparable choices map above 0x00800000.
 __device__ __forceinline__ uint32_t choice_key(float value) {
-    if (!(value > -FLT_MAX)) return 0u;
+    if (__float_as_uint(value) == kTakenBits) return kTakenKey;
+    if (!(value > -FLT_MAX)) return kIncomparableKey;
     const uint32_t bits = __float_as_uint(value + 0.0f);
     return bits >> 31 ? ~bits : bits | 0x80000000u;
 }
@@ -73,12 +82,12 @@ __device__ __forceinline__ void route_pick(const float* scores, float* choice, i
     uint32_t keys[kPerLane];  // choice_key(choice[lane + 32 j]) when in_registers
 #pragma unroll
     for (int j = 0; j < kPerLane; ++j) {
-        keys[j] =
-            in_registers && lane + 32 * j < n_experts ? choice_key(choice[lane + 32 * j]) : 0u;
+        keys[j] = in_registers && lane + 32 * j < n_experts ? choice_key(choice[lane + 32 * j])
+                                                            : kTakenKey;
     }
     int mine = n_experts;  // lane r < k: the expert chosen in round r
     for (int round = 0; round < k; ++round) {
-        uint32_t key = 0u;
+        uint32_t key = kTakenKey;
         int id = n_experts;
         if (in_registers) {
             int j;
@@ -94,25 +103,25 @@ __device__ __forceinline__ void route_pick(const float* scores, float* choice, i
             }
         }
         // The warp's winner in two reductions (redux.sync): the highest key, then the lowest id
-        // among the lanes that hold it; with no candidate anywhere the id is n_experts.
+        // among the lanes that hold it; with every expert taken (fewer than k) n_experts.
         const uint32_t best = __reduce_max_sync(0xffffffffu, key);
-        const uint32_t offer = key == best && key != 0u ? static_cast<uint32_t>(id) : ~0u;
+        const uint32_t offer = key == best && key != kTakenKey ? static_cast<uint32_t>(id) : ~0u;
         const uint32_t lowest = __reduce_min_sync(0xffffffffu, offer);
         id = lowest == ~0u ? n_experts : static_cast<int>(lowest);
         if (lane == round) mine = id;
-        // The winner is no candidate again.
+        // The winner is taken.
         if (in_registers) {
 #pragma unroll
             for (int j = 0; j < kPerLane; ++j) {
-                if (id == lane + 32 * j) keys[j] = 0u;
+                if (id == lane + 32 * j) keys[j] = kTakenKey;
             }
         } else {
-            if (lane == 0 && id < n_experts) choice[id] = -INFINITY;
+            if (lane == 0 && id < n_experts) choice[id] = __uint_as_float(kTakenBits);
             __syncwarp();
         }
     }
     // Lane r < k places its expert by rank (ascending ids; equal ids, possible only as
-    // n_experts when candidates ran out, in round order), the weights' total is summed in that
+    // n_experts when the experts ran out, in round order), the weights' total is summed in that
     // order as the contract says, and each lane divides its own.
     int rank = 0;
 #pragma unroll
