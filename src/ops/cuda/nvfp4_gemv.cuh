@@ -554,28 +554,24 @@ LinearKernel linear_kernel_for(int m, bool staged) {
                             : linear_kernel<2, kChunk, false, kStripeWarps>);
 }
 
-// Whether a grid of `stripes` CTAs of kernel8 (8 warps a stripe) takes more than one wave of
-// the card where CTAs of kernel6 (6 warps) all fit at once: the stacked q/k/v's 512 stripes
-// took two waves of 8-warp CTAs (three an SM at 80 registers, 396 on 132 SMs), the last 116
-// running alone for ~3.5 us of the ~9 (H200, CTA clocks), where 6-warp CTAs fit four an SM.
-inline bool fewer_warps_fit(LinearKernel kernel8, LinearKernel kernel6, size_t shared_bytes,
-                            int stripes) {
-    int device = 0, sms = 0, per_sm8 = 0, per_sm6 = 0;
+// How many CTAs of `kernel` (`threads` each) the card holds at once; 0 if the runtime cannot say.
+inline int resident_ctas(LinearKernel kernel, int threads, size_t shared_bytes) {
+    int device = 0, sms = 0, per_sm = 0;
     if (cudaGetDevice(&device) != cudaSuccess ||
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm8, kernel8, kThreads, shared_bytes) !=
-            cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm6, kernel6, 6 * 32, shared_bytes) !=
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, shared_bytes) !=
             cudaSuccess) {
-        return false;
+        return 0;
     }
-    return stripes > per_sm8 * sms && stripes <= per_sm6 * sms;
+    return per_sm * sms;
 }
 
 // y = W x for up to 16 tokens (kChunk groups in flight per warp): x staged in shared memory
-// when it fits, else read through L1; 8 warps a stripe, or with kWaves 6 where that makes one
-// wave of the grid (fewer_warps_fit). kPdl: launched so that its weight loads overlap the tail
-// of the previous kernel.
+// when it fits, else read through L1; 8 warps a stripe, or with kWaves 6 where 8-warp CTAs
+// would take more than one wave of the card and 6-warp ones fit in one: the stacked q/k/v's
+// 512 stripes took two waves of 8-warp CTAs (three an SM at 80 registers, 396 on 132 SMs), the
+// last 116 running alone for ~3.5 us of the ~9 (H200, CTA clocks), where 6-warp CTAs fit four
+// an SM. kPdl: launched so that its weight loads overlap the tail of the previous kernel.
 template <int kChunk, bool kPdl, bool kWaves = true>
 inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m, const RowParts& y,
                                        cudaStream_t stream) {
@@ -587,12 +583,15 @@ inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m
     cudaError_t status = allow_shared_bytes(kernel, shared_bytes);
     if (status != cudaSuccess) return status;
     if constexpr (kWaves) {
-        const LinearKernel kernel6 = linear_kernel_for<kChunk, 6>(m, staged);
-        status = allow_shared_bytes(kernel6, shared_bytes);
-        if (status != cudaSuccess) return status;
-        if (fewer_warps_fit(kernel, kernel6, shared_bytes, w.n / 16)) {
-            kernel = kernel6;
-            threads = 6 * 32;
+        const int stripes = w.n / 16;
+        if (stripes > resident_ctas(kernel, kThreads, shared_bytes)) {
+            const LinearKernel kernel6 = linear_kernel_for<kChunk, 6>(m, staged);
+            status = allow_shared_bytes(kernel6, shared_bytes);
+            if (status != cudaSuccess) return status;
+            if (stripes <= resident_ctas(kernel6, 6 * 32, shared_bytes)) {
+                kernel = kernel6;
+                threads = 6 * 32;
+            }
         }
     }
     if constexpr (kPdl) {
