@@ -352,7 +352,8 @@ void gemv_ladder() {
                 variant("chunk 6", launch_variant<6, true>);
                 variant("chunk 8", launch_variant<8, true>);
             }
-            if (m == 1 && cuda::nvfp4::staged_bytes(m, static_cast<int>(shape.k)) <= cuda::nvfp4::kMaxStagedBytes) {
+            if (m == 1 && cuda::nvfp4::stages_activations(
+                              m, cuda::nvfp4::staged_bytes(m, static_cast<int>(shape.k)))) {
                 variant("16 warps per stripe", launch_split16);
             }
         }

@@ -346,9 +346,18 @@ __device__ __forceinline__ void stage_fragment_rows(uint2* shared, const __nv_bf
     __syncthreads();
 }
 
-// Up to this much the activations are staged, wider ones read through L1 at each use: the rows
-// that 96 KB of f32 staging held before the staging turned bf16, where it had paid (41cec71).
-inline constexpr size_t kMaxStagedBytes = 48 * 1024;
+// Up to this much the activations are staged, wider ones read through L1 at each use; two CTAs
+// an SM still fit beside it. Up to 8 tokens (one token tile), H200: o_proj at 4 tokens 14.8 ->
+// 10.9 us and at 8 tokens 16.1 -> 15.0, the stacked q/k/v at 8 17.0 -> 14.1 (rows a few bytes
+// over the 48 KB this was: the padding had put them out), q_proj alone (an unstacked
+// checkpoint's) at 8 9.6 -> 10.3. Of 16 tokens (two tiles) only kMaxStagedBytesTwoTiles: staged,
+// q_proj and the stacked q/k/v at 16 went 14.4 -> 26.8 and 20.1 -> 27.3 us, two CTAs an SM
+// instead of three.
+inline constexpr size_t kMaxStagedBytes = 100 * 1024;
+inline constexpr size_t kMaxStagedBytesTwoTiles = 48 * 1024;
+inline bool stages_activations(int n_tokens, size_t bytes) {
+    return bytes <= (n_tokens <= 8 ? kMaxStagedBytes : kMaxStagedBytesTwoTiles);
+}
 
 // Each warp's accumulators into shared memory, [warp][register][lane].
 template <int kTokenTiles>
@@ -576,7 +585,7 @@ template <int kChunk, bool kPdl, bool kWaves = true>
 inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m, const RowParts& y,
                                        cudaStream_t stream) {
     const size_t bytes = staged_bytes(m, w.k);
-    const bool staged = bytes <= kMaxStagedBytes;
+    const bool staged = stages_activations(m, bytes);
     const size_t shared_bytes = staged ? bytes : 0;
     LinearKernel kernel = linear_kernel_for<kChunk, kWarps>(m, staged);
     int threads = kThreads;
