@@ -3,8 +3,8 @@
 // choice of experts, agree with the reference; beyond, small ones (routers) through a bf16 cuBLAS
 // GEMM of x split exactly into three bf16 parts (so x stays whole there too), the rest through
 // cuBLAS with x rounded to bf16 (bf16 weights) or in plain f32 (f32 weights). Tiled NVFP4
-// through the weight-only GEMV family (ops/cuda/nvfp4_gemv.cuh) for decode-sized steps and the
-// GEMM (ops/cuda/nvfp4_gemm.cuh) for prefill chunks.
+// through the weight-only GEMV family (ops/cuda/nvfp4_gemv.cuh) for steps of up to 32 tokens
+// and the GEMM (ops/cuda/nvfp4_gemm.cuh) for more.
 #include <cmath>
 
 #include "ops/cuda/cublas.h"
@@ -152,7 +152,7 @@ nvfp4::TilesView tiles_of(const LinearWeight& weight) {
             static_cast<int>(weight.rows()), static_cast<int>(weight.cols())};
 }
 
-// The decode GEMV up to 64 tokens, the GEMM from 65.
+// The decode GEMV up to 32 tokens, the GEMM from 33 (nvfp4::kGemmMinTokens).
 void linear_tiles(const Tensor& x, const nvfp4::TilesView& tiles, const nvfp4::RowParts& y) {
     const int n_tokens = static_cast<int>(x.dim(0));
     if (n_tokens >= nvfp4::kGemmMinTokens) return nvfp4::linear_gemm(tiles, x.data<float>(), n_tokens, y);

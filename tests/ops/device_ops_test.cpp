@@ -596,14 +596,16 @@ TEST_P(DeviceOps, LinearNvfp4MiniMaxShapes) {
     // staged past 48 KB of shared memory, up to 98 KB), and q/k/v stacked plus a stripe at 1, 8
     // and 16 tokens (513 stripes: more than a wave of 8-warp CTAs on an H100/H200, so the
     // kernel takes 6 warps a stripe there; 8 tokens staged past 48 KB, 16 read through L1);
-    // bound as above.
+    // o_proj at 24 tokens (the GEMV in two blocks) and q/k/v at 40 (the GEMM); bound as above.
     for (auto [n, k, m] : {std::tuple<int64_t, int64_t, int64_t>{6144, 3072, 2},
                            {3072, 6144, 2},
                            {3072, 6144, 4},
                            {3072, 6144, 8},
                            {8208, 3072, 1},
                            {8208, 3072, 8},
-                           {8208, 3072, 16}}) {
+                           {8208, 3072, 16},
+                           {3072, 6144, 24},
+                           {8208, 3072, 40}}) {
         LinearWeight weight = random_nvfp4_bytes(n, k, rng);
         Tensor x = random_f32({m, k}, rng);
         Tensor expected = Tensor::zeros(DType::f32, {m, n});
