@@ -346,17 +346,26 @@ __device__ __forceinline__ void stage_fragment_rows(uint2* shared, const __nv_bf
     __syncthreads();
 }
 
-// Up to this much the activations are staged, wider ones read through L1 at each use; two CTAs
-// an SM still fit beside it. Up to 8 tokens (one token tile), H200: o_proj at 4 tokens 14.8 ->
-// 10.9 us and at 8 tokens 16.1 -> 15.0, the stacked q/k/v at 8 17.0 -> 14.1 (rows a few bytes
-// over the 48 KB this was: the padding had put them out), q_proj alone (an unstacked
-// checkpoint's) at 8 9.6 -> 10.3. Of 16 tokens (two tiles) only kMaxStagedBytesTwoTiles: staged,
-// q_proj and the stacked q/k/v at 16 went 14.4 -> 26.8 and 20.1 -> 27.3 us, two CTAs an SM
-// instead of three.
-inline constexpr size_t kMaxStagedBytes = 100 * 1024;
-inline constexpr size_t kMaxStagedBytesTwoTiles = 48 * 1024;
+// Up to this much the activations are staged, wider ones read through L1 at each use.
+inline constexpr size_t kMaxStagedBytes = 48 * 1024;
+// Up to 8 tokens (one token tile) up to this much, where two CTAs an SM still fit beside it
+// (H100/H200; not a card of ~100 KB of shared memory an SM such as the GB10). H200: o_proj at 4
+// tokens 14.8 -> 10.9 us and at 8 tokens 16.1 -> 15.0, the stacked q/k/v at 8 17.0 -> 14.1
+// (rows a few bytes over 48 KB: the padding had put them out), q_proj alone (an unstacked
+// checkpoint's) at 8 9.6 -> 10.3. Rows of 16 tokens (two tiles) staged so lost: q_proj and the
+// stacked q/k/v at 16 went 14.4 -> 26.8 and 20.1 -> 27.3 us, two CTAs an SM instead of three.
+inline constexpr size_t kMaxStagedBytesOneTile = 100 * 1024;
 inline bool stages_activations(int n_tokens, size_t bytes) {
-    return bytes <= (n_tokens <= 8 ? kMaxStagedBytes : kMaxStagedBytesTwoTiles);
+    if (bytes <= kMaxStagedBytes) return true;
+    if (n_tokens > 8 || bytes > kMaxStagedBytesOneTile) return false;
+    int device = 0, per_sm = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) !=
+            cudaSuccess) {
+        return false;
+    }
+    constexpr size_t kStaticBytes = 8 * 1024;  // the kernel's partial sums, with room to spare
+    return 2 * (bytes + kStaticBytes) <= static_cast<size_t>(per_sm);
 }
 
 // Each warp's accumulators into shared memory, [warp][register][lane].
