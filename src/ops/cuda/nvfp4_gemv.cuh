@@ -355,16 +355,22 @@ inline constexpr size_t kMaxStagedBytes = 48 * 1024;
 // checkpoint's) at 8 9.6 -> 10.3. Rows of 16 tokens (two tiles) staged so lost: q_proj and the
 // stacked q/k/v at 16 went 14.4 -> 26.8 and 20.1 -> 27.3 us, two CTAs an SM instead of three.
 inline constexpr size_t kMaxStagedBytesOneTile = 100 * 1024;
+
+// `attribute` of the current device; 0 if the runtime cannot say.
+inline int current_device_attribute(cudaDeviceAttr attribute) {
+    int device = 0, value = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&value, attribute, device) != cudaSuccess) {
+        return 0;
+    }
+    return value;
+}
+
 inline bool stages_activations(int n_tokens, size_t bytes) {
     if (bytes <= kMaxStagedBytes) return true;
     if (n_tokens > 8 || bytes > kMaxStagedBytesOneTile) return false;
-    int device = 0, per_sm = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) !=
-            cudaSuccess) {
-        return false;
-    }
     constexpr size_t kStaticBytes = 8 * 1024;  // the kernel's partial sums, with room to spare
+    const int per_sm = current_device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
     return 2 * (bytes + kStaticBytes) <= static_cast<size_t>(per_sm);
 }
 
@@ -574,14 +580,12 @@ LinearKernel linear_kernel_for(int m, bool staged) {
 
 // How many CTAs of `kernel` (`threads` each) the card holds at once; 0 if the runtime cannot say.
 inline int resident_ctas(LinearKernel kernel, int threads, size_t shared_bytes) {
-    int device = 0, sms = 0, per_sm = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, shared_bytes) !=
-            cudaSuccess) {
+    int per_sm = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, shared_bytes) !=
+        cudaSuccess) {
         return 0;
     }
-    return per_sm * sms;
+    return per_sm * current_device_attribute(cudaDevAttrMultiProcessorCount);
 }
 
 // y = W x for up to 16 tokens (kChunk groups in flight per warp): x staged in shared memory
