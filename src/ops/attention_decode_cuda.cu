@@ -66,24 +66,35 @@ struct PrologueShared {
 static_assert(sizeof(DecodeTiles) % alignof(PrologueShared) == 0);
 
 // Positions [step0, step0 + 64) of the walk into stage `stage` (zeros past `visible` and past
-// head_dim); one commit group per call, empty past the walk.
+// head_dim); one commit group per call, empty past the walk. A half-warp copies one row per
+// instruction (16 threads, 256 contiguous bytes), rows r0 + 8i for i = 0..7; its first 8 threads
+// look those rows up in the block table and hand them over by shuffles. Each thread computing
+// all 8 lookups (a table load and an integer division each) made the address arithmetic ~40% of
+// the walk's instructions (ncu, H200, a 32K context: ~1,050 a warp and step, 64 of them mma);
+// copying rows by halves or by sectors instead cost the walk 13-20% at 32K.
 __device__ __forceinline__ void load_step(const AttentionParams& p, const int32_t* table,
                                           int kv_head, int step0, int visible, int stage,
                                           DecodeTiles& s) {
-    constexpr int kVectors = kPrefillDim / 8;  // 16-byte vectors of a row
+    constexpr int kVectors = kPrefillDim / 8;   // 16-byte vectors of a row: a half-warp's copies
+    constexpr int kRows = kThreads / kVectors;  // rows copied at once
+    static_assert(kVectors == 16 && kStep % kRows == 0, "a half-warp a row");
     const __nv_bfloat16* keys = static_cast<const __nv_bfloat16*>(p.keys);
     const __nv_bfloat16* values = static_cast<const __nv_bfloat16*>(p.values);
-    const int block_size = static_cast<int>(p.block_size);
     if (step0 < visible) {
-#pragma unroll 4
-        for (int index = threadIdx.x; index < kStep * kVectors; index += kThreads) {
-            const int r = index / kVectors, c = 8 * (index % kVectors);
-            const int position = step0 + r;
-            const bool valid = position < visible && c < p.head_dim;
-            int64_t offset = 0;
-            if (valid)
-                offset =
-                    pool_row(table, block_size, position) * p.kv_width + kv_head * p.head_dim + c;
+        const int lane = threadIdx.x & 31, r0 = threadIdx.x / kVectors;
+        const int c = 8 * (threadIdx.x % kVectors);  // the thread's first element of each row
+        // Pool rows (fewer than 2^31 of them) of rows r0 + 8i, i = lane % 8, for the half-warp.
+        const int mine = step0 + r0 + kRows * (lane % 8);
+        const int pool =
+            mine < visible ? static_cast<int>(pool_row(table, static_cast<int>(p.block_size), mine))
+                           : 0;
+#pragma unroll
+        for (int i = 0; i < kStep / kRows; ++i) {
+            const int r = r0 + kRows * i;
+            const int row = __shfl_sync(~0u, pool, (lane & 16) + i);
+            const bool valid = step0 + r < visible && c < p.head_dim;
+            const int64_t offset =
+                valid ? static_cast<int64_t>(row) * p.kv_width + kv_head * p.head_dim + c : 0;
             copy_async_16(&s.keys[stage][r][c / 2], keys + offset, valid);
             copy_async_16(&s.values[stage][r][c / 2], values + offset, valid);
         }
