@@ -8,7 +8,8 @@
 // graph of many calls over distinct weights (several times the L2), replayed; the median replay
 // counts. Prints a markdown table; writes JSON to argv[1]. With --profile instead: three
 // untimed calls of the q_proj GEMV at one token, for ncu; with --attention: the attention table
-// alone; with --moe: the MoE table alone.
+// alone, or with --attention <text> its rows whose step and cache name contain <text> (one
+// case for ncu: "decode at 32K | bf16"); with --moe: the MoE table alone.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -472,7 +473,8 @@ struct AttentionCase {
     int64_t n_sequences, n_new, n_context;
 };
 
-void attention_layer() {
+// `only`: the rows whose "step | cache" contain it (every row if empty).
+void attention_layer(const std::string& only = "") {
     const AttentionShape shape{48, 8, 128};
     constexpr int64_t kBlock = 16;
     const int64_t q_width = shape.n_heads * shape.head_dim, kv_width = shape.n_kv_heads * shape.head_dim;
@@ -488,6 +490,8 @@ void attention_layer() {
                                    AttentionCase{"decode at 128K", 1, 1, 131072},
                                    AttentionCase{"16 decodes at 8K", 16, 1, 8192}}) {
         for (DType dtype : {DType::f32, DType::bf16}) {  // the KV cache's elements
+            const char* cache = dtype == DType::bf16 ? "bf16 cache" : "f32 cache";
+            if ((std::string(c.name) + " | " + cache).find(only) == std::string::npos) continue;
             const int64_t blocks = (c.n_context + kBlock - 1) / kBlock;
             KvLayer pool{Tensor::zeros(dtype, {c.n_sequences * blocks * kBlock, kv_width}, kGpu),
                          Tensor::zeros(dtype, {c.n_sequences * blocks * kBlock, kv_width}, kGpu),
@@ -517,7 +521,6 @@ void attention_layer() {
             const double us = 1e6 * seconds_per_call(c.n_new > 1 ? 2 : 20, [&](int) {
                                   attention_paged(q, tokens, pool, shape, out);
                               });
-            const char* cache = dtype == DType::bf16 ? "bf16 cache" : "f32 cache";
             std::printf("| attention | %s | %s | %lld | %.1f | %.2f | %.0f |\n", c.name, cache,
                         static_cast<long long>(n_tokens), us, flops / (us * 1e-6) / 1e12,
                         bytes / (us * 1e-6) / 1e9);
@@ -574,7 +577,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (argc > 1 && std::string(argv[1]) == "--attention") {
-        attention_layer();
+        attention_layer(argc > 2 ? argv[2] : "");
         return 0;
     }
     cudaDeviceProp props;
