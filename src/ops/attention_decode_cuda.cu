@@ -71,7 +71,7 @@ static_assert(sizeof(DecodeTiles) % alignof(PrologueShared) == 0);
 // look those rows up in the block table and hand them over by shuffles. Each thread computing
 // all 8 lookups (a table load and an integer division each) made the address arithmetic ~40% of
 // the walk's instructions (ncu, H200, a 32K context: ~1,050 a warp and step, 64 of them mma);
-// copying rows by halves or by sectors instead cost the walk 13-20% at 32K.
+// copying rows by halves or by sectors instead cost the walk 13-22% at 32K.
 __device__ __forceinline__ void load_step(const AttentionParams& p, const int32_t* table,
                                           int kv_head, int step0, int visible, int stage,
                                           DecodeTiles& s) {
