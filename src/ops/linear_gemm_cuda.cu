@@ -1,5 +1,6 @@
 // The NVFP4 linear for many tokens (prefill projections) through the tiled GEMM
 // (ops/cuda/nvfp4_gemm.cuh): x rounded to bf16 once, then one CTA per (row block, token block).
+#include "ops/cuda/device_attribute.h"
 #include "ops/cuda/nvfp4_gemm.cuh"
 #include "ops/cuda/round_bf16.h"
 #include "ops/cuda/stream.h"
@@ -48,13 +49,6 @@ void launch(const TilesView& w, const __nv_bfloat16* x, int n_tokens, const RowP
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
-int multiprocessors() {
-    int device = 0, count = 0;
-    FOURBIT_CUDA_CHECK(cudaGetDevice(&device));
-    FOURBIT_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-    return count;
-}
-
 }  // namespace
 
 void linear_gemm(const TilesView& w, const float* x, int n_tokens, const RowParts& y) {
@@ -64,7 +58,7 @@ void linear_gemm(const TilesView& w, const float* x, int n_tokens, const RowPart
     round_to_bf16(x, x_bf16.as<__nv_bfloat16>(), count, stream);
     const int64_t large_ctas = static_cast<int64_t>((w.n / 16 + LargeTile::kStripes - 1) / LargeTile::kStripes) *
                                ((n_tokens + LargeTile::kTokens - 1) / LargeTile::kTokens);
-    if (large_ctas >= 2 * multiprocessors()) {
+    if (large_ctas >= 2 * current_device_attribute(cudaDevAttrMultiProcessorCount)) {
         launch<LargeTile>(w, x_bf16.as<__nv_bfloat16>(), n_tokens, y, stream);
     } else {
         launch<SmallTile>(w, x_bf16.as<__nv_bfloat16>(), n_tokens, y, stream);

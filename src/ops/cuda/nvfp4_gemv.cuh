@@ -23,6 +23,7 @@
 
 #include <utility>
 
+#include "ops/cuda/device_attribute.h"
 #include "ops/cuda/nvfp4_mma.cuh"
 
 namespace fourbit::cuda::nvfp4 {
@@ -356,16 +357,6 @@ inline constexpr size_t kMaxStagedBytes = 48 * 1024;
 // stacked q/k/v at 16 went 14.4 -> 26.8 and 20.1 -> 27.3 us, two CTAs an SM instead of three.
 inline constexpr size_t kMaxStagedBytesOneTile = 100 * 1024;
 
-// `attribute` of the current device; 0 if the runtime cannot say.
-inline int current_device_attribute(cudaDeviceAttr attribute) {
-    int device = 0, value = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&value, attribute, device) != cudaSuccess) {
-        return 0;
-    }
-    return value;
-}
-
 inline bool stages_activations(int n_tokens, size_t bytes) {
     if (bytes <= kMaxStagedBytes) return true;
     if (n_tokens > 8 || bytes > kMaxStagedBytesOneTile) return false;
@@ -589,12 +580,12 @@ inline int resident_ctas(LinearKernel kernel, int threads, size_t shared_bytes) 
 }
 
 // y = W x for up to 16 tokens (kChunk groups in flight per warp): x staged in shared memory
-// when it fits, else read through L1; 8 warps a stripe, or with kWaves 6 where 8-warp CTAs
-// would take more than one wave of the card and 6-warp ones fit in one: the stacked q/k/v's
+// when it fits, else read through L1; 8 warps a stripe, or 6 where 8-warp CTAs would take more
+// than one wave of the card and 6-warp ones fit in one: the stacked q/k/v's
 // 512 stripes took two waves of 8-warp CTAs (three an SM at 80 registers, 396 on 132 SMs), the
 // last 116 running alone for ~3.5 us of the ~9 (H200, CTA clocks), where 6-warp CTAs fit four
 // an SM. kPdl: launched so that its weight loads overlap the tail of the previous kernel.
-template <int kChunk, bool kPdl, bool kWaves = true>
+template <int kChunk, bool kPdl>
 inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m, const RowParts& y,
                                        cudaStream_t stream) {
     const size_t bytes = staged_bytes(m, w.k);
@@ -604,16 +595,14 @@ inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m
     int threads = kThreads;
     cudaError_t status = allow_shared_bytes(kernel, shared_bytes);
     if (status != cudaSuccess) return status;
-    if constexpr (kWaves) {
-        const int stripes = w.n / 16;
-        if (stripes > resident_ctas(kernel, kThreads, shared_bytes)) {
-            const LinearKernel kernel6 = linear_kernel_for<kChunk, 6>(m, staged);
-            status = allow_shared_bytes(kernel6, shared_bytes);
-            if (status != cudaSuccess) return status;
-            if (stripes <= resident_ctas(kernel6, 6 * 32, shared_bytes)) {
-                kernel = kernel6;
-                threads = 6 * 32;
-            }
+    const int stripes = w.n / 16;
+    if (stripes > resident_ctas(kernel, kThreads, shared_bytes)) {
+        const LinearKernel kernel6 = linear_kernel_for<kChunk, 6>(m, staged);
+        status = allow_shared_bytes(kernel6, shared_bytes);
+        if (status != cudaSuccess) return status;
+        if (stripes <= resident_ctas(kernel6, 6 * 32, shared_bytes)) {
+            kernel = kernel6;
+            threads = 6 * 32;
         }
     }
     if constexpr (kPdl) {
@@ -639,7 +628,7 @@ inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_token
         const RowParts block_y = y.after_tokens(t0);
         const cudaError_t status =
             small_grid
-                ? launch_linear_block<8, false, false>(w, block_x, m, block_y, stream)
+                ? launch_linear_block<8, false>(w, block_x, m, block_y, stream)
                 : launch_linear_block<kProductionChunk, true>(w, block_x, m, block_y, stream);
         if (status != cudaSuccess) return status;
     }

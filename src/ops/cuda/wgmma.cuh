@@ -13,6 +13,8 @@
 
 #include <cstdint>
 
+#include "ops/cuda/device_attribute.h"
+
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define FOURBIT_WGMMA 1
 #endif
@@ -21,11 +23,8 @@ namespace fourbit::cuda::wgmma {
 
 // Whether the current device runs the wgmma kernels: compute capability 9.0 (sm_90a).
 inline bool runs_wgmma() {
-    int device = 0, major = 0, minor = 0;
-    if (cudaGetDevice(&device) != cudaSuccess) return false;
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
-    return major == 9 && minor == 0;
+    return current_device_attribute(cudaDevAttrComputeCapabilityMajor) == 9 &&
+           current_device_attribute(cudaDevAttrComputeCapabilityMinor) == 0;
 }
 
 #ifdef FOURBIT_WGMMA
