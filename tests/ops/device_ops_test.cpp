@@ -814,10 +814,12 @@ void run_moe_case(const MoeCase& c, Device device, std::mt19937& rng, ExpertKind
     EXPECT_GT(norm, 0.0);
 }
 
+// A hidden width of 1,024 gives each gate/up warp 2 groups, which it loads in chunks of 4;
+// MiniMax's 3,072 (MoeExpertsMiniMaxWidths) gives it 6, in chunks of 3 (nvfp4_gemv.cuh).
 TEST_P(DeviceOps, MoeExpertsDecodeAndSmallPrefill) {
     std::mt19937 rng(10);
-    for (const MoeCase& c :
-         {MoeCase{1, 16, 8, 256, 128}, MoeCase{3, 16, 4, 256, 128}, MoeCase{5, 8, 2, 128, 64}}) {
+    for (const MoeCase& c : {MoeCase{1, 16, 8, 256, 128}, MoeCase{3, 16, 4, 256, 128},
+                             MoeCase{5, 8, 2, 128, 64}, MoeCase{2, 16, 8, 1024, 128}}) {
         run_moe_case(c, device_, rng, ExpertKind::nvfp4);
     }
 }
