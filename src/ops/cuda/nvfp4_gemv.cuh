@@ -60,13 +60,14 @@ struct LaneTiles {
     }
 };
 
-// Issues the loads of the first min(kChunk, valid) groups from `at`; returns at once.
-template <int kChunk>
+// Issues the loads of the first min(kChunk, valid) groups from `at`; returns at once. kWhole:
+// the caller knows that every chunk is whole (valid >= kChunk), and the loads go unguarded.
+template <bool kWhole = false, int kChunk>
 __device__ __forceinline__ void load_chunk(WeightChunk<kChunk>& chunk, const LaneTiles& at,
                                            int valid) {
 #pragma unroll
     for (int u = 0; u < kChunk; ++u) {
-        if (u < valid) {
+        if (kWhole || u < valid) {
             chunk.codes[u] = load_streaming(at.codes + u * 32);
             chunk.scales[u] = load_streaming(at.scales + u * 8);
         }
@@ -119,13 +120,14 @@ struct GlobalB {
     }
 };
 
-// The math of one loaded chunk for up to 8 * kTokenTiles token rows, B from `load_b`.
-template <int kTokenTiles, int kChunk, class LoadB>
+// The math of one loaded chunk for up to 8 * kTokenTiles token rows, B from `load_b` (kWhole:
+// as load_chunk's).
+template <int kTokenTiles, bool kWhole = false, int kChunk, class LoadB>
 __device__ __forceinline__ void compute_chunk(const WeightChunk<kChunk>& chunk, int group0, int end,
                                               const LoadB& load_b, float (&acc)[kTokenTiles][4]) {
 #pragma unroll
     for (int u = 0; u < kChunk; ++u) {
-        if (group0 + u < end) {
+        if (kWhole || group0 + u < end) {
             const uint32_t words[4] = {chunk.codes[u].x, chunk.codes[u].y, chunk.codes[u].z,
                                        chunk.codes[u].w};
 #pragma unroll
@@ -147,20 +149,22 @@ __device__ __forceinline__ void compute_chunk(const WeightChunk<kChunk>& chunk, 
 // One warp's share of a stripe, groups [begin, end) from `at` (group begin): two chunks in turn,
 // each loading while the other is multiplied (no register copies between them: a copy waits for
 // its loads). `first` was loaded by the caller (before it staged the activations, so that the
-// weights' latency and the staging overlap).
-template <int kTokenTiles, int kChunk, class LoadB>
+// weights' latency and the staging overlap). kWhole: end - begin is a multiple of kChunk.
+template <int kTokenTiles, bool kWhole = false, int kChunk, class LoadB>
 __device__ __forceinline__ void stripe_partial(WeightChunk<kChunk>& first, LaneTiles at, int begin,
                                                int end, const LoadB& load_b,
                                                float (&acc)[kTokenTiles][4]) {
     WeightChunk<kChunk> second;
     for (int group0 = begin; group0 < end; group0 += 2 * kChunk) {  // `at`: group group0
-        if (group0 + kChunk < end) load_chunk(second, at.groups_on(kChunk), end - group0 - kChunk);
-        compute_chunk<kTokenTiles>(first, group0, end, load_b, acc);
+        if (group0 + kChunk < end) {
+            load_chunk<kWhole>(second, at.groups_on(kChunk), end - group0 - kChunk);
+        }
+        compute_chunk<kTokenTiles, kWhole>(first, group0, end, load_b, acc);
         if (group0 + kChunk >= end) break;
         if (group0 + 2 * kChunk < end) {
-            load_chunk(first, at.groups_on(2 * kChunk), end - group0 - 2 * kChunk);
+            load_chunk<kWhole>(first, at.groups_on(2 * kChunk), end - group0 - 2 * kChunk);
         }
-        compute_chunk<kTokenTiles>(second, group0 + kChunk, end, load_b, acc);
+        compute_chunk<kTokenTiles, kWhole>(second, group0 + kChunk, end, load_b, acc);
         at = at.groups_on(2 * kChunk);
     }
 }
@@ -191,8 +195,8 @@ struct ChunkCursor {
 // one's group `begin`) as one stream of chunks: the next chunk loads while one is multiplied
 // also across a stripe's end, so a warp waits for memory once, not once per stripe. Stripe s's
 // accumulators go to partial[s][warp] as its last chunk is done. `first` holds the first
-// stripe's first chunk, loaded by the caller.
-template <int kChunk, class LoadB>
+// stripe's first chunk, loaded by the caller. kWhole: end - begin is a multiple of kChunk.
+template <bool kWhole = false, int kChunk, class LoadB>
 __device__ __forceinline__ void stripes_partial(WeightChunk<kChunk>& first, const LaneTiles& at,
                                                 int stripe_groups, int n_stripes, int begin,
                                                 int end, const LoadB& load_b,
@@ -211,11 +215,11 @@ __device__ __forceinline__ void stripes_partial(WeightChunk<kChunk>& first, cons
     ChunkCursor<kChunk> next = now;         // the chunk loaded next
     next.advance(begin, end, stripe_groups);
     auto load = [&](WeightChunk<kChunk>& chunk) {
-        load_chunk(chunk, next.at, end - next.group0);
+        load_chunk<kWhole>(chunk, next.at, end - next.group0);
         next.advance(begin, end, stripe_groups);
     };
     auto multiply = [&](const WeightChunk<kChunk>& chunk) {
-        compute_chunk<1>(chunk, now.group0, end, load_b, acc);
+        compute_chunk<1, kWhole>(chunk, now.group0, end, load_b, acc);
         if (now.ends_stripe(end)) {
 #pragma unroll
             for (int r = 0; r < 4; ++r) {
@@ -379,8 +383,9 @@ __device__ __forceinline__ void store_partials(float (*partial)[kTokenTiles * 4]
 
 // y[token, row] = W x[token] for up to 8 * kTokenTiles tokens (y: the rows' parts); grid = n / 16
 // stripes, kStripeWarps warps splitting each stripe's k (launch_linear_block). kStaged: x is
-// staged in dynamic shared memory (staged_bytes(n_tokens, k)).
-template <int kTokenTiles, int kChunk, bool kStaged, int kStripeWarps>
+// staged in dynamic shared memory (staged_bytes(n_tokens, k)). kWhole: every warp's share of
+// groups is a multiple of kChunk (whole_chunks).
+template <int kTokenTiles, int kChunk, bool kStaged, int kStripeWarps, bool kWhole = false>
 __global__ void __launch_bounds__(kStripeWarps * 32)
     linear_kernel(TilesView w, const float* x, int n_tokens, RowParts y) {
     constexpr int kStripeThreads = kStripeWarps * 32;
@@ -393,7 +398,7 @@ __global__ void __launch_bounds__(kStripeWarps * 32)
     const uint2* scales = w.scales + static_cast<int64_t>(stripe) * groups * 8;
     const LaneTiles at(codes, scales, begin);
     WeightChunk<kChunk> first;
-    load_chunk(first, at, end - begin);             // weights: no kernel writes them
+    load_chunk<kWhole>(first, at, end - begin);     // weights: no kernel writes them
     wait_for_prerequisites();                       // x and y: the previous kernels' business
     float acc[kTokenTiles][4] = {};
     if constexpr (kStaged) {
@@ -403,10 +408,10 @@ __global__ void __launch_bounds__(kStripeWarps * 32)
             stage_rows(staged, x, w.k, n_tokens, w.k, kStripeThreads);
         }
         const StagedB<kTokenTiles> b(staged, fragment_stride(w.k), n_tokens);
-        stripe_partial<kTokenTiles>(first, at, begin, end, b, acc);
+        stripe_partial<kTokenTiles, kWhole>(first, at, begin, end, b, acc);
     } else {
         const GlobalB<kTokenTiles> b{x, w.k, n_tokens};
-        stripe_partial<kTokenTiles>(first, at, begin, end, b, acc);
+        stripe_partial<kTokenTiles, kWhole>(first, at, begin, end, b, acc);
     }
     __shared__ float partial[kStripeWarps][kTokenTiles * 4][32];
     store_partials<kTokenTiles>(partial, acc);
@@ -445,7 +450,7 @@ inline constexpr int kGateUpStripes = 4;
 // (staged_bytes(1, hidden)). mid's rows are bf16 in the B fragments' layout (fragment_half): the
 // down kernel multiplies them rounded so, and copies them as they are. Three CTAs an SM (80
 // registers with chunks of 4, 75 with 3, no spills; unbounded, ptxas took 112 and two).
-template <int kChunk>
+template <int kChunk, bool kWhole>
 __global__ void __launch_bounds__(kThreads, 3)
     moe_gate_up_kernel(ExpertsView experts, const int32_t* ids, const float* h, int top_k,
                        __nv_bfloat16* mid) {
@@ -462,10 +467,10 @@ __global__ void __launch_bounds__(kThreads, 3)
     const uint2* scales = experts.gate_up_scales + tile * groups * 8;
     const LaneTiles at(codes, scales, begin);
     WeightChunk<kChunk> first;
-    load_chunk(first, at, end - begin);
+    load_chunk<kWhole>(first, at, end - begin);
     stage_row(staged, h + static_cast<int64_t>(slot / top_k) * experts.hidden, experts.hidden);
-    stripes_partial(first, at, groups, n_stripes, begin, end,
-                    StagedB<1>(staged, fragment_stride(experts.hidden), 1), partial);
+    stripes_partial<kWhole>(first, at, groups, n_stripes, begin, end,
+                            StagedB<1>(staged, fragment_stride(experts.hidden), 1), partial);
     __syncthreads();
     if (threadIdx.x < 8 * n_stripes) {
         // Token column 0 lives in lanes t = 0: lane 4g holds gate row g (d0) and up row g (d2).
@@ -487,7 +492,7 @@ __global__ void __launch_bounds__(kThreads, 3)
 // out[t, row] = sum_j weights[t, j] (down_e mid[t top_k + j])_row, e = ids[t, j], in slot
 // order; warp j computes slot j over the whole intermediate width. grid = (hidden / 16,
 // n_tokens); top_k <= 8; the token's top_k mid rows staged (staged_bytes(top_k, intermediate)).
-template <int kChunk>
+template <int kChunk, bool kWhole>
 __global__ void __launch_bounds__(kThreads)
     moe_down_kernel(ExpertsView experts, const int32_t* ids, const float* weights,
                     const __nv_bfloat16* mid, int top_k, float* out) {
@@ -501,7 +506,7 @@ __global__ void __launch_bounds__(kThreads)
     const LaneTiles at(experts.down_codes + tile * groups * 32,
                        experts.down_scales + tile * groups * 8, 0);
     WeightChunk<kChunk> first;
-    if (active) load_chunk(first, at, groups);
+    if (active) load_chunk<kWhole>(first, at, groups);
     const int stride = fragment_stride(experts.intermediate);
     // M2's 8 rows of 1,536 are 6 words a thread: one round of loads.
     stage_fragment_rows(staged, mid + static_cast<int64_t>(token) * top_k * experts.intermediate,
@@ -510,7 +515,7 @@ __global__ void __launch_bounds__(kThreads)
     if (active) {
         // One token: every lane's B fragments come from the warp's own slot row.
         const StagedB<1> slot_row(staged + warp * stride, 0, 1);
-        stripe_partial<1>(first, at, 0, groups, slot_row, acc);
+        stripe_partial<1, kWhole>(first, at, 0, groups, slot_row, acc);
     }
     __shared__ float partial[kWarps][4][32];
     store_partials<1>(partial, acc);
@@ -560,9 +565,23 @@ inline cudaError_t launch_with_pdl(void (*kernel)(Parameters...), dim3 grid, int
 
 using LinearKernel = void (*)(TilesView, const float*, int, RowParts);
 
-// The linear kernel for m tokens with kStripeWarps warps a stripe.
+// Whether each of `warps` warps splitting k columns takes the same number of groups, a multiple
+// of kChunk: then no chunk is partial and the kernels' loops go unguarded (kWhole).
+template <int kChunk>
+inline bool whole_chunks(int k, int warps) {
+    const int groups = k / kGroupCols;
+    return groups % warps == 0 && groups / warps % kChunk == 0;
+}
+
+// The linear kernel for m tokens with kStripeWarps warps a stripe; `whole` (whole_chunks) picks
+// the unguarded form of a staged kernel, the decode's (the unstaged ones keep their guards, so
+// that twice as many of them need not be compiled).
 template <int kChunk, int kStripeWarps>
-LinearKernel linear_kernel_for(int m, bool staged) {
+LinearKernel linear_kernel_for(int m, bool staged, bool whole) {
+    if (staged && whole) {
+        return m <= 8 ? linear_kernel<1, kChunk, true, kStripeWarps, true>
+                      : linear_kernel<2, kChunk, true, kStripeWarps, true>;
+    }
     return m <= 8 ? (staged ? linear_kernel<1, kChunk, true, kStripeWarps>
                             : linear_kernel<1, kChunk, false, kStripeWarps>)
                   : (staged ? linear_kernel<2, kChunk, true, kStripeWarps>
@@ -591,13 +610,15 @@ inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m
     const size_t bytes = staged_bytes(m, w.k);
     const bool staged = stages_activations(m, bytes);
     const size_t shared_bytes = staged ? bytes : 0;
-    LinearKernel kernel = linear_kernel_for<kChunk, kWarps>(m, staged);
+    LinearKernel kernel =
+        linear_kernel_for<kChunk, kWarps>(m, staged, whole_chunks<kChunk>(w.k, kWarps));
     int threads = kThreads;
     cudaError_t status = allow_shared_bytes(kernel, shared_bytes);
     if (status != cudaSuccess) return status;
     const int stripes = w.n / 16;
     if (stripes > resident_ctas(kernel, kThreads, shared_bytes)) {
-        const LinearKernel kernel6 = linear_kernel_for<kChunk, 6>(m, staged);
+        const LinearKernel kernel6 =
+            linear_kernel_for<kChunk, 6>(m, staged, whole_chunks<kChunk>(w.k, 6));
         status = allow_shared_bytes(kernel6, shared_bytes);
         if (status != cudaSuccess) return status;
         if (stripes <= resident_ctas(kernel6, 6 * 32, shared_bytes)) {
@@ -645,12 +666,20 @@ inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, co
     const size_t down_bytes = staged_bytes(top_k, experts.intermediate);
     // Chunks that split a warp's share of a gate/up stripe evenly: M2's hidden 3,072 gives each
     // warp 6 groups, which chunks of 4 cut into 4 + 2 (half of the second chunk's loads and
-    // products skipped behind guards). H200, A/B in one call: the experts at 1 / 4 tokens 26.9
-    // / 83.7
-    // -> 25.9 / 81.5 us with chunks of 3.
+    // products skipped behind guards). H200, A/B in one call: the experts at 1 / 4 tokens went
+    // 26.9 / 83.7 -> 25.9 / 81.5 us with chunks of 3, and 26.0 / 81.2 -> 25.2 / 80.0 us more
+    // with the guards compiled out where every chunk is whole (whole_chunks).
     const bool thirds = experts.hidden / kGroupCols / kWarps % 3 == 0;
-    const auto gate_up = thirds ? moe_gate_up_kernel<3> : moe_gate_up_kernel<kProductionChunk>;
-    const auto down = moe_down_kernel<kProductionChunk>;
+    const auto gate_up =
+        thirds ? (whole_chunks<3>(experts.hidden, kWarps) ? moe_gate_up_kernel<3, true>
+                                                          : moe_gate_up_kernel<3, false>)
+               : (whole_chunks<kProductionChunk>(experts.hidden, kWarps)
+                      ? moe_gate_up_kernel<kProductionChunk, true>
+                      : moe_gate_up_kernel<kProductionChunk, false>);
+    // The down kernel's warps take the whole intermediate width each.
+    const auto down = whole_chunks<kProductionChunk>(experts.intermediate, 1)
+                          ? moe_down_kernel<kProductionChunk, true>
+                          : moe_down_kernel<kProductionChunk, false>;
     cudaError_t status = allow_shared_bytes(gate_up, gate_up_bytes);
     if (status == cudaSuccess) status = allow_shared_bytes(down, down_bytes);
     if (status != cudaSuccess) return status;
