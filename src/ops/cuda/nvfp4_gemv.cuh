@@ -656,6 +656,13 @@ inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_token
     return cudaSuccess;
 }
 
+// The gate/up kernel in chunks of kChunk for a hidden width, unguarded where they are whole.
+template <int kChunk>
+inline auto gate_up_kernel_for(int hidden) {
+    return whole_chunks<kChunk>(hidden, kWarps) ? moe_gate_up_kernel<kChunk, true>
+                                                : moe_gate_up_kernel<kChunk, false>;
+}
+
 // The MoE experts of n_tokens tokens, top_k <= 8 slots each: gate/up + SiLU into `mid`
 // ([n_tokens top_k, intermediate] bf16, moe_gate_up_kernel's layout), then down + the routed
 // sum into `out`.
@@ -669,13 +676,9 @@ inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, co
     // products skipped behind guards). H200, A/B in one call: the experts at 1 / 4 tokens went
     // 26.9 / 83.7 -> 25.9 / 81.5 us with chunks of 3, and 26.0 / 81.2 -> 25.2 / 80.0 us more
     // with the guards compiled out where every chunk is whole (whole_chunks).
-    const bool thirds = experts.hidden / kGroupCols / kWarps % 3 == 0;
-    const auto gate_up =
-        thirds ? (whole_chunks<3>(experts.hidden, kWarps) ? moe_gate_up_kernel<3, true>
-                                                          : moe_gate_up_kernel<3, false>)
-               : (whole_chunks<kProductionChunk>(experts.hidden, kWarps)
-                      ? moe_gate_up_kernel<kProductionChunk, true>
-                      : moe_gate_up_kernel<kProductionChunk, false>);
+    const auto gate_up = experts.hidden / kGroupCols / kWarps % 3 == 0
+                             ? gate_up_kernel_for<3>(experts.hidden)
+                             : gate_up_kernel_for<kProductionChunk>(experts.hidden);
     // The down kernel's warps take the whole intermediate width each.
     const auto down = whole_chunks<kProductionChunk>(experts.intermediate, 1)
                           ? moe_down_kernel<kProductionChunk, true>
