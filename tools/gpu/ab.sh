@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# A/B of kernel variants in one GPU call: builds the working tree ("tree") and each variant, runs
+# the GPU op cases of every variant, then times them in turn, round after round, so that all
+# builds meet the same card, clocks and neighbours (METHOD.md: compare only within one call).
+# A variant is a folder .gpu-deps/ab/<name>/ of files laid over the tree at their repository
+# paths (.gpu-deps/ab/base/src/ops/cuda/nvfp4_gemv.cuh replaces src/ops/cuda/nvfp4_gemv.cuh).
+# Run on the GPU machine from the repository root, `.gpu-deps` carried; the env picks the work:
+#   VARIANTS  names to build (default: tree and every folder under .gpu-deps/ab)
+#   FILTER    gtest filter of the op cases run once per build ('' skips; default '*DeviceOps*/cuda')
+#   KB        cuda_kernels_bench arguments ('' skips; e.g. --moe), KB_GREP the lines kept
+#   LAYERS    the m2.7 slice's layers for bench-model (0 skips; default 8), BATCHES its -b
+#   ROUNDS    timing rounds (default 2)
+# Prints one block per round and build; logs go to $OUT.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=${OUT:-/tmp}
+deps=/tmp/gpu-deps
+if compgen -G ".gpu-deps/*.deb" >/dev/null; then
+    for deb in .gpu-deps/*.deb; do dpkg -x "$deb" "$deps"; done
+    sed -i "s|^prefix=/usr|prefix=$deps/usr|" "$deps"/usr/lib/x86_64-linux-gnu/pkgconfig/*.pc
+    export PKG_CONFIG_PATH="$deps/usr/lib/x86_64-linux-gnu/pkgconfig:${PKG_CONFIG_PATH:-}"
+    export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+    export OPENSSL_ROOT_DIR="$deps/usr"
+fi
+variants=${VARIANTS:-tree $(ls .gpu-deps/ab 2>/dev/null | tr '\n' ' ')}
+filter=${FILTER-'*DeviceOps*/cuda'}
+kb=${KB-}
+layers=${LAYERS:-8}
+rounds=${ROUNDS:-2}
+
+build() {  # $1: variant name -> /tmp/ab/$1/build-gpu
+    local root=/tmp/ab/$1
+    mkdir -p "$root"
+    tar --exclude=./.gpu-deps --exclude='./build*' -cf - . | tar -xf - -C "$root"
+    [ "$1" = tree ] || cp -r ".gpu-deps/ab/$1/." "$root/"
+    cmake -S "$root" -B "$root/build-gpu" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFOURBIT_CUDA=ON \
+        -DCMAKE_CUDA_ARCHITECTURES=90a >"$out/build_$1.log" 2>&1 &&
+        cmake --build "$root/build-gpu" --target fourbit ops_test cuda_kernels_bench \
+            -j "$(nproc)" >>"$out/build_$1.log" 2>&1
+}
+
+for v in $variants; do
+    start=$(date +%s)
+    if build "$v"; then
+        echo "built $v in $(($(date +%s) - start)) s"
+    else
+        echo "BUILD FAILED: $v"
+        tail -30 "$out/build_$v.log"
+    fi
+done
+if [ -n "$filter" ]; then
+    for v in $variants; do
+        binary=/tmp/ab/$v/build-gpu/tests/ops/ops_test
+        [ -x "$binary" ] || continue
+        "$binary" --gtest_filter="$filter" >"$out/ops_$v.log" 2>&1
+        echo "ops $v: $(grep -c '^\[       OK \]' "$out/ops_$v.log") passed," \
+            "$(grep -c '^\[  FAILED  \] .*(' "$out/ops_$v.log") failed"
+        grep '^\[  FAILED  \] .*(' "$out/ops_$v.log" | head -5
+    done
+fi
+for round in $(seq "$rounds"); do
+    for v in $variants; do
+        dir=/tmp/ab/$v/build-gpu
+        [ -x "$dir/fourbit" ] || continue
+        echo "== round $round: $v"
+        if [ -n "$kb" ]; then
+            # shellcheck disable=SC2086
+            "$dir/bench/cuda_kernels_bench" $kb 2>&1 | grep -E "${KB_GREP:-.}" | head -40
+        fi
+        if [ "$layers" != 0 ]; then
+            "$dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers "$layers" \
+                --all-layers-nvfp4 --device cuda -p 16 -b "${BATCHES:-1}" -n 64 --context 512 \
+                -r 1 2>&1 | grep -E "^\| tg"
+        fi
+    done
+done
