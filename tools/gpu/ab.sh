@@ -10,6 +10,8 @@
 #   KB        cuda_kernels_bench arguments ('' skips; e.g. --moe), KB_GREP the lines kept
 #   LAYERS    the m2.7 slice's layers for bench-model (0 skips; default 8), BATCHES its -b
 #   ROUNDS    timing rounds (default 2)
+#   TARGETS   what to build (default: fourbit ops_test cuda_kernels_bench; fourbit alone is
+#             enough for bench-model, and builds faster)
 # Prints one block per round and build; logs go to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,7 +37,7 @@ build() {  # $1: variant name -> /tmp/ab/$1/build-gpu
     [ "$1" = tree ] || cp -r ".gpu-deps/ab/$1/." "$root/"
     cmake -S "$root" -B "$root/build-gpu" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFOURBIT_CUDA=ON \
         -DCMAKE_CUDA_ARCHITECTURES=90a >"$out/build_$1.log" 2>&1 &&
-        cmake --build "$root/build-gpu" --target fourbit ops_test cuda_kernels_bench \
+        cmake --build "$root/build-gpu" --target ${TARGETS:-fourbit ops_test cuda_kernels_bench} \
             -j "$(nproc)" >>"$out/build_$1.log" 2>&1
 }
 
