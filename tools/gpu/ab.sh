@@ -16,14 +16,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-/tmp}
-deps=/tmp/gpu-deps
-if compgen -G ".gpu-deps/*.deb" >/dev/null; then
-    for deb in .gpu-deps/*.deb; do dpkg -x "$deb" "$deps"; done
-    sed -i "s|^prefix=/usr|prefix=$deps/usr|" "$deps"/usr/lib/x86_64-linux-gnu/pkgconfig/*.pc
-    export PKG_CONFIG_PATH="$deps/usr/lib/x86_64-linux-gnu/pkgconfig:${PKG_CONFIG_PATH:-}"
-    export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
-    export OPENSSL_ROOT_DIR="$deps/usr"
-fi
+# shellcheck source=tools/gpu/use_deps.sh
+source tools/gpu/use_deps.sh
 variants=${VARIANTS:-tree $(ls .gpu-deps/ab 2>/dev/null | tr '\n' ' ')}
 filter=${FILTER-'*DeviceOps*/cuda'}
 kb=${KB-}

@@ -19,16 +19,8 @@ log_dir=${OUT:-/tmp}
 start=$(date +%s)
 commit=${FOURBIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 
-# Packages the bare GPU machine lacks, carried from the dev machine (tools/gpu/fetch_deps.sh),
-# unpacked into a private prefix whose pkg-config files are pointed at it.
-deps=/tmp/gpu-deps
-if compgen -G ".gpu-deps/*.deb" >/dev/null; then
-    for deb in .gpu-deps/*.deb; do dpkg -x "$deb" "$deps"; done
-    sed -i "s|^prefix=/usr|prefix=$deps/usr|" "$deps"/usr/lib/x86_64-linux-gnu/pkgconfig/*.pc
-    export PKG_CONFIG_PATH="$deps/usr/lib/x86_64-linux-gnu/pkgconfig:${PKG_CONFIG_PATH:-}"
-    export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
-    export OPENSSL_ROOT_DIR="$deps/usr"
-fi
+# shellcheck source=tools/gpu/use_deps.sh
+source tools/gpu/use_deps.sh
 
 # sm_90a only: the card here is a Hopper (the default list adds the Blackwell targets).
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFOURBIT_CUDA=ON \
