@@ -627,9 +627,9 @@ inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m
         }
     }
     if constexpr (kPdl) {
-        return launch_with_pdl(kernel, dim3(w.n / 16), threads, shared_bytes, stream, w, x, m, y);
+        return launch_with_pdl(kernel, dim3(stripes), threads, shared_bytes, stream, w, x, m, y);
     } else {
-        kernel<<<w.n / 16, threads, shared_bytes, stream>>>(w, x, m, y);
+        kernel<<<stripes, threads, shared_bytes, stream>>>(w, x, m, y);
         return cudaSuccess;
     }
 }
