@@ -4,6 +4,9 @@
 # builds meet the same card, clocks and neighbours (METHOD.md: compare only within one call).
 # A variant is a folder .gpu-deps/ab/<name>/ of files laid over the tree at their repository
 # paths (.gpu-deps/ab/base/src/ops/cuda/nvfp4_gemv.cuh replaces src/ops/cuda/nvfp4_gemv.cuh).
+# A variant from a branch (here, before the call), e.g. experiment/persistent-moe as "stream":
+#   for f in $(git diff --name-only main...experiment/persistent-moe); do
+#     mkdir -p .gpu-deps/ab/stream/$(dirname $f); git show experiment/persistent-moe:$f >.gpu-deps/ab/stream/$f; done
 # Run on the GPU machine from the repository root, `.gpu-deps` carried; the env picks the work:
 #   VARIANTS  names to build (default: tree and every folder under .gpu-deps/ab)
 #   FILTER    gtest filter of the op cases run once per build ('' skips; default '*DeviceOps*/cuda')
