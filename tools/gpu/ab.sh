@@ -7,6 +7,8 @@
 # A variant from a branch (here, before the call), e.g. experiment/persistent-moe as "stream":
 #   for f in $(git diff --name-only main...experiment/persistent-moe); do
 #     mkdir -p .gpu-deps/ab/stream/$(dirname $f); git show experiment/persistent-moe:$f >.gpu-deps/ab/stream/$f; done
+# The overlays travel with `.gpu-deps` from this checkout at each call: add or remove variant
+# folders here (an `rm` in the device command changes only the device's copy).
 # Run on the GPU machine from the repository root, `.gpu-deps` carried; the env picks the work:
 #   VARIANTS  names to build (default: tree and every folder under .gpu-deps/ab)
 #   FILTER    gtest filter of the op cases run once per build ('' skips; default '*DeviceOps*/cuda')
