@@ -675,9 +675,10 @@ inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, co
     // warp 6 groups, which chunks of 4 cut into 4 + 2 (half of the second chunk's loads and
     // products skipped behind guards). H200, A/B in one call: the experts at 1 / 4 tokens went
     // 26.9 / 83.7 -> 25.9 / 81.5 us with chunks of 3, and 26.0 / 81.2 -> 25.2 / 80.0 us more
-    // with the guards compiled out where every chunk is whole (whole_chunks).
-    const auto gate_up = experts.hidden / kGroupCols / kWarps % 3 == 0
-                             ? gate_up_kernel_for<3>(experts.hidden)
+    // with the guards compiled out where every chunk is whole (whole_chunks). Chunks of 3 only
+    // where they are whole: elsewhere they split nothing evenly either.
+    const auto gate_up = whole_chunks<3>(experts.hidden, kWarps)
+                             ? moe_gate_up_kernel<3, true>
                              : gate_up_kernel_for<kProductionChunk>(experts.hidden);
     // The down kernel's warps take the whole intermediate width each.
     const auto down = whole_chunks<kProductionChunk>(experts.intermediate, 1)
