@@ -565,19 +565,6 @@ inline cudaError_t launch_with_pdl(void (*kernel)(Parameters...), dim3 grid, int
 
 using LinearKernel = void (*)(TilesView, const float*, int, RowParts);
 
-// Whether each of `warps` warps splitting k columns takes exactly two chunks of kChunk groups:
-// one multiplied while the other loads, nothing left over. o_proj's 12 groups a warp at M2's
-// 6,144 ran faster in two chunks of 6 than in three of 4 at one token in every H200 kernel
-// bench on record (bench/results/cuda/2026-11-27: 6.36 .. 6.67 us against 6.68 .. 7.26) and
-// at 16 tokens, slower at 8 (H200, A/B in one call, three rounds: 6.37 .. 6.39 against 6.61 ..
-// 6.92 us at 1, 18.57 .. 18.64 against 19.56 .. 19.85 at 16, 14.58 .. 14.60 against 14.13 ..
-// 14.21 at 8), so launch_linear takes them at 1 and past 8 tokens.
-template <int kChunk>
-inline bool in_two_chunks(int k, int warps) {
-    const int groups = k / kGroupCols;
-    return groups % warps == 0 && groups / warps == 2 * kChunk;
-}
-
 // Whether each of `warps` warps splitting k columns takes the same number of groups, a multiple
 // of kChunk: then no chunk is partial and the kernels' loops go unguarded (kWhole).
 template <int kChunk>
@@ -661,9 +648,8 @@ inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_token
         const float* block_x = x + static_cast<int64_t>(t0) * w.k;
         const RowParts block_y = y.after_tokens(t0);
         const cudaError_t status =
-            small_grid ? launch_linear_block<8, false>(w, block_x, m, block_y, stream)
-            : in_two_chunks<6>(w.k, kWarps) && (m == 1 || m > 8)
-                ? launch_linear_block<6, true>(w, block_x, m, block_y, stream)
+            small_grid
+                ? launch_linear_block<8, false>(w, block_x, m, block_y, stream)
                 : launch_linear_block<kProductionChunk, true>(w, block_x, m, block_y, stream);
         if (status != cudaSuccess) return status;
     }
