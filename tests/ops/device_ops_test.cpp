@@ -592,12 +592,14 @@ TEST_P(DeviceOps, LinearStackedEqualsItsParts) {
 
 TEST_P(DeviceOps, LinearNvfp4MiniMaxShapes) {
     std::mt19937 rng(8);
-    // q_proj [6144 x 3072] and o_proj [3072 x 6144] at decode, o_proj at 4 and 8 tokens (rows
-    // staged past 48 KB of shared memory, up to 98 KB), and q/k/v stacked plus a stripe at 1, 8
-    // and 16 tokens (513 stripes: more than a wave of 8-warp CTAs on an H100/H200, so the
-    // kernel takes 6 warps a stripe there; 8 tokens staged past 48 KB, 16 read through L1);
-    // o_proj at 24 tokens (the GEMV in two blocks) and q/k/v at 40 (the GEMM); bound as above.
+    // q_proj [6144 x 3072] and o_proj [3072 x 6144] at decode (o_proj at one token too, the
+    // batch-1 step's shape), o_proj at 4 and 8 tokens (rows staged past 48 KB of shared memory,
+    // up to 98 KB), and q/k/v stacked plus a stripe at 1, 8 and 16 tokens (513 stripes: more
+    // than a wave of 8-warp CTAs on an H100/H200, so the kernel takes 6 warps a stripe there; 8
+    // tokens staged past 48 KB, 16 read through L1); o_proj at 24 tokens (the GEMV in two
+    // blocks) and q/k/v at 40 (the GEMM); bound as above.
     for (auto [n, k, m] : {std::tuple<int64_t, int64_t, int64_t>{6144, 3072, 2},
+                           {3072, 6144, 1},
                            {3072, 6144, 2},
                            {3072, 6144, 4},
                            {3072, 6144, 8},
