@@ -12,8 +12,10 @@
 # Run on the GPU machine from the repository root, `.gpu-deps` carried; the env picks the work:
 #   VARIANTS  names to build (default: tree and every folder under .gpu-deps/ab)
 #   FILTER    gtest filter of the op cases run once per build ('' skips; default '*DeviceOps*/cuda')
-#   KB        cuda_kernels_bench arguments ('' skips; e.g. --moe), KB_GREP the lines kept
+#   KB        cuda_kernels_bench arguments ('' skips; ' ' runs all of it; e.g. --moe), KB_GREP the
+#             lines kept
 #   LAYERS    the m2.7 slice's layers for bench-model (0 skips; default 8), BATCHES its -b
+#             (comma-separated: "1,8"; a bench-model error prints instead of its rows)
 #   ROUNDS    timing rounds (default 2)
 #   TARGETS   what to build (default: fourbit ops_test cuda_kernels_bench; fourbit alone is
 #             enough for bench-model, and builds faster)
@@ -71,7 +73,7 @@ for round in $(seq "$rounds"); do
         if [ "$layers" != 0 ]; then
             "$dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers "$layers" \
                 --all-layers-nvfp4 --device cuda -p 16 -b "${BATCHES:-1}" -n 64 --context 512 \
-                -r 1 2>&1 | grep -E "^\| tg"
+                -r 1 2>&1 | grep -E "^\| tg|[Ee]rror"
         fi
     done
 done
