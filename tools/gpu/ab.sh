@@ -15,7 +15,10 @@
 #   KB        cuda_kernels_bench arguments ('' skips; ' ' runs all of it; e.g. --moe), KB_GREP the
 #             lines kept
 #   LAYERS    the m2.7 slice's layers for bench-model (0 skips; default 8), BATCHES its -b
-#             (comma-separated: "1,8"; a bench-model error prints instead of its rows)
+#             (comma-separated: "1,8"; a bench-model error prints instead of its rows); TRACE=1
+#             adds each decode kernel's time as it ran in the step's graph (--trace-kernels):
+#             the kernel bench launches a kernel back to back, which can rank variants otherwise
+#             (session 20: o_proj in chunks of 6 won there by 0.3-0.5 us and lost 0.24 in the graph)
 #   ROUNDS    timing rounds (default 2)
 #   TARGETS   what to build (default: fourbit ops_test cuda_kernels_bench; fourbit alone is
 #             enough for bench-model, and builds faster)
@@ -29,6 +32,8 @@ variants=${VARIANTS:-tree $(ls .gpu-deps/ab 2>/dev/null | tr '\n' ' ')}
 filter=${FILTER-'*DeviceOps*/cuda'}
 kb=${KB-}
 layers=${LAYERS:-8}
+trace=()
+[ "${TRACE:-0}" = 1 ] && trace=(--trace-kernels)
 rounds=${ROUNDS:-2}
 
 build() {  # $1: variant name -> /tmp/ab/$1/build-gpu
@@ -73,7 +78,7 @@ for round in $(seq "$rounds"); do
         if [ "$layers" != 0 ]; then
             "$dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers "$layers" \
                 --all-layers-nvfp4 --device cuda -p 16 -b "${BATCHES:-1}" -n 64 --context 512 \
-                -r 1 2>&1 | grep -E "^\| tg|[Ee]rror"
+                -r 1 "${trace[@]}" 2>&1 | grep -E "^\| tg|^\| [a-z_]+kernel|[Ee]rror"
         fi
     done
 done
