@@ -301,8 +301,8 @@ __device__ __forceinline__ void fold_prologue(const AttentionParams& p, const De
         value = f.v[kv_row + column];
         kw = k_weight[column];
     }
-    // The whole rows for the norms' sums, loaded before warp 0 turns to the angles' double
-    // cos and sin, so that those run while the loads are in flight.
+    // The whole rows for the norms' sums, loaded before warps 0 and 1 turn to the angles'
+    // double cos and sin, so that those run while the loads are in flight.
     constexpr int kSlots = kNormThreads / kThreads;
     constexpr int kQPerSlot = kPrologueMaxQWidth / kNormThreads;
     constexpr int kKPerSlot = kPrologueMaxKvWidth / kNormThreads;
