@@ -381,8 +381,16 @@ PagedLaunch::PagedLaunch(const Tensor& q, const PagedTokens& tokens, const KvLay
     const int64_t ctas = (n_tokens + tile_tokens - 1) / tile_tokens * shape.n_kv_heads;
     const int64_t target = prefill ? kPrefillTargetCtas : kTargetCtas;
     const int64_t context = std::max<int64_t>(tokens.max_context, 1);
-    int64_t splits =
-        ctas >= target ? 1 : std::min<int64_t>(target / ctas, (context + tile - 1) / tile);
+    // The decode kernel's splits take two of its steps each from a context of 1,024 (graphed
+    // steps round theirs up to a power of two: 576 positions run as 1,024). H200 decode graph,
+    // attention + combine a layer at batch 1, A/B in one call: 11.6 -> 11.2 us at 1,024 and
+    // 15.8 -> 13.4 at 2,048 (32 one-step splits had made the combine 4.3 us); at 256 and 512
+    // one step a split stayed faster (10.3 against 11.4, 10.6 against 11.0); from 4,096 the CTA
+    // target makes the same splits either way.
+    const int64_t min_split = decode_mma && context >= 1024 ? 2 * tile : tile;
+    int64_t splits = ctas >= target
+                         ? 1
+                         : std::min<int64_t>(target / ctas, (context + min_split - 1) / min_split);
     splits = std::max<int64_t>(splits, 1);
     params.split = static_cast<int>(((context + splits - 1) / splits + tile - 1) / tile * tile);
     params.n_splits = static_cast<int>((context + params.split - 1) / params.split);
