@@ -19,6 +19,7 @@
 #             adds each decode kernel's time as it ran in the step's graph (--trace-kernels):
 #             the kernel bench launches a kernel back to back, which can rank variants otherwise
 #             (session 20: o_proj in chunks of 6 won there by 0.3-0.5 us and lost 0.24 in the graph)
+#   CONTEXTS  the decode's context lengths, one bench-model run each (default 512)
 #   ROUNDS    timing rounds (default 2)
 #   TARGETS   what to build (default: fourbit ops_test cuda_kernels_bench; fourbit alone is
 #             enough for bench-model, and builds faster)
@@ -76,9 +77,12 @@ for round in $(seq "$rounds"); do
             "$dir/bench/cuda_kernels_bench" $kb 2>&1 | grep -E "${KB_GREP:-.}" | head -40
         fi
         if [ "$layers" != 0 ]; then
-            "$dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers "$layers" \
-                --all-layers-nvfp4 --device cuda -p 16 -b "${BATCHES:-1}" -n 64 --context 512 \
-                -r 1 "${trace[@]}" 2>&1 | grep -E "^\| tg|^\| [a-z_]+kernel|[Ee]rror"
+            for context in ${CONTEXTS:-512}; do
+                "$dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers "$layers" \
+                    --all-layers-nvfp4 --device cuda -p 16 -b "${BATCHES:-1}" -n 64 \
+                    --context "$context" -r 1 "${trace[@]}" 2>&1 |
+                    grep -E "^\| tg|^\| [a-z_]+kernel|[Ee]rror"
+            done
         fi
     done
 done
