@@ -33,6 +33,11 @@ using paged_attention::AttentionParams;
 constexpr int kThreads = 256;
 constexpr int kTile = 32;
 constexpr int64_t kTargetCtas = 256;  // about two per SM of an H100/H200
+// The tensor-core decode kernel's splits (PagedLaunch says why): two steps each from a context
+// of kTwoStepContext, and at most kSplitCap of them while each holds up to kCappedPositions.
+constexpr int64_t kTwoStepContext = 1024;
+constexpr int64_t kSplitCap = 16;
+constexpr int64_t kCappedPositions = 512;
 // One wave of the tiled kernel over an f32 pool (one CTA an SM); over a bf16 pool (two an SM)
 // 264 measured the same as 132 (H200). More splits than that only add waves and the combine (a
 // 512-token prompt: 128 CTAs took 199 us split in two, H100).
@@ -387,7 +392,7 @@ PagedLaunch::PagedLaunch(const Tensor& q, const PagedTokens& tokens, const KvLay
     // 15.8 -> 13.4 at 2,048 (32 one-step splits had made the combine 4.3 us); at 256 and 512
     // one step a split stayed faster (10.3 against 11.4, 10.6 against 11.0); from 4,096 the CTA
     // target makes the same splits either way.
-    const int64_t min_split = decode_mma && context >= 1024 ? 2 * tile : tile;
+    const int64_t min_split = decode_mma && context >= kTwoStepContext ? 2 * tile : tile;
     int64_t splits = ctas >= target
                          ? 1
                          : std::min<int64_t>(target / ctas, (context + min_split - 1) / min_split);
@@ -396,7 +401,8 @@ PagedLaunch::PagedLaunch(const Tensor& q, const PagedTokens& tokens, const KvLay
     // one call, 18.5 -> 15.9 us at 4,096 and 22.5 -> 20.9 at 8,192; at 32K, 16 splits of 2,048
     // lost (47.2 -> 51.2), so longer contexts keep the CTA target's.
     if (decode_mma) {
-        splits = std::min<int64_t>(splits, std::max<int64_t>(16, (context + 511) / 512));
+        splits = std::min<int64_t>(
+            splits, std::max(kSplitCap, (context + kCappedPositions - 1) / kCappedPositions));
     }
     splits = std::max<int64_t>(splits, 1);
     params.split = static_cast<int>(((context + splits - 1) / splits + tile - 1) / tile * tile);
