@@ -33,8 +33,8 @@ using paged_attention::AttentionParams;
 constexpr int kThreads = 256;
 constexpr int kTile = 32;
 constexpr int64_t kTargetCtas = 256;  // about two per SM of an H100/H200
-// The tensor-core decode kernel's splits (PagedLaunch says why): two steps each from a context
-// of kTwoStepContext, and at most kSplitCap of them while each holds up to kCappedPositions.
+// The tensor-core decode kernel's shortest splits (PagedLaunch says why): two steps from a
+// context of kTwoStepContext, and a kSplitCap-th of the context up to kCappedPositions.
 constexpr int64_t kTwoStepContext = 1024;
 constexpr int64_t kSplitCap = 16;
 constexpr int64_t kCappedPositions = 512;
@@ -386,24 +386,21 @@ PagedLaunch::PagedLaunch(const Tensor& q, const PagedTokens& tokens, const KvLay
     const int64_t ctas = (n_tokens + tile_tokens - 1) / tile_tokens * shape.n_kv_heads;
     const int64_t target = prefill ? kPrefillTargetCtas : kTargetCtas;
     const int64_t context = std::max<int64_t>(tokens.max_context, 1);
-    // The decode kernel's splits take two of its steps each from a context of 1,024 (graphed
-    // steps round theirs up to a power of two: 576 positions run as 1,024). H200 decode graph,
-    // attention + combine a layer at batch 1, A/B in one call: 11.6 -> 11.2 us at 1,024 and
-    // 15.8 -> 13.4 at 2,048 (32 one-step splits had made the combine 4.3 us); at 256 and 512
-    // one step a split stayed faster (10.3 against 11.4, 10.6 against 11.0); from 4,096 the CTA
-    // target makes the same splits either way.
-    const int64_t min_split = decode_mma && context >= kTwoStepContext ? 2 * tile : tile;
+    // The tensor-core decode kernel's splits are at least two of its steps long from a context
+    // of kTwoStepContext, and at least 1/kSplitCap of the context up to kCappedPositions each:
+    // graphed steps round their context up to a power of two (576 positions run as 1,024), and
+    // the CTA target (256) had cut such contexts into up to 32 one-step splits, the combine
+    // growing ~0.09 us a split. H200 decode graph, attention + combine a layer at batch 1, A/B
+    // in one call: 11.6 -> 11.2 us at 1,024, 15.8 -> 13.4 at 2,048, 18.5 -> 15.9 at 4,096, 22.5
+    // -> 20.9 at 8,192; at 256 and 512 one-step splits stayed faster (10.3 against 11.4, 10.6
+    // against 11.0), and at 16K and 32K 16 splits lost (29.4 -> 30.9, 47.2 -> 51.2 us).
+    const int64_t min_split =
+        decode_mma && context >= kTwoStepContext
+            ? std::max(2 * tile, std::min((context + kSplitCap - 1) / kSplitCap, kCappedPositions))
+            : tile;
     int64_t splits = ctas >= target
                          ? 1
                          : std::min<int64_t>(target / ctas, (context + min_split - 1) / min_split);
-    // And no more than 16 splits up to a context of 8,192 (512 positions each), where 32 had
-    // cost the combine 4.3 us: attention + combine a layer at batch 1, H200 decode graph, A/B in
-    // one call, 18.5 -> 15.9 us at 4,096 and 22.5 -> 20.9 at 8,192; at 32K, 16 splits of 2,048
-    // lost (47.2 -> 51.2), so longer contexts keep the CTA target's.
-    if (decode_mma) {
-        splits = std::min<int64_t>(
-            splits, std::max(kSplitCap, (context + kCappedPositions - 1) / kCappedPositions));
-    }
     splits = std::max<int64_t>(splits, 1);
     params.split = static_cast<int>(((context + splits - 1) / splits + tile - 1) / tile * tile);
     params.n_splits = static_cast<int>((context + params.split - 1) / params.split);
