@@ -42,9 +42,10 @@ void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tenso
     const Device device =
         op_device("moe_route", {&router_logits, &placed_bias, &expert_ids, &expert_weights});
     if (device.is_cuda()) {
-        // The kernel keeps 8 winners and two floats per expert in 48 KB of shared memory.
-        if (k > 8 || n_experts > 6144) {
-            fail("moe_route: top {} of {} experts on CUDA (at most top 8 of 6144)", k, n_experts);
+        // The kernel keeps a score, a rank key and a quarter of a candidate (k <= 8 of each 32)
+        // per expert in 48 KB of shared memory.
+        if (k > 8 || n_experts > 2048) {
+            fail("moe_route: top {} of {} experts on CUDA (at most top 8 of 2048)", k, n_experts);
         }
 #ifdef FOURBIT_CUDA
         return cuda::moe_route(router_logits, placed_bias, k, expert_ids, expert_weights);

@@ -13,21 +13,24 @@ namespace {
 
 constexpr int kRouteThreads = 256;
 
-// One CTA per token: the scores in shared memory, then warp 0 alone picks the experts
+// One CTA per token: the scores and rank keys in shared memory, then the choice by ranks
 // (ops/cuda/route_top_k.cuh).
 template <typename Bias>
 __global__ void route_kernel(const float* logits, const Bias* bias, int n_experts, int k,
                              int32_t* ids, float* weights) {
-    extern __shared__ float shared[];
-    float* scores = shared;
-    float* choice = shared + n_experts;
-    __shared__ int chosen[8];
+    extern __shared__ uint64_t shared_keys[];
+    const RouteLayout at(n_experts, k);
+    uint64_t* keys = shared_keys;
+    uint64_t* candidates = keys + at.key_stride();
+    float* scores = reinterpret_cast<float*>(candidates + at.candidate_stride());
+    __shared__ uint64_t best[1][8];
+    __shared__ int chosen[1][8];
+    __shared__ float picked[1][8];
     const float* row = logits + static_cast<int64_t>(blockIdx.x) * n_experts;
-    route_scores([&](int e) { return row[e]; }, bias, n_experts, scores, choice);
+    route_scores([&](int, int e) { return row[e]; }, bias, at, 1, scores, keys);
     __syncthreads();
-    if (threadIdx.x >= 32) return;
-    route_pick(scores, choice, n_experts, k, chosen, ids + blockIdx.x * k,
-               weights + blockIdx.x * k);
+    route_choose(scores, keys, candidates, at, 1, best, chosen, picked, ids + blockIdx.x * k,
+                 weights + blockIdx.x * k);
 }
 
 }  // namespace
@@ -37,7 +40,9 @@ void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tenso
     const int64_t n_tokens = router_logits.dim(0), n_experts = router_logits.dim(1);
     if (n_tokens == 0) return;
     DeviceScope scope(router_logits.device().index);
-    const size_t shared_bytes = static_cast<size_t>(2 * n_experts) * sizeof(float);
+    const size_t shared_bytes =
+        RouteLayout(static_cast<int>(n_experts), static_cast<int>(k)).key_bytes(1) +
+        static_cast<size_t>(n_experts) * sizeof(float);
     const unsigned blocks = static_cast<unsigned>(n_tokens);
     cudaStream_t stream = current_stream();
     const bool has_bias = bias.defined() && bias.numel() > 0;

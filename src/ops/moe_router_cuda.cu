@@ -10,6 +10,7 @@
 // writes x and h. "Last" is counted on a device-global counter that each launch leaves at zero,
 // so the kernel is graph-capturable without a memset; two of these kernels must not run at once
 // on one device (each device's model steps run on one stream).
+#include "ops/cuda/device_attribute.h"
 #include "ops/cuda/exact_dot.cuh"
 #include "ops/cuda/norm_rope.cuh"
 #include "ops/cuda/route_top_k.cuh"
@@ -39,22 +40,27 @@ struct RouterParams {
     float* weights;  // [m, k]
 };
 
-// Dynamic shared memory: the updated x rows, the h rows, then each token's scores and choices.
-size_t router_shared_bytes(int m, int d, int n) {
-    return static_cast<size_t>(2 * m * d + 2 * m * n) * sizeof(float);
+// Dynamic shared memory: the routing's keys and candidates (ops/cuda/route_top_k.cuh), then
+// the updated x rows, the h rows and each token's scores.
+size_t router_shared_bytes(int m, int d, int n, int k) {
+    return RouteLayout(n, k).key_bytes(m) + static_cast<size_t>(2 * m * d + m * n) * sizeof(float);
 }
 
 template <typename NormWeight, typename RouterWeight, typename Bias>
 __global__ void __launch_bounds__(kNormThreads)
     router_kernel(RouterParams p, const NormWeight* norm_weight, const RouterWeight* router,
                   const Bias* bias) {
-    extern __shared__ float shared[];
-    float* x_rows = shared;
+    extern __shared__ uint64_t shared_keys[];
+    const RouteLayout at(p.n, p.k);
+    uint64_t* keys = shared_keys;
+    uint64_t* candidates = keys + p.m * at.key_stride();
+    float* x_rows = reinterpret_cast<float*>(candidates + p.m * at.candidate_stride());
     float* h_rows = x_rows + p.m * p.d;
     float* scores = h_rows + p.m * p.d;
-    float* choice = scores + p.m * p.n;
     __shared__ RmsShared reduction;
+    __shared__ uint64_t best[kMaxTokens][8];
     __shared__ int chosen[kMaxTokens][8];
+    __shared__ float picked[kMaxTokens][8];
     __shared__ bool last;
 
     // x + r and its norm, token by token, into shared memory (x itself is written at the end).
@@ -86,17 +92,11 @@ __global__ void __launch_bounds__(kNormThreads)
     __syncthreads();
     if (!last) return;
     __threadfence();
-    for (int t = 0; t < p.m; ++t) {
-        // From L2 (__ldcg): other SMs wrote these, and this SM's L1 is not coherent with them.
-        const float* row_logits = p.logits + t * p.n;
-        route_scores([&](int e) { return __ldcg(row_logits + e); }, bias, p.n, scores + t * p.n,
-                     choice + t * p.n);
-    }
+    // From L2 (__ldcg): other SMs wrote these, and this SM's L1 is not coherent with them.
+    route_scores([&](int t, int e) { return __ldcg(p.logits + t * p.n + e); }, bias, at, p.m,
+                 scores, keys);
     __syncthreads();
-    if (warp < p.m) {
-        route_pick(scores + warp * p.n, choice + warp * p.n, p.n, p.k, chosen[warp],
-                   p.ids + warp * p.k, p.weights + warp * p.k);
-    }
+    route_choose(scores, keys, candidates, at, p.m, best, chosen, picked, p.ids, p.weights);
     // x was read by every CTA; all have counted, so it can be overwritten now.
     for (int i = threadIdx.x; i < p.m * p.d; i += kNormThreads) {
         p.x[i] = x_rows[i];
@@ -105,16 +105,25 @@ __global__ void __launch_bounds__(kNormThreads)
     if (threadIdx.x == 0) finished_ctas = 0;
 }
 
+// Launches the kernel, or returns false when its shared memory is more than the device allows
+// a CTA (m = 4 tokens of M2 take ~110 KB: an sm_120 card allows 99 KB), so that the caller runs
+// the three ops instead.
 template <typename NormWeight, typename RouterWeight, typename Bias>
-void launch_router(const RouterParams& params, const NormWeight* norm_weight,
+bool launch_router(const RouterParams& params, const NormWeight* norm_weight,
                    const RouterWeight* router, const Bias* bias) {
     const auto kernel = router_kernel<NormWeight, RouterWeight, Bias>;
-    const size_t bytes = router_shared_bytes(params.m, params.d, params.n);
+    const size_t bytes = router_shared_bytes(params.m, params.d, params.n, params.k);
+    cudaFuncAttributes attributes{};
+    FOURBIT_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
+    const size_t allowed =
+        static_cast<size_t>(current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin));
+    if (bytes + attributes.sharedSizeBytes > allowed) return false;
     FOURBIT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             static_cast<int>(bytes)));
     const unsigned blocks = static_cast<unsigned>((params.n + kRowsPerCta - 1) / kRowsPerCta);
     kernel<<<blocks, kNormThreads, bytes, current_stream()>>>(params, norm_weight, router, bias);
     FOURBIT_CUDA_CHECK_LAUNCH();
+    return true;
 }
 
 // Calls launch(norm weight pointer) for the norm weight's dtype (f32 or bf16 bits).
@@ -147,14 +156,16 @@ bool moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps
                               static_cast<int>(k), h.data<float>(),      logits.data<float>(),
                               ids.data<int32_t>(), weights.data<float>()};
     const bool has_bias = bias.defined() && bias.numel() > 0;
+    bool launched = false;
     with_weight(norm_weight, [&](auto* norm) {
         auto with_bias = [&](auto* router_rows) {
             if (!has_bias) {
-                launch_router(params, norm, router_rows, static_cast<const float*>(nullptr));
+                launched =
+                    launch_router(params, norm, router_rows, static_cast<const float*>(nullptr));
             } else if (bias.dtype() == DType::bf16) {
-                launch_router(params, norm, router_rows, bias.data<uint16_t>());
+                launched = launch_router(params, norm, router_rows, bias.data<uint16_t>());
             } else {
-                launch_router(params, norm, router_rows, bias.data<float>());
+                launched = launch_router(params, norm, router_rows, bias.data<float>());
             }
         };
         if (router_dtype == DType::bf16) {
@@ -163,7 +174,7 @@ bool moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps
             with_bias(router.weight.data<float>());
         }
     });
-    return true;
+    return launched;
 }
 
 }  // namespace fourbit::cuda

@@ -686,25 +686,26 @@ TEST_P(DeviceOps, MoeRouterEqualsItsThreeOps) {
     }
 }
 
-// moe_route of `logits` (top 8) on the device under test against the host's: the same sigmoid
+// moe_route of `logits` (top k) on the device under test against the host's: the same sigmoid
 // (exp rounded once to f32) and the same f32 sums on both, so ids agree exactly and weights to
 // a couple of ulps.
-void expect_route_as_on_host(const Tensor& logits, const Tensor& bias, Device device) {
+void expect_route_as_on_host(const Tensor& logits, const Tensor& bias, Device device,
+                             int64_t k = 8) {
     const int64_t n = logits.dim(0);
-    Tensor ids = Tensor::zeros(DType::i32, {n, 8}), weights = Tensor::zeros(DType::f32, {n, 8});
-    moe_route(logits, bias, 8, ids, weights);
-    Tensor device_ids = Tensor::zeros(DType::i32, {n, 8}, device);
-    Tensor poison = Tensor::zeros(DType::f32, {n, 8});  // slots the op fails to write show up
-    for (int64_t i = 0; i < n * 8; ++i) poison.data<float>()[i] = std::nanf("");
+    Tensor ids = Tensor::zeros(DType::i32, {n, k}), weights = Tensor::zeros(DType::f32, {n, k});
+    moe_route(logits, bias, k, ids, weights);
+    Tensor device_ids = Tensor::zeros(DType::i32, {n, k}, device);
+    Tensor poison = Tensor::zeros(DType::f32, {n, k});  // slots the op fails to write show up
+    for (int64_t i = 0; i < n * k; ++i) poison.data<float>()[i] = std::nanf("");
     Tensor device_weights = poison.to(device);
-    moe_route(logits.to(device), bias.defined() ? bias.to(device) : Tensor(), 8, device_ids,
+    moe_route(logits.to(device), bias.defined() ? bias.to(device) : Tensor(), k, device_ids,
               device_weights);
     Tensor got_ids = device_ids.to(Device::host());
-    for (int64_t i = 0; i < n * 8; ++i) {
+    for (int64_t i = 0; i < n * k; ++i) {
         ASSERT_EQ(got_ids.data<int32_t>()[i], ids.data<int32_t>()[i]) << "slot " << i;
     }
-    std::vector<double> bound(n * 8);
-    for (int64_t i = 0; i < n * 8; ++i) bound[i] = 4 * 0x1p-24 * weights.data<float>()[i];
+    std::vector<double> bound(n * k);
+    for (int64_t i = 0; i < n * k; ++i) bound[i] = 4 * 0x1p-24 * weights.data<float>()[i];
     expect_within(device_weights.to(Device::host()), weights, bound, "route weights");
 }
 
@@ -714,6 +715,18 @@ TEST_P(DeviceOps, MoeRouteMiniMaxShapeBothBiasTypes) {
     for (const Tensor& bias :
          {random_f32({256}, rng, 0.1f), random_bf16({256}, rng, 0.1f), Tensor()}) {
         expect_route_as_on_host(logits, bias, device_);
+    }
+}
+
+TEST_P(DeviceOps, MoeRouteExpertCountsBeyondChunksOf32) {
+    // The device ranks experts within chunks of 32 first: a last chunk of 12 (300 experts) or
+    // of fewer than k (260 experts, 4), one chunk short of 32, and other k than M2's.
+    std::mt19937 rng(12);
+    for (auto [n_experts, k] : {std::pair<int64_t, int64_t>{300, 6}, {260, 8}, {20, 8}, {64, 1},
+                                {2048, 8}}) {
+        SCOPED_TRACE(std::to_string(n_experts) + " experts, top " + std::to_string(k));
+        expect_route_as_on_host(random_f32({3, n_experts}, rng, 2.0f),
+                                random_f32({n_experts}, rng, 0.1f), device_, k);
     }
 }
 
