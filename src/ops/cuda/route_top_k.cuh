@@ -7,8 +7,8 @@
 // The choice is made by ranks, not rounds: every expert counts the experts that beat it, first
 // within its chunk of 32 (only a chunk's best k can be among the best k of all), then among the
 // chunks' candidates. Each count is independent work for its own thread, where k rounds of a
-// warp arg-max were a chain of dependent reductions (~1.9 us of the router's ~8.6 at one token
-// on an H200).
+// warp arg-max were a chain of dependent reductions: the fused router kernel in M2's decode
+// graph 8.54 -> 8.35 us at one token (H200).
 #pragma once
 
 #include <cfloat>
