@@ -19,6 +19,7 @@
 // CTA (stage_rows): one 8-byte shared load per k-tile and token tile.
 #pragma once
 
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <utility>
@@ -328,23 +329,24 @@ __host__ __device__ inline int fragment_half(int i) {
 
 // Stages n_rows rows that a kernel wrote in that layout (k bf16 each, 16-byte aligned) into
 // shared memory as stage_rows does, then synchronises the CTA: a copy of 16-byte words, half the
-// bytes of f32 rows and no rounding, each thread's kBatch loads issued before its stores.
-template <int kBatch = 8>
+// bytes of f32 rows and no rounding, each thread's kBatch loads issued before its stores, by a
+// CTA of kCtaThreads.
+template <int kCtaThreads = kThreads, int kBatch = 8>
 __device__ __forceinline__ void stage_fragment_rows(uint2* shared, const __nv_bfloat16* rows,
                                                     int n_rows, int k) {
     const int words = k / 8, stride = fragment_stride(k) / 2;  // 16-byte words a row
     const uint4* source = reinterpret_cast<const uint4*>(rows);
     uint4* target = reinterpret_cast<uint4*>(shared);
-    for (int first = threadIdx.x; first < n_rows * words; first += kBatch * kThreads) {
+    for (int first = threadIdx.x; first < n_rows * words; first += kBatch * kCtaThreads) {
         uint4 values[kBatch];
 #pragma unroll
         for (int b = 0; b < kBatch; ++b) {
-            const int i = first + b * kThreads;
+            const int i = first + b * kCtaThreads;
             if (i < n_rows * words) values[b] = __ldg(source + i);
         }
 #pragma unroll
         for (int b = 0; b < kBatch; ++b) {
-            const int i = first + b * kThreads;
+            const int i = first + b * kCtaThreads;
             if (i < n_rows * words) target[i / words * stride + i % words] = values[b];
         }
     }
@@ -489,43 +491,64 @@ __global__ void __launch_bounds__(kThreads, 3)
     }
 }
 
+// The down kernel's CTAs come in pairs (a cluster of 2), each taking kDownSlots of a token's
+// routed slots, a warp a slot: M2's 192 stripes as one CTA each left 60 of an H200's 132 SMs
+// with two CTAs' bytes and the others with one.
+inline constexpr int kDownSlots = 4;
+inline constexpr int kDownThreads = kDownSlots * 32;
+
 // out[t, row] = sum_j weights[t, j] (down_e mid[t top_k + j])_row, e = ids[t, j], in slot
-// order; warp j computes slot j over the whole intermediate width. grid = (hidden / 16,
-// n_tokens); top_k <= 8; the token's top_k mid rows staged (staged_bytes(top_k, intermediate)).
+// order. grid = (2 hidden / 16, n_tokens): CTA h of stripe s's pair (blockIdx.x = 2 s + h)
+// computes slots kDownSlots h .. + kDownSlots - 1, warp j one slot over the whole intermediate
+// width; CTA 1 hands its slots' sums to CTA 0 through distributed shared memory, and CTA 0 adds
+// all of them in slot order, as one CTA of every slot would. top_k <= 2 kDownSlots; a CTA's mid
+// rows staged (staged_bytes(kDownSlots, intermediate)).
 template <int kChunk, bool kWhole>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kDownThreads)
     moe_down_kernel(ExpertsView experts, const int32_t* ids, const float* weights,
                     const __nv_bfloat16* mid, int top_k, float* out) {
     extern __shared__ __align__(16) uint2 staged[];
-    const int stripe = blockIdx.x, token = blockIdx.y, warp = threadIdx.x >> 5;
+    const int half = blockIdx.x & 1, stripe = blockIdx.x >> 1, token = blockIdx.y;
+    const int warp = threadIdx.x >> 5, first_slot = half * kDownSlots;
+    const int rows = max(0, min(kDownSlots, top_k - first_slot));  // this CTA's slots
     const int groups = experts.intermediate / kGroupCols;
     const int64_t stripes = experts.hidden / 16;
-    const bool active = warp < top_k;
+    const bool active = warp < rows;
     const int64_t tile =
-        active ? static_cast<int64_t>(ids[token * top_k + warp]) * stripes + stripe : 0;
+        active ? static_cast<int64_t>(ids[token * top_k + first_slot + warp]) * stripes + stripe
+               : 0;
     const LaneTiles at(experts.down_codes + tile * groups * 32,
                        experts.down_scales + tile * groups * 8, 0);
     WeightChunk<kChunk> first;
     if (active) load_chunk<kWhole>(first, at, groups);
     const int stride = fragment_stride(experts.intermediate);
-    // M2's 8 rows of 1,536 are 6 words a thread: one round of loads.
-    stage_fragment_rows(staged, mid + static_cast<int64_t>(token) * top_k * experts.intermediate,
-                        top_k, experts.intermediate);
+    stage_fragment_rows<kDownThreads>(
+        staged, mid + (static_cast<int64_t>(token) * top_k + first_slot) * experts.intermediate,
+        rows, experts.intermediate);
     float acc[1][4] = {};
     if (active) {
         // One token: every lane's B fragments come from the warp's own slot row.
         const StagedB<1> slot_row(staged + warp * stride, 0, 1);
         stripe_partial<1, kWhole>(first, at, 0, groups, slot_row, acc);
     }
-    __shared__ float partial[kWarps][4][32];
+    __shared__ float partial[kDownSlots][4][32];
+    __shared__ float handed[kDownSlots][16];  // CTA 0: CTA 1's slots' sums, row by row
     store_partials<1>(partial, acc);
     __syncthreads();
-    if (threadIdx.x < 16) {
+    cooperative_groups::cluster_group pair = cooperative_groups::this_cluster();
+    if (half == 1 && static_cast<int>(threadIdx.x) < rows * 16) {
+        const int j = threadIdx.x / 16, row = threadIdx.x % 16;
+        float* target = pair.map_shared_rank(&handed[0][0], 0);
+        target[j * 16 + row] = partial[j][row < 8 ? 0 : 2][4 * (row % 8)];
+    }
+    pair.sync();  // CTA 1's sums are in CTA 0's shared memory
+    if (half == 0 && threadIdx.x < 16) {
         const int row = threadIdx.x, lane = 4 * (row % 8), reg = row < 8 ? 0 : 2;
         float sum = 0.0f;
         for (int j = 0; j < top_k; ++j) {
             const int slot = token * top_k + j;
-            sum += weights[slot] * experts.out_scales[ids[slot] * 3 + 2] * partial[j][reg][lane];
+            const float value = j < kDownSlots ? partial[j][reg][lane] : handed[j - kDownSlots][row];
+            sum += weights[slot] * experts.out_scales[ids[slot] * 3 + 2] * value;
         }
         out[static_cast<int64_t>(token) * experts.hidden + stripe * 16 + row] = sum;
     }
@@ -670,7 +693,7 @@ inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, co
                               const float* h, int n_tokens, int top_k, __nv_bfloat16* mid,
                               float* out, cudaStream_t stream) {
     const size_t gate_up_bytes = staged_bytes(1, experts.hidden);
-    const size_t down_bytes = staged_bytes(top_k, experts.intermediate);
+    const size_t down_bytes = staged_bytes(kDownSlots, experts.intermediate);
     // Chunks that split a warp's share of a gate/up stripe evenly: M2's hidden 3,072 gives each
     // warp 6 groups, which chunks of 4 cut into 4 + 2 (half of the second chunk's loads and
     // products skipped behind guards). H200, A/B in one call: the experts at 1 / 4 tokens went
@@ -691,8 +714,8 @@ inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, co
     const dim3 gate_up_grid((gate_up_stripes + kGateUpStripes - 1) / kGateUpStripes,
                             n_tokens * top_k);
     gate_up<<<gate_up_grid, kThreads, gate_up_bytes, stream>>>(experts, ids, h, top_k, mid);
-    const dim3 down_grid(experts.hidden / 16, n_tokens);
-    down<<<down_grid, kThreads, down_bytes, stream>>>(experts, ids, weights, mid, top_k, out);
+    const dim3 down_grid(2 * experts.hidden / 16, n_tokens);
+    down<<<down_grid, kDownThreads, down_bytes, stream>>>(experts, ids, weights, mid, top_k, out);
     return cudaSuccess;
 }
 
