@@ -49,9 +49,9 @@ struct DecodeTiles {
 
 // After the walk the stages hold the warps' states for the merge.
 struct Merge {
-    float max[kWarps][16];
-    float sum[kWarps][16];
-    float out[kWarps][16][kPrefillDim];
+    float max[kWarps][kMaxGroup];
+    float sum[kWarps][kMaxGroup];
+    float out[kWarps][kMaxGroup][kPrefillDim];
 };
 static_assert(sizeof(Merge) <= sizeof(DecodeTiles), "the merge reuses the stages");
 
@@ -125,11 +125,14 @@ __device__ __forceinline__ void load_query(const AttentionParams& p, const float
     }
 }
 
-// A warp's rows over its share of the walk: base-2 maxima, this lane's part of the sums (rows g
-// and g + 8), and the m16n8 output accumulators of the 16 dimension tiles.
+// A warp's row g over its share of the walk: the base-2 maximum, this lane's part of the sum,
+// and the m16n8 output accumulators of the 16 dimension tiles. Rows g + 8 of the m16 tile are
+// padding (a group is at most 8 query heads): their scores are zeros, and neither the softmax
+// nor the merge spends anything on them (their accumulators, out[dt][2] and [3], are left as
+// the mma leaves them, never read).
 struct WarpState {
-    float max[2];
-    float sum[2];
+    float max;
+    float sum;
     float out[kDimTiles][4];
 };
 
@@ -152,51 +155,43 @@ __device__ __forceinline__ void attend_step(const DecodeTiles& s, int stage, int
         mma_split_a(score[0], q_hi[kt], q_lo[kt], b0);
         mma_split_a(score[1], q_hi[kt], q_lo[kt], b1);
     }
-    float step_max[2] = {-INFINITY, -INFINITY};
+    float step_max = -INFINITY;
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            const int position = first + 8 * nt + 2 * t + (c & 1);
+        for (int c = 0; c < 2; ++c) {
+            const int position = first + 8 * nt + 2 * t + c;
             float& value = score[nt][c];
             value = position < visible ? value * scale_log2 : -INFINITY;
-            step_max[c >> 1] = fmaxf(step_max[c >> 1], value);
+            step_max = fmaxf(step_max, value);
         }
     }
-    float factor[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        step_max[r] = fmaxf(step_max[r], __shfl_xor_sync(~0u, step_max[r], 1));
-        step_max[r] = fmaxf(step_max[r], __shfl_xor_sync(~0u, step_max[r], 2));
-        const float new_max =
-            fmaxf(state.max[r], step_max[r]);       // finite: position `first` is visible
-        factor[r] = exp2f(state.max[r] - new_max);  // 0 on the warp's first step
-        state.max[r] = new_max;
-    }
-    float step_sum[2] = {0.0f, 0.0f};
+    step_max = fmaxf(step_max, __shfl_xor_sync(~0u, step_max, 1));
+    step_max = fmaxf(step_max, __shfl_xor_sync(~0u, step_max, 2));
+    const float new_max = fmaxf(state.max, step_max);  // finite: position `first` is visible
+    const float factor = exp2f(state.max - new_max);   // 0 on the warp's first step
+    state.max = new_max;
+    float step_sum = 0.0f;
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            score[nt][c] = exp2f(score[nt][c] - state.max[c >> 1]);
-            step_sum[c >> 1] += score[nt][c];
+        for (int c = 0; c < 2; ++c) {
+            score[nt][c] = exp2f(score[nt][c] - state.max);
+            step_sum += score[nt][c];
         }
     }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) state.sum[r] = state.sum[r] * factor[r] + step_sum[r];
+    state.sum = state.sum * factor + step_sum;
 #pragma unroll
     for (int dt = 0; dt < kDimTiles; ++dt) {
-        state.out[dt][0] *= factor[0];
-        state.out[dt][1] *= factor[0];
-        state.out[dt][2] *= factor[1];
-        state.out[dt][3] *= factor[1];
+        state.out[dt][0] *= factor;
+        state.out[dt][1] *= factor;
     }
-    // The two position tiles' accumulators are the A fragment of positions 0 .. 15.
+    // The two position tiles' accumulators of row g are the A fragment of positions 0 .. 15
+    // (rows g + 8 zeros).
     uint32_t p_hi[4], p_lo[4];
     split_pair(score[0][0], score[0][1], p_hi[0], p_lo[0]);
-    split_pair(score[0][2], score[0][3], p_hi[1], p_lo[1]);
     split_pair(score[1][0], score[1][1], p_hi[2], p_lo[2]);
-    split_pair(score[1][2], score[1][3], p_hi[3], p_lo[3]);
+    p_hi[1] = p_lo[1] = p_hi[3] = p_lo[3] = 0u;
     // Values, transposed: matrix i holds positions 8 (i % 2) .., dimensions 8 (i / 2) .. of a
     // pair of dimension tiles.
     const uint32_t* value_row = &s.values[stage][row0 + j + 8 * (i & 1)][4 * (i >> 1)];
@@ -215,30 +210,23 @@ __device__ __forceinline__ void attend_step(const DecodeTiles& s, int stage, int
 __device__ __forceinline__ void merge_and_write(const AttentionParams& p, int token, int kv_head,
                                                 WarpState& state, Merge& m) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        float total = state.sum[r];
-        total += __shfl_xor_sync(~0u, total, 1);
-        total += __shfl_xor_sync(~0u, total, 2);
-        if (t == 0) {
-            m.max[warp][g + 8 * r] = state.max[r];
-            m.sum[warp][g + 8 * r] = total;
-        }
+    float total = state.sum;
+    total += __shfl_xor_sync(~0u, total, 1);
+    total += __shfl_xor_sync(~0u, total, 2);
+    if (t == 0) {
+        m.max[warp][g] = state.max;
+        m.sum[warp][g] = total;
     }
     __syncthreads();
+    float largest = -INFINITY;
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const int row = g + 8 * r;
-        float largest = -INFINITY;
+    for (int w = 0; w < kWarps; ++w) largest = fmaxf(largest, m.max[w][g]);
+    // A warp that saw no position of this split's walk (max -inf) adds nothing.
+    const float factor = state.max == -INFINITY ? 0.0f : exp2f(state.max - largest);
 #pragma unroll
-        for (int w = 0; w < kWarps; ++w) largest = fmaxf(largest, m.max[w][row]);
-        // A warp that saw no position of this split's walk (max -inf) adds nothing.
-        const float factor = state.max[r] == -INFINITY ? 0.0f : exp2f(state.max[r] - largest);
-#pragma unroll
-        for (int dt = 0; dt < kDimTiles; ++dt) {
-            m.out[warp][row][8 * dt + 2 * t] = state.out[dt][2 * r] * factor;
-            m.out[warp][row][8 * dt + 2 * t + 1] = state.out[dt][2 * r + 1] * factor;
-        }
+    for (int dt = 0; dt < kDimTiles; ++dt) {
+        m.out[warp][g][8 * dt + 2 * t] = state.out[dt][0] * factor;
+        m.out[warp][g][8 * dt + 2 * t + 1] = state.out[dt][1] * factor;
     }
     __syncthreads();
     const int d = p.head_dim;
@@ -391,8 +379,8 @@ __global__ void __launch_bounds__(kThreads)
     uint32_t q_hi[kKTiles][4], q_lo[kKTiles][4];
     load_query(p, heads, q_hi, q_lo);
     WarpState state;
-    state.max[0] = state.max[1] = -INFINITY;
-    state.sum[0] = state.sum[1] = 0.0f;
+    state.max = -INFINITY;
+    state.sum = 0.0f;
 #pragma unroll
     for (int dt = 0; dt < kDimTiles; ++dt) {
 #pragma unroll
