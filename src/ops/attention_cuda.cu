@@ -265,22 +265,54 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
     }
 }
 
+// Splits whose outputs a combine thread loads before it reduces anything.
+constexpr int kCombinePrefetch = 32;
+
 // One CTA per (token, head), d threads: the splits' outputs rescaled to the largest maximum.
+// Every load is issued at the start, the splits' maxima and sums by one thread each and the
+// first kCombinePrefetch outputs of a thread's dimension into registers, so that the combine
+// waits for memory about once: a thread walking the splits in turn took ~0.09 us a split (H200:
+// 2.1 us at 8 splits, 4.9 at 32). The sums are the same, in split order. Dynamic shared memory:
+// 3 n_splits floats.
 __global__ void combine_kernel(const float* partial, int n_splits, int head_dim, float* out) {
     allow_dependents();
+    extern __shared__ float split_states[];
+    float* maxima = split_states;
+    float* sums = maxima + n_splits;
+    float* weights = sums + n_splits;
     const int64_t head = static_cast<int64_t>(blockIdx.x) * gridDim.y + blockIdx.y;
-    const float* states = partial + head * n_splits * (head_dim + 2);
-    float largest = -INFINITY;
-    for (int s = 0; s < n_splits; ++s)
-        largest = fmaxf(largest, states[s * (head_dim + 2) + head_dim]);
-    float total = 0.0f, value = 0.0f;
-    for (int s = 0; s < n_splits; ++s) {
-        const float* state = states + s * (head_dim + 2);
-        const float weight = state[head_dim] == -INFINITY ? 0.0f : expf(state[head_dim] - largest);
-        total += weight * state[head_dim + 1];
-        value += weight * state[threadIdx.x];
+    const int stride = head_dim + 2;
+    const float* states = partial + head * n_splits * stride;
+    const int i = threadIdx.x;
+    float prefetched[kCombinePrefetch];
+#pragma unroll
+    for (int s = 0; s < kCombinePrefetch; ++s) {
+        if (s < n_splits) prefetched[s] = states[s * stride + i];
     }
-    out[head * head_dim + threadIdx.x] = value / total;
+    for (int s = i; s < n_splits; s += blockDim.x) {
+        maxima[s] = states[s * stride + head_dim];
+        sums[s] = states[s * stride + head_dim + 1];
+    }
+    __syncthreads();
+    float largest = -INFINITY;
+    for (int s = 0; s < n_splits; ++s) largest = fmaxf(largest, maxima[s]);
+    for (int s = i; s < n_splits; s += blockDim.x) {
+        weights[s] = maxima[s] == -INFINITY ? 0.0f : expf(maxima[s] - largest);
+    }
+    __syncthreads();
+    float total = 0.0f, value = 0.0f;
+#pragma unroll
+    for (int s = 0; s < kCombinePrefetch; ++s) {
+        if (s < n_splits) {
+            total += weights[s] * sums[s];
+            value += weights[s] * prefetched[s];
+        }
+    }
+    for (int s = kCombinePrefetch; s < n_splits; ++s) {
+        total += weights[s] * sums[s];
+        value += weights[s] * states[s * stride + i];
+    }
+    out[head * head_dim + i] = value / total;
 }
 
 // Whether a tensor's data starts on 16 bytes, as vector loads need (views into larger buffers
@@ -420,7 +452,8 @@ void combine_splits(const PagedLaunch& launch, const AttentionShape& shape, Tens
     const AttentionParams& params = launch.params;
     if (params.n_splits == 1) return;
     const dim3 heads(static_cast<unsigned>(params.n_tokens), static_cast<unsigned>(shape.n_heads));
-    combine_kernel<<<heads, static_cast<unsigned>(params.head_dim), 0, current_stream()>>>(
+    const size_t bytes = 3 * static_cast<size_t>(params.n_splits) * sizeof(float);
+    combine_kernel<<<heads, static_cast<unsigned>(params.head_dim), bytes, current_stream()>>>(
         params.partial, params.n_splits, params.head_dim, out.data<float>());
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
