@@ -491,26 +491,24 @@ __global__ void __launch_bounds__(kThreads, 3)
     }
 }
 
-// The down kernel's CTAs come in pairs (a cluster of 2), each taking kDownSlots of a token's
-// routed slots, a warp a slot: M2's 192 stripes as one CTA each left 60 of an H200's 132 SMs
-// with two CTAs' bytes and the others with one.
-inline constexpr int kDownSlots = 4;
-inline constexpr int kDownThreads = kDownSlots * 32;
-
 // out[t, row] = sum_j weights[t, j] (down_e mid[t top_k + j])_row, e = ids[t, j], in slot
-// order. grid = (2 hidden / 16, n_tokens): CTA h of stripe s's pair (blockIdx.x = 2 s + h)
-// computes slots kDownSlots h .. + kDownSlots - 1, warp j one slot over the whole intermediate
-// width; CTA 1 hands its slots' sums to CTA 0 through distributed shared memory, and CTA 0 adds
-// all of them in slot order, as one CTA of every slot would. top_k <= 2 kDownSlots; a CTA's mid
-// rows staged (staged_bytes(kDownSlots, intermediate)).
-template <int kChunk, bool kWhole>
-__global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kDownThreads)
+// order; top_k <= 8. Each CTA takes kCtaSlots of a token's slots, warp j one slot over the whole
+// intermediate width, its mid rows staged (staged_bytes(kCtaSlots, intermediate)). With 8, one
+// CTA a (stripe, token): grid = (hidden / 16, n_tokens). With 4, a pair of CTAs (launched as a
+// cluster of 2; grid = (2 hidden / 16, n_tokens), blockIdx.x = 2 stripe + h) takes slots
+// 4h .. 4h + 3; CTA 1 hands its slots' sums to CTA 0 through distributed shared memory, and CTA
+// 0 adds all of them in slot order, as the one CTA does: the same sums bitwise. M2's 192 stripes
+// as one CTA each leave 60 of 132 SMs with two CTAs' bytes and the others with one; pairs even
+// that out (launch_moe says where they pay).
+template <int kChunk, bool kWhole, int kCtaSlots>
+__global__ void __launch_bounds__(kCtaSlots * 32)
     moe_down_kernel(ExpertsView experts, const int32_t* ids, const float* weights,
                     const __nv_bfloat16* mid, int top_k, float* out) {
+    constexpr bool kPair = kCtaSlots < 8;
     extern __shared__ __align__(16) uint2 staged[];
-    const int half = blockIdx.x & 1, stripe = blockIdx.x >> 1, token = blockIdx.y;
-    const int warp = threadIdx.x >> 5, first_slot = half * kDownSlots;
-    const int rows = max(0, min(kDownSlots, top_k - first_slot));  // this CTA's slots
+    const int half = kPair ? blockIdx.x & 1 : 0, stripe = kPair ? blockIdx.x >> 1 : blockIdx.x;
+    const int token = blockIdx.y, warp = threadIdx.x >> 5, first_slot = half * kCtaSlots;
+    const int rows = max(0, min(kCtaSlots, top_k - first_slot));  // this CTA's slots
     const int groups = experts.intermediate / kGroupCols;
     const int64_t stripes = experts.hidden / 16;
     const bool active = warp < rows;
@@ -522,7 +520,8 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kDownThreads)
     WeightChunk<kChunk> first;
     if (active) load_chunk<kWhole>(first, at, groups);
     const int stride = fragment_stride(experts.intermediate);
-    stage_fragment_rows<kDownThreads>(
+    // M2's rows of 1,536 are 6 words a thread (a warp a row): one round of loads.
+    stage_fragment_rows<kCtaSlots * 32>(
         staged, mid + (static_cast<int64_t>(token) * top_k + first_slot) * experts.intermediate,
         rows, experts.intermediate);
     float acc[1][4] = {};
@@ -531,27 +530,54 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(kDownThreads)
         const StagedB<1> slot_row(staged + warp * stride, 0, 1);
         stripe_partial<1, kWhole>(first, at, 0, groups, slot_row, acc);
     }
-    __shared__ float partial[kDownSlots][4][32];
-    __shared__ float handed[kDownSlots][16];  // CTA 0: CTA 1's slots' sums, row by row
+    __shared__ float partial[kCtaSlots][4][32];
+    __shared__ float handed[kPair ? kCtaSlots : 1][16];  // CTA 0 of a pair: CTA 1's slots' sums
     store_partials<1>(partial, acc);
     __syncthreads();
-    cooperative_groups::cluster_group pair = cooperative_groups::this_cluster();
-    if (half == 1 && static_cast<int>(threadIdx.x) < rows * 16) {
-        const int j = threadIdx.x / 16, row = threadIdx.x % 16;
-        float* target = pair.map_shared_rank(&handed[0][0], 0);
-        target[j * 16 + row] = partial[j][row < 8 ? 0 : 2][4 * (row % 8)];
+    if constexpr (kPair) {
+        cooperative_groups::cluster_group pair = cooperative_groups::this_cluster();
+        if (half == 1 && static_cast<int>(threadIdx.x) < rows * 16) {
+            const int j = threadIdx.x / 16, row = threadIdx.x % 16;
+            float* target = pair.map_shared_rank(&handed[0][0], 0);
+            target[j * 16 + row] = partial[j][row < 8 ? 0 : 2][4 * (row % 8)];
+        }
+        pair.sync();  // CTA 1's sums are in CTA 0's shared memory
+        if (half == 1) return;
     }
-    pair.sync();  // CTA 1's sums are in CTA 0's shared memory
-    if (half == 0 && threadIdx.x < 16) {
+    if (threadIdx.x < 16) {
         const int row = threadIdx.x, lane = 4 * (row % 8), reg = row < 8 ? 0 : 2;
         float sum = 0.0f;
         for (int j = 0; j < top_k; ++j) {
             const int slot = token * top_k + j;
-            const float value = j < kDownSlots ? partial[j][reg][lane] : handed[j - kDownSlots][row];
+            const float value = j < kCtaSlots ? partial[j][reg][lane] : handed[j - kCtaSlots][row];
             sum += weights[slot] * experts.out_scales[ids[slot] * 3 + 2] * value;
         }
         out[static_cast<int64_t>(token) * experts.hidden + stripe * 16 + row] = sum;
     }
+}
+
+// Launches moe_down_kernel with kCtaSlots slots a CTA (a cluster of 2 CTAs a stripe below 8).
+template <int kChunk, bool kWhole, int kCtaSlots>
+inline cudaError_t launch_down(const ExpertsView& experts, const int32_t* ids,
+                               const float* weights, const __nv_bfloat16* mid, int n_tokens,
+                               int top_k, float* out, cudaStream_t stream) {
+    const auto kernel = moe_down_kernel<kChunk, kWhole, kCtaSlots>;
+    const size_t bytes = staged_bytes(kCtaSlots, experts.intermediate);
+    const cudaError_t status = allow_shared_bytes(kernel, bytes);
+    if (status != cudaSuccess) return status;
+    constexpr int kCtas = kCtaSlots < 8 ? 2 : 1;
+    cudaLaunchConfig_t config = {};
+    config.gridDim = dim3(kCtas * experts.hidden / 16, n_tokens);
+    config.blockDim = dim3(kCtaSlots * 32);
+    config.dynamicSmemBytes = bytes;
+    config.stream = stream;
+    cudaLaunchAttribute cluster;
+    cluster.id = cudaLaunchAttributeClusterDimension;
+    cluster.val.clusterDim.x = kCtas;
+    cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
+    config.attrs = &cluster;
+    config.numAttrs = kCtas > 1 ? 1 : 0;
+    return cudaLaunchKernelEx(&config, kernel, experts, ids, weights, mid, top_k, out);
 }
 
 // The production configuration (bench/cuda_kernels_bench.cu sweeps the chunk).
@@ -693,7 +719,6 @@ inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, co
                               const float* h, int n_tokens, int top_k, __nv_bfloat16* mid,
                               float* out, cudaStream_t stream) {
     const size_t gate_up_bytes = staged_bytes(1, experts.hidden);
-    const size_t down_bytes = staged_bytes(kDownSlots, experts.intermediate);
     // Chunks that split a warp's share of a gate/up stripe evenly: M2's hidden 3,072 gives each
     // warp 6 groups, which chunks of 4 cut into 4 + 2 (half of the second chunk's loads and
     // products skipped behind guards). H200, A/B in one call: the experts at 1 / 4 tokens went
@@ -703,20 +728,29 @@ inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, co
     const auto gate_up = whole_chunks<3>(experts.hidden, kWarps)
                              ? moe_gate_up_kernel<3, true>
                              : gate_up_kernel_for<kProductionChunk>(experts.hidden);
-    // The down kernel's warps take the whole intermediate width each.
-    const auto down = whole_chunks<kProductionChunk>(experts.intermediate, 1)
-                          ? moe_down_kernel<kProductionChunk, true>
-                          : moe_down_kernel<kProductionChunk, false>;
     cudaError_t status = allow_shared_bytes(gate_up, gate_up_bytes);
-    if (status == cudaSuccess) status = allow_shared_bytes(down, down_bytes);
     if (status != cudaSuccess) return status;
     const int gate_up_stripes = 2 * experts.intermediate / 16;
     const dim3 gate_up_grid((gate_up_stripes + kGateUpStripes - 1) / kGateUpStripes,
                             n_tokens * top_k);
     gate_up<<<gate_up_grid, kThreads, gate_up_bytes, stream>>>(experts, ids, h, top_k, mid);
-    const dim3 down_grid(2 * experts.hidden / 16, n_tokens);
-    down<<<down_grid, kDownThreads, down_bytes, stream>>>(experts, ids, weights, mid, top_k, out);
-    return cudaSuccess;
+    // The down kernel's warps take the whole intermediate width each; CTA pairs from 2 tokens
+    // on. One CTA a stripe at one token, where the pair's cluster barrier costs about what its
+    // balance gains (in the decode graph, A/B in one call each: H200 10.08 -> 9.77 us, H100
+    // 11.57 -> 11.91), and pairs at 8 tokens (H200 55.8 -> 51.7 us, H100 67.3 -> 65.2).
+    const bool whole = whole_chunks<kProductionChunk>(experts.intermediate, 1);
+    if (n_tokens == 1) {
+        status = whole ? launch_down<kProductionChunk, true, 8>(experts, ids, weights, mid,
+                                                                n_tokens, top_k, out, stream)
+                       : launch_down<kProductionChunk, false, 8>(experts, ids, weights, mid,
+                                                                 n_tokens, top_k, out, stream);
+    } else {
+        status = whole ? launch_down<kProductionChunk, true, 4>(experts, ids, weights, mid,
+                                                                n_tokens, top_k, out, stream)
+                       : launch_down<kProductionChunk, false, 4>(experts, ids, weights, mid,
+                                                                 n_tokens, top_k, out, stream);
+    }
+    return status;
 }
 
 }  // namespace fourbit::cuda::nvfp4
