@@ -5,8 +5,9 @@
 //
 // A token's query heads of one kv head are the rows of one m16 tile (group <= 8 of its 16 rows;
 // the rest are zeros and never written). The CTA stages the walk 64 positions at a time, three
-// stages deep (cp.async, rows as stored); warp w takes positions 16w .. 16w + 15 of each step
-// with an online softmax of its own, and the four warps' states are merged at the end:
+// stages deep (two on cards of 99 KB a CTA; cp.async, rows as stored); warp w takes positions
+// 16w .. 16w + 15 of each step with an online softmax of its own, and the four warps' states are
+// merged at the end:
 //   scores   q k^T, 8 k-tiles x 2 position tiles, q split into bf16 hi + lo (two mma each: the
 //            keys are exact bf16), the q fragments held in registers for the whole walk
 //   output   p v, the scores' accumulators being the A fragment (hi + lo again), values read
@@ -27,6 +28,7 @@
 #include "ops/attention_prefill_cuda.cuh"
 #include "ops/attention_prologue.h"
 #include "ops/cuda/async_copy.cuh"
+#include "ops/cuda/device_attribute.h"
 #include "ops/cuda/nvfp4_mma.cuh"
 
 namespace fourbit::cuda::paged_attention {
@@ -36,12 +38,15 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kStep = kDecodeStep;           // positions staged per step: 16 per warp
-constexpr int kStages = 3;                   // two steps in flight while one is multiplied
 constexpr int kWords = kPrefillDim / 2 + 4;  // a row's bf16 pairs, +4: conflict-free ldmatrix
 constexpr int kKTiles = kPrefillDim / 16;
 constexpr int kDimTiles = kPrefillDim / 8;
 constexpr int kMaxGroup = 8;  // query heads per kv head: the rows g < 8 of the m16 tile
 
+// kStages steps staged: kStages - 1 in flight while one is multiplied. Three (104 KB) where the
+// card lets a CTA have them with the prologue's rows; two (70 KB) on cards of 99 KB a CTA
+// (sm_120, the GB10), where three do not fit.
+template <int kStages>
 struct DecodeTiles {
     uint32_t keys[kStages][kStep][kWords];
     uint32_t values[kStages][kStep][kWords];
@@ -53,7 +58,7 @@ struct Merge {
     float sum[kWarps][kMaxGroup];
     float out[kWarps][kMaxGroup][kPrefillDim];
 };
-static_assert(sizeof(Merge) <= sizeof(DecodeTiles), "the merge reuses the stages");
+static_assert(sizeof(Merge) <= sizeof(DecodeTiles<2>), "the merge reuses the stages");
 
 // The folded prologue's rows, after the stages in shared memory.
 struct PrologueShared {
@@ -63,7 +68,8 @@ struct PrologueShared {
     float cosines[kPrefillDim / 2], sines[kPrefillDim / 2];
     RmsPairShared reduction;
 };
-static_assert(sizeof(DecodeTiles) % alignof(PrologueShared) == 0);
+static_assert(sizeof(DecodeTiles<2>) % alignof(PrologueShared) == 0 &&
+              sizeof(DecodeTiles<3>) % alignof(PrologueShared) == 0);
 
 // Positions [step0, step0 + 64) of the walk into stage `stage` (zeros past `visible` and past
 // head_dim); one commit group per call, empty past the walk. A half-warp copies one row per
@@ -72,9 +78,10 @@ static_assert(sizeof(DecodeTiles) % alignof(PrologueShared) == 0);
 // all 8 lookups (a table load and an integer division each) made the address arithmetic ~40% of
 // the walk's instructions (ncu, H200, a 32K context: ~1,050 a warp and step, 64 of them mma);
 // copying rows by halves or by sectors instead cost the walk 13-22% at 32K.
+template <int kStages>
 __device__ __forceinline__ void load_step(const AttentionParams& p, const int32_t* table,
                                           int kv_head, int step0, int visible, int stage,
-                                          DecodeTiles& s) {
+                                          DecodeTiles<kStages>& s) {
     constexpr int kVectors = kPrefillDim / 8;   // 16-byte vectors of a row: a half-warp's copies
     constexpr int kRows = kThreads / kVectors;  // rows copied at once
     static_assert(kVectors == 16 && kStep % kRows == 0, "a half-warp a row");
@@ -138,8 +145,10 @@ struct WarpState {
 
 // The warp's 16 positions of a staged step: scores, mask (positions >= visible), online
 // softmax, out += p v.
-__device__ __forceinline__ void attend_step(const DecodeTiles& s, int stage, int first, int visible,
-                                            float scale_log2, const uint32_t (&q_hi)[kKTiles][4],
+template <int kStages>
+__device__ __forceinline__ void attend_step(const DecodeTiles<kStages>& s, int stage, int first,
+                                            int visible, float scale_log2,
+                                            const uint32_t (&q_hi)[kKTiles][4],
                                             const uint32_t (&q_lo)[kKTiles][4], WarpState& state) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, t = lane & 3;
     const int i = lane >> 3, j = lane & 7;  // ldmatrix: lane 8i + j gives row j of matrix i
@@ -328,8 +337,9 @@ __device__ __forceinline__ void fold_prologue(const AttentionParams& p, const De
 
 // The own position's staged row (loaded before the prologue wrote it) replaced by the new key
 // and value, rounded to bf16 as the pool holds them.
+template <int kStages>
 __device__ __forceinline__ void patch_own_row(const PrologueShared& f, int head_dim, int stage,
-                                              int row, DecodeTiles& s) {
+                                              int row, DecodeTiles<kStages>& s) {
     for (int w = threadIdx.x; w < head_dim / 2; w += kThreads) {
         const __nv_bfloat162 key = __floats2bfloat162_rn(f.key[2 * w], f.key[2 * w + 1]);
         const __nv_bfloat162 value = __floats2bfloat162_rn(f.value[2 * w], f.value[2 * w + 1]);
@@ -338,13 +348,14 @@ __device__ __forceinline__ void patch_own_row(const PrologueShared& f, int head_
     }
 }
 
-// W: the folded prologue's norm weights' element (float, or bf16 bits), or void without one.
-template <typename W>
+// W: the folded prologue's norm weights' element (float, or bf16 bits), or void without one;
+// kStages: DecodeTiles'.
+template <typename W, int kStages>
 __global__ void __launch_bounds__(kThreads)
     decode_attention_kernel(AttentionParams p, DecodePrologue prologue) {
     constexpr bool kPrologue = !std::is_void_v<W>;
     extern __shared__ float4 shared_words[];
-    DecodeTiles& s = *reinterpret_cast<DecodeTiles*>(shared_words);
+    DecodeTiles<kStages>& s = *reinterpret_cast<DecodeTiles<kStages>*>(shared_words);
     const int token = blockIdx.x, kv_head = blockIdx.y;
     if (p.skip_long_runs && in_long_run_warp(p.positions, p.table_offsets, p.n_tokens, token)) {
         return;  // the tiled kernel's token
@@ -366,7 +377,7 @@ __global__ void __launch_bounds__(kThreads)
     int own_step = -1, own_row = 0;  // the step and row of the token's own position, if here
     if constexpr (kPrologue) {
         PrologueShared& f = *reinterpret_cast<PrologueShared*>(
-            reinterpret_cast<char*>(shared_words) + sizeof(DecodeTiles));
+            reinterpret_cast<char*>(shared_words) + sizeof(DecodeTiles<kStages>));
         const int position = p.positions[token];
         const bool own = position + 1 == visible;
         fold_prologue<W>(p, prologue, token, kv_head, position, own, table, f);
@@ -394,9 +405,10 @@ __global__ void __launch_bounds__(kThreads)
         load_step(p, table, kv_head, step0 + (kStages - 1) * kStep, visible,
                   (step + kStages - 1) % kStages, s);
         if (kPrologue && step == own_step) {
-            patch_own_row(*reinterpret_cast<const PrologueShared*>(
-                              reinterpret_cast<const char*>(shared_words) + sizeof(DecodeTiles)),
-                          p.head_dim, stage, own_row, s);
+            patch_own_row(
+                *reinterpret_cast<const PrologueShared*>(
+                    reinterpret_cast<const char*>(shared_words) + sizeof(DecodeTiles<kStages>)),
+                p.head_dim, stage, own_row, s);
             __syncthreads();
         }
         const int first = step0 + 16 * warp;
@@ -411,16 +423,26 @@ __global__ void __launch_bounds__(kThreads)
 
 namespace {
 
+template <typename W, int kStages>
+cudaError_t launch_staged(const AttentionParams& p, const DecodePrologue& prologue, dim3 grid,
+                          size_t bytes, cudaStream_t stream) {
+    const auto kernel = decode_attention_kernel<W, kStages>;
+    const cudaError_t status = cudaFuncSetAttribute(
+        kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+    if (status != cudaSuccess) return status;
+    kernel<<<grid, kThreads, bytes, stream>>>(p, prologue);
+    return cudaGetLastError();
+}
+
+// Three stages where they fit a CTA's shared memory (shared_memory_per_cta), else two.
 template <typename W>
 cudaError_t launch(const AttentionParams& p, const DecodePrologue& prologue, dim3 grid,
                    cudaStream_t stream) {
-    const size_t bytes = sizeof(DecodeTiles) + (std::is_void_v<W> ? 0 : sizeof(PrologueShared));
-    const cudaError_t status =
-        cudaFuncSetAttribute(decode_attention_kernel<W>,
-                             cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-    if (status != cudaSuccess) return status;
-    decode_attention_kernel<W><<<grid, kThreads, bytes, stream>>>(p, prologue);
-    return cudaGetLastError();
+    const size_t rows = std::is_void_v<W> ? 0 : sizeof(PrologueShared);
+    if (sizeof(DecodeTiles<3>) + rows <= shared_memory_per_cta()) {
+        return launch_staged<W, 3>(p, prologue, grid, sizeof(DecodeTiles<3>) + rows, stream);
+    }
+    return launch_staged<W, 2>(p, prologue, grid, sizeof(DecodeTiles<2>) + rows, stream);
 }
 
 }  // namespace

@@ -115,9 +115,7 @@ bool launch_router(const RouterParams& params, const NormWeight* norm_weight,
     const size_t bytes = router_shared_bytes(params.m, params.d, params.n, params.k);
     cudaFuncAttributes attributes{};
     FOURBIT_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
-    const size_t allowed =
-        static_cast<size_t>(current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin));
-    if (bytes + attributes.sharedSizeBytes > allowed) return false;
+    if (bytes + attributes.sharedSizeBytes > shared_memory_per_cta()) return false;
     FOURBIT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             static_cast<int>(bytes)));
     const unsigned blocks = static_cast<unsigned>((params.n + kRowsPerCta - 1) / kRowsPerCta);

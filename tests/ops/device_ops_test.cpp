@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -722,8 +723,8 @@ TEST_P(DeviceOps, MoeRouteExpertCountsBeyondChunksOf32) {
     // The device ranks experts within chunks of 32 first: a last chunk of 12 (300 experts) or
     // of fewer than k (260 experts, 4), one chunk short of 32, and other k than M2's.
     std::mt19937 rng(12);
-    for (auto [n_experts, k] : {std::pair<int64_t, int64_t>{300, 6}, {260, 8}, {20, 8}, {64, 1},
-                                {2048, 8}}) {
+    const std::pair<int64_t, int64_t> cases[] = {{300, 6}, {260, 8}, {20, 8}, {64, 1}, {2048, 8}};
+    for (auto [n_experts, k] : cases) {
         SCOPED_TRACE(std::to_string(n_experts) + " experts, top " + std::to_string(k));
         expect_route_as_on_host(random_f32({3, n_experts}, rng, 2.0f),
                                 random_f32({n_experts}, rng, 0.1f), device_, k);
@@ -1007,6 +1008,51 @@ TEST_P(DeviceOps, AttentionPagedPrefillTilesOddShapes) {
     run_attention_case({16, 2, 36}, {{66, 66}}, 16, device_,
                        rng);                                      // group 8: per-token kernel only
     run_attention_case({4, 2, 18}, {{70, 80}}, 8, device_, rng);  // d % 4 != 0: per-token only
+}
+
+// A CUDA card of 99 KB of shared memory a CTA (sm_120, the GB10), as the kernels' launch
+// choices see it (FOURBIT_CUDA_SHARED_LIMIT, ops/cuda/device_attribute.h), for a scope.
+class SmallSharedMemoryCard {
+public:
+    SmallSharedMemoryCard() { setenv("FOURBIT_CUDA_SHARED_LIMIT", "101376", 1); }
+    ~SmallSharedMemoryCard() { unsetenv("FOURBIT_CUDA_SHARED_LIMIT"); }
+    SmallSharedMemoryCard(const SmallSharedMemoryCard&) = delete;
+    SmallSharedMemoryCard& operator=(const SmallSharedMemoryCard&) = delete;
+};
+
+// Decode attention's three stages (104 KB) do not fit such a card: it runs two, with the
+// prologue folded in or not, and must agree with the CPU as the three do; the MoE router's
+// fused kernel at four tokens (~110 KB) leaves the work to its three ops there.
+TEST_P(DeviceOps, DecodeOnACardOf99KbOfSharedMemoryPerCta) {
+    if (device_.is_host()) GTEST_SKIP() << "a CUDA card's limit";
+    const SmallSharedMemoryCard card;
+    std::mt19937 rng(23);
+    run_folded_prologue_case({48, 8, 128}, 64, {1, 64, 65, 300, 1000}, device_, rng);
+    run_attention_case({48, 8, 128}, {{1, 1}}, 16, device_, rng);
+    run_attention_case({48, 8, 128}, {{1, 300}, {1, 1000}, {1, 40}}, 16, device_, rng);
+    const int64_t hidden = 3072, n_experts = 256, k = 8, m = kMaxFusedRouterTokens;
+    LinearWeight router;
+    router.weight = as_dtype(random_f32({n_experts, hidden}, rng, 0.02f), DType::bf16);
+    const LinearWeight device_router = linear_weight_to(router, device_);
+    const Tensor w = on_device(random_bf16({hidden}, rng));
+    const Tensor r = on_device(random_f32({m, hidden}, rng));
+    const Tensor b = on_device(random_bf16({n_experts}, rng, 0.1f));
+    const Tensor x = random_f32({m, hidden}, rng);
+    Tensor ex = on_device(x), eh = poisoned({m, hidden}), elogits = poisoned({m, n_experts}),
+           eids = Tensor::zeros(DType::i32, {m, k}, device_), eweights = poisoned({m, k});
+    add_rms_norm(ex, r, w, 1e-6f, eh);
+    linear(eh, device_router, elogits);
+    moe_route(elogits, b, k, eids, eweights);
+    Tensor gx = on_device(x), gh = poisoned({m, hidden}), glogits = poisoned({m, n_experts}),
+           gids = Tensor::zeros(DType::i32, {m, k}, device_), gweights = poisoned({m, k});
+    moe_router(gx, r, w, 1e-6f, device_router, b, k, gh, glogits, gids, gweights);
+    expect_within(to_host(gh), to_host(eh), 0.0, "router h");
+    expect_within(to_host(glogits), to_host(elogits), 0.0, "router logits");
+    expect_within(to_host(gweights), to_host(eweights), 0.0, "router weights");
+    const Tensor got = gids.to(Device::host()), expected = eids.to(Device::host());
+    for (int64_t i = 0; i < m * k; ++i) {
+        EXPECT_EQ(got.data<int32_t>()[i], expected.data<int32_t>()[i]) << "router id " << i;
+    }
 }
 
 TEST_P(DeviceOps, MixedDevicesAndMissingKernelsAreNamedErrors) {
