@@ -18,7 +18,7 @@ constexpr int kRouteThreads = 256;
 template <typename Bias>
 __global__ void route_kernel(const float* logits, const Bias* bias, int n_experts, int k,
                              int32_t* ids, float* weights) {
-    extern __shared__ uint64_t shared_keys[];
+    extern __shared__ __align__(16) uint64_t shared_keys[];  // 16: count_above reads key pairs
     const RouteLayout at(n_experts, k);
     uint64_t* keys = shared_keys;
     uint64_t* candidates = keys + at.key_stride();

@@ -50,7 +50,7 @@ template <typename NormWeight, typename RouterWeight, typename Bias>
 __global__ void __launch_bounds__(kNormThreads)
     router_kernel(RouterParams p, const NormWeight* norm_weight, const RouterWeight* router,
                   const Bias* bias) {
-    extern __shared__ uint64_t shared_keys[];
+    extern __shared__ __align__(16) uint64_t shared_keys[];  // 16: count_above reads key pairs
     const RouteLayout at(p.n, p.k);
     uint64_t* keys = shared_keys;
     uint64_t* candidates = keys + p.m * at.key_stride();
