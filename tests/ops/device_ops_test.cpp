@@ -136,6 +136,48 @@ protected:
         for (int64_t i = 0; i < host.numel(); ++i) host.data<float>()[i] = std::nanf("");
         return on_device(host);
     }
+    // moe_router of m random rows against add_rms_norm, linear and moe_route run in turn on
+    // the device under test: bitwise the same x, h, logits, ids and weights, and (not vacuous)
+    // k distinct experts a row in ascending order with weights summing to 1. `norm_weight` and
+    // `bias` (or none) on the host; `where` names the case.
+    void expect_router_as_its_three_ops(int64_t m, const LinearWeight& device_router,
+                                        const Tensor& norm_weight, const Tensor& bias, int64_t k,
+                                        std::mt19937& rng, const std::string& where) const {
+        auto bits = [](const Tensor& t) {
+            const Tensor host = t.to(Device::host());
+            const auto* begin = static_cast<const uint8_t*>(host.raw());
+            return std::vector<uint8_t>(begin, begin + host.size_bytes());
+        };
+        const int64_t hidden = device_router.cols(), n_experts = device_router.rows();
+        const Tensor x = random_f32({m, hidden}, rng), r = random_f32({m, hidden}, rng);
+        const Tensor w = on_device(norm_weight);
+        const Tensor b = bias.defined() ? on_device(bias) : Tensor();
+        Tensor ex = on_device(x), eh = poisoned({m, hidden}), elogits = poisoned({m, n_experts}),
+               eids = Tensor::zeros(DType::i32, {m, k}, device_), eweights = poisoned({m, k});
+        add_rms_norm(ex, on_device(r), w, 1e-6f, eh);
+        linear(eh, device_router, elogits);
+        moe_route(elogits, b, k, eids, eweights);
+        Tensor gx = on_device(x), gh = poisoned({m, hidden}), glogits = poisoned({m, n_experts}),
+               gids = Tensor::zeros(DType::i32, {m, k}, device_), gweights = poisoned({m, k});
+        moe_router(gx, on_device(r), w, 1e-6f, device_router, b, k, gh, glogits, gids, gweights);
+        EXPECT_EQ(bits(gx), bits(ex)) << "x, " << where;
+        EXPECT_EQ(bits(gh), bits(eh)) << "h, " << where;
+        EXPECT_EQ(bits(glogits), bits(elogits)) << "logits, " << where;
+        EXPECT_EQ(bits(gids), bits(eids)) << "ids, " << where;
+        EXPECT_EQ(bits(gweights), bits(eweights)) << "weights, " << where;
+        const Tensor ids = to_host(gids), weights = to_host(gweights);
+        for (int64_t t = 0; t < m; ++t) {
+            double total = 0;
+            for (int64_t j = 0; j < k; ++j) {
+                total += weights.data<float>()[t * k + j];
+                if (j > 0) {
+                    EXPECT_LT(ids.data<int32_t>()[t * k + j - 1], ids.data<int32_t>()[t * k + j])
+                        << where;
+                }
+            }
+            EXPECT_NEAR(total, 1.0, 1e-5) << where;
+        }
+    }
     Device device_ = Device::host();
 };
 
@@ -628,11 +670,6 @@ TEST_P(DeviceOps, LinearNvfp4MiniMaxShapes) {
 // fused kernel that left its CTA counter set would miss the next one's writes) or not.
 TEST_P(DeviceOps, MoeRouterEqualsItsThreeOps) {
     std::mt19937 rng(21);
-    auto bits = [](const Tensor& t) {
-        const Tensor host = t.to(Device::host());
-        const auto* begin = static_cast<const uint8_t*>(host.raw());
-        return std::vector<uint8_t>(begin, begin + host.size_bytes());
-    };
     const int64_t hidden = 3072, n_experts = 256, k = 8;
     for (int64_t m : {int64_t{1}, int64_t{3}, kMaxFusedRouterTokens, kMaxFusedRouterTokens + 2}) {
         for (DType router_dtype : {DType::bf16, DType::f32}) {
@@ -645,43 +682,10 @@ TEST_P(DeviceOps, MoeRouterEqualsItsThreeOps) {
                 const Tensor bias = variant == 0   ? random_bf16({n_experts}, rng, 0.1f)
                                     : variant == 1 ? random_f32({n_experts}, rng, 0.1f)
                                                    : Tensor();
-                const Tensor x = random_f32({m, hidden}, rng), r = random_f32({m, hidden}, rng);
-                const Tensor w = on_device(norm_weight);
-                const Tensor b = bias.defined() ? on_device(bias) : Tensor();
-                Tensor ex = on_device(x), eh = poisoned({m, hidden}),
-                       elogits = poisoned({m, n_experts}),
-                       eids = Tensor::zeros(DType::i32, {m, k}, device_),
-                       eweights = poisoned({m, k});
-                add_rms_norm(ex, on_device(r), w, 1e-6f, eh);
-                linear(eh, device_router, elogits);
-                moe_route(elogits, b, k, eids, eweights);
-                Tensor gx = on_device(x), gh = poisoned({m, hidden}),
-                       glogits = poisoned({m, n_experts}),
-                       gids = Tensor::zeros(DType::i32, {m, k}, device_),
-                       gweights = poisoned({m, k});
-                moe_router(gx, on_device(r), w, 1e-6f, device_router, b, k, gh, glogits, gids,
-                           gweights);
-                const std::string where = std::to_string(m) + " tokens, router " +
-                                          std::string(dtype_name(router_dtype)) + ", variant " +
-                                          std::to_string(variant);
-                EXPECT_EQ(bits(gx), bits(ex)) << "x, " << where;
-                EXPECT_EQ(bits(gh), bits(eh)) << "h, " << where;
-                EXPECT_EQ(bits(glogits), bits(elogits)) << "logits, " << where;
-                EXPECT_EQ(bits(gids), bits(eids)) << "ids, " << where;
-                EXPECT_EQ(bits(gweights), bits(eweights)) << "weights, " << where;
-                // Not vacuous: the routing picked k distinct experts with weights summing to 1.
-                const Tensor ids = gids.to(Device::host()), weights = gweights.to(Device::host());
-                for (int64_t t = 0; t < m; ++t) {
-                    double total = 0;
-                    for (int64_t j = 0; j < k; ++j) {
-                        total += weights.data<float>()[t * k + j];
-                        if (j > 0) {
-                            EXPECT_LT(ids.data<int32_t>()[t * k + j - 1],
-                                      ids.data<int32_t>()[t * k + j]);
-                        }
-                    }
-                    EXPECT_NEAR(total, 1.0, 1e-5) << where;
-                }
+                expect_router_as_its_three_ops(m, device_router, norm_weight, bias, k, rng,
+                                               std::to_string(m) + " tokens, router " +
+                                                   std::string(dtype_name(router_dtype)) +
+                                                   ", variant " + std::to_string(variant));
             }
         }
     }
@@ -1030,29 +1034,12 @@ TEST_P(DeviceOps, DecodeOnACardOf99KbOfSharedMemoryPerCta) {
     run_folded_prologue_case({48, 8, 128}, 64, {1, 64, 65, 300, 1000}, device_, rng);
     run_attention_case({48, 8, 128}, {{1, 1}}, 16, device_, rng);
     run_attention_case({48, 8, 128}, {{1, 300}, {1, 1000}, {1, 40}}, 16, device_, rng);
-    const int64_t hidden = 3072, n_experts = 256, k = 8, m = kMaxFusedRouterTokens;
+    const int64_t hidden = 3072, n_experts = 256;
     LinearWeight router;
     router.weight = as_dtype(random_f32({n_experts, hidden}, rng, 0.02f), DType::bf16);
-    const LinearWeight device_router = linear_weight_to(router, device_);
-    const Tensor w = on_device(random_bf16({hidden}, rng));
-    const Tensor r = on_device(random_f32({m, hidden}, rng));
-    const Tensor b = on_device(random_bf16({n_experts}, rng, 0.1f));
-    const Tensor x = random_f32({m, hidden}, rng);
-    Tensor ex = on_device(x), eh = poisoned({m, hidden}), elogits = poisoned({m, n_experts}),
-           eids = Tensor::zeros(DType::i32, {m, k}, device_), eweights = poisoned({m, k});
-    add_rms_norm(ex, r, w, 1e-6f, eh);
-    linear(eh, device_router, elogits);
-    moe_route(elogits, b, k, eids, eweights);
-    Tensor gx = on_device(x), gh = poisoned({m, hidden}), glogits = poisoned({m, n_experts}),
-           gids = Tensor::zeros(DType::i32, {m, k}, device_), gweights = poisoned({m, k});
-    moe_router(gx, r, w, 1e-6f, device_router, b, k, gh, glogits, gids, gweights);
-    expect_within(to_host(gh), to_host(eh), 0.0, "router h");
-    expect_within(to_host(glogits), to_host(elogits), 0.0, "router logits");
-    expect_within(to_host(gweights), to_host(eweights), 0.0, "router weights");
-    const Tensor got = gids.to(Device::host()), expected = eids.to(Device::host());
-    for (int64_t i = 0; i < m * k; ++i) {
-        EXPECT_EQ(got.data<int32_t>()[i], expected.data<int32_t>()[i]) << "router id " << i;
-    }
+    expect_router_as_its_three_ops(kMaxFusedRouterTokens, linear_weight_to(router, device_),
+                                   random_bf16({hidden}, rng), random_bf16({n_experts}, rng, 0.1f),
+                                   8, rng, "the router on a 99 KB card");
 }
 
 TEST_P(DeviceOps, MixedDevicesAndMissingKernelsAreNamedErrors) {
