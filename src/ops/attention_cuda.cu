@@ -20,6 +20,7 @@
 #include "ops/attention_prefill_cuda.cuh"
 #include "ops/attention_prologue.h"
 #include "ops/cuda/async_copy.cuh"
+#include "ops/cuda/device_attribute.h"
 #include "ops/cuda/pdl.cuh"
 #include "ops/cuda/stream.h"
 #include "tensor/cuda_check.h"
@@ -70,13 +71,13 @@ __device__ __forceinline__ float warp_sum(float v) {
 // The per-token kernel streams its keys and values through shared memory in tiles of 32
 // positions, kStages deep (cp.async), so that a CTA keeps two tiles of loads in flight while it
 // multiplies the third: decode is a read of the context's keys and values, and one tile at a time
-// left it waiting on memory (610 GB/s for a 4K context on an H100).
-constexpr int kStages = 3;
+// left it waiting on memory (610 GB/s for a 4K context on an H100). Three stages of an f32 pool
+// take ~105 KB, more than cards of 99 KB a CTA (sm_120, the GB10) allow: two there (~71 KB).
 constexpr int kMaxDim = 128;
 constexpr int kMaxGroup = 8;
 
 // T: the pool's element, float or __nv_bfloat16.
-template <typename T>
+template <typename T, int kStages>
 struct DecodeShared {
     // Pool elements per 16-byte vector. Lane p reads row p as such vectors: one vector more per
     // row puts the 8 rows of a quarter-warp on distinct banks.
@@ -94,11 +95,12 @@ struct DecodeShared {
 // (empty past the walk's last tile, so that every iteration waits on the same count). `vector`:
 // rows in 16-byte pieces (head_dim and the pool's rows whole vectors, aligned pools), else
 // element by element (cp.async of 4-byte floats; a bf16 is read and stored by the thread).
-template <typename T>
+template <typename T, int kStages>
 __device__ __forceinline__ void load_tile(const AttentionParams& p, const int32_t* table,
                                           int kv_head, int tile0, int visible, int stage,
-                                          bool vector, DecodeShared<T>& s) {
-    const int d = p.head_dim, width = vector ? DecodeShared<T>::kVector : 1, pieces = d / width;
+                                          bool vector, DecodeShared<T, kStages>& s) {
+    const int d = p.head_dim, width = vector ? DecodeShared<T, kStages>::kVector : 1;
+    const int pieces = d / width;
     const int block_size = static_cast<int>(p.block_size);
     const T* keys = static_cast<const T*>(p.keys);
     const T* values = static_cast<const T*>(p.values);
@@ -164,11 +166,11 @@ __device__ __forceinline__ float dot_query_key(const float* q, const T* key, int
 //   tile load   all threads: K and V rows of 32 positions, kStages - 1 tiles ahead
 //   scores    warp g < G, lane p: q_g . k_p, the tile's max and sum, P[g][p]
 //   output    thread (r, i), r = tid / d: dimension i of heads r, r + 256/d, ...
-template <typename T>
+template <typename T, int kStages>
 __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams p) {
     allow_dependents();  // the o projection (PDL) streams its weights meanwhile
     extern __shared__ float4 shared_words[];
-    DecodeShared<T>& s = *reinterpret_cast<DecodeShared<T>*>(shared_words);
+    DecodeShared<T, kStages>& s = *reinterpret_cast<DecodeShared<T, kStages>*>(shared_words);
     const int d = p.head_dim, group = p.group;
     const int token = blockIdx.x, kv_head = blockIdx.y;
     if (p.skip_long_runs &&
@@ -183,7 +185,7 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
     const int heads_per_pass = kThreads / d;  // output rows of threads
     const int my_dim = threadIdx.x % d, my_row = threadIdx.x / d;
     const bool outputs = threadIdx.x < heads_per_pass * d;  // a partial last row stays idle
-    constexpr int kVector = DecodeShared<T>::kVector;
+    constexpr int kVector = DecodeShared<T, kStages>::kVector;
     const bool vector = d % kVector == 0 && p.kv_width % kVector == 0 &&
                         reinterpret_cast<uintptr_t>(p.keys) % 16 == 0 &&
                         reinterpret_cast<uintptr_t>(p.values) % 16 == 0;
@@ -326,6 +328,7 @@ bool takes_prefill_kernel(const Tensor& q, const KvLayer& pool, const AttentionS
     const int64_t group = shape.n_heads / shape.n_kv_heads;
     const int64_t vector = pool.keys.dtype() == DType::bf16 ? 8 : 4;
     return q.dim(0) > paged_attention::kPrefillMinTokens &&
+           paged_attention::prefill_fits(pool.keys.dtype() == DType::bf16) &&
            group <= paged_attention::kPrefillHeads &&
            shape.head_dim <= paged_attention::kPrefillDim && shape.head_dim % vector == 0 &&
            aligned(q) && aligned(pool.keys) && aligned(pool.values);
@@ -339,15 +342,26 @@ bool takes_decode_kernel(const KvLayer& pool, const AttentionShape& shape) {
            aligned(pool.values);
 }
 
-// Launches the per-token kernel on pool elements T.
-template <typename T>
-void launch_attention(const AttentionParams& params, dim3 grid) {
-    constexpr size_t kSharedBytes = sizeof(DecodeShared<T>);
-    FOURBIT_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<T>,
+// Launches the per-token kernel on pool elements T, kStages deep.
+template <typename T, int kStages>
+void launch_attention_staged(const AttentionParams& params, dim3 grid) {
+    constexpr size_t kSharedBytes = sizeof(DecodeShared<T, kStages>);
+    FOURBIT_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<T, kStages>,
                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             static_cast<int>(kSharedBytes)));
-    attention_kernel<T><<<grid, kThreads, kSharedBytes, current_stream()>>>(params);
+    attention_kernel<T, kStages><<<grid, kThreads, kSharedBytes, current_stream()>>>(params);
     FOURBIT_CUDA_CHECK_LAUNCH();
+}
+
+// Three stages where they fit a CTA's shared memory (shared_memory_per_cta), else two.
+template <typename T>
+void launch_attention(const AttentionParams& params, dim3 grid) {
+    static_assert(sizeof(DecodeShared<float, 2>) <= 99 * 1024, "two stages fit sm_120's CTAs");
+    if (sizeof(DecodeShared<T, 3>) <= shared_memory_per_cta()) {
+        launch_attention_staged<T, 3>(params, grid);
+    } else {
+        launch_attention_staged<T, 2>(params, grid);
+    }
 }
 
 }  // namespace

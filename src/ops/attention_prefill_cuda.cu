@@ -4,6 +4,7 @@
 #include "ops/attention_prefill_cuda.cuh"
 #include "ops/attention_softmax_cuda.cuh"
 #include "ops/cuda/async_copy.cuh"
+#include "ops/cuda/device_attribute.h"
 #include "ops/cuda/nvfp4_mma.cuh"
 
 namespace fourbit::cuda::paged_attention {
@@ -358,6 +359,13 @@ cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads, b
     if (prefill_runs_wgmma(bf16_pool)) return launch_prefill_attention_wgmma(p, n_kv_heads, stream);
     return bf16_pool ? launch<Bf16Tiles>(p, n_kv_heads, stream)
                      : launch<F32Tiles>(p, n_kv_heads, stream);
+}
+
+bool prefill_fits(bool bf16_pool) {
+    const size_t bytes = prefill_runs_wgmma(bf16_pool) ? prefill_wgmma_shared_bytes()
+                         : bf16_pool                  ? sizeof(Bf16Tiles)
+                                                      : sizeof(F32Tiles);
+    return bytes <= shared_memory_per_cta();
 }
 
 int prefill_tile_tokens(bool bf16_pool) {

@@ -193,8 +193,14 @@ cudaError_t launch_prefill_attention(const AttentionParams& p, int n_kv_heads, b
 constexpr int kWgmmaPrefillTokens = 32;
 int prefill_tile_tokens(bool bf16_pool);
 
-// The wgmma kernel: whether it runs here, and its launch.
+// Whether the tiled kernel launch_prefill_attention picks fits a CTA's shared memory here
+// (shared_memory_per_cta): an f32 pool's tiles (~124 KB) do not on cards of 99 KB a CTA
+// (sm_120, the GB10), where the per-token kernel takes every token instead.
+bool prefill_fits(bool bf16_pool);
+
+// The wgmma kernel: whether it runs here, its shared memory, and its launch.
 bool prefill_runs_wgmma(bool bf16_pool);
+size_t prefill_wgmma_shared_bytes();
 cudaError_t launch_prefill_attention_wgmma(const AttentionParams& p, int n_kv_heads,
                                            cudaStream_t stream);
 

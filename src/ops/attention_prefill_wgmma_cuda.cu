@@ -219,6 +219,8 @@ __global__ void __launch_bounds__(kThreads, 1) prefill_attention_wgmma_kernel(At
 
 bool prefill_runs_wgmma(bool bf16_pool) { return bf16_pool && wgmma::runs_wgmma(); }
 
+size_t prefill_wgmma_shared_bytes() { return sizeof(Shared); }
+
 cudaError_t launch_prefill_attention_wgmma(const AttentionParams& p, int n_kv_heads,
                                            cudaStream_t stream) {
     // A split ends on a tile's end: keys past a walk are zeros that only the causal mask hides.

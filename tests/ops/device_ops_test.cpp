@@ -1025,15 +1025,18 @@ public:
 };
 
 // Decode attention's three stages (104 KB) do not fit such a card: it runs two, with the
-// prologue folded in or not, and must agree with the CPU as the three do; the MoE router's
-// fused kernel at four tokens (~110 KB) leaves the work to its three ops there.
-TEST_P(DeviceOps, DecodeOnACardOf99KbOfSharedMemoryPerCta) {
+// prologue folded in or not, and must agree with the CPU as the three do. Over an f32 pool the
+// per-token kernel's three stages (~105 KB) become two, and the tiled prefill kernel (~124 KB)
+// gives its tokens to it. The MoE router's fused kernel at four tokens (~110 KB) leaves the work
+// to its three ops there.
+TEST_P(DeviceOps, AttentionAndRouterOnACardOf99KbOfSharedMemoryPerCta) {
     if (device_.is_host()) GTEST_SKIP() << "a CUDA card's limit";
     const SmallSharedMemoryCard card;
     std::mt19937 rng(23);
     run_folded_prologue_case({48, 8, 128}, 64, {1, 64, 65, 300, 1000}, device_, rng);
-    run_attention_case({48, 8, 128}, {{1, 1}}, 16, device_, rng);
+    run_attention_case({48, 8, 128}, {{1, 1}}, 16, device_, rng);  // both pools, as every case
     run_attention_case({48, 8, 128}, {{1, 300}, {1, 1000}, {1, 40}}, 16, device_, rng);
+    run_attention_case({48, 8, 128}, {{300, 300}}, 16, device_, rng);  // a prompt
     const int64_t hidden = 3072, n_experts = 256;
     LinearWeight router;
     router.weight = as_dtype(random_f32({n_experts, hidden}, rng, 0.02f), DType::bf16);
