@@ -309,7 +309,7 @@ void launch_split16(const LinearWeight& w, const Tensor& x, Tensor& y) {
     const int m = static_cast<int>(x.dim(0));
     const cuda::nvfp4::TilesView tiles = tiles_of(w);
     const size_t bytes = cuda::nvfp4::staged_bytes(m, tiles.k);
-    FOURBIT_CUDA_CHECK(cuda::nvfp4::allow_shared_bytes(linear_split16_kernel<4>, bytes));
+    FOURBIT_CUDA_CHECK(cuda::opt_in_shared_memory(linear_split16_kernel<4>, bytes));
     linear_split16_kernel<4><<<tiles.n / 16, 512, bytes, cuda::current_stream()>>>(
         tiles, x.data<float>(), m, out_scale_of(w), y.data<float>());
     FOURBIT_CUDA_CHECK_LAUNCH();

@@ -346,9 +346,7 @@ bool takes_decode_kernel(const KvLayer& pool, const AttentionShape& shape) {
 template <typename T, int kStages>
 void launch_attention_staged(const AttentionParams& params, dim3 grid) {
     constexpr size_t kSharedBytes = sizeof(DecodeShared<T, kStages>);
-    FOURBIT_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<T, kStages>,
-                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(kSharedBytes)));
+    FOURBIT_CUDA_CHECK(opt_in_shared_memory(attention_kernel<T, kStages>, kSharedBytes));
     attention_kernel<T, kStages><<<grid, kThreads, kSharedBytes, current_stream()>>>(params);
     FOURBIT_CUDA_CHECK_LAUNCH();
 }

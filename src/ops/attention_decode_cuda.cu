@@ -427,8 +427,7 @@ template <typename W, int kStages>
 cudaError_t launch_staged(const AttentionParams& p, const DecodePrologue& prologue, dim3 grid,
                           size_t bytes, cudaStream_t stream) {
     const auto kernel = decode_attention_kernel<W, kStages>;
-    const cudaError_t status = cudaFuncSetAttribute(
-        kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+    const cudaError_t status = opt_in_shared_memory(kernel, bytes);
     if (status != cudaSuccess) return status;
     kernel<<<grid, kThreads, bytes, stream>>>(p, prologue);
     return cudaGetLastError();

@@ -341,9 +341,7 @@ namespace {
 template <class Tiles>
 cudaError_t launch(const AttentionParams& p, int n_kv_heads, cudaStream_t stream) {
     const size_t bytes = sizeof(Tiles);
-    const cudaError_t status =
-        cudaFuncSetAttribute(prefill_attention_kernel<Tiles>,
-                             cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+    const cudaError_t status = opt_in_shared_memory(prefill_attention_kernel<Tiles>, bytes);
     if (status != cudaSuccess) return status;
     const dim3 grid(static_cast<unsigned>((p.n_tokens + kPrefillTokens - 1) / kPrefillTokens),
                     static_cast<unsigned>(n_kv_heads), static_cast<unsigned>(p.n_splits));

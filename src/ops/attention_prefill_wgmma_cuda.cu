@@ -16,6 +16,7 @@
 #include "ops/attention_prefill_cuda.cuh"
 #include "ops/attention_softmax_cuda.cuh"
 #include "ops/cuda/async_copy.cuh"
+#include "ops/cuda/device_attribute.h"
 #include "ops/cuda/wgmma.cuh"
 
 namespace fourbit::cuda::paged_attention {
@@ -226,9 +227,7 @@ cudaError_t launch_prefill_attention_wgmma(const AttentionParams& p, int n_kv_he
     // A split ends on a tile's end: keys past a walk are zeros that only the causal mask hides.
     if (p.n_splits > 1 && p.split % kKeys != 0) return cudaErrorInvalidValue;
     const size_t bytes = sizeof(Shared);
-    const cudaError_t status =
-        cudaFuncSetAttribute(prefill_attention_wgmma_kernel,
-                             cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+    const cudaError_t status = opt_in_shared_memory(prefill_attention_wgmma_kernel, bytes);
     if (status != cudaSuccess) return status;
     const dim3 grid(static_cast<unsigned>((p.n_tokens + kTokens - 1) / kTokens),
                     static_cast<unsigned>(n_kv_heads), static_cast<unsigned>(p.n_splits));

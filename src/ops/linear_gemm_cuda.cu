@@ -42,7 +42,7 @@ template <class S>
 void launch(const TilesView& w, const __nv_bfloat16* x, int n_tokens, const RowParts& y,
             cudaStream_t stream) {
     constexpr size_t bytes = gemm::shared_bytes<S>();
-    FOURBIT_CUDA_CHECK(gemm::allow_shared(linear_gemm_kernel<S>, bytes));
+    FOURBIT_CUDA_CHECK(opt_in_shared_memory(linear_gemm_kernel<S>, bytes));
     const dim3 grid((w.n / 16 + S::kStripes - 1) / S::kStripes,
                     (n_tokens + S::kTokens - 1) / S::kTokens);
     linear_gemm_kernel<S><<<grid, S::kThreads, bytes, stream>>>(w, x, n_tokens, y);

@@ -316,12 +316,12 @@ void launch_grouped(const ExpertsView& view, const Grouping& g, int max_tiles, c
         return (n_rows / 16 + kStripesPerCta - 1) / kStripesPerCta;
     };
     const size_t gate_up_bytes = nvfp4::staged_bytes(kTileSlots, view.hidden);
-    FOURBIT_CUDA_CHECK(nvfp4::allow_shared_bytes(grouped_gate_up_kernel, gate_up_bytes));
+    FOURBIT_CUDA_CHECK(opt_in_shared_memory(grouped_gate_up_kernel, gate_up_bytes));
     grouped_gate_up_kernel<<<dim3(blocks(2 * view.intermediate), max_tiles), kThreads,
                              gate_up_bytes, stream>>>(view, g, h, top_k, mid);
     FOURBIT_CUDA_CHECK_LAUNCH();
     const size_t down_bytes = nvfp4::staged_bytes(kTileSlots, view.intermediate);
-    FOURBIT_CUDA_CHECK(nvfp4::allow_shared_bytes(grouped_down_kernel, down_bytes));
+    FOURBIT_CUDA_CHECK(opt_in_shared_memory(grouped_down_kernel, down_bytes));
     grouped_down_kernel<<<dim3(blocks(view.hidden), max_tiles), kThreads, down_bytes, stream>>>(
         view, g, weights, mid, rows);
     FOURBIT_CUDA_CHECK_LAUNCH();
@@ -374,11 +374,11 @@ void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor
         Scratch h_bf16(sizeof(__nv_bfloat16) * static_cast<size_t>(n_tokens) * hidden);
         round_to_bf16(h.data<float>(), h_bf16.as<__nv_bfloat16>(), h.numel(), stream);
         Scratch mid(sizeof(__nv_bfloat16) * static_cast<size_t>(n_slots) * intermediate);
-        FOURBIT_CUDA_CHECK(nvfp4::gemm::allow_shared(gemm_gate_up_kernel, bytes));
+        FOURBIT_CUDA_CHECK(opt_in_shared_memory(gemm_gate_up_kernel, bytes));
         gemm_gate_up_kernel<<<dim3(blocks(2 * intermediate), max_tiles), GemmTile::kThreads, bytes, stream>>>(
             view, g, h_bf16.as<__nv_bfloat16>(), top_k, mid.as<__nv_bfloat16>());
         FOURBIT_CUDA_CHECK_LAUNCH();
-        FOURBIT_CUDA_CHECK(nvfp4::gemm::allow_shared(gemm_down_kernel, bytes));
+        FOURBIT_CUDA_CHECK(opt_in_shared_memory(gemm_down_kernel, bytes));
         gemm_down_kernel<<<dim3(blocks(hidden), max_tiles), GemmTile::kThreads, bytes, stream>>>(
             view, g, expert_weights.data<float>(), mid.as<__nv_bfloat16>(), rows.as<float>());
         FOURBIT_CUDA_CHECK_LAUNCH();

@@ -116,8 +116,7 @@ bool launch_router(const RouterParams& params, const NormWeight* norm_weight,
     cudaFuncAttributes attributes{};
     FOURBIT_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
     if (bytes + attributes.sharedSizeBytes > shared_memory_per_cta()) return false;
-    FOURBIT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(bytes)));
+    FOURBIT_CUDA_CHECK(opt_in_shared_memory(kernel, bytes));
     const unsigned blocks = static_cast<unsigned>((params.n + kRowsPerCta - 1) / kRowsPerCta);
     kernel<<<blocks, kNormThreads, bytes, current_stream()>>>(params, norm_weight, router, bias);
     FOURBIT_CUDA_CHECK_LAUNCH();

@@ -633,14 +633,14 @@ TEST_P(DeviceOps, LinearStackedEqualsItsParts) {
     EXPECT_FALSE(stack_linears({&parts[0], &dense}).defined());
 }
 
-TEST_P(DeviceOps, LinearNvfp4MiniMaxShapes) {
-    std::mt19937 rng(8);
-    // q_proj [6144 x 3072] and o_proj [3072 x 6144] at decode (o_proj at one token too, the
-    // batch-1 step's shape), o_proj at 4 and 8 tokens (rows staged past 48 KB of shared memory,
-    // up to 98 KB), and q/k/v stacked plus a stripe at 1, 8 and 16 tokens (513 stripes: more
-    // than a wave of 8-warp CTAs on an H100/H200, so the kernel takes 6 warps a stripe there; 8
-    // tokens staged past 48 KB, 16 read through L1); o_proj at 24 tokens (the GEMV in two
-    // blocks) and q/k/v at 40 (the GEMM); bound as above.
+// NVFP4 linears of MiniMax-M2's shapes on `device` against the host: q_proj [6144 x 3072] and
+// o_proj [3072 x 6144] at decode (o_proj at one token too, the batch-1 step's shape), o_proj at
+// 4 and 8 tokens (rows staged past 48 KB of shared memory, up to 98 KB, where two CTAs an SM
+// still fit), and q/k/v stacked plus a stripe at 1, 8 and 16 tokens (513 stripes: more than a
+// wave of 8-warp CTAs on an H100/H200, so the kernel takes 6 warps a stripe there; 8 tokens
+// staged past 48 KB, 16 read through L1); o_proj at 24 tokens (the GEMV in two blocks) and
+// q/k/v at 40 (the GEMM); bound as above.
+void expect_nvfp4_minimax_linears(Device device, std::mt19937& rng) {
     for (auto [n, k, m] : {std::tuple<int64_t, int64_t, int64_t>{6144, 3072, 2},
                            {3072, 6144, 1},
                            {3072, 6144, 2},
@@ -655,13 +655,20 @@ TEST_P(DeviceOps, LinearNvfp4MiniMaxShapes) {
         Tensor x = random_f32({m, k}, rng);
         Tensor expected = Tensor::zeros(DType::f32, {m, n});
         linear(x, weight, expected);
-        Tensor y = poisoned({m, n});
-        linear(on_device(x), linear_weight_to(weight, device_), y);
-        const double relative = (device_.is_cuda() ? kBf16Rounding : 0.0) + 2.0 * k * 0x1p-24;
+        Tensor y = Tensor::zeros(DType::f32, {m, n});  // poisoned: rows not written show up
+        for (int64_t i = 0; i < y.numel(); ++i) y.data<float>()[i] = std::nanf("");
+        y = y.to(device);
+        linear(x.to(device), linear_weight_to(weight, device), y);
+        const double relative = (device.is_cuda() ? kBf16Rounding : 0.0) + 2.0 * k * 0x1p-24;
         std::vector<double> bound = absolute_products(x, weight);
         for (double& b : bound) b = b * relative + 1e-30;
-        expect_within(to_host(y), expected, bound, "nvfp4 MiniMax shape");
+        expect_within(y.to(Device::host()), expected, bound, "nvfp4 MiniMax shape");
     }
+}
+
+TEST_P(DeviceOps, LinearNvfp4MiniMaxShapes) {
+    std::mt19937 rng(8);
+    expect_nvfp4_minimax_linears(device_, rng);
 }
 
 // moe_router against add_rms_norm, linear and moe_route run in turn on the same device: bitwise
@@ -1024,12 +1031,14 @@ public:
     SmallSharedMemoryCard& operator=(const SmallSharedMemoryCard&) = delete;
 };
 
-// Decode attention's three stages (104 KB) do not fit such a card: it runs two, with the
-// prologue folded in or not, and must agree with the CPU as the three do. Over an f32 pool the
-// per-token kernel's three stages (~105 KB) become two, and the tiled prefill kernel (~124 KB)
-// gives its tokens to it. The MoE router's fused kernel at four tokens (~110 KB) leaves the work
-// to its three ops there.
-TEST_P(DeviceOps, AttentionAndRouterOnACardOf99KbOfSharedMemoryPerCta) {
+// Such a card's kernels: every launch that asks for more than 99 KB fails here as it would
+// there (opt_in_shared_memory). Decode attention's three stages (104 KB) do not fit: it runs
+// two, with the prologue folded in or not, and must agree with the CPU as the three do. Over an
+// f32 pool the per-token kernel's three stages (~105 KB) become two, and the tiled prefill
+// kernel (~124 KB) gives its tokens to it. The MoE router's fused kernel at four tokens (~110 KB)
+// leaves the work to its three ops; the NVFP4 linears' 98 KB rows at 4 and 8 tokens, which two
+// CTAs could not share on a 100 KB SM, are read through L1.
+TEST_P(DeviceOps, KernelsOnACardOf99KbOfSharedMemoryPerCta) {
     if (device_.is_host()) GTEST_SKIP() << "a CUDA card's limit";
     const SmallSharedMemoryCard card;
     std::mt19937 rng(23);
@@ -1043,6 +1052,7 @@ TEST_P(DeviceOps, AttentionAndRouterOnACardOf99KbOfSharedMemoryPerCta) {
     expect_router_as_its_three_ops(kMaxFusedRouterTokens, linear_weight_to(router, device_),
                                    random_bf16({hidden}, rng), random_bf16({n_experts}, rng, 0.1f),
                                    8, rng, "the router on a 99 KB card");
+    expect_nvfp4_minimax_linears(device_, rng);
 }
 
 TEST_P(DeviceOps, MixedDevicesAndMissingKernelsAreNamedErrors) {

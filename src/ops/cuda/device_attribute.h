@@ -19,18 +19,47 @@ inline int current_device_attribute(cudaDeviceAttr attribute) {
     return value;
 }
 
+// FOURBIT_CUDA_SHARED_LIMIT (bytes), or 0 where it is not set: the shared memory a CTA may have
+// on a smaller card, which a larger one then behaves as, so that the choices kernels make for
+// the smaller cards (fewer pipeline stages, a fused kernel left out, rows not staged) run and
+// are tested on a Hopper.
+inline size_t emulated_shared_limit() {
+    const char* cap = std::getenv("FOURBIT_CUDA_SHARED_LIMIT");
+    return cap == nullptr ? 0 : static_cast<size_t>(std::strtoull(cap, nullptr, 10));
+}
+
 // The shared memory one CTA may opt into on the current device, in bytes: 227 KB on an H100 or
-// H200, 99 KB on an sm_120 card or a GB10. FOURBIT_CUDA_SHARED_LIMIT (bytes) lowers it, so that
-// the choices kernels make for the smaller cards (fewer pipeline stages, a fused kernel left
-// out) run and are tested on a Hopper.
+// H200, 99 KB on an sm_120 card or a GB10; lowered by FOURBIT_CUDA_SHARED_LIMIT.
 inline size_t shared_memory_per_cta() {
-    size_t limit =
+    const size_t limit =
         static_cast<size_t>(current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin));
-    if (const char* cap = std::getenv("FOURBIT_CUDA_SHARED_LIMIT")) {
-        const size_t bytes = std::strtoull(cap, nullptr, 10);
-        if (bytes > 0 && bytes < limit) limit = bytes;
-    }
-    return limit;
+    const size_t emulated = emulated_shared_limit();
+    return emulated > 0 && emulated < limit ? emulated : limit;
+}
+
+// The shared memory of one SM: 228 KB on an H100 or H200, 100 KB on an sm_120 card or a GB10
+// (a CTA's limit and the 1 KB the SM keeps for each CTA); with FOURBIT_CUDA_SHARED_LIMIT, that
+// limit's card's.
+inline size_t shared_memory_per_sm() {
+    const size_t per_sm =
+        static_cast<size_t>(current_device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor));
+    const size_t emulated = emulated_shared_limit();
+    return emulated > 0 && emulated + 1024 < per_sm ? emulated + 1024 : per_sm;
+}
+
+// Lets `kernel` take `bytes` of dynamic shared memory, or refuses as a card does
+// (cudaErrorInvalidValue) past shared_memory_per_cta(): under FOURBIT_CUDA_SHARED_LIMIT a Hopper
+// then fails every launch that the smaller card would, and the tests run there catch it. Any
+// nonzero `bytes` opts in: past 48 KB of static and dynamic shared memory together a kernel
+// must (the MoE kernels' static partial sums, 4 and 16 KB, made a launch fail below 48 KB of
+// dynamic memory: the down kernel at top 8 and an intermediate width of 2,816 .. 3,008).
+template <typename Kernel>
+inline cudaError_t opt_in_shared_memory(Kernel kernel, size_t bytes) {
+    if (bytes == 0) return cudaSuccess;
+    if (bytes > shared_memory_per_cta()) return cudaErrorInvalidValue;
+    return cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                static_cast<int>(bytes));
 }
 
 }  // namespace fourbit::cuda

@@ -211,13 +211,6 @@ __device__ __forceinline__ void thread_rows(const __nv_bfloat16* (&rows)[S::kRow
     for (int j = 0; j < S::kRowChunks; ++j) rows[j] = row_of(threadIdx.x / 8 + j * (S::kThreads / 8));
 }
 
-// Lets `kernel` take `bytes` of dynamic shared memory.
-template <typename Kernel>
-inline cudaError_t allow_shared(Kernel kernel, size_t bytes) {
-    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                static_cast<int>(bytes));
-}
-
 }  // namespace fourbit::cuda::nvfp4::gemm
 
 namespace fourbit::cuda::nvfp4 {

@@ -367,8 +367,7 @@ inline bool stages_activations(int n_tokens, size_t bytes) {
     if (bytes <= kMaxStagedBytes) return true;
     if (n_tokens > 8 || bytes > kMaxStagedBytesOneTile) return false;
     constexpr size_t kStaticBytes = 8 * 1024;  // the kernel's partial sums, with room to spare
-    const int per_sm = current_device_attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
-    return 2 * (bytes + kStaticBytes) <= static_cast<size_t>(per_sm);
+    return 2 * (bytes + kStaticBytes) <= shared_memory_per_sm();
 }
 
 // Each warp's accumulators into shared memory, [warp][register][lane].
@@ -563,7 +562,7 @@ inline cudaError_t launch_down(const ExpertsView& experts, const int32_t* ids,
                                int top_k, float* out, cudaStream_t stream) {
     const auto kernel = moe_down_kernel<kChunk, kWhole, kCtaSlots>;
     const size_t bytes = staged_bytes(kCtaSlots, experts.intermediate);
-    const cudaError_t status = allow_shared_bytes(kernel, bytes);
+    const cudaError_t status = opt_in_shared_memory(kernel, bytes);
     if (status != cudaSuccess) return status;
     constexpr int kCtas = kCtaSlots < 8 ? 2 : 1;
     cudaLaunchConfig_t config = {};
@@ -582,17 +581,6 @@ inline cudaError_t launch_down(const ExpertsView& experts, const int32_t* ids,
 
 // The production configuration (bench/cuda_kernels_bench.cu sweeps the chunk).
 inline constexpr int kProductionChunk = 4;
-
-// Lets `kernel` take `bytes` of dynamic shared memory. Past 48 KB of static and dynamic shared
-// memory together a kernel must opt in, so it opts in for any `bytes`: the MoE kernels' static
-// partial sums (4 and 16 KB) made a launch fail below 48 KB of dynamic memory (the down kernel
-// at top 8 and an intermediate width of 2,816 .. 3,008).
-template <typename Kernel>
-inline cudaError_t allow_shared_bytes(Kernel kernel, size_t bytes) {
-    if (bytes == 0) return cudaSuccess;
-    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                static_cast<int>(bytes));
-}
 
 // Launches `kernel` with programmatic dependent launch allowed (see allow_dependents).
 template <typename... Parameters, typename... Arguments>
@@ -662,13 +650,13 @@ inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m
     LinearKernel kernel =
         linear_kernel_for<kChunk, kWarps>(m, staged, whole_chunks<kChunk>(w.k, kWarps));
     int threads = kThreads;
-    cudaError_t status = allow_shared_bytes(kernel, shared_bytes);
+    cudaError_t status = opt_in_shared_memory(kernel, shared_bytes);
     if (status != cudaSuccess) return status;
     const int stripes = w.n / 16;
     if (stripes > resident_ctas(kernel, kThreads, shared_bytes)) {
         const LinearKernel kernel6 =
             linear_kernel_for<kChunk, 6>(m, staged, whole_chunks<kChunk>(w.k, 6));
-        status = allow_shared_bytes(kernel6, shared_bytes);
+        status = opt_in_shared_memory(kernel6, shared_bytes);
         if (status != cudaSuccess) return status;
         if (stripes <= resident_ctas(kernel6, 6 * 32, shared_bytes)) {
             kernel = kernel6;
@@ -728,7 +716,7 @@ inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, co
     const auto gate_up = whole_chunks<3>(experts.hidden, kWarps)
                              ? moe_gate_up_kernel<3, true>
                              : gate_up_kernel_for<kProductionChunk>(experts.hidden);
-    cudaError_t status = allow_shared_bytes(gate_up, gate_up_bytes);
+    cudaError_t status = opt_in_shared_memory(gate_up, gate_up_bytes);
     if (status != cudaSuccess) return status;
     const int gate_up_stripes = 2 * experts.intermediate / 16;
     const dim3 gate_up_grid((gate_up_stripes + kGateUpStripes - 1) / kGateUpStripes,
