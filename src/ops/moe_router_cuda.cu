@@ -106,17 +106,16 @@ __global__ void __launch_bounds__(kNormThreads)
 }
 
 // Launches the kernel, or returns false when its shared memory is more than the device allows
-// a CTA (m = 4 tokens of M2 take ~110 KB: an sm_120 card allows 99 KB), so that the caller runs
-// the three ops instead.
+// a CTA (m = 4 tokens of M2 take ~110 KB: an sm_120 card allows 99 KB; opt_in_shared_memory
+// refuses them), so that the caller runs the three ops instead.
 template <typename NormWeight, typename RouterWeight, typename Bias>
 bool launch_router(const RouterParams& params, const NormWeight* norm_weight,
                    const RouterWeight* router, const Bias* bias) {
     const auto kernel = router_kernel<NormWeight, RouterWeight, Bias>;
     const size_t bytes = router_shared_bytes(params.m, params.d, params.n, params.k);
-    cudaFuncAttributes attributes{};
-    FOURBIT_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel));
-    if (bytes + attributes.sharedSizeBytes > shared_memory_per_cta()) return false;
-    FOURBIT_CUDA_CHECK(opt_in_shared_memory(kernel, bytes));
+    const cudaError_t status = opt_in_shared_memory(kernel, bytes);
+    if (status == cudaErrorInvalidValue) return false;
+    FOURBIT_CUDA_CHECK(status);
     const unsigned blocks = static_cast<unsigned>((params.n + kRowsPerCta - 1) / kRowsPerCta);
     kernel<<<blocks, kNormThreads, bytes, current_stream()>>>(params, norm_weight, router, bias);
     FOURBIT_CUDA_CHECK_LAUNCH();

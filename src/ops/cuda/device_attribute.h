@@ -48,15 +48,21 @@ inline size_t shared_memory_per_sm() {
 }
 
 // Lets `kernel` take `bytes` of dynamic shared memory, or refuses as a card does
-// (cudaErrorInvalidValue) past shared_memory_per_cta(): under FOURBIT_CUDA_SHARED_LIMIT a Hopper
-// then fails every launch that the smaller card would, and the tests run there catch it. Any
-// nonzero `bytes` opts in: past 48 KB of static and dynamic shared memory together a kernel
-// must (the MoE kernels' static partial sums, 4 and 16 KB, made a launch fail below 48 KB of
-// dynamic memory: the down kernel at top 8 and an intermediate width of 2,816 .. 3,008).
+// (cudaErrorInvalidValue) where they and the kernel's static shared memory together pass
+// shared_memory_per_cta(): under FOURBIT_CUDA_SHARED_LIMIT a Hopper then fails every launch that
+// the smaller card would, and the tests run there catch it; a caller with another way to do the
+// work takes the refusal as its cue. Any nonzero `bytes` opts in: past 48 KB of static and
+// dynamic shared memory together a kernel must (the MoE kernels' static partial sums, 4 and 16
+// KB, made a launch fail below 48 KB of dynamic memory: the down kernel at top 8 and an
+// intermediate width of 2,816 .. 3,008).
 template <typename Kernel>
 inline cudaError_t opt_in_shared_memory(Kernel kernel, size_t bytes) {
     if (bytes == 0) return cudaSuccess;
-    if (bytes > shared_memory_per_cta()) return cudaErrorInvalidValue;
+    cudaFuncAttributes attributes{};
+    const cudaError_t status =
+        cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(kernel));
+    if (status != cudaSuccess) return status;
+    if (bytes + attributes.sharedSizeBytes > shared_memory_per_cta()) return cudaErrorInvalidValue;
     return cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 static_cast<int>(bytes));
