@@ -23,6 +23,8 @@
 #   ROUNDS    timing rounds (default 2)
 #   TARGETS   what to build (default: fourbit ops_test cuda_kernels_bench; fourbit alone is
 #             enough for bench-model, and builds faster)
+#   ENVS      environments each build is timed under, space-separated NAME=VALUE, "-" for none
+#             (default "-"): variants of one build chosen at run time need no build of their own
 # Prints one block per round and build; logs go to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -69,20 +71,25 @@ if [ -n "$filter" ]; then
 fi
 for round in $(seq "$rounds"); do
     for v in $variants; do
-        dir=/tmp/ab/$v/build-gpu
-        [ -x "$dir/fourbit" ] || continue
-        echo "== round $round: $v"
-        if [ -n "$kb" ]; then
-            # shellcheck disable=SC2086
-            "$dir/bench/cuda_kernels_bench" $kb 2>&1 | grep -E "${KB_GREP:-.}" | head -40
-        fi
-        if [ "$layers" != 0 ]; then
-            for context in ${CONTEXTS:-512}; do
-                "$dir/fourbit" bench-model --synthetic-weights m2.7-slice --layers "$layers" \
-                    --all-layers-nvfp4 --device cuda -p 16 -b "${BATCHES:-1}" -n 64 \
-                    --context "$context" -r 1 "${trace[@]}" 2>&1 |
-                    grep -E "^\| tg|^\| [a-z_]+kernel|[Ee]rror"
-            done
-        fi
+        for e in ${ENVS:--}; do
+            dir=/tmp/ab/$v/build-gpu
+            [ -x "$dir/fourbit" ] || continue
+            environment=()
+            [ "$e" = - ] || environment=("$e")
+            echo "== round $round: $v${environment:+ $e}"
+            if [ -n "$kb" ]; then
+                # shellcheck disable=SC2086
+                env "${environment[@]}" "$dir/bench/cuda_kernels_bench" $kb 2>&1 |
+                    grep -E "${KB_GREP:-.}" | head -40
+            fi
+            if [ "$layers" != 0 ]; then
+                for context in ${CONTEXTS:-512}; do
+                    env "${environment[@]}" "$dir/fourbit" bench-model --synthetic-weights \
+                        m2.7-slice --layers "$layers" --all-layers-nvfp4 --device cuda -p 16 -b "${BATCHES:-1}" -n 64 \
+                        --context "$context" -r 1 "${trace[@]}" 2>&1 |
+                        grep -E "^\| tg|^\| [a-z_]+kernel|[Ee]rror"
+                done
+            fi
+        done
     done
 done

@@ -511,6 +511,10 @@ __global__ void __launch_bounds__(kCtaSlots * 32)
     const int groups = experts.intermediate / kGroupCols;
     const int64_t stripes = experts.hidden / 16;
     const bool active = warp < rows;
+    // A pair's CTA 1 may write into CTA 0's shared memory only once CTA 0 is known to have
+    // started (the CUDA guide's rule for distributed shared memory): each CTA arrives here,
+    // relaxed since it publishes nothing, and waits for the other before the hand-over.
+    if constexpr (kPair) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
     const int64_t tile =
         active ? static_cast<int64_t>(ids[token * top_k + first_slot + warp]) * stripes + stripe
                : 0;
@@ -535,6 +539,7 @@ __global__ void __launch_bounds__(kCtaSlots * 32)
     __syncthreads();
     if constexpr (kPair) {
         cooperative_groups::cluster_group pair = cooperative_groups::this_cluster();
+        asm volatile("barrier.cluster.wait.aligned;" ::: "memory");  // both CTAs have started
         if (half == 1 && static_cast<int>(threadIdx.x) < rows * 16) {
             const int j = threadIdx.x / 16, row = threadIdx.x % 16;
             float* target = pair.map_shared_rank(&handed[0][0], 0);
