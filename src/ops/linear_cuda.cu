@@ -24,6 +24,11 @@ namespace {
 // One warp per weight row, 4 a CTA: M2's router (256 rows) spreads over 64 SMs rather than 32.
 constexpr int kExactRowsPerBlock = 4;
 constexpr int kExactTokensPerCta = 16;  // more tokens take more CTAs (grid y)
+// Tokens a CTA where the rows are few (routers): a CTA per 2 tokens, so that M2's router (64
+// CTAs of 4 rows) fills the card at batched decode instead of running its 8 tokens' products
+// in turn on 64 SMs. H200, the router's GEMV in the 8-token decode graph: 14.3 us with 16
+// tokens a CTA, 5.95 with 1, 4.86 with 2 (ab_h200_session23_router_tokens_linear_stripes.txt).
+constexpr int kExactFewRowsTokensPerCta = 2;
 // Where the f32-x GEMV runs: up to 64 tokens; beyond, re-reading the weights per 16 tokens costs
 // more than cuBLAS (M2's router at 4096 tokens: ~1 ms a layer as GEMVs, H100). Weights up to
 // this size keep x whole beyond too (split in three).
@@ -86,8 +91,9 @@ template <typename W>
 void exact_gemv(const W* w, const float* x, float* y, int m, int n, int k) {
     // Six 16-byte loads in flight per lane before their products: a bf16 row of 3,072 (M2's
     // router) in two rounds of loads instead of three.
-    if (m == 1 || n < kExactMultiRowMinRows) {
-        return launch_exact_gemv<1, 6, kExactTokensPerCta>(w, x, y, m, n, k);
+    if (m == 1) return launch_exact_gemv<1, 6, kExactTokensPerCta>(w, x, y, m, n, k);
+    if (n < kExactMultiRowMinRows) {
+        return launch_exact_gemv<1, 6, kExactFewRowsTokensPerCta>(w, x, y, m, n, k);
     }
     if (m <= kExactFewTokens) {
         return launch_exact_gemv<kExactFewTokensRows, kExactFewTokensUnroll, kExactFewTokens>(
