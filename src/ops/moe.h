@@ -77,6 +77,11 @@ void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert
 // swiglu: out = silu(gate) * up, elementwise over [n, width] f32.
 void swiglu(const Tensor& gate, const Tensor& up, Tensor& out);
 
+// Whether CUDA's NVFP4 moe_experts groups the routed slots by expert (one pass over an expert's
+// weights per 8 of its slots) rather than giving every slot its own pass: from one slot per two
+// experts on average. Host logic, so that tests can say which kernels a case runs.
+bool moe_grouped_pays(int64_t n_tokens, int64_t top_k, int64_t n_experts);
+
 namespace cpu {
 void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tensor& expert_ids,
                Tensor& expert_weights);
@@ -95,8 +100,7 @@ void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tenso
 void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
                  const GroupedExperts& experts, Tensor& out);
 // Grouped by expert for many tokens (moe_grouped_cuda.cu), which moe_experts calls where it
-// pays: NVFP4, at least one routed slot per expert on average.
-bool moe_grouped_pays(int64_t n_tokens, int64_t top_k, int64_t n_experts);
+// pays (NVFP4, moe_grouped_pays).
 void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
                          const GroupedExperts& experts, Tensor& out);
 // The dense form's kernels (moe_dense_cuda.cu), which moe_experts calls.

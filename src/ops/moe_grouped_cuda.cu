@@ -329,13 +329,6 @@ void launch_grouped(const ExpertsView& view, const Grouping& g, int max_tiles, c
 
 }  // namespace
 
-bool moe_grouped_pays(int64_t n_tokens, int64_t top_k, int64_t n_experts) {
-    // From one slot per expert on average (batch-32 decode on M2: 256 slots over ~160 distinct
-    // experts) a pass per expert tile reads a third less than a pass per slot, which pays for
-    // the sort (three small kernels).
-    return n_tokens * top_k >= n_experts;
-}
-
 void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
                          const GroupedExperts& experts, Tensor& out) {
     const int n_tokens = static_cast<int>(h.dim(0)), top_k = static_cast<int>(expert_ids.dim(1));

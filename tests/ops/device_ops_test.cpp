@@ -842,11 +842,14 @@ void run_moe_case(const MoeCase& c, Device device, std::mt19937& rng, ExpertKind
 }
 
 // A hidden width of 1,024 gives each gate/up warp 2 groups, which it loads in chunks of 4;
-// MiniMax's 3,072 (MoeExpertsMiniMaxWidths) gives it 6, in chunks of 3 (nvfp4_gemv.cuh).
+// MiniMax's 3,072 (MoeExpertsMiniMaxWidths) gives it 6, in chunks of 3 (nvfp4_gemv.cuh). Each
+// routed slot its own pass over its expert (fewer slots than half the experts), but for the
+// third case, grouped by expert.
 TEST_P(DeviceOps, MoeExpertsDecodeAndSmallPrefill) {
     std::mt19937 rng(10);
-    for (const MoeCase& c : {MoeCase{1, 16, 8, 256, 128}, MoeCase{3, 16, 4, 256, 128},
-                             MoeCase{5, 8, 2, 128, 64}, MoeCase{2, 16, 8, 1024, 128}}) {
+    for (const MoeCase& c : {MoeCase{1, 32, 8, 256, 128}, MoeCase{3, 32, 4, 256, 128},
+                             MoeCase{5, 8, 2, 128, 64}, MoeCase{2, 48, 8, 1024, 128}}) {
+        ASSERT_EQ(moe_grouped_pays(c.n_tokens, c.top_k, c.n_experts), c.n_experts == 8);
         run_moe_case(c, device_, rng, ExpertKind::nvfp4);
     }
 }
@@ -856,15 +859,19 @@ TEST_P(DeviceOps, MoeExpertsDecodeAndSmallPrefill) {
 // does not opt in refuses.
 TEST_P(DeviceOps, MoeExpertsDecodeNearTheSharedMemoryDefault) {
     std::mt19937 rng(25);
-    run_moe_case(MoeCase{1, 8, 8, 128, 2880}, device_, rng, ExpertKind::nvfp4);
+    const MoeCase c{1, 24, 8, 128, 2880};
+    ASSERT_FALSE(moe_grouped_pays(c.n_tokens, c.top_k, c.n_experts)) << "a slot a pass";
+    run_moe_case(c, device_, rng, ExpertKind::nvfp4);
 }
 
 // Enough slots per expert that CUDA groups them by expert (moe_grouped_cuda.cu), fewer than 16
 // on average: tiles of up to 8 slots, experts with one slot, with 9 (a full tile and one more),
-// and with none.
+// and with none; and fewer slots than experts (batched decode: most tiles of one slot).
 TEST_P(DeviceOps, MoeExpertsGroupedPrefill) {
     std::mt19937 rng(19);
-    for (const MoeCase& c : {MoeCase{40, 16, 4, 256, 128}, MoeCase{37, 8, 2, 128, 64}}) {
+    for (const MoeCase& c : {MoeCase{40, 16, 4, 256, 128}, MoeCase{37, 8, 2, 128, 64},
+                             MoeCase{3, 32, 8, 256, 128}}) {
+        ASSERT_TRUE(moe_grouped_pays(c.n_tokens, c.top_k, c.n_experts));
         run_moe_case(c, device_, rng, ExpertKind::nvfp4);
     }
 }
@@ -872,7 +879,10 @@ TEST_P(DeviceOps, MoeExpertsGroupedPrefill) {
 TEST_P(DeviceOps, MoeExpertsGroupedPrefillMiniMaxWidths) {
     if (device_.is_host()) GTEST_SKIP() << "the host compared with itself: nothing to learn here";
     std::mt19937 rng(20);
-    run_moe_case(MoeCase{60, 32, 8, 3072, 1536}, device_, rng, ExpertKind::nvfp4_bytes);
+    for (const MoeCase& c : {MoeCase{60, 32, 8, 3072, 1536}, MoeCase{6, 32, 4, 3072, 1536}}) {
+        ASSERT_TRUE(moe_grouped_pays(c.n_tokens, c.top_k, c.n_experts));
+        run_moe_case(c, device_, rng, ExpertKind::nvfp4_bytes);
+    }
 }
 
 // From 16 slots per expert on average the grouped MoE runs the tiled GEMM in tiles of 64 slots:
@@ -898,7 +908,9 @@ TEST_P(DeviceOps, MoeExpertsBf16DecodeAndSmallPrefill) {
 
 TEST_P(DeviceOps, MoeExpertsMiniMaxWidths) {
     std::mt19937 rng(11);
-    run_moe_case(MoeCase{1, 10, 8, 3072, 1536}, device_, rng, ExpertKind::nvfp4_bytes);  // per slot
+    const MoeCase c{1, 20, 8, 3072, 1536};
+    ASSERT_FALSE(moe_grouped_pays(c.n_tokens, c.top_k, c.n_experts)) << "a slot a pass";
+    run_moe_case(c, device_, rng, ExpertKind::nvfp4_bytes);
 }
 
 // One sequence of an attention case: its history and its new tokens.
