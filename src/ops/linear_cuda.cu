@@ -1,6 +1,8 @@
 // linear on CUDA: dense weights at up to 64 tokens (decode: the router, the head, BF16 layers)
 // through a GEMV that keeps x in f32 as the CPU does, so that router scores, and with them the
-// choice of experts, agree with the reference; beyond, small ones (routers) through a bf16 cuBLAS
+// choice of experts, agree with the reference (bf16 weights of many rows at 2+ tokens, the
+// lm_head in batched decode: x split exactly in three bf16 parts on the tensor cores,
+// ops/cuda/split_mma_gemv.h); beyond, small ones (routers) through a bf16 cuBLAS
 // GEMM of x split exactly into three bf16 parts (so x stays whole there too), the rest through
 // cuBLAS with x rounded to bf16 (bf16 weights) or in plain f32 (f32 weights). Tiled NVFP4
 // through the weight-only GEMV family (ops/cuda/nvfp4_gemv.cuh) for steps of up to 32 tokens
@@ -12,6 +14,7 @@
 #include "ops/cuda/nvfp4_gemm.cuh"
 #include "ops/cuda/nvfp4_gemv.cuh"
 #include "ops/cuda/round_bf16.h"
+#include "ops/cuda/split_mma_gemv.h"
 #include "ops/cuda/stream.h"
 #include "ops/linear.h"
 #include "ops/nvfp4_tiles.h"
@@ -112,6 +115,16 @@ void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     const bool aligned = k % (weight.weight.dtype() == DType::bf16 ? 8 : 4) == 0 &&
                          reinterpret_cast<uintptr_t>(x.data<float>()) % 16 == 0;
     if (aligned && m <= kExactGemvMaxTokens) {
+        if (weight.weight.dtype() == DType::bf16 && m >= 2 && n >= kExactMultiRowMinRows &&
+            k % 32 == 0) {
+            // Many rows at 2+ tokens (the lm_head at batched decode): x split in three bf16
+            // parts on the tensor cores instead of the FMA GEMV.
+            Scratch parts(static_cast<size_t>(m) * 3 * k * 2);
+            split_to_bf16x3(x.data<float>(), m, k, parts.as<__nv_bfloat16>(), current_stream());
+            split_mma_gemv(weight.weight.data<__nv_bfloat16>(), parts.as<__nv_bfloat16>(),
+                           y.data<float>(), m, n, k, current_stream());
+            return;
+        }
         if (weight.weight.dtype() == DType::bf16) {
             exact_gemv(weight.weight.data<__nv_bfloat16>(), x.data<float>(), y.data<float>(), m, n,
                        k);

@@ -521,6 +521,51 @@ TEST_P(DeviceOps, LinearManyBf16RowsEqualFewRowsBitwise) {
     }
 }
 
+// A bf16 weight of many rows at 2 to 64 tokens with k a multiple of 32 (an lm_head at batched
+// decode): on CUDA the tensor-core GEMV of x split exactly in three bf16 parts
+// (ops/cuda/split_mma_gemv.h), within the bound of an f32 sum of 3k exact products whose adds
+// may truncate. And bitwise: a token's row of y does not depend on the tokens beside it (token
+// 0 as at 2 tokens; on CUDA) nor on the rows beside its own (a matrix of the first 4,096 rows; 4,100:
+// the last stripe has four).
+TEST_P(DeviceOps, LinearManyBf16RowsAtBatchedDecode) {
+    std::mt19937 rng(29);
+    const int64_t n = 4100, k = 544, few = 4096;
+    LinearWeight weight, head;
+    weight.weight = random_bf16({n, k}, rng, 0.05f);
+    head.weight = weight.weight.rows(0, few).to(Device::host());
+    const LinearWeight placed = linear_weight_to(weight, device_);
+    const LinearWeight placed_head = linear_weight_to(head, device_);
+    const Tensor x = random_f32({64, k}, rng);
+    Tensor token0_at_2;
+    for (int64_t m : {2, 7, 8, 9, 16, 17, 33, 64}) {
+        const Tensor xm = x.rows(0, m).to(Device::host());
+        Tensor expected = Tensor::zeros(DType::f32, {m, n});
+        linear(xm, weight, expected);
+        Tensor y = poisoned({m, n}), y_head = poisoned({m, few});
+        linear(on_device(xm), placed, y);
+        linear(on_device(xm), placed_head, y_head);
+        const double relative = device_.is_cuda() ? 2.0 * 3 * k * 0x1p-23 : 2.0 * k * 0x1p-24;
+        std::vector<double> bound = absolute_products(xm, weight);
+        for (double& b : bound) b = b * relative + 1e-30;
+        const Tensor got = to_host(y), got_head = to_host(y_head);
+        expect_within(got, expected, bound, "linear, many bf16 rows, batched");
+        if (m == 2) token0_at_2 = got.rows(0, 1).to(Device::host());
+        // (The host's kernels block tokens by the count: only CUDA's path promises this.)
+        for (int64_t r = 0; device_.is_cuda() && r < n; ++r) {
+            ASSERT_EQ(std::bit_cast<uint32_t>(got.data<float>()[r]),
+                      std::bit_cast<uint32_t>(token0_at_2.data<float>()[r]))
+                << m << " tokens, token 0, row " << r;
+        }
+        for (int64_t t = 0; t < m; ++t) {
+            for (int64_t r = 0; r < few; ++r) {
+                ASSERT_EQ(std::bit_cast<uint32_t>(got.data<float>()[t * n + r]),
+                          std::bit_cast<uint32_t>(got_head.data<float>()[t * few + r]))
+                    << m << " tokens, row " << r;
+            }
+        }
+    }
+}
+
 // A bf16 weight above 8 MiB: the f32-x GEMV up to 64 tokens, cuBLAS with x rounded to bf16 beyond.
 TEST_P(DeviceOps, LinearLargeBf16WeightsBothPaths) {
     std::mt19937 rng(16);
