@@ -131,7 +131,7 @@ if [ $build -eq 0 ] && [ "${FOURBIT_MODEL_BENCH:-all}" != none ]; then
     if [ "${memory_mib:-0}" -gt 130000 ]; then
         echo "## m2.7, 62 layers, every layer NVFP4" >>"$log_dir/model_bench.md"
         "$build_dir/fourbit" bench-model --synthetic-weights m2.7 --all-layers-nvfp4 --device cuda \
-            -p 4096 -b 1,8,32 -n 64 --context 512 -r 2 \
+            -p 4096 -b 1,8,16,32 -n 64 --context 512 -r 2 \
             >>"$log_dir/model_bench.md" 2>&1
         # A coding agent's long context: decode where the KV cache is a large part of the bytes.
         echo "## m2.7, 62 layers, every layer NVFP4, 32K context" >>"$log_dir/model_bench.md"
