@@ -43,6 +43,12 @@ constexpr int64_t kSplitGemmBytes = int64_t(8) << 20;
 // whose CTAs they need to fill the card.
 constexpr int kExactMultiRows = 4;
 constexpr int kExactMultiRowMinRows = 4096;
+// From this many rows (a vocabulary: M2's lm_head has 200,064) bf16 weights at 2+ tokens go to
+// the split-mma GEMV (ops/cuda/split_mma_gemv.h), whose warps each walk a whole 16-row stripe
+// and so need many stripes to fill the card: a wave of its 4-warp CTAs is ~59,000 rows on 132
+// SMs. H200: the lm_head at 8 / 16 / 32 tokens 612 / 1,350 / 2,626 -> 519 / 530 / 668 us, but a
+// BF16 q_proj's 6,144 rows at 16 tokens 47 -> 88 us (96 CTAs).
+constexpr int kSplitMmaMinRows = 65536;
 // Up to 8 tokens (batched decode), a CTA's accumulators hold twice the rows a warp, one load
 // of each in flight (H200, the lm_head at 8 tokens: 681 us with 4 rows, 608 with 8, 649 with 8
 // and two loads each).
@@ -115,10 +121,10 @@ void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     const bool aligned = k % (weight.weight.dtype() == DType::bf16 ? 8 : 4) == 0 &&
                          reinterpret_cast<uintptr_t>(x.data<float>()) % 16 == 0;
     if (aligned && m <= kExactGemvMaxTokens) {
-        if (weight.weight.dtype() == DType::bf16 && m >= 2 && n >= kExactMultiRowMinRows &&
+        if (weight.weight.dtype() == DType::bf16 && m >= 2 && n >= kSplitMmaMinRows &&
             k % 32 == 0) {
-            // Many rows at 2+ tokens (the lm_head at batched decode): x split in three bf16
-            // parts on the tensor cores instead of the FMA GEMV.
+            // A head's rows at 2+ tokens (batched decode): x split in three bf16 parts on the
+            // tensor cores instead of the FMA GEMV.
             Scratch parts(static_cast<size_t>(m) * 3 * k * 2);
             split_to_bf16x3(x.data<float>(), m, k, parts.as<__nv_bfloat16>(), current_stream());
             split_mma_gemv(weight.weight.data<__nv_bfloat16>(), parts.as<__nv_bfloat16>(),

@@ -521,15 +521,15 @@ TEST_P(DeviceOps, LinearManyBf16RowsEqualFewRowsBitwise) {
     }
 }
 
-// A bf16 weight of many rows at 2 to 64 tokens with k a multiple of 32 (an lm_head at batched
-// decode): on CUDA the tensor-core GEMV of x split exactly in three bf16 parts
+// A bf16 weight of a vocabulary's rows at 2 to 64 tokens with k a multiple of 32 (an lm_head at
+// batched decode): on CUDA the tensor-core GEMV of x split exactly in three bf16 parts
 // (ops/cuda/split_mma_gemv.h), within the bound of an f32 sum of 3k exact products whose adds
 // may truncate. And bitwise: a token's row of y does not depend on the tokens beside it (token
-// 0 as at 2 tokens; on CUDA) nor on the rows beside its own (a matrix of the first 4,096 rows; 4,100:
-// the last stripe has four).
+// 0 as at 2 tokens; on CUDA) nor on the rows beside its own (a matrix of the first 65,536 rows;
+// 65,540: the last stripe has four). A short k (3 chunks of 32) keeps the host's reference quick.
 TEST_P(DeviceOps, LinearManyBf16RowsAtBatchedDecode) {
     std::mt19937 rng(29);
-    const int64_t n = 4100, k = 544, few = 4096;
+    const int64_t n = 65540, k = 96, few = 65536;
     LinearWeight weight, head;
     weight.weight = random_bf16({n, k}, rng, 0.05f);
     head.weight = weight.weight.rows(0, few).to(Device::host());
