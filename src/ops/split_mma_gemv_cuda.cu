@@ -29,7 +29,8 @@ __global__ void __launch_bounds__(kWarpsPerCta * 32)
     const int tokens = min(8 * kTokenTiles, m - token0);
     // Rows past n repeat the last one, tokens past m the last of the pass: their sums land in
     // D entries nobody stores.
-    const uint4* low = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(min(row0 + g, n - 1)) * k) + t;
+    const uint4* low =
+        reinterpret_cast<const uint4*>(w + static_cast<int64_t>(min(row0 + g, n - 1)) * k) + t;
     const uint4* high =
         reinterpret_cast<const uint4*>(w + static_cast<int64_t>(min(row0 + g + 8, n - 1)) * k) + t;
     const uint4* b[kTokenTiles][kParts];
@@ -81,7 +82,8 @@ void launch(const __nv_bfloat16* w, const __nv_bfloat16* parts, float* y, int m,
     const int stripes = (n + 15) / 16;
     const dim3 grid((stripes + kWarpsPerCta - 1) / kWarpsPerCta,
                     (m + 8 * kTokenTiles - 1) / (8 * kTokenTiles));
-    split_mma_gemv_kernel<kTokenTiles><<<grid, kWarpsPerCta * 32, 0, stream>>>(w, parts, y, m, n, k);
+    split_mma_gemv_kernel<kTokenTiles>
+        <<<grid, kWarpsPerCta * 32, 0, stream>>>(w, parts, y, m, n, k);
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 

@@ -136,6 +136,12 @@ protected:
         for (int64_t i = 0; i < host.numel(); ++i) host.data<float>()[i] = std::nanf("");
         return on_device(host);
     }
+    // y = x W^T on the device under test for a bf16 `weight` and for a matrix of its first
+    // `few` rows: y within `relative` x sum |w x| (+ a floor) of the host's, and its first `few`
+    // rows bitwise the smaller matrix's (a row's sum does not depend on the rows beside it).
+    // Returns y on the host.
+    Tensor expect_head_rows_bitwise(const Tensor& x, const LinearWeight& weight, int64_t few,
+                                    double relative, const char* what) const;
     // moe_router of m random rows against add_rms_norm, linear and moe_route run in turn on
     // the device under test: bitwise the same x, h, logits, ids and weights, and (not vacuous)
     // k distinct experts a row in ascending order with weights summing to 1. `norm_weight` and
@@ -197,6 +203,30 @@ void expect_within(const Tensor& got, const Tensor& expected, const std::vector<
 
 void expect_within(const Tensor& got, const Tensor& expected, double bound, const char* what) {
     expect_within(got, expected, std::vector<double>(got.numel(), bound), what);
+}
+
+Tensor DeviceOps::expect_head_rows_bitwise(const Tensor& x, const LinearWeight& weight, int64_t few,
+                                           double relative, const char* what) const {
+    const int64_t m = x.dim(0), n = weight.rows();
+    LinearWeight head;
+    head.weight = weight.weight.rows(0, few).to(Device::host());
+    Tensor expected = Tensor::zeros(DType::f32, {m, n});
+    linear(x, weight, expected);
+    Tensor y = poisoned({m, n}), y_head = poisoned({m, few});
+    linear(on_device(x), linear_weight_to(weight, device_), y);
+    linear(on_device(x), linear_weight_to(head, device_), y_head);
+    std::vector<double> bound = absolute_products(x, weight);
+    for (double& b : bound) b = b * relative + 1e-30;
+    const Tensor got = to_host(y), got_head = to_host(y_head);
+    expect_within(got, expected, bound, what);
+    for (int64_t t = 0; t < m && !HasFailure(); ++t) {
+        for (int64_t r = 0; r < few && !HasFailure(); ++r) {
+            EXPECT_EQ(std::bit_cast<uint32_t>(got.data<float>()[t * n + r]),
+                      std::bit_cast<uint32_t>(got_head.data<float>()[t * few + r]))
+                << what << ": " << m << " tokens, row " << r;
+        }
+    }
+    return got;
 }
 
 TEST_P(DeviceOps, Add) {
@@ -488,36 +518,19 @@ TEST_P(DeviceOps, LinearDenseWeights) {
     }
 }
 
-// A bf16 weight of many rows (an lm_head's vocabulary): on CUDA at 2+ tokens the exact GEMV
-// gives a warp several rows (8 up to 8 tokens, 4 beyond), which share its x loads; each row's
-// sum in the same order as with one row a warp, so its first rows are bitwise those of a small
-// matrix of the same rows (384: one row a warp). 32,771 rows: the last warp has three.
+// A bf16 weight of many rows, below a vocabulary's (k = 520: not the split-mma GEMV's either):
+// on CUDA at 2+ tokens the exact GEMV gives a warp several rows (8 up to 8 tokens, 4 beyond),
+// which share its x loads; each row's sum in the same order as with one row a warp, so its
+// first rows are bitwise those of a small matrix of the same rows (384: one row a warp). 32,771
+// rows: the last warp has three.
 TEST_P(DeviceOps, LinearManyBf16RowsEqualFewRowsBitwise) {
     std::mt19937 rng(23);
-    const int64_t n = 32771, k = 520, few = 384;
-    LinearWeight weight, head;
-    weight.weight = random_bf16({n, k}, rng, 0.05f);
-    head.weight = weight.weight.rows(0, few).to(Device::host());
-    const LinearWeight placed = linear_weight_to(weight, device_);
-    const LinearWeight placed_head = linear_weight_to(head, device_);
+    const int64_t k = 520;
+    LinearWeight weight;
+    weight.weight = random_bf16({32771, k}, rng, 0.05f);
     for (int64_t m : {1, 2, 8, 17}) {
-        const Tensor x = random_f32({m, k}, rng);
-        Tensor expected = Tensor::zeros(DType::f32, {m, n});
-        linear(x, weight, expected);
-        Tensor y = poisoned({m, n}), y_head = poisoned({m, few});
-        linear(on_device(x), placed, y);
-        linear(on_device(x), placed_head, y_head);
-        std::vector<double> bound = absolute_products(x, weight);
-        for (double& b : bound) b = b * 2.0 * k * 0x1p-24 + 1e-30;
-        const Tensor got = to_host(y), got_head = to_host(y_head);
-        expect_within(got, expected, bound, "linear, many bf16 rows");
-        for (int64_t t = 0; t < m; ++t) {
-            for (int64_t r = 0; r < few; ++r) {
-                ASSERT_EQ(std::bit_cast<uint32_t>(got.data<float>()[t * n + r]),
-                          std::bit_cast<uint32_t>(got_head.data<float>()[t * few + r]))
-                    << m << " tokens, row " << r;
-            }
-        }
+        expect_head_rows_bitwise(random_f32({m, k}, rng), weight, 384, 2.0 * k * 0x1p-24,
+                                 "linear, many bf16 rows");
     }
 }
 
@@ -529,39 +542,23 @@ TEST_P(DeviceOps, LinearManyBf16RowsEqualFewRowsBitwise) {
 // 65,540: the last stripe has four). A short k (3 chunks of 32) keeps the host's reference quick.
 TEST_P(DeviceOps, LinearManyBf16RowsAtBatchedDecode) {
     std::mt19937 rng(29);
-    const int64_t n = 65540, k = 96, few = 65536;
-    LinearWeight weight, head;
+    const int64_t n = 65540, k = 96;
+    LinearWeight weight;
     weight.weight = random_bf16({n, k}, rng, 0.05f);
-    head.weight = weight.weight.rows(0, few).to(Device::host());
-    const LinearWeight placed = linear_weight_to(weight, device_);
-    const LinearWeight placed_head = linear_weight_to(head, device_);
     const Tensor x = random_f32({64, k}, rng);
+    const double relative = device_.is_cuda() ? 2.0 * 3 * k * 0x1p-23 : 2.0 * k * 0x1p-24;
     Tensor token0_at_2;
     for (int64_t m : {2, 7, 8, 9, 16, 17, 33, 64}) {
-        const Tensor xm = x.rows(0, m).to(Device::host());
-        Tensor expected = Tensor::zeros(DType::f32, {m, n});
-        linear(xm, weight, expected);
-        Tensor y = poisoned({m, n}), y_head = poisoned({m, few});
-        linear(on_device(xm), placed, y);
-        linear(on_device(xm), placed_head, y_head);
-        const double relative = device_.is_cuda() ? 2.0 * 3 * k * 0x1p-23 : 2.0 * k * 0x1p-24;
-        std::vector<double> bound = absolute_products(xm, weight);
-        for (double& b : bound) b = b * relative + 1e-30;
-        const Tensor got = to_host(y), got_head = to_host(y_head);
-        expect_within(got, expected, bound, "linear, many bf16 rows, batched");
+        const Tensor got =
+            expect_head_rows_bitwise(x.rows(0, m).to(Device::host()), weight, 65536, relative,
+                                     "linear, a vocabulary's rows, batched");
+        if (HasFailure()) return;
         if (m == 2) token0_at_2 = got.rows(0, 1).to(Device::host());
         // (The host's kernels block tokens by the count: only CUDA's path promises this.)
         for (int64_t r = 0; device_.is_cuda() && r < n; ++r) {
             ASSERT_EQ(std::bit_cast<uint32_t>(got.data<float>()[r]),
                       std::bit_cast<uint32_t>(token0_at_2.data<float>()[r]))
                 << m << " tokens, token 0, row " << r;
-        }
-        for (int64_t t = 0; t < m; ++t) {
-            for (int64_t r = 0; r < few; ++r) {
-                ASSERT_EQ(std::bit_cast<uint32_t>(got.data<float>()[t * n + r]),
-                          std::bit_cast<uint32_t>(got_head.data<float>()[t * few + r]))
-                    << m << " tokens, row " << r;
-            }
         }
     }
 }
@@ -914,8 +911,8 @@ TEST_P(DeviceOps, MoeExpertsDecodeNearTheSharedMemoryDefault) {
 // and with none; and fewer slots than experts (batched decode: most tiles of one slot).
 TEST_P(DeviceOps, MoeExpertsGroupedPrefill) {
     std::mt19937 rng(19);
-    for (const MoeCase& c : {MoeCase{40, 16, 4, 256, 128}, MoeCase{37, 8, 2, 128, 64},
-                             MoeCase{3, 32, 8, 256, 128}}) {
+    for (const MoeCase& c :
+         {MoeCase{40, 16, 4, 256, 128}, MoeCase{37, 8, 2, 128, 64}, MoeCase{3, 32, 8, 256, 128}}) {
         ASSERT_TRUE(moe_grouped_pays(c.n_tokens, c.top_k, c.n_experts));
         run_moe_case(c, device_, rng, ExpertKind::nvfp4);
     }
