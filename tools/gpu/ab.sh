@@ -85,8 +85,8 @@ for round in $(seq "$rounds"); do
             if [ "$layers" != 0 ]; then
                 for context in ${CONTEXTS:-512}; do
                     env "${environment[@]}" "$dir/fourbit" bench-model --synthetic-weights \
-                        m2.7-slice --layers "$layers" --all-layers-nvfp4 --device cuda -p 16 -b "${BATCHES:-1}" -n 64 \
-                        --context "$context" -r 1 "${trace[@]}" 2>&1 |
+                        m2.7-slice --layers "$layers" --all-layers-nvfp4 --device cuda -p 16 \
+                        -b "${BATCHES:-1}" -n 64 --context "$context" -r 1 "${trace[@]}" 2>&1 |
                         grep -E "^\| tg|^\| [a-z_]+kernel|[Ee]rror"
                 done
             fi
