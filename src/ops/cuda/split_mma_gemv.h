@@ -1,8 +1,8 @@
 // A GEMV of a large bf16 weight (an lm_head) for batched decode that keeps x whole, as the f32
-// FMA GEMV does, on the tensor cores: x is split exactly into three bf16 parts (round_bf16.h: split_to_bf16x3), every product of a
-// part and a bf16 weight is exact in f32, and the mma adds them in f32. The f32 FMA GEMV
-// (exact_dot.cuh) is bound by its FMAs and x loads from 2 tokens on (the lm_head at 8 tokens
-// ran at 45% of the read bandwidth). CUDA builds only.
+// FMA GEMV does, on the tensor cores: x is split exactly into three bf16 parts (round_bf16.h:
+// split_to_bf16x3), every product of a part and a bf16 weight is exact in f32, and the mma adds
+// them in f32. The f32 FMA GEMV (exact_dot.cuh) is bound by its FMAs and x loads from 2 tokens
+// on (the lm_head at 8 tokens ran at 45% of the read bandwidth). CUDA builds only.
 #pragma once
 
 #include <cuda_bf16.h>
