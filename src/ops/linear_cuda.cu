@@ -46,8 +46,8 @@ constexpr int kExactMultiRowMinRows = 4096;
 // From this many rows (a vocabulary: M2's lm_head has 200,064) bf16 weights at 2+ tokens go to
 // the split-mma GEMV (ops/cuda/split_mma_gemv.h), whose warps each walk a whole 16-row stripe
 // and so need many stripes to fill the card: a wave of its 4-warp CTAs is ~59,000 rows on 132
-// SMs. H200: the lm_head at 8 / 16 / 32 tokens 612 / 1,350 / 2,626 -> 519 / 530 / 668 us, but a
-// BF16 q_proj's 6,144 rows at 16 tokens 47 -> 88 us (96 CTAs).
+// SMs. H200: the lm_head at 8 / 16 / 32 tokens 612 / 1,350 / 2,626 -> 301 / 381 / 692 us, but
+// a BF16 q_proj's 6,144 rows at 16 tokens 47 -> 88 us (96 CTAs).
 constexpr int kSplitMmaMinRows = 65536;
 // Up to 8 tokens (batched decode), a CTA's accumulators hold twice the rows a warp, one load
 // of each in flight (H200, the lm_head at 8 tokens: 681 us with 4 rows, 608 with 8, 649 with 8

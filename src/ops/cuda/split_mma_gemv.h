@@ -12,8 +12,8 @@ namespace fourbit::cuda {
 
 // y [m, n] = parts W^T summed over the parts: W [n, k] bf16 rows, parts [m, 3k] (each row the
 // hi, mid and lo parts of an f32 row); k a multiple of 32, rows 16-byte aligned. The weights
-// are read once per 32 tokens, and each token's sums are added in one order whatever m is. On
-// `stream`.
+// are read once per 32 tokens. A token's sums are added in one order for every m of 2 to 16,
+// and in another for 17 to 64 (two forms of the kernel). On `stream`.
 void split_mma_gemv(const __nv_bfloat16* w, const __nv_bfloat16* parts, float* y, int m, int n,
                     int k, cudaStream_t stream);
 
