@@ -606,6 +606,41 @@ TEST_P(DeviceOps, LinearNvfp4EveryTokenCountUpToTwoBlocks) {
     }
 }
 
+// A token's outputs do not depend on whether it is decoded alone or beside another token (a
+// speculative verification, a batch): CUDA stages one token's x and 2-8 tokens' x by different
+// loops (8 fragments a thread in flight for the latter), to the same bf16 fragments, and both
+// sum in the same order. Bitwise, at a grid of 128 stripes (8-warp CTAs) and at M2's stacked q/k/v
+// (6-warp CTAs), and within the f32 bound of the host's.
+TEST_P(DeviceOps, LinearNvfp4OneTokenEqualsTwoTokensBitwise) {
+    if (device_.is_host()) GTEST_SKIP() << "the staging loops are CUDA's";
+    std::mt19937 rng(9);
+    const int64_t k = 3072;
+    for (int64_t n : {int64_t{2048}, int64_t{8192}}) {  // 128 and 512 stripes
+        const LinearWeight weight = random_nvfp4(n, k, rng);
+        const LinearWeight placed = linear_weight_to(weight, device_);
+        const Tensor x = random_f32({1, k}, rng);
+        Tensor twice = Tensor::zeros(DType::f32, {2, k});
+        for (int64_t row = 0; row < 2; ++row) {
+            std::copy_n(x.data<float>(), k, twice.data<float>() + row * k);
+        }
+        Tensor one = poisoned({1, n}), two = poisoned({2, n});
+        linear(on_device(x), placed, one);
+        linear(on_device(twice), placed, two);
+        const Tensor got_one = to_host(one), got_two = to_host(two);
+        for (int64_t row = 0; row < 2; ++row) {
+            EXPECT_EQ(std::memcmp(got_one.data<float>(), got_two.data<float>() + row * n,
+                                  static_cast<size_t>(n) * sizeof(float)),
+                      0)
+                << n << " rows: token " << row << " of two differs from the one token";
+        }
+        Tensor expected = Tensor::zeros(DType::f32, {1, n});
+        linear(x, weight, expected);
+        std::vector<double> bound = absolute_products(x, weight);
+        for (double& b : bound) b = b * (kBf16Rounding + 2.0 * k * 0x1p-24) + 1e-30;
+        expect_within(got_one, expected, bound, "nvfp4 one token");
+    }
+}
+
 // From 65 tokens CUDA runs the tiled GEMM (ops/cuda/nvfp4_gemm.cuh): its 64 x 64 tiles with a
 // partial row block (17 stripes) and partial token blocks, and its 128 x 128 tiles where the
 // grid fills a 132-SM card twice (4,096 rows x 1,100 tokens). Bound as above.
