@@ -244,7 +244,7 @@ __device__ __forceinline__ void stripes_partial(WeightChunk<kChunk>& first, cons
 // shared memory as bf16 B fragments (fragment_stride), then synchronises the CTA. A thread
 // issues the loads of kBatch fragments before it converts and stores any of them, so that its
 // rows cost one memory latency per kBatch fragments rather than one per fragment (4: a row of
-// 4,096 in one; more costs the GEMVs registers, which 2-8 tokens can spare: linear_kernel).
+// 4,096 in one; more costs the GEMVs registers, which 2-8 tokens can spare: linear_kernel_for).
 template <int kBatch = 4, class RowAt>
 __device__ __forceinline__ void stage_rows(uint2* shared, int n_rows, int k, RowAt row_at,
                                            int n_threads = kThreads) {
@@ -385,8 +385,10 @@ __device__ __forceinline__ void store_partials(float (*partial)[kTokenTiles * 4]
 // y[token, row] = W x[token] for up to 8 * kTokenTiles tokens (y: the rows' parts); grid = n / 16
 // stripes, kStripeWarps warps splitting each stripe's k (launch_linear_block). kStaged: x is
 // staged in dynamic shared memory (staged_bytes(n_tokens, k)). kWhole: every warp's share of
-// groups is a multiple of kChunk (whole_chunks).
-template <int kTokenTiles, int kChunk, bool kStaged, int kStripeWarps, bool kWhole = false>
+// groups is a multiple of kChunk (whole_chunks). kStageBatch: stage_rows' fragments in flight a
+// thread for 2 or more tokens.
+template <int kTokenTiles, int kChunk, bool kStaged, int kStripeWarps, bool kWhole = false,
+          int kStageBatch = 4>
 __global__ void __launch_bounds__(kStripeWarps * 32)
     linear_kernel(TilesView w, const float* x, int n_tokens, RowParts y) {
     constexpr int kStripeThreads = kStripeWarps * 32;
@@ -406,11 +408,7 @@ __global__ void __launch_bounds__(kStripeWarps * 32)
         if (n_tokens == 1) {
             stage_row(staged, x, w.k, kStripeThreads);
         } else {
-            // 2-8 tokens: 8 fragments a thread in flight, half the rounds of 4 (H100, in the
-            // decode graph at 8 tokens: q/k/v 16.2 -> 15.35 us, o 15.1 -> 14.1; 73 -> 80
-            // registers, still 4 six-warp CTAs an SM). The rest of the 8-token cost is L2
-            // bandwidth: every CTA reads all 8 rows (q/k/v 512 x 96 KB, 50 MB a call).
-            stage_rows<kTokenTiles == 1 ? 8 : 4>(staged, x, w.k, n_tokens, w.k, kStripeThreads);
+            stage_rows<kStageBatch>(staged, x, w.k, n_tokens, w.k, kStripeThreads);
         }
         const StagedB<kTokenTiles> b(staged, fragment_stride(w.k), n_tokens);
         stripe_partial<kTokenTiles, kWhole>(first, at, begin, end, b, acc);
@@ -622,11 +620,17 @@ inline bool whole_chunks(int k, int warps) {
 // The linear kernel for m tokens with kStripeWarps warps a stripe; `whole` (whole_chunks) picks
 // the unguarded form of a staged kernel, the decode's (the unstaged ones keep their guards, so
 // that twice as many of them need not be compiled).
+// The decode's 2-8 tokens stage with 8 fragments a thread in flight, half the rounds of 4 (H100,
+// in the decode graph at 8 tokens: q/k/v 16.2 -> 15.35 us, o 15.1 -> 14.1). Not one token: its
+// kernel does not stage that way, and compiled with the 8-fragment loop (80 registers instead of
+// 73) it ran q_proj at 5.8 us instead of 5.4 (H200 kernel bench). The rest of the 8-token cost
+// is L2 bandwidth: every CTA reads all 8 rows (q/k/v: 512 x 96 KB, 50 MB a call).
 template <int kChunk, int kStripeWarps>
 LinearKernel linear_kernel_for(int m, bool staged, bool whole) {
     if (staged && whole) {
-        return m <= 8 ? linear_kernel<1, kChunk, true, kStripeWarps, true>
-                      : linear_kernel<2, kChunk, true, kStripeWarps, true>;
+        return m == 1   ? linear_kernel<1, kChunk, true, kStripeWarps, true>
+               : m <= 8 ? linear_kernel<1, kChunk, true, kStripeWarps, true, 8>
+                        : linear_kernel<2, kChunk, true, kStripeWarps, true>;
     }
     return m <= 8 ? (staged ? linear_kernel<1, kChunk, true, kStripeWarps>
                             : linear_kernel<1, kChunk, false, kStripeWarps>)
