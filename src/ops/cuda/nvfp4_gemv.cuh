@@ -624,7 +624,8 @@ inline bool whole_chunks(int k, int warps) {
 // in the decode graph at 8 tokens: q/k/v 16.2 -> 15.35 us, o 15.1 -> 14.1). Not one token: its
 // kernel does not stage that way, and compiled with the 8-fragment loop (80 registers instead of
 // 73) it ran q_proj at 5.8 us instead of 5.4 (H200 kernel bench). The rest of the 8-token cost
-// is L2 bandwidth: every CTA reads all 8 rows (q/k/v: 512 x 96 KB, 50 MB a call).
+// is likely L2 bandwidth (not measured apart): every CTA reads all 8 rows (q/k/v: 512 x 96 KB,
+// 50 MB a call).
 template <int kChunk, int kStripeWarps>
 LinearKernel linear_kernel_for(int m, bool staged, bool whole) {
     if (staged && whole) {
