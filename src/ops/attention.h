@@ -19,7 +19,8 @@
 // (causal), grouped-query (query head h reads kv head h / (n_heads / n_kv_heads)); a token's
 // keys and values, and those of the tokens before it in the batch, must already be written.
 //   q    [T, n_heads * head_dim] f32 (already normed and rotated)
-//   out  [T, n_heads * head_dim] f32
+//   out  [T, n_heads * head_dim] f32, or bf16 (rounded to nearest even: the input of an NVFP4
+//        o_proj, ops/linear.h's linear_activation_dtype)
 // scale = head_dim^-0.5; softmax in f32 with the row maximum subtracted.
 #pragma once
 

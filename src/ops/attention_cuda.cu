@@ -260,8 +260,10 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
                 const int64_t head = paged_attention::query_head(p, token, kv_head, g);
                 p.partial[(head * p.n_splits + blockIdx.z) * (d + 2) + my_dim] = acc[j];
             } else {
-                p.out[static_cast<int64_t>(token) * p.q_width + (kv_head * group + g) * d +
-                      my_dim] = acc[j] / s.sums[g];
+                store_output(p,
+                             static_cast<int64_t>(token) * p.q_width + (kv_head * group + g) * d +
+                                 my_dim,
+                             acc[j] / s.sums[g]);
             }
         }
     }
@@ -275,8 +277,10 @@ constexpr int kCombinePrefetch = 32;
 // first kCombinePrefetch outputs of a thread's dimension into registers, so that the combine
 // waits for memory about once: a thread walking the splits in turn took ~0.09 us a split (H200:
 // 2.1 us at 8 splits, 4.9 at 32). The sums are the same, in split order. Dynamic shared memory:
-// 3 n_splits floats.
-__global__ void combine_kernel(const float* partial, int n_splits, int head_dim, float* out) {
+// 3 n_splits floats. The output as the step's parameters say (store_output).
+__global__ void combine_kernel(AttentionParams p) {
+    const float* partial = p.partial;
+    const int n_splits = p.n_splits, head_dim = p.head_dim;
     allow_dependents();
     extern __shared__ float split_states[];
     float* maxima = split_states;
@@ -314,7 +318,7 @@ __global__ void combine_kernel(const float* partial, int n_splits, int head_dim,
         total += weights[s] * sums[s];
         value += weights[s] * states[s * stride + i];
     }
-    out[head * head_dim + i] = value / total;
+    store_output(p, head * head_dim + i, value / total);
 }
 
 // Whether a tensor's data starts on 16 bytes, as vector loads need (views into larger buffers
@@ -405,7 +409,7 @@ PagedLaunch::PagedLaunch(const Tensor& q, const PagedTokens& tokens, const KvLay
              tokens.positions.data<int32_t>(),
              tokens.table_offsets.data<int32_t>(),
              tokens.block_tables.data<int32_t>(),
-             out.data<float>(),
+             out.data<void>(),
              pool.block_size,
              static_cast<int>(shape.n_heads / shape.n_kv_heads),
              static_cast<int>(shape.head_dim),
@@ -416,7 +420,8 @@ PagedLaunch::PagedLaunch(const Tensor& q, const PagedTokens& tokens, const KvLay
              1,
              nullptr,
              static_cast<int>(q.dim(0)),
-             prefill} {
+             prefill,
+             out.dtype() == DType::bf16} {
     const int64_t n_tokens = q.dim(0);
     const int d = params.head_dim;
     // Enough CTAs to fill the card: split the context when the CTAs of the step's main kernel
@@ -460,13 +465,13 @@ PagedLaunch::PagedLaunch(const Tensor& q, const PagedTokens& tokens, const KvLay
 }
 
 // The splits' states into out, when the context was split.
-void combine_splits(const PagedLaunch& launch, const AttentionShape& shape, Tensor& out) {
+void combine_splits(const PagedLaunch& launch, const AttentionShape& shape) {
     const AttentionParams& params = launch.params;
     if (params.n_splits == 1) return;
     const dim3 heads(static_cast<unsigned>(params.n_tokens), static_cast<unsigned>(shape.n_heads));
     const size_t bytes = 3 * static_cast<size_t>(params.n_splits) * sizeof(float);
     combine_kernel<<<heads, static_cast<unsigned>(params.head_dim), bytes, current_stream()>>>(
-        params.partial, params.n_splits, params.head_dim, out.data<float>());
+        params);
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
@@ -492,7 +497,7 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     } else {
         launch_attention<float>(launch.params, launch.grid);
     }
-    combine_splits(launch, shape, out);
+    combine_splits(launch, shape);
 }
 
 bool folds_prologue(const RopeShape& q_rope, const KvLayer& pool, const AttentionShape& shape) {
@@ -521,7 +526,7 @@ void attention_with_prologue(const Tensor& q, const Tensor& k, const Tensor& v, 
         rope_frequencies(q_rope.theta, q_rope.rotary_dim)};
     FOURBIT_CUDA_CHECK(paged_attention::launch_decode_attention(launch.params, &prologue,
                                                                 launch.grid, current_stream()));
-    combine_splits(launch, shape, out);
+    combine_splits(launch, shape);
 }
 
 }  // namespace fourbit::cuda

@@ -258,7 +258,7 @@ __device__ __forceinline__ void merge_and_write(const AttentionParams& p, int to
                 partial[d + 1] = total;
             }
         } else {
-            p.out[head * d + i] = value / total;
+            store_output(p, head * d + i, value / total);
         }
     }
 }

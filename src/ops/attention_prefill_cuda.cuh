@@ -52,7 +52,7 @@ struct AttentionParams {
     const int32_t* positions;
     const int32_t* table_offsets;
     const int32_t* tables;
-    float* out;
+    void* out;  // f32, or bf16 where out_bf16 (store_output)
     int64_t block_size;
     int group;  // query heads per kv head
     int head_dim;
@@ -68,7 +68,19 @@ struct AttentionParams {
     int n_tokens;
     // Set when the tiled kernel runs too: the per-token kernel leaves it the long runs' tokens.
     bool skip_long_runs;
+    // The output in bf16, rounded to nearest even: the input of an NVFP4 o_proj, which would
+    // round it so itself (ops/linear.h, linear_activation_dtype).
+    bool out_bf16;
 };
+
+// Output element `index` (token t, head h, dimension i at (t n_heads + h) head_dim + i).
+__device__ __forceinline__ void store_output(const AttentionParams& p, int64_t index, float value) {
+    if (p.out_bf16) {
+        static_cast<__nv_bfloat16*>(p.out)[index] = __float2bfloat16_rn(value);
+    } else {
+        static_cast<float*>(p.out)[index] = value;
+    }
+}
 
 // The pool row that holds `position` of the sequence whose block table is `table`. 32-bit
 // division (positions and block sizes are ints): a 64-bit one costs several times more in the

@@ -188,7 +188,6 @@ __device__ __forceinline__ void write_rows(const AttentionParams& p, int first, 
         const int token = first + row0 + 8 * r + g;
         const int64_t head = query_head(p, token, kv_head, h);
         float* partial = p.partial + (head * p.n_splits + blockIdx.z) * (d + 2);
-        float* out = p.out + head * d;
 #pragma unroll
         for (int dt = 0; dt < kPrefillDim / 8; ++dt) {
 #pragma unroll
@@ -199,7 +198,7 @@ __device__ __forceinline__ void write_rows(const AttentionParams& p, int first, 
                 if (p.n_splits > 1) {
                     partial[i] = value;
                 } else {
-                    out[i] = value / total;
+                    store_output(p, head * d + i, value / total);
                 }
             }
         }

@@ -2,14 +2,28 @@
 
 #include "ops/device_dispatch.h"
 #include "ops/nvfp4_tiles.h"
+#include "tensor/numeric.h"
 #include "util/error.h"
 
 namespace fourbit {
 
+namespace {
+
+// Host bf16 activations as f32 (exact), for the host kernels, which read f32.
+Tensor widened_to_f32(const Tensor& x) {
+    Tensor wide = Tensor::zeros(DType::f32, x.shape());
+    for (int64_t i = 0; i < x.numel(); ++i) wide.data<float>()[i] = bf16_to_f32(x.data<uint16_t>()[i]);
+    return wide;
+}
+
+}  // namespace
+
 void linear(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     const Tensor& w = weight.weight;
     FOURBIT_ASSERT(x.rank() == 2 && w.rank() == 2 && y.rank() == 2, "linear takes matrices");
-    FOURBIT_ASSERT(x.dtype() == DType::f32 && y.dtype() == DType::f32, "linear: f32 activations");
+    FOURBIT_ASSERT((x.dtype() == DType::f32 || x.dtype() == DType::bf16) && y.dtype() == DType::f32,
+                   "linear: x {} and y {} (f32 or bf16 in, f32 out)", dtype_name(x.dtype()),
+                   dtype_name(y.dtype()));
     FOURBIT_ASSERT(x.dim(1) == weight.cols(), "linear: x {} against W {}", shape_text(x.shape()),
                    shape_text(w.shape()));
     FOURBIT_ASSERT(y.dim(0) == x.dim(0) && y.dim(1) == w.dim(0), "linear: y {} for x {}, W {}",
@@ -61,7 +75,14 @@ void linear(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     }
     FOURBIT_ASSERT(weight.nvfp4_layout == NvFp4Layout::rows,
                    "linear: NVFP4 in the CUDA tile layout on the host");
-    cpu::linear(x, weight, y);
+    cpu::linear(x.dtype() == DType::f32 ? x : widened_to_f32(x), weight, y);
+}
+
+DType linear_activation_dtype(const LinearWeight& weight) {
+    return weight.format() == WeightFormat::nvfp4 &&
+                   weight.nvfp4_layout == NvFp4Layout::cuda_tiles && !weight.emulate_w4a4
+               ? DType::bf16
+               : DType::f32;
 }
 
 StackedLinear stack_linears(const std::vector<LinearWeight*>& parts) {
@@ -112,7 +133,8 @@ void linear_stacked(const Tensor& x, const StackedLinear& stacked, const std::ve
                        shape_text(ys[p]->shape()), x.dim(0), stacked.part_rows[p]);
         operands.push_back(ys[p]);
     }
-    FOURBIT_ASSERT(x.dtype() == DType::f32 && x.rank() == 2 && x.dim(1) == stacked.weight.cols(),
+    FOURBIT_ASSERT((x.dtype() == DType::f32 || x.dtype() == DType::bf16) && x.rank() == 2 &&
+                       x.dim(1) == stacked.weight.cols(),
                    "linear_stacked: x {} against W {}", shape_text(x.shape()),
                    shape_text(stacked.weight.weight.shape()));
     const Device device = op_device("linear_stacked", operands);

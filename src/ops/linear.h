@@ -1,5 +1,5 @@
 // linear: y = x @ W^T, the projection every layer is made of.
-//   x  [n_tokens, k] f32
+//   x  [n_tokens, k] f32, or bf16 (what linear_activation_dtype asks of the producer)
 //   W  [n, k] in one of three formats:
 //      dense      f32 or bf16
 //      fp8_block  f8_e4m3 with a block scale (MiniMax's FP8: `weight_scale_inv`
@@ -55,6 +55,11 @@ struct LinearWeight {
 };
 
 void linear(const Tensor& x, const LinearWeight& weight, Tensor& y);
+
+// The activations' dtype `weight` reads best: bf16 for NVFP4 in CUDA tiles, whose kernels round x
+// to bf16 anyway (so a producer that writes bf16 changes no result and halves the bytes every
+// GEMV CTA stages), f32 for everything else (other dtypes are widened to f32 first).
+DType linear_activation_dtype(const LinearWeight& weight);
 
 // A copy of host weights on `device`, in the layout that device's kernels read (NVFP4 is
 // repacked into tiles for CUDA). Done once at load; the host weights stay as they were.

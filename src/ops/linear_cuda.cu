@@ -111,31 +111,30 @@ void exact_gemv(const W* w, const float* x, float* y, int m, int n, int k) {
     launch_exact_gemv<kExactMultiRows, 2, kExactTokensPerCta>(w, x, y, m, n, k);
 }
 
-// y [m, n] = x [m, k] W^T with W [n, k] row-major. cuBLAS is column-major: there W is a k x n
-// matrix (so op T), x a k x m one and y an n x m one, all with their row lengths as leading
-// dimensions.
-void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
-    const int m = static_cast<int>(x.dim(0)), k = static_cast<int>(x.dim(1));
+// y [m, n] = x [m, k] W^T with x f32 on the device and W [n, k] dense, row-major. cuBLAS is
+// column-major: there W is a k x n matrix (so op T), x a k x m one and y an n x m one, all with
+// their row lengths as leading dimensions.
+void linear_dense(const float* x, int m, int k, const LinearWeight& weight, Tensor& y) {
     const int n = static_cast<int>(weight.rows());
     // Rows of both start 16-byte aligned when k is a multiple of 8 (bf16) or 4 (f32).
     const bool aligned = k % (weight.weight.dtype() == DType::bf16 ? 8 : 4) == 0 &&
-                         reinterpret_cast<uintptr_t>(x.data<float>()) % 16 == 0;
+                         reinterpret_cast<uintptr_t>(x) % 16 == 0;
     if (aligned && m <= kExactGemvMaxTokens) {
         if (weight.weight.dtype() == DType::bf16 && m >= 2 && n >= kSplitMmaMinRows &&
             k % 32 == 0) {
             // A head's rows at 2+ tokens (batched decode): x split in three bf16 parts on the
             // tensor cores instead of the FMA GEMV.
             Scratch parts(static_cast<size_t>(m) * 3 * k * 2);
-            split_to_bf16x3(x.data<float>(), m, k, parts.as<__nv_bfloat16>(), current_stream());
+            split_to_bf16x3(x, m, k, parts.as<__nv_bfloat16>(), current_stream());
             split_mma_gemv(weight.weight.data<__nv_bfloat16>(), parts.as<__nv_bfloat16>(),
                            y.data<float>(), m, n, k, current_stream());
             return;
         }
         if (weight.weight.dtype() == DType::bf16) {
-            exact_gemv(weight.weight.data<__nv_bfloat16>(), x.data<float>(), y.data<float>(), m, n,
+            exact_gemv(weight.weight.data<__nv_bfloat16>(), x, y.data<float>(), m, n,
                        k);
         } else {
-            exact_gemv(weight.weight.data<float>(), x.data<float>(), y.data<float>(), m, n, k);
+            exact_gemv(weight.weight.data<float>(), x, y.data<float>(), m, n, k);
         }
         return;
     }
@@ -143,7 +142,7 @@ void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     cublasHandle_t handle = cublas_handle();
     if (weight.weight.dtype() == DType::f32) {
         FOURBIT_CUBLAS_CHECK(cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha,
-                                         weight.weight.data<float>(), k, x.data<float>(), k, &beta,
+                                         weight.weight.data<float>(), k, x, k, &beta,
                                          y.data<float>(), n));
         return;
     }
@@ -153,7 +152,7 @@ void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
         // 4,096 tokens: an f32 cuBLAS GEMM of the widened weight took ~190 us a layer, ncu, H200).
         Scratch parts(static_cast<size_t>(m) * 3 * k * 2);
         Scratch repeated(static_cast<size_t>(n) * 3 * k * 2);
-        split_to_bf16x3(x.data<float>(), m, k, parts.as<__nv_bfloat16>(), current_stream());
+        split_to_bf16x3(x, m, k, parts.as<__nv_bfloat16>(), current_stream());
         repeat_bf16x3(weight.weight.data<__nv_bfloat16>(), n, k, repeated.as<__nv_bfloat16>(),
                       current_stream());
         FOURBIT_CUBLAS_CHECK(cublasGemmEx(
@@ -162,9 +161,9 @@ void linear_dense(const Tensor& x, const LinearWeight& weight, Tensor& y) {
             CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         return;
     }
-    const int64_t count = x.numel();
+    const int64_t count = static_cast<int64_t>(m) * k;
     Scratch x_bf16(static_cast<size_t>(count) * 2);
-    round_to_bf16(x.data<float>(), x_bf16.as<__nv_bfloat16>(), count, current_stream());
+    round_to_bf16(x, x_bf16.as<__nv_bfloat16>(), count, current_stream());
     FOURBIT_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha,
                                       weight.weight.data<uint16_t>(), CUDA_R_16BF, k,
                                       x_bf16.as<uint16_t>(), CUDA_R_16BF, k, &beta,
@@ -177,12 +176,21 @@ nvfp4::TilesView tiles_of(const LinearWeight& weight) {
             static_cast<int>(weight.rows()), static_cast<int>(weight.cols())};
 }
 
-// The decode GEMV up to 32 tokens, the GEMM from 33 (nvfp4::kGemmMinTokens).
+// The decode GEMV up to 32 tokens, the GEMM from 33 (nvfp4::kGemmMinTokens); x f32 or bf16.
+template <typename X>
+void linear_tiles(const X* x, int n_tokens, const nvfp4::TilesView& tiles,
+                  const nvfp4::RowParts& y) {
+    if (n_tokens >= nvfp4::kGemmMinTokens) return nvfp4::linear_gemm(tiles, x, n_tokens, y);
+    FOURBIT_CUDA_CHECK(nvfp4::launch_linear(tiles, x, n_tokens, y, current_stream()));
+    FOURBIT_CUDA_CHECK_LAUNCH();
+}
+
 void linear_tiles(const Tensor& x, const nvfp4::TilesView& tiles, const nvfp4::RowParts& y) {
     const int n_tokens = static_cast<int>(x.dim(0));
-    if (n_tokens >= nvfp4::kGemmMinTokens) return nvfp4::linear_gemm(tiles, x.data<float>(), n_tokens, y);
-    FOURBIT_CUDA_CHECK(nvfp4::launch_linear(tiles, x.data<float>(), n_tokens, y, current_stream()));
-    FOURBIT_CUDA_CHECK_LAUNCH();
+    if (x.dtype() == DType::bf16) {
+        return linear_tiles(x.data<__nv_bfloat16>(), n_tokens, tiles, y);
+    }
+    linear_tiles(x.data<float>(), n_tokens, tiles, y);
 }
 
 }  // namespace
@@ -190,7 +198,14 @@ void linear_tiles(const Tensor& x, const nvfp4::TilesView& tiles, const nvfp4::R
 void linear(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     if (x.dim(0) == 0) return;
     DeviceScope scope(x.device().index);
-    if (weight.format() == WeightFormat::dense) return linear_dense(x, weight, y);
+    if (weight.format() == WeightFormat::dense) {
+        const int m = static_cast<int>(x.dim(0)), k = static_cast<int>(x.dim(1));
+        if (x.dtype() == DType::f32) return linear_dense(x.data<float>(), m, k, weight, y);
+        // Dense weights multiply f32 activations (exactly, in the GEMVs): bf16 ones are widened.
+        Scratch widened(static_cast<size_t>(x.numel()) * sizeof(float));
+        widen_bf16(x.data<__nv_bfloat16>(), widened.as<float>(), x.numel(), current_stream());
+        return linear_dense(widened.as<float>(), m, k, weight, y);
+    }
     linear_tiles(x, tiles_of(weight),
                  nvfp4::one_part(y.data<float>(), static_cast<int>(weight.rows()),
                                  std::ldexp(weight.global_scale, kNvFp4TileExponent)));

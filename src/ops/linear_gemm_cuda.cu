@@ -51,18 +51,22 @@ void launch(const TilesView& w, const __nv_bfloat16* x, int n_tokens, const RowP
 
 }  // namespace
 
-void linear_gemm(const TilesView& w, const float* x, int n_tokens, const RowParts& y) {
+void linear_gemm(const TilesView& w, const __nv_bfloat16* x, int n_tokens, const RowParts& y) {
     cudaStream_t stream = current_stream();
-    const int64_t count = static_cast<int64_t>(n_tokens) * w.k;
-    Scratch x_bf16(static_cast<size_t>(count) * sizeof(__nv_bfloat16));
-    round_to_bf16(x, x_bf16.as<__nv_bfloat16>(), count, stream);
     const int64_t large_ctas = static_cast<int64_t>((w.n / 16 + LargeTile::kStripes - 1) / LargeTile::kStripes) *
                                ((n_tokens + LargeTile::kTokens - 1) / LargeTile::kTokens);
     if (large_ctas >= 2 * current_device_attribute(cudaDevAttrMultiProcessorCount)) {
-        launch<LargeTile>(w, x_bf16.as<__nv_bfloat16>(), n_tokens, y, stream);
+        launch<LargeTile>(w, x, n_tokens, y, stream);
     } else {
-        launch<SmallTile>(w, x_bf16.as<__nv_bfloat16>(), n_tokens, y, stream);
+        launch<SmallTile>(w, x, n_tokens, y, stream);
     }
+}
+
+void linear_gemm(const TilesView& w, const float* x, int n_tokens, const RowParts& y) {
+    const int64_t count = static_cast<int64_t>(n_tokens) * w.k;
+    Scratch x_bf16(static_cast<size_t>(count) * sizeof(__nv_bfloat16));
+    round_to_bf16(x, x_bf16.as<__nv_bfloat16>(), count, current_stream());
+    linear_gemm(w, x_bf16.as<__nv_bfloat16>(), n_tokens, y);
 }
 
 }  // namespace fourbit::cuda::nvfp4

@@ -9,7 +9,9 @@ namespace fourbit {
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
     FOURBIT_ASSERT(x.rank() == 2 && y.shape() == x.shape(), "rms_norm: x {} y {}",
                    shape_text(x.shape()), shape_text(y.shape()));
-    FOURBIT_ASSERT(x.dtype() == DType::f32 && y.dtype() == DType::f32, "rms_norm: f32 rows");
+    FOURBIT_ASSERT(x.dtype() == DType::f32 && (y.dtype() == DType::f32 || y.dtype() == DType::bf16),
+                   "rms_norm: x {} y {} (f32 rows, f32 or bf16 out)", dtype_name(x.dtype()),
+                   dtype_name(y.dtype()));
     FOURBIT_ASSERT(weight.rank() == 1 && weight.dim(0) == x.dim(1), "rms_norm: w {} for x {}",
                    shape_text(weight.shape()), shape_text(x.shape()));
     FOURBIT_ASSERT(weight.dtype() == DType::f32 || weight.dtype() == DType::bf16,
@@ -32,7 +34,8 @@ void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, T
     const Device device = op_device("add_rms_norm", {&x, &r, &weight, &y});
     if (device.is_cuda()) {
         FOURBIT_ASSERT(x.rank() == 2 && y.shape() == x.shape() && x.dtype() == DType::f32 &&
-                           y.dtype() == DType::f32 && weight.rank() == 1 &&
+                           (y.dtype() == DType::f32 || y.dtype() == DType::bf16) &&
+                           weight.rank() == 1 &&
                            weight.dim(0) == x.dim(1) &&
                            (weight.dtype() == DType::f32 || weight.dtype() == DType::bf16),
                        "add_rms_norm: x {} y {} w {}", shape_text(x.shape()),

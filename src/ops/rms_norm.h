@@ -1,7 +1,8 @@
 // rms_norm: y = x / sqrt(mean(x^2) + eps) * w, per row, in f32. MiniMax-M2 uses it four ways:
 // before attention, before the MoE, at the end, and as its "per_layer" QK-norm, where one row is
 // a token's whole q (or k) vector across all heads, not one head.
-//   x, y [n_rows, d] f32 (y may be x)     w [d] f32 or bf16
+//   x [n_rows, d] f32    y [n_rows, d] f32 (may be x), or bf16 (rounded to nearest even: the
+//   input of an NVFP4 linear, ops/linear.h's linear_activation_dtype)    w [d] f32 or bf16
 #pragma once
 
 #include "tensor/tensor.h"
@@ -11,7 +12,7 @@ namespace fourbit {
 void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
 
 // add_rms_norm: x += r, then y = rms_norm(x) (the residual stream's update and the next
-// block's normed input; one kernel on CUDA). y must not be x or r.
+// block's normed input; one kernel on CUDA). y (f32 or bf16) must not be x or r.
 void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, Tensor& y);
 
 namespace cpu {

@@ -14,7 +14,7 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
                                              : weight.data<float>()[i];
     }
     const float* in = x.data<float>();
-    float* out = y.data<float>();
+    const bool bf16 = y.dtype() == DType::bf16;
 #pragma omp parallel for schedule(static) if (rows > 16)
     for (int64_t r = 0; r < rows; ++r) {
         const float* row = in + r * d;
@@ -23,7 +23,15 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
         double sum_squares = 0;
         for (int64_t i = 0; i < d; ++i) sum_squares += static_cast<double>(row[i]) * row[i];
         float scale = static_cast<float>(1.0 / std::sqrt(sum_squares / d + eps));
-        for (int64_t i = 0; i < d; ++i) out[r * d + i] = row[i] * scale * w[i];
+        // y may be x: each element is read before it is written.
+        for (int64_t i = 0; i < d; ++i) {
+            const float value = row[i] * scale * w[i];
+            if (bf16) {
+                y.data<uint16_t>()[r * d + i] = f32_to_bf16(value);
+            } else {
+                y.data<float>()[r * d + i] = value;
+            }
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 // sum of squares in double, as the CPU reference does, so both devices compute the same scale).
 // A row of up to kMaxRegisterWidth elements touches global memory once per value: every load
 // (the weights' too) is issued at the start, the row stays in registers through one reduction,
-// and each output is written once. Wider rows take the loop form, which reads the row again.
+// and each output is written once (f32, or bf16 for an NVFP4 linear). Wider rows take the loop
+// form, which reads the row again.
 // Both let the next kernel start at once: a decode step's q/k/v projection, launched with PDL,
 // streams its weights while the norm runs.
 #include <type_traits>
@@ -39,9 +40,9 @@ void with_per_thread(int64_t d, Launch&& launch) {
     }
 }
 
-template <int kPerThread, typename Weight>
+template <int kPerThread, typename Weight, typename Out>
 __global__ void __launch_bounds__(kNormThreads)
-    rms_norm_kernel(const float* x, const Weight* w, float eps, int d, float* y) {
+    rms_norm_kernel(const float* x, const Weight* w, float eps, int d, Out* y) {
     allow_dependents();  // the next projection's weights start loading (ops/cuda/pdl.cuh)
     __shared__ RmsShared reduction;
     const float* row = x + blockIdx.x * int64_t{d};
@@ -56,9 +57,9 @@ __global__ void __launch_bounds__(kNormThreads)
 
 // x += r, then y = rms_norm(x): the sum is over the updated x, so the scale is the one the two
 // ops in sequence compute.
-template <int kPerThread, typename Weight>
+template <int kPerThread, typename Weight, typename Out>
 __global__ void __launch_bounds__(kNormThreads)
-    add_rms_norm_kernel(float* x, const float* r, const Weight* w, float eps, int d, float* y) {
+    add_rms_norm_kernel(float* x, const float* r, const Weight* w, float eps, int d, Out* y) {
     allow_dependents();
     __shared__ RmsShared reduction;
     float* row = x + blockIdx.x * int64_t{d};
@@ -68,23 +69,23 @@ __global__ void __launch_bounds__(kNormThreads)
 
 // The two kernels for rows wider than kMaxRegisterWidth: rms_scale reads the row from global
 // memory, and the output loop reads it again.
-template <typename Weight>
+template <typename Weight, typename Out>
 __global__ void wide_rms_norm_kernel(const float* x, const Weight* w, float eps, int64_t d,
-                                     float* y) {
+                                     Out* y) {
     allow_dependents();
     __shared__ double partial[kNormWarps];
     const float* row = x + blockIdx.x * d;
-    float* out = y + blockIdx.x * d;
+    Out* out = y + blockIdx.x * d;
     const float scale = rms_scale(row, d, eps, partial);
     // y may be x: every element was read into the sum before rms_scale's barriers.
     for (int64_t i = threadIdx.x; i < d; i += kNormThreads) {
-        out[i] = row[i] * scale * norm_weight(w, i);
+        store_norm_output(out, i, row[i] * scale * norm_weight(w, i));
     }
 }
 
-template <typename Weight>
+template <typename Weight, typename Out>
 __global__ void wide_add_rms_norm_kernel(float* x, const float* r, const Weight* w, float eps,
-                                         int64_t d, float* y) {
+                                         int64_t d, Out* y) {
     allow_dependents();
     __shared__ double partial[kNormWarps];
     float* row = x + blockIdx.x * d;
@@ -92,9 +93,26 @@ __global__ void wide_add_rms_norm_kernel(float* x, const float* r, const Weight*
     // Each thread sums the elements it wrote: the scale of the two ops in sequence.
     for (int64_t i = threadIdx.x; i < d; i += kNormThreads) row[i] += residual[i];
     const float scale = rms_scale(row, d, eps, partial);
-    float* out = y + blockIdx.x * d;
+    Out* out = y + blockIdx.x * d;
     for (int64_t i = threadIdx.x; i < d; i += kNormThreads) {
-        out[i] = row[i] * scale * norm_weight(w, i);
+        store_norm_output(out, i, row[i] * scale * norm_weight(w, i));
+    }
+}
+
+// Calls launch(w, y) with the weight and output pointers as their dtypes say.
+template <typename Launch>
+void with_weight_and_output(const Tensor& weight, Tensor& y, Launch&& launch) {
+    auto with_output = [&](const auto* w) {
+        if (y.dtype() == DType::bf16) {
+            launch(w, y.data<__nv_bfloat16>());
+        } else {
+            launch(w, y.data<float>());
+        }
+    };
+    if (weight.dtype() == DType::bf16) {
+        with_output(weight.data<uint16_t>());
+    } else {
+        with_output(weight.data<float>());
     }
 }
 
@@ -105,23 +123,18 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
     if (rows == 0) return;
     DeviceScope scope(x.device().index);
     const unsigned blocks = static_cast<unsigned>(rows);
-    auto launch = [&](const auto* w) {
+    with_weight_and_output(weight, y, [&](const auto* w, auto* out) {
         if (d > kMaxRegisterWidth) {
-            wide_rms_norm_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(
-                x.data<float>(), w, eps, d, y.data<float>());
+            wide_rms_norm_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(x.data<float>(), w,
+                                                                                eps, d, out);
             return;
         }
         with_per_thread(d, [&](auto per_thread) {
             constexpr int n = decltype(per_thread)::value;
             rms_norm_kernel<n><<<blocks, kNormThreads, 0, current_stream()>>>(
-                x.data<float>(), w, eps, static_cast<int>(d), y.data<float>());
+                x.data<float>(), w, eps, static_cast<int>(d), out);
         });
-    };
-    if (weight.dtype() == DType::bf16) {
-        launch(weight.data<uint16_t>());
-    } else {
-        launch(weight.data<float>());
-    }
+    });
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
@@ -130,23 +143,18 @@ void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, T
     if (rows == 0) return;
     DeviceScope scope(x.device().index);
     const unsigned blocks = static_cast<unsigned>(rows);
-    auto launch = [&](const auto* w) {
+    with_weight_and_output(weight, y, [&](const auto* w, auto* out) {
         if (d > kMaxRegisterWidth) {
             wide_add_rms_norm_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(
-                x.data<float>(), r.data<float>(), w, eps, d, y.data<float>());
+                x.data<float>(), r.data<float>(), w, eps, d, out);
             return;
         }
         with_per_thread(d, [&](auto per_thread) {
             constexpr int n = decltype(per_thread)::value;
             add_rms_norm_kernel<n><<<blocks, kNormThreads, 0, current_stream()>>>(
-                x.data<float>(), r.data<float>(), w, eps, static_cast<int>(d), y.data<float>());
+                x.data<float>(), r.data<float>(), w, eps, static_cast<int>(d), out);
         });
-    };
-    if (weight.dtype() == DType::bf16) {
-        launch(weight.data<uint16_t>());
-    } else {
-        launch(weight.data<float>());
-    }
+    });
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 

@@ -305,6 +305,30 @@ TEST_P(DeviceOps, AddRmsNormEqualsAddThenNorm) {
     }
 }
 
+// Both norms written as bf16 (the input an NVFP4 linear reads, ops/linear.h) are their f32
+// outputs on the same device rounded to nearest even, bitwise: handing the row over in bf16
+// changes nothing the linear computes. Rows in registers (3,072, 6,144) and the loop kernels'
+// (10,240 > 8 x 1,024).
+TEST_P(DeviceOps, NormsWrittenAsBf16AreTheirF32OutputsRounded) {
+    std::mt19937 rng(41);
+    for (int64_t d : {3072, 6144, 10240}) {
+        const Tensor x = random_f32({3, d}, rng, 2.0f), r = random_f32({3, d}, rng);
+        const Tensor w = on_device(random_bf16({d}, rng));
+        Tensor f32 = poisoned({3, d}), bf16 = on_device(Tensor::zeros(DType::bf16, {3, d}));
+        rms_norm(on_device(x), w, 1e-6f, f32);
+        rms_norm(on_device(x), w, 1e-6f, bf16);
+        const std::string width = std::to_string(d);
+        expect_within(widened(to_host(bf16)), widened(as_dtype(to_host(f32), DType::bf16)), 0.0,
+                      ("rms_norm to bf16, " + width).c_str());
+        Tensor x1 = on_device(x), x2 = on_device(x), r_device = on_device(r);
+        add_rms_norm(x1, r_device, w, 1e-6f, f32);
+        add_rms_norm(x2, r_device, w, 1e-6f, bf16);
+        expect_within(to_host(x2), to_host(x1), 0.0, ("add_rms_norm residual, " + width).c_str());
+        expect_within(widened(to_host(bf16)), widened(as_dtype(to_host(f32), DType::bf16)), 0.0,
+                      ("add_rms_norm to bf16, " + width).c_str());
+    }
+}
+
 // The fused prologue against the five host ops: QK-norm, RoPE, cache write of a batch of two
 // sequences over a scrambled pool.
 TEST_P(DeviceOps, AttentionPrologueEqualsItsFiveOps) {
@@ -401,9 +425,10 @@ void run_folded_prologue_case(const AttentionShape& shape, int64_t rotary_dim,
             (bf16_weight ? random_bf16({q_width}, rng) : random_f32({q_width}, rng)).to(device),
             (bf16_weight ? random_bf16({kv_width}, rng) : random_f32({kv_width}, rng)).to(device),
             1e-6f};
-        auto run = [&](const PagedTokens& step, Tensor& dq, KvLayer& pool) {
+        auto run = [&](const PagedTokens& step, Tensor& dq, KvLayer& pool,
+                       DType out_dtype = DType::f32) {
             dq = q.to(device);
-            Tensor dk = k.to(device), out = Tensor::zeros(DType::f32, {n, q_width}, device);
+            Tensor dk = k.to(device), out = Tensor::zeros(out_dtype, {n, q_width}, device);
             pool = {keys.to(device), values.to(device), block_size};
             attention_with_prologue(dq, dk, v.to(device), norm, q_rope, k_rope, step, pool, shape,
                                     out);
@@ -415,6 +440,11 @@ void run_folded_prologue_case(const AttentionShape& shape, int64_t rotary_dim,
         const Tensor expected = run(two_ops, ops_q, ops_pool);
         expect_within(fused_q.to(Device::host()), q, 0.0, "the fused kernel's q, untouched");
         expect_within(fused, expected, 0.0, "attention_with_prologue");
+        // Written as bf16 (an NVFP4 o_proj's input): the same outputs rounded, bitwise.
+        Tensor bf16_q;
+        KvLayer bf16_pool;
+        expect_within(widened(run(tokens, bf16_q, bf16_pool, DType::bf16)),
+                      widened(as_dtype(fused, DType::bf16)), 0.0, "attention_with_prologue to bf16");
         for (auto [got, want, what] :
              {std::tuple{&fused_pool.keys, &ops_pool.keys, "key pool"},
               std::tuple{&fused_pool.values, &ops_pool.values, "value pool"}}) {
@@ -638,6 +668,65 @@ TEST_P(DeviceOps, LinearNvfp4OneTokenEqualsTwoTokensBitwise) {
         std::vector<double> bound = absolute_products(x, weight);
         for (double& b : bound) b = b * (kBf16Rounding + 2.0 * k * 0x1p-24) + 1e-30;
         expect_within(got_one, expected, bound, "nvfp4 one token");
+    }
+}
+
+// A linear given x as bf16 gives what it gives for the same values in f32, bitwise: NVFP4 tiles
+// round x to bf16 themselves (the GEMV staging bf16 rows: M2's o_proj and stacked q/k/v shapes
+// in whole chunks, a small grid in guarded ones; reading them through L1 where 16 rows of 6,144
+// are too wide to stage; the GEMM from 33 tokens; q, k and v stacked), and every other weight
+// is fed x widened to f32, exactly. So producers may hand NVFP4 linears bf16 rows
+// (linear_activation_dtype) without changing a result.
+TEST_P(DeviceOps, LinearBf16ActivationsEqualTheSameValuesInF32) {
+    std::mt19937 rng(43);
+    struct Case {
+        int64_t n, k;
+        std::vector<int64_t> tokens;
+        bool nvfp4;
+    };
+    auto expect_same = [&](const Tensor& from_bf16, const Tensor& from_f32, const std::string& what) {
+        expect_within(to_host(from_bf16), to_host(from_f32), 0.0, what.c_str());
+    };
+    for (const Case& c : {Case{3072, 6144, {1, 4, 8}, true}, Case{8192, 3072, {1, 8}, true},
+                          Case{256, 3072, {1, 2, 16, 40}, true}, Case{256, 6144, {1, 16}, true},
+                          Case{64, 512, {1, 5}, false}}) {
+        LinearWeight host;
+        if (c.nvfp4) {
+            host = random_nvfp4_bytes(c.n, c.k, rng);
+        } else {
+            host.weight = random_bf16({c.n, c.k}, rng);
+        }
+        const LinearWeight placed = linear_weight_to(host, device_);
+        EXPECT_EQ(linear_activation_dtype(placed),
+                  c.nvfp4 && device_.is_cuda() ? DType::bf16 : DType::f32);
+        for (int64_t m : c.tokens) {
+            const Tensor x_bf16 = as_dtype(random_f32({m, c.k}, rng), DType::bf16);
+            Tensor from_f32 = poisoned({m, c.n}), from_bf16 = poisoned({m, c.n});
+            linear(on_device(widened(x_bf16)), placed, from_f32);
+            linear(on_device(x_bf16), placed, from_bf16);
+            expect_same(from_bf16, from_f32,
+                        "bf16 x, " + std::to_string(c.n) + "x" + std::to_string(c.k) +
+                            (c.nvfp4 ? " nvfp4" : " bf16") + ", m=" + std::to_string(m));
+        }
+    }
+    if (device_.is_host()) return;  // stacking is a CUDA layout
+    std::vector<LinearWeight> parts;
+    for (int64_t rows : {96, 32, 48}) parts.push_back(linear_weight_to(random_nvfp4_bytes(rows, 256, rng), device_));
+    const StackedLinear stacked = stack_linears({&parts[0], &parts[1], &parts[2]});
+    ASSERT_TRUE(stacked.defined());
+    for (int64_t m : {1, 8}) {
+        const Tensor x_bf16 = as_dtype(random_f32({m, 256}, rng), DType::bf16);
+        std::vector<Tensor> from_f32, from_bf16;
+        for (const LinearWeight& part : parts) {
+            from_f32.push_back(poisoned({m, part.rows()}));
+            from_bf16.push_back(poisoned({m, part.rows()}));
+        }
+        linear_stacked(on_device(widened(x_bf16)), stacked, {&from_f32[0], &from_f32[1], &from_f32[2]});
+        linear_stacked(on_device(x_bf16), stacked, {&from_bf16[0], &from_bf16[1], &from_bf16[2]});
+        for (size_t p = 0; p < parts.size(); ++p) {
+            expect_same(from_bf16[p], from_f32[p],
+                        "stacked, bf16 x, part " + std::to_string(p) + ", m=" + std::to_string(m));
+        }
     }
 }
 
@@ -1035,7 +1124,7 @@ void run_attention_case(const AttentionShape& shape, const std::vector<Attention
     Tensor q = random_f32({n_new, q_width}, rng), keys = random_f32({n_new, kv_width}, rng);
     Tensor values = random_f32({n_new, kv_width}, rng, 0.5f);
 
-    auto run = [&](Device on, DType dtype) {
+    auto run = [&](Device on, DType dtype, DType out_dtype = DType::f32) {
         const KvLayer pool{as_dtype(key_pool, dtype).to(on), as_dtype(value_pool, dtype).to(on),
                            block_size};
         for (size_t i = 0; i < batch.size(); ++i) {
@@ -1046,7 +1135,7 @@ void run_attention_case(const AttentionShape& shape, const std::vector<Attention
         }
         const PagedTokens tokens = paged_tokens_to(paged_tokens(new_parts), on);
         kv_cache_write(keys.to(on), values.to(on), tokens, pool);
-        Tensor out = Tensor::zeros(DType::f32, {n_new, q_width}, on);
+        Tensor out = Tensor::zeros(out_dtype, {n_new, q_width}, on);
         attention_paged(q.to(on), tokens, pool, shape, out);
         return out.to(Device::host());
     };
@@ -1059,6 +1148,9 @@ void run_attention_case(const AttentionShape& shape, const std::vector<Attention
         // same bound, and values here reach ~2.5 (normal, sd 0.5): the two within 2 x 2.5 x 1e-5.
         expect_within(got, expected, 5e-5,
                       dtype == DType::bf16 ? "attention_paged, bf16 pool" : "attention_paged");
+        // Written as bf16 (an NVFP4 o_proj's input), the same outputs rounded, bitwise.
+        expect_within(widened(run(device, dtype, DType::bf16)), widened(as_dtype(got, DType::bf16)),
+                      0.0, "attention_paged to bf16");
     }
 }
 

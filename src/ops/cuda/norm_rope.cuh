@@ -4,6 +4,8 @@
 // frequencies made on the host as the CPU makes them, f32 angles, cos and sin in double.
 #pragma once
 
+#include <cuda_bf16.h>
+
 #include <cmath>
 #include <cstdint>
 
@@ -203,15 +205,24 @@ __device__ __forceinline__ double sum_of_squares(const float (&xs)[kPerThread], 
     return sum;
 }
 
+// A normed value as the output holds it: f32, or bf16 rounded to nearest even (the input of an
+// NVFP4 linear, which would round it so itself).
+__device__ __forceinline__ void store_norm_output(float* out, int64_t i, float value) {
+    out[i] = value;
+}
+__device__ __forceinline__ void store_norm_output(__nv_bfloat16* out, int64_t i, float value) {
+    out[i] = __float2bfloat16_rn(value);
+}
+
 // out = x * scale * w, the loop kernels' expression; the weights stay as stored (f32 or bf16
 // bits) until norm_weight reads them from their slots.
-template <int kPerThread, typename Weight>
+template <int kPerThread, typename Weight, typename Out>
 __device__ __forceinline__ void store_normed(const float (&xs)[kPerThread], float scale,
-                                             const Weight (&ws)[kPerThread], int d, float* out) {
+                                             const Weight (&ws)[kPerThread], int d, Out* out) {
 #pragma unroll
     for (int j = 0; j < kPerThread; ++j) {
         const int i = threadIdx.x + j * kNormThreads;
-        if (i < d) out[i] = xs[j] * scale * norm_weight(ws, j);
+        if (i < d) store_norm_output(out, i, xs[j] * scale * norm_weight(ws, j));
     }
 }
 
@@ -220,9 +231,9 @@ __device__ __forceinline__ void store_normed(const float (&xs)[kPerThread], floa
 // moe_router's. x_out may be x (each thread reads its elements before it writes them); the
 // updated row is stored before the reduction, so that its writes drain during it. The caller
 // synchronises before it reuses `reduction`.
-template <int kPerThread, typename Weight>
+template <int kPerThread, typename Weight, typename Out>
 __device__ __forceinline__ void add_rms_norm_row(const float* x, const float* r, const Weight* w,
-                                                 float eps, int d, float* x_out, float* y,
+                                                 float eps, int d, float* x_out, Out* y,
                                                  RmsShared& reduction) {
     float xs[kPerThread], rs[kPerThread];
     Weight ws[kPerThread];

@@ -221,7 +221,9 @@ namespace fourbit::cuda::nvfp4 {
 inline constexpr int kGemmMinTokens = 33;
 
 // y = x [n_tokens, w.k] W^T through the GEMM (y: the rows' parts), on the current stream
-// (linear_gemm_cuda.cu). Throws CudaError on a failed launch.
+// (linear_gemm_cuda.cu): x f32, rounded to bf16 first, or bf16 rows a producer rounded.
+// Throws CudaError on a failed launch.
 void linear_gemm(const TilesView& w, const float* x, int n_tokens, const RowParts& y);
+void linear_gemm(const TilesView& w, const __nv_bfloat16* x, int n_tokens, const RowParts& y);
 
 }  // namespace fourbit::cuda::nvfp4

@@ -1,6 +1,7 @@
 // The NVFP4 weight-only GEMV family for decode (1 to 16 tokens): dense linear, MoE gate/up with
 // SiLU, MoE down with the routed sum. FP4 weights dequantized in registers, activations f32
-// rounded to bf16 for the tensor cores, f32 accumulation. Included by linear_cuda.cu,
+// rounded to bf16 for the tensor cores (or, for the dense linear, bf16 rows a producer already
+// rounded), f32 accumulation. Included by linear_cuda.cu,
 // moe_cuda.cu and the benchmark ladder, so the benchmark times exactly these kernels.
 //
 // Partition (one CTA = 8 warps = one stripe of 16 output rows):
@@ -22,6 +23,7 @@
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
+#include <type_traits>
 #include <utility>
 
 #include "ops/cuda/device_attribute.h"
@@ -102,22 +104,27 @@ struct StagedB {
     }
 };
 
-// The same fragments read through L1 from f32 rows in global memory (rows too wide to stage),
-// rounded to bf16 at each use; lanes past the last token take zeros.
-template <int kTokenTiles>
+// The same fragments read through L1 from rows in global memory (rows too wide to stage): f32
+// rows rounded to bf16 at each use, bf16 rows as they are; lanes past the last token take zeros.
+template <int kTokenTiles, typename X = float>
 struct GlobalB {
-    const float* x;
+    const X* x;
     int k, n_tokens;
 
     __device__ __forceinline__ void operator()(int j, int kt, uint32_t (&b)[2]) const {
         const int lane = threadIdx.x & 31, token = 8 * j + (lane >> 2);
         b[0] = b[1] = 0u;
         if (token >= n_tokens) return;
-        const float* at = x + static_cast<int64_t>(token) * k + 16 * kt + 2 * (lane & 3);
-        const float2 low = __ldg(reinterpret_cast<const float2*>(at));
-        const float2 high = __ldg(reinterpret_cast<const float2*>(at + 8));
-        b[0] = pack_bf16x2(low.x, low.y);
-        b[1] = pack_bf16x2(high.x, high.y);
+        const X* at = x + static_cast<int64_t>(token) * k + 16 * kt + 2 * (lane & 3);
+        if constexpr (std::is_same_v<X, __nv_bfloat16>) {
+            b[0] = __ldg(reinterpret_cast<const unsigned int*>(at));
+            b[1] = __ldg(reinterpret_cast<const unsigned int*>(at + 8));
+        } else {
+            const float2 low = __ldg(reinterpret_cast<const float2*>(at));
+            const float2 high = __ldg(reinterpret_cast<const float2*>(at + 8));
+            b[0] = pack_bf16x2(low.x, low.y);
+            b[1] = pack_bf16x2(high.x, high.y);
+        }
     }
 };
 
@@ -315,6 +322,45 @@ __device__ __forceinline__ void stage_rows(uint2* shared, const float* x, int x_
         n_threads);
 }
 
+// Stages n_rows rows of k bf16 (row-major, 16-byte aligned: a producer rounded them already)
+// into shared memory as stage_rows does, then synchronises the CTA. A thread takes a k-tile of a
+// row at a time (two 16-byte loads, two 16-byte stores; the rounding was the producer's), kBatch
+// of them in flight. Half the bytes of f32 rows for every CTA to read: H100 kernel bench, x as
+// bf16 rows against f32 (session 25): the stacked q/k/v at 1 / 8 tokens 7.34 / 13.57 -> 6.60 /
+// 10.33 us, o_proj 7.68 / 13.0 -> 6.56 / 9.17; f32 rows staged a k-tile a thread the same way
+// were slower than f32 fragments (7.20 / 15.0; 8.20 / 14.4): the bytes are the cost, not the
+// instructions.
+template <int kBatch = 2>
+__device__ __forceinline__ void stage_bf16_rows(uint2* shared, const __nv_bfloat16* x, int n_rows,
+                                                int k, int n_threads = kThreads) {
+    const int tiles = k / 16, stride = fragment_stride(k);
+    const uint4* source = reinterpret_cast<const uint4*>(x);  // row r's k-tile kt: 2 (r tiles + kt)
+    for (int first = threadIdx.x; first < n_rows * tiles; first += kBatch * n_threads) {
+        uint4 low[kBatch], high[kBatch];
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+            const int i = first + b * n_threads;
+            if (i < n_rows * tiles) {
+                low[b] = __ldg(source + 2 * i);
+                high[b] = __ldg(source + 2 * i + 1);
+            }
+        }
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+            const int i = first + b * n_threads;
+            if (i < n_rows * tiles) {
+                // Lane t's fragment is {x[2t], x[2t + 1]} of the tile's low half and the same of
+                // its high half: word t of each.
+                const int r = i / tiles, kt = i - r * tiles;
+                uint4* target = reinterpret_cast<uint4*>(shared + r * stride + 4 * kt);
+                target[0] = make_uint4(low[b].x, high[b].x, low[b].y, high[b].y);
+                target[1] = make_uint4(low[b].z, high[b].z, low[b].w, high[b].w);
+            }
+        }
+    }
+    __syncthreads();
+}
+
 // Shared memory for n_rows staged rows of k columns.
 inline size_t staged_bytes(int n_rows, int k) {
     return static_cast<size_t>(n_rows) * fragment_stride(k) * sizeof(uint2);
@@ -386,11 +432,11 @@ __device__ __forceinline__ void store_partials(float (*partial)[kTokenTiles * 4]
 // stripes, kStripeWarps warps splitting each stripe's k (launch_linear_block). kStaged: x is
 // staged in dynamic shared memory (staged_bytes(n_tokens, k)). kWhole: every warp's share of
 // groups is a multiple of kChunk (whole_chunks). kStageBatch: stage_rows' fragments in flight a
-// thread for 2 or more tokens.
+// thread for 2 or more tokens of f32. X: f32 rows, or bf16 rows (stage_bf16_rows).
 template <int kTokenTiles, int kChunk, bool kStaged, int kStripeWarps, bool kWhole = false,
-          int kStageBatch = 4>
+          int kStageBatch = 4, typename X = float>
 __global__ void __launch_bounds__(kStripeWarps * 32)
-    linear_kernel(TilesView w, const float* x, int n_tokens, RowParts y) {
+    linear_kernel(TilesView w, const X* x, int n_tokens, RowParts y) {
     constexpr int kStripeThreads = kStripeWarps * 32;
     extern __shared__ uint2 staged[];
     allow_dependents();
@@ -405,7 +451,9 @@ __global__ void __launch_bounds__(kStripeWarps * 32)
     wait_for_prerequisites();                       // x and y: the previous kernels' business
     float acc[kTokenTiles][4] = {};
     if constexpr (kStaged) {
-        if (n_tokens == 1) {
+        if constexpr (std::is_same_v<X, __nv_bfloat16>) {
+            stage_bf16_rows(staged, x, n_tokens, w.k, kStripeThreads);
+        } else if (n_tokens == 1) {
             stage_row(staged, x, w.k, kStripeThreads);
         } else {
             stage_rows<kStageBatch>(staged, x, w.k, n_tokens, w.k, kStripeThreads);
@@ -413,7 +461,7 @@ __global__ void __launch_bounds__(kStripeWarps * 32)
         const StagedB<kTokenTiles> b(staged, fragment_stride(w.k), n_tokens);
         stripe_partial<kTokenTiles, kWhole>(first, at, begin, end, b, acc);
     } else {
-        const GlobalB<kTokenTiles> b{x, w.k, n_tokens};
+        const GlobalB<kTokenTiles, X> b{x, w.k, n_tokens};
         stripe_partial<kTokenTiles, kWhole>(first, at, begin, end, b, acc);
     }
     __shared__ float partial[kStripeWarps][kTokenTiles * 4][32];
@@ -607,7 +655,8 @@ inline cudaError_t launch_with_pdl(void (*kernel)(Parameters...), dim3 grid, int
     return cudaLaunchKernelEx(&config, kernel, std::forward<Arguments>(arguments)...);
 }
 
-using LinearKernel = void (*)(TilesView, const float*, int, RowParts);
+template <typename X>
+using LinearKernel = void (*)(TilesView, const X*, int, RowParts);
 
 // Whether each of `warps` warps splitting k columns takes the same number of groups, a multiple
 // of kChunk: then no chunk is partial and the kernels' loops go unguarded (kWhole).
@@ -626,21 +675,25 @@ inline bool whole_chunks(int k, int warps) {
 // 73) it ran q_proj at 5.8 us instead of 5.4 (H200 kernel bench). The rest of the 8-token cost
 // is likely L2 bandwidth (not measured apart): every CTA reads all 8 rows (q/k/v: 512 x 96 KB,
 // 50 MB a call).
-template <int kChunk, int kStripeWarps>
-LinearKernel linear_kernel_for(int m, bool staged, bool whole) {
+// bf16 rows stage one way at every token count (stage_bf16_rows).
+template <int kChunk, int kStripeWarps, typename X = float>
+LinearKernel<X> linear_kernel_for(int m, bool staged, bool whole) {
+    constexpr bool kBf16 = std::is_same_v<X, __nv_bfloat16>;
     if (staged && whole) {
-        return m == 1   ? linear_kernel<1, kChunk, true, kStripeWarps, true>
-               : m <= 8 ? linear_kernel<1, kChunk, true, kStripeWarps, true, 8>
-                        : linear_kernel<2, kChunk, true, kStripeWarps, true>;
+        return m == 1 || (kBf16 && m <= 8)
+                   ? linear_kernel<1, kChunk, true, kStripeWarps, true, 4, X>
+               : m <= 8 ? linear_kernel<1, kChunk, true, kStripeWarps, true, 8, X>
+                        : linear_kernel<2, kChunk, true, kStripeWarps, true, 4, X>;
     }
-    return m <= 8 ? (staged ? linear_kernel<1, kChunk, true, kStripeWarps>
-                            : linear_kernel<1, kChunk, false, kStripeWarps>)
-                  : (staged ? linear_kernel<2, kChunk, true, kStripeWarps>
-                            : linear_kernel<2, kChunk, false, kStripeWarps>);
+    return m <= 8 ? (staged ? linear_kernel<1, kChunk, true, kStripeWarps, false, 4, X>
+                            : linear_kernel<1, kChunk, false, kStripeWarps, false, 4, X>)
+                  : (staged ? linear_kernel<2, kChunk, true, kStripeWarps, false, 4, X>
+                            : linear_kernel<2, kChunk, false, kStripeWarps, false, 4, X>);
 }
 
 // How many CTAs of `kernel` (`threads` each) the card holds at once; 0 if the runtime cannot say.
-inline int resident_ctas(LinearKernel kernel, int threads, size_t shared_bytes) {
+template <typename X>
+inline int resident_ctas(LinearKernel<X> kernel, int threads, size_t shared_bytes) {
     int per_sm = 0;
     if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, shared_bytes) !=
         cudaSuccess) {
@@ -649,27 +702,27 @@ inline int resident_ctas(LinearKernel kernel, int threads, size_t shared_bytes) 
     return per_sm * current_device_attribute(cudaDevAttrMultiProcessorCount);
 }
 
-// y = W x for up to 16 tokens (kChunk groups in flight per warp): x staged in shared memory
-// when it fits, else read through L1; 8 warps a stripe, or 6 where 8-warp CTAs would take more
+// y = W x for up to 16 tokens (kChunk groups in flight per warp), x f32 or bf16 rows: x staged
+// in shared memory when it fits, else read through L1; 8 warps a stripe, or 6 where 8-warp CTAs would take more
 // than one wave of the card and 6-warp ones fit in one: the stacked q/k/v's
 // 512 stripes took two waves of 8-warp CTAs (three an SM at 80 registers, 396 on 132 SMs), the
 // last 116 running alone for ~3.5 us of the ~9 (H200, CTA clocks), where 6-warp CTAs fit four
 // an SM. kPdl: launched so that its weight loads overlap the tail of the previous kernel.
-template <int kChunk, bool kPdl>
-inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m, const RowParts& y,
+template <int kChunk, bool kPdl, typename X>
+inline cudaError_t launch_linear_block(const TilesView& w, const X* x, int m, const RowParts& y,
                                        cudaStream_t stream) {
     const size_t bytes = staged_bytes(m, w.k);
     const bool staged = stages_activations(m, bytes);
     const size_t shared_bytes = staged ? bytes : 0;
-    LinearKernel kernel =
-        linear_kernel_for<kChunk, kWarps>(m, staged, whole_chunks<kChunk>(w.k, kWarps));
+    LinearKernel<X> kernel =
+        linear_kernel_for<kChunk, kWarps, X>(m, staged, whole_chunks<kChunk>(w.k, kWarps));
     int threads = kThreads;
     cudaError_t status = opt_in_shared_memory(kernel, shared_bytes);
     if (status != cudaSuccess) return status;
     const int stripes = w.n / 16;
     if (stripes > resident_ctas(kernel, kThreads, shared_bytes)) {
-        const LinearKernel kernel6 =
-            linear_kernel_for<kChunk, 6>(m, staged, whole_chunks<kChunk>(w.k, 6));
+        const LinearKernel<X> kernel6 =
+            linear_kernel_for<kChunk, 6, X>(m, staged, whole_chunks<kChunk>(w.k, 6));
         status = opt_in_shared_memory(kernel6, shared_bytes);
         if (status != cudaSuccess) return status;
         if (stripes <= resident_ctas(kernel6, 6 * 32, shared_bytes)) {
@@ -687,8 +740,9 @@ inline cudaError_t launch_linear_block(const TilesView& w, const float* x, int m
 
 // y = W x for any number of tokens, 16 at a time (each block of 16 re-reads W: a decode kernel,
 // not a prefill GEMM).
-inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_tokens,
-                                 const RowParts& y, cudaStream_t stream) {
+template <typename X>
+inline cudaError_t launch_linear(const TilesView& w, const X* x, int n_tokens, const RowParts& y,
+                                 cudaStream_t stream) {
     for (int t0 = 0; t0 < n_tokens; t0 += 16) {
         const int m = n_tokens - t0 < 16 ? n_tokens - t0 : 16;
         // Grids smaller than the card (k/v_proj: 64 stripes) gain nothing from overlapping the
@@ -696,7 +750,7 @@ inline cudaError_t launch_linear(const TilesView& w, const float* x, int n_token
         // groups, so all of them go in flight at once (bench/results/cuda_kernels.md,
         // 41cec71: k/v 5.9 us with PDL and chunks of 4, 4.2-4.3 us without or with 8).
         const bool small_grid = w.n / 16 < 128;
-        const float* block_x = x + static_cast<int64_t>(t0) * w.k;
+        const X* block_x = x + static_cast<int64_t>(t0) * w.k;
         const RowParts block_y = y.after_tokens(t0);
         const cudaError_t status =
             small_grid

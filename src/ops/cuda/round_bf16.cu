@@ -20,6 +20,13 @@ __global__ void round_to_bf16_kernel(const float* x, __nv_bfloat16* out, int64_t
     }
 }
 
+__global__ void widen_bf16_kernel(const __nv_bfloat16* x, float* out, int64_t n) {
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        out[i] = __bfloat162float(x[i]);
+    }
+}
+
 __global__ void split_to_bf16x3_kernel(const float* x, int64_t n, int64_t k, __nv_bfloat16* out) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
          i += int64_t(gridDim.x) * blockDim.x) {
@@ -57,6 +64,12 @@ void round_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, cudaStream_t s
     const int64_t threads = (n + 3) / 4;
     round_to_bf16_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(x, out,
                                                                                            n);
+    FOURBIT_CUDA_CHECK_LAUNCH();
+}
+
+void widen_bf16(const __nv_bfloat16* x, float* out, int64_t n, cudaStream_t stream) {
+    if (n == 0) return;
+    widen_bf16_kernel<<<stride_blocks(n), 256, 0, stream>>>(x, out, n);
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,4 +1,4 @@
-// f32 -> bf16 on the device: the bf16 operand copy of activations that cuBLAS and the NVFP4 GEMM
+// f32 <-> bf16 on the device: the bf16 operand copy of activations that cuBLAS and the NVFP4 GEMM
 // multiply (round to nearest even), and the exact three-part split of f32 activations with which
 // a bf16 GEMM keeps them whole (small bf16 weights: routers). CUDA builds only.
 #pragma once
@@ -12,6 +12,8 @@ namespace fourbit::cuda {
 
 // out[i] = bf16(x[i]) for i < n, on `stream`.
 void round_to_bf16(const float* x, __nv_bfloat16* out, int64_t n, cudaStream_t stream);
+// out[i] = x[i] (exact) for i < n, on `stream`: bf16 activations for kernels that read f32.
+void widen_bf16(const __nv_bfloat16* x, float* out, int64_t n, cudaStream_t stream);
 // x [rows, k] -> out [rows, 3k]: row r is (hi, mid, lo) of x's row r with x = hi + mid + lo
 // exactly (each part the bf16 rounding of what the larger ones leave; an f32 significand's 24
 // bits are three bf16 ones). On `stream`.
