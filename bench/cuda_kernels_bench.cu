@@ -22,6 +22,7 @@
 
 #include "ops/attention.h"
 #include "ops/cuda/nvfp4_gemv.cuh"
+#include "ops/cuda/round_bf16.h"
 #include "ops/cuda/stream.h"
 #include "ops/cuda/streaming_load.cuh"
 #include "ops/linear.h"
@@ -357,6 +358,14 @@ void gemv_ladder() {
                               m, cuda::nvfp4::staged_bytes(m, static_cast<int>(shape.k)))) {
                 variant("16 warps per stripe", launch_split16);
             }
+            // The same op with x as bf16 rows, as the decode's producers hand them to NVFP4
+            // linears (ops/linear.h, linear_activation_dtype).
+            Tensor x_bf16 = Tensor::zeros(DType::bf16, {m, shape.k}, kGpu);
+            cuda::round_to_bf16(x.data<float>(), x_bf16.data<__nv_bfloat16>(), x.numel(),
+                                cuda::current_stream());
+            variant("production, x bf16", [&](const LinearWeight& w, const Tensor&, Tensor& out) {
+                linear(x_bf16, w, out);
+            });
         }
     }
     // The BF16 op at the largest shape, for comparison, and at the lm_head's (M2's vocabulary;

@@ -102,6 +102,16 @@ StepIndices host_step_indices(std::span<const SequenceInput> batch, const MiniMa
 // longer steps are dominated by their kernels' own time.
 constexpr int64_t kGraphMaxTokens = 64;
 
+// The dtype in which a layer's q, k and v projections read their input best: bf16 where all
+// three do (ops/linear.h, linear_activation_dtype), else f32.
+DType attention_input_dtype(const LayerWeights& layer) {
+    if (layer.qkv.defined()) return linear_activation_dtype(layer.qkv.weight);
+    for (const LinearWeight* w : {&layer.q, &layer.k, &layer.v}) {
+        if (linear_activation_dtype(*w) != DType::bf16) return DType::f32;
+    }
+    return DType::bf16;
+}
+
 }  // namespace
 
 struct MiniMaxM2::DeviceState {
@@ -200,20 +210,23 @@ void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActiva
         const KvLayer kv = pool.layer(l);
 
         // Attention. The previous MoE block's output joins the residual stream as this block's
-        // input is normed (one op: add_rms_norm).
+        // input is normed (one op: add_rms_norm), in the dtype its projections read best (an
+        // observer sees it in f32, as the CPU has it).
+        Tensor& attention_in =
+            observer == nullptr && attention_input_dtype(layer) == DType::bf16 ? a.h_bf16 : a.h;
         if (l == 0) {
-            rms_norm(a.x, layer.input_norm, eps, a.h);
+            rms_norm(a.x, layer.input_norm, eps, attention_in);
         } else {
-            add_rms_norm(a.x, a.block_out, layer.input_norm, eps, a.h);
+            add_rms_norm(a.x, a.block_out, layer.input_norm, eps, attention_in);
         }
         timer.mark("add_rms_norm");
         if (observer) observer->attention_input(l, a.h);
         if (layer.qkv.defined()) {
-            linear_stacked(a.h, layer.qkv, {&a.q, &a.k, &a.v});  // one kernel for the three
+            linear_stacked(attention_in, layer.qkv, {&a.q, &a.k, &a.v});  // one kernel, three
         } else {
-            linear(a.h, layer.q, a.q);  // [T, Q]
-            linear(a.h, layer.k, a.k);  // [T, KV]
-            linear(a.h, layer.v, a.v);  // [T, KV]
+            linear(attention_in, layer.q, a.q);  // [T, Q]
+            linear(attention_in, layer.k, a.k);  // [T, KV]
+            linear(attention_in, layer.v, a.v);  // [T, KV]
         }
         timer.mark("linear q, k, v");
         // QK-norm is "per_layer": one RMS over the token's whole q (all heads), and one over
@@ -221,11 +234,14 @@ void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActiva
         // rotary_dim of each head's head_dim dimensions rotate. Then every token's keys and
         // values are written, before any attention reads (see the header's NOTE).
         // One op, so that a decode step's kernels may fold the first three into attention.
+        Tensor& attended = observer == nullptr && linear_activation_dtype(layer.o) == DType::bf16
+                               ? a.attended_bf16
+                               : a.attended;
         attention_with_prologue(a.q, a.k, a.v, {layer.q_norm, layer.k_norm, eps}, q_rope, k_rope,
-                                step.paged, kv, attention_shape, a.attended);
+                                step.paged, kv, attention_shape, attended);
         timer.mark("attention_with_prologue");
         if (observer) observer->attention_output(l, a.attended);
-        linear(a.attended, layer.o, a.block_out);  // [T, H]
+        linear(attended, layer.o, a.block_out);  // [T, H]
         timer.mark("linear o");
 
         // MoE: its normed input, the router's logits ([T, E], f32 whatever the weight's dtype)

@@ -27,8 +27,10 @@ StepActivations StepBuffers::activations(const MiniMaxM2Config& c, Device device
                                          int64_t R) {
     if (device.is_host()) {
         auto f32 = [](int64_t rows, int64_t cols) { return Tensor::zeros(DType::f32, {rows, cols}); };
-        return {f32(T, c.hidden_size), f32(T, c.hidden_size), f32(T, c.q_width()),
+        return {f32(T, c.hidden_size), f32(T, c.hidden_size),
+                Tensor::zeros(DType::bf16, {T, c.hidden_size}), f32(T, c.q_width()),
                 f32(T, c.kv_width()), f32(T, c.kv_width()), f32(T, c.q_width()),
+                Tensor::zeros(DType::bf16, {T, c.q_width()}),
                 f32(T, c.hidden_size), f32(T, c.num_local_experts),
                 Tensor::zeros(DType::i32, {T, c.num_experts_per_tok}),
                 f32(T, c.num_experts_per_tok), f32(R, c.hidden_size), f32(R, c.vocab_size)};
@@ -38,10 +40,12 @@ StepActivations StepBuffers::activations(const MiniMaxM2Config& c, Device device
     };
     return {f32(x_, T, c.hidden_size),
             f32(h_, T, c.hidden_size),
+            grown(h_bf16_, DType::bf16, device, T, c.hidden_size),
             f32(q_, T, c.q_width()),
             f32(k_, T, c.kv_width()),
             f32(v_, T, c.kv_width()),
             f32(attended_, T, c.q_width()),
+            grown(attended_bf16_, DType::bf16, device, T, c.q_width()),
             f32(block_out_, T, c.hidden_size),
             f32(router_logits_, T, c.num_local_experts),
             grown(expert_ids_, DType::i32, device, T, c.num_experts_per_tok),

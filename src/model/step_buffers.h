@@ -13,8 +13,10 @@ namespace fourbit {
 struct StepActivations {
     Tensor x;               // [T, H] the residual stream
     Tensor h;               // [T, H] normed input of each block
+    Tensor h_bf16;          // [T, H] the same rounded to bf16, where NVFP4 linears read it
     Tensor q, k, v;         // [T, Q], [T, KV], [T, KV]
     Tensor attended;        // [T, Q]
+    Tensor attended_bf16;   // [T, Q] the same rounded to bf16, where an NVFP4 o_proj reads it
     Tensor block_out;       // [T, H]
     Tensor router_logits;   // [T, E]
     Tensor expert_ids;      // [T, k] i32
@@ -35,7 +37,7 @@ public:
 
 private:
     Tensor grown(Tensor& buffer, DType dtype, Device device, int64_t rows, int64_t cols);
-    Tensor x_, h_, q_, k_, v_, attended_, block_out_, router_logits_, expert_ids_,
+    Tensor x_, h_, h_bf16_, q_, k_, v_, attended_, attended_bf16_, block_out_, router_logits_, expert_ids_,
         expert_weights_, final_rows_, logits_, indices_;
     uint64_t generation_ = 0;
 };
