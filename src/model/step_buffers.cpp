@@ -27,13 +27,20 @@ StepActivations StepBuffers::activations(const MiniMaxM2Config& c, Device device
                                          int64_t R) {
     if (device.is_host()) {
         auto f32 = [](int64_t rows, int64_t cols) { return Tensor::zeros(DType::f32, {rows, cols}); };
-        return {f32(T, c.hidden_size), f32(T, c.hidden_size),
-                Tensor::zeros(DType::bf16, {T, c.hidden_size}), f32(T, c.q_width()),
-                f32(T, c.kv_width()), f32(T, c.kv_width()), f32(T, c.q_width()),
+        return {f32(T, c.hidden_size),
+                f32(T, c.hidden_size),
+                Tensor::zeros(DType::bf16, {T, c.hidden_size}),
+                f32(T, c.q_width()),
+                f32(T, c.kv_width()),
+                f32(T, c.kv_width()),
+                f32(T, c.q_width()),
                 Tensor::zeros(DType::bf16, {T, c.q_width()}),
-                f32(T, c.hidden_size), f32(T, c.num_local_experts),
+                f32(T, c.hidden_size),
+                f32(T, c.num_local_experts),
                 Tensor::zeros(DType::i32, {T, c.num_experts_per_tok}),
-                f32(T, c.num_experts_per_tok), f32(R, c.hidden_size), f32(R, c.vocab_size)};
+                f32(T, c.num_experts_per_tok),
+                f32(R, c.hidden_size),
+                f32(R, c.vocab_size)};
     }
     auto f32 = [&](Tensor& buffer, int64_t rows, int64_t cols) {
         return grown(buffer, DType::f32, device, rows, cols);

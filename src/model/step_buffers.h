@@ -37,8 +37,8 @@ public:
 
 private:
     Tensor grown(Tensor& buffer, DType dtype, Device device, int64_t rows, int64_t cols);
-    Tensor x_, h_, h_bf16_, q_, k_, v_, attended_, attended_bf16_, block_out_, router_logits_, expert_ids_,
-        expert_weights_, final_rows_, logits_, indices_;
+    Tensor x_, h_, h_bf16_, q_, k_, v_, attended_, attended_bf16_, block_out_, router_logits_,
+        expert_ids_, expert_weights_, final_rows_, logits_, indices_;
     uint64_t generation_ = 0;
 };
 

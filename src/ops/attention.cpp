@@ -132,9 +132,10 @@ Device check_attention_paged(const Tensor& q, const PagedTokens& tokens, const K
                    shape.n_heads, shape.n_kv_heads);
     FOURBIT_ASSERT(q.rank() == 2 && q.dim(1) == q_width && out.shape() == q.shape(),
                    "attention: q {} out {}", shape_text(q.shape()), shape_text(out.shape()));
-    FOURBIT_ASSERT(q.dtype() == DType::f32 && (out.dtype() == DType::f32 || out.dtype() == DType::bf16),
-                   "attention: q {} out {} (f32 q; f32 or bf16 out)", dtype_name(q.dtype()),
-                   dtype_name(out.dtype()));
+    FOURBIT_ASSERT(
+        q.dtype() == DType::f32 && (out.dtype() == DType::f32 || out.dtype() == DType::bf16),
+        "attention: q {} out {} (f32 q; f32 or bf16 out)", dtype_name(q.dtype()),
+        dtype_name(out.dtype()));
     check_pool(pool, kv_width);
     check_token_shapes(tokens, q.dim(0));
     const Device device = paged_device("attention_paged", tokens, pool, q, out);
@@ -160,7 +161,8 @@ void attention_paged(const Tensor& q, const PagedTokens& tokens, const KvLayer& 
     if (out.dtype() == DType::f32) return cpu::attention_paged(q, tokens, pool, shape, out);
     Tensor wide = Tensor::zeros(DType::f32, out.shape());
     cpu::attention_paged(q, tokens, pool, shape, wide);
-    for (int64_t i = 0; i < out.numel(); ++i) out.data<uint16_t>()[i] = f32_to_bf16(wide.data<float>()[i]);
+    for (int64_t i = 0; i < out.numel(); ++i)
+        out.data<uint16_t>()[i] = f32_to_bf16(wide.data<float>()[i]);
 }
 
 }  // namespace fourbit

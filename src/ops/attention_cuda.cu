@@ -260,10 +260,9 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(AttentionParams 
                 const int64_t head = paged_attention::query_head(p, token, kv_head, g);
                 p.partial[(head * p.n_splits + blockIdx.z) * (d + 2) + my_dim] = acc[j];
             } else {
-                store_output(p,
-                             static_cast<int64_t>(token) * p.q_width + (kv_head * group + g) * d +
-                                 my_dim,
-                             acc[j] / s.sums[g]);
+                store_output(
+                    p, static_cast<int64_t>(token) * p.q_width + (kv_head * group + g) * d + my_dim,
+                    acc[j] / s.sums[g]);
             }
         }
     }

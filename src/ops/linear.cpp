@@ -12,7 +12,8 @@ namespace {
 // Host bf16 activations as f32 (exact), for the host kernels, which read f32.
 Tensor widened_to_f32(const Tensor& x) {
     Tensor wide = Tensor::zeros(DType::f32, x.shape());
-    for (int64_t i = 0; i < x.numel(); ++i) wide.data<float>()[i] = bf16_to_f32(x.data<uint16_t>()[i]);
+    for (int64_t i = 0; i < x.numel(); ++i)
+        wide.data<float>()[i] = bf16_to_f32(x.data<uint16_t>()[i]);
     return wide;
 }
 

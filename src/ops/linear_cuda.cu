@@ -131,8 +131,7 @@ void linear_dense(const float* x, int m, int k, const LinearWeight& weight, Tens
             return;
         }
         if (weight.weight.dtype() == DType::bf16) {
-            exact_gemv(weight.weight.data<__nv_bfloat16>(), x, y.data<float>(), m, n,
-                       k);
+            exact_gemv(weight.weight.data<__nv_bfloat16>(), x, y.data<float>(), m, n, k);
         } else {
             exact_gemv(weight.weight.data<float>(), x, y.data<float>(), m, n, k);
         }

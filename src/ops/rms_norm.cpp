@@ -35,11 +35,10 @@ void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, T
     if (device.is_cuda()) {
         FOURBIT_ASSERT(x.rank() == 2 && y.shape() == x.shape() && x.dtype() == DType::f32 &&
                            (y.dtype() == DType::f32 || y.dtype() == DType::bf16) &&
-                           weight.rank() == 1 &&
-                           weight.dim(0) == x.dim(1) &&
+                           weight.rank() == 1 && weight.dim(0) == x.dim(1) &&
                            (weight.dtype() == DType::f32 || weight.dtype() == DType::bf16),
-                       "add_rms_norm: x {} y {} w {}", shape_text(x.shape()),
-                       shape_text(y.shape()), shape_text(weight.shape()));
+                       "add_rms_norm: x {} y {} w {}", shape_text(x.shape()), shape_text(y.shape()),
+                       shape_text(weight.shape()));
 #ifdef FOURBIT_CUDA
         return cuda::add_rms_norm(x, r, weight, eps, y);
 #else

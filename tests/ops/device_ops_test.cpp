@@ -444,7 +444,8 @@ void run_folded_prologue_case(const AttentionShape& shape, int64_t rotary_dim,
         Tensor bf16_q;
         KvLayer bf16_pool;
         expect_within(widened(run(tokens, bf16_q, bf16_pool, DType::bf16)),
-                      widened(as_dtype(fused, DType::bf16)), 0.0, "attention_with_prologue to bf16");
+                      widened(as_dtype(fused, DType::bf16)), 0.0,
+                      "attention_with_prologue to bf16");
         for (auto [got, want, what] :
              {std::tuple{&fused_pool.keys, &ops_pool.keys, "key pool"},
               std::tuple{&fused_pool.values, &ops_pool.values, "value pool"}}) {
@@ -684,7 +685,8 @@ TEST_P(DeviceOps, LinearBf16ActivationsEqualTheSameValuesInF32) {
         std::vector<int64_t> tokens;
         bool nvfp4;
     };
-    auto expect_same = [&](const Tensor& from_bf16, const Tensor& from_f32, const std::string& what) {
+    auto expect_same = [&](const Tensor& from_bf16, const Tensor& from_f32,
+                           const std::string& what) {
         expect_within(to_host(from_bf16), to_host(from_f32), 0.0, what.c_str());
     };
     for (const Case& c : {Case{3072, 6144, {1, 4, 8}, true}, Case{8192, 3072, {1, 8}, true},
@@ -711,7 +713,8 @@ TEST_P(DeviceOps, LinearBf16ActivationsEqualTheSameValuesInF32) {
     }
     if (device_.is_host()) return;  // stacking is a CUDA layout
     std::vector<LinearWeight> parts;
-    for (int64_t rows : {96, 32, 48}) parts.push_back(linear_weight_to(random_nvfp4_bytes(rows, 256, rng), device_));
+    for (int64_t rows : {96, 32, 48})
+        parts.push_back(linear_weight_to(random_nvfp4_bytes(rows, 256, rng), device_));
     const StackedLinear stacked = stack_linears({&parts[0], &parts[1], &parts[2]});
     ASSERT_TRUE(stacked.defined());
     for (int64_t m : {1, 8}) {
@@ -721,7 +724,8 @@ TEST_P(DeviceOps, LinearBf16ActivationsEqualTheSameValuesInF32) {
             from_f32.push_back(poisoned({m, part.rows()}));
             from_bf16.push_back(poisoned({m, part.rows()}));
         }
-        linear_stacked(on_device(widened(x_bf16)), stacked, {&from_f32[0], &from_f32[1], &from_f32[2]});
+        linear_stacked(on_device(widened(x_bf16)), stacked,
+                       {&from_f32[0], &from_f32[1], &from_f32[2]});
         linear_stacked(on_device(x_bf16), stacked, {&from_bf16[0], &from_bf16[1], &from_bf16[2]});
         for (size_t p = 0; p < parts.size(); ++p) {
             expect_same(from_bf16[p], from_f32[p],

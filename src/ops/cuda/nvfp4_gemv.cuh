@@ -703,11 +703,11 @@ inline int resident_ctas(LinearKernel<X> kernel, int threads, size_t shared_byte
 }
 
 // y = W x for up to 16 tokens (kChunk groups in flight per warp), x f32 or bf16 rows: x staged
-// in shared memory when it fits, else read through L1; 8 warps a stripe, or 6 where 8-warp CTAs would take more
-// than one wave of the card and 6-warp ones fit in one: the stacked q/k/v's
-// 512 stripes took two waves of 8-warp CTAs (three an SM at 80 registers, 396 on 132 SMs), the
-// last 116 running alone for ~3.5 us of the ~9 (H200, CTA clocks), where 6-warp CTAs fit four
-// an SM. kPdl: launched so that its weight loads overlap the tail of the previous kernel.
+// in shared memory when it fits, else read through L1; 8 warps a stripe, or 6 where 8-warp CTAs
+// would take more than one wave of the card and 6-warp ones fit in one: the stacked q/k/v's 512
+// stripes took two waves of 8-warp CTAs (three an SM at 80 registers, 396 on 132 SMs), the last 116
+// running alone for ~3.5 us of the ~9 (H200, CTA clocks), where 6-warp CTAs fit four an SM. kPdl:
+// launched so that its weight loads overlap the tail of the previous kernel.
 template <int kChunk, bool kPdl, typename X>
 inline cudaError_t launch_linear_block(const TilesView& w, const X* x, int m, const RowParts& y,
                                        cudaStream_t stream) {
