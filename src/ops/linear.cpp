@@ -2,22 +2,9 @@
 
 #include "ops/device_dispatch.h"
 #include "ops/nvfp4_tiles.h"
-#include "tensor/numeric.h"
 #include "util/error.h"
 
 namespace fourbit {
-
-namespace {
-
-// Host bf16 activations as f32 (exact), for the host kernels, which read f32.
-Tensor widened_to_f32(const Tensor& x) {
-    Tensor wide = Tensor::zeros(DType::f32, x.shape());
-    for (int64_t i = 0; i < x.numel(); ++i)
-        wide.data<float>()[i] = bf16_to_f32(x.data<uint16_t>()[i]);
-    return wide;
-}
-
-}  // namespace
 
 void linear(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     const Tensor& w = weight.weight;
@@ -76,7 +63,7 @@ void linear(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     }
     FOURBIT_ASSERT(weight.nvfp4_layout == NvFp4Layout::rows,
                    "linear: NVFP4 in the CUDA tile layout on the host");
-    cpu::linear(x.dtype() == DType::f32 ? x : widened_to_f32(x), weight, y);
+    cpu::linear(x, weight, y);
 }
 
 DType linear_activation_dtype(const LinearWeight& weight) {

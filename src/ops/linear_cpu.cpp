@@ -144,6 +144,12 @@ void linear_panels(const Tensor& x, const LinearWeight& weight, Tensor& y) {
 }  // namespace
 
 void linear(const Tensor& x, const LinearWeight& weight, Tensor& y) {
+    if (x.dtype() == DType::bf16) {
+        // The host kernels read f32 activations: bf16 ones widened, exactly.
+        Tensor wide = Tensor::zeros(DType::f32, x.shape());
+        cpu::kernels().bf16_to_f32(x.data<uint16_t>(), wide.data<float>(), x.numel());
+        return cpu::linear(wide, weight, y);
+    }
     if (weight.emulate_w4a4) {
         // W4A4: the activations the hardware would see, quantized per block of 16.
         Tensor quantized = Tensor::zeros(DType::f32, x.shape());
