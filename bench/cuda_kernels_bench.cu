@@ -422,13 +422,15 @@ void moe_layer() {
     for (int64_t tokens : {1, 4, 32}) {
         // Distinct residual streams and attention outputs: distinct routing per call. moe_router
         // adds each r into its x (so x drifts between calls, as the residual stream does) and
-        // writes each input's h, which the experts-only run reads again.
+        // writes each input's h, in f32 and rounded to bf16 (the experts' input, as the model
+        // hands it over), which the experts-only runs read again.
         constexpr int kInputs = 64;
-        std::vector<Tensor> xs, rs, hs;
+        std::vector<Tensor> xs, rs, hs, hs_bf16;
         for (int i = 0; i < kInputs; ++i) {
             xs.push_back(random_f32({tokens, kHidden}, 1000 + i));
             rs.push_back(random_f32({tokens, kHidden}, 2000 + i));
             hs.push_back(Tensor::zeros(DType::f32, {tokens, kHidden}, kGpu));
+            hs_bf16.push_back(Tensor::zeros(DType::bf16, {tokens, kHidden}, kGpu));
         }
         Tensor logits = Tensor::zeros(DType::f32, {tokens, kExperts}, kGpu);
         std::vector<Tensor> ids, weights;  // one routing per input, kept for the experts-only run
@@ -439,8 +441,8 @@ void moe_layer() {
         Tensor out = Tensor::zeros(DType::f32, {tokens, kHidden}, kGpu);
         auto step = [&](int i) {
             moe_router(xs[i], rs[i], norm_weight, 1e-6f, router, Tensor(), kTopK, hs[i], logits,
-                       ids[i], weights[i]);
-            moe_experts(hs[i], ids[i], weights[i], experts, out);
+                       ids[i], weights[i], &hs_bf16[i]);
+            moe_experts(hs_bf16[i], ids[i], weights[i], experts, out);
         };
         // The byte floor of each call: the router and every distinct expert it routes to, once.
         double floor_bytes = 0, slot_bytes = 0;
@@ -463,11 +465,16 @@ void moe_layer() {
         // once; the kernels read an expert once per routed slot (no sharing across tokens yet),
         // so at 4 tokens they read slot_bytes.
         const double experts_floor = floor_bytes - weight_bytes(router);
-        const double experts_us = 1e6 * seconds_per_call(kInputs, [&](int i) {
-            moe_experts(hs[i], ids[i], weights[i], experts, out);
-        });
-        report({"moe experts only", "256 experts top 8, 3072/1536", "gate_up+down", static_cast<int>(tokens),
-                experts_us, experts_floor, experts_floor / g_ceilings.copy_bytes_per_s * 1e6});
+        for (const bool bf16 : {true, false}) {
+            const std::vector<Tensor>& inputs = bf16 ? hs_bf16 : hs;
+            const double experts_us = 1e6 * seconds_per_call(kInputs, [&](int i) {
+                                          moe_experts(inputs[i], ids[i], weights[i], experts, out);
+                                      });
+            report({"moe experts only", "256 experts top 8, 3072/1536",
+                    bf16 ? "gate_up+down, h bf16 (production)" : "gate_up+down, h f32",
+                    static_cast<int>(tokens), experts_us, experts_floor,
+                    experts_floor / g_ceilings.copy_bytes_per_s * 1e6});
+        }
         std::printf("(moe, %d tokens: %.1f MB routed per call, %.1f MB distinct)\n", static_cast<int>(tokens),
                     slot_bytes / 1e6, experts_floor / 1e6);
     }

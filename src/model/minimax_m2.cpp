@@ -246,9 +246,13 @@ void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActiva
 
         // MoE: its normed input, the router's logits ([T, E], f32 whatever the weight's dtype)
         // and the routing in one op; it selects by sigmoid + bias but weighs by the sigmoid alone.
+        // The router reads h in f32; the experts read it in the dtype they read best, which the
+        // same op writes too (a.h_bf16 is free again: q/k/v have read it).
+        const bool experts_read_bf16 = !on_host && observer == nullptr &&
+                                       moe_activation_dtype(layer.grouped_experts) == DType::bf16;
         moe_router(a.x, a.block_out, layer.post_attention_norm, eps, layer.router,
                    layer.routing_bias, c.num_experts_per_tok, a.h, a.router_logits, a.expert_ids,
-                   a.expert_weights);
+                   a.expert_weights, experts_read_bf16 ? &a.h_bf16 : nullptr);
         timer.mark("add_rms_norm and router");
         if (observer) observer->moe_input(l, a.h, a.expert_ids);
         // The experts as this device holds them: the checkpoint's list on the host, grouped
@@ -256,7 +260,8 @@ void MiniMaxM2::run_step(const StepIndices& step, const KvPool& pool, StepActiva
         if (on_host) {
             moe_experts(a.h, a.expert_ids, a.expert_weights, layer.experts, a.block_out);
         } else {
-            moe_experts(a.h, a.expert_ids, a.expert_weights, layer.grouped_experts, a.block_out);
+            moe_experts(experts_read_bf16 ? a.h_bf16 : a.h, a.expert_ids, a.expert_weights,
+                        layer.grouped_experts, a.block_out);
         }
         timer.mark("moe_experts");
     }

@@ -13,7 +13,7 @@ namespace fourbit {
 struct StepActivations {
     Tensor x;               // [T, H] the residual stream
     Tensor h;               // [T, H] normed input of each block
-    Tensor h_bf16;          // [T, H] the same rounded to bf16, where NVFP4 linears read it
+    Tensor h_bf16;          // [T, H] the same rounded to bf16, for NVFP4 linears and experts
     Tensor q, k, v;         // [T, Q], [T, KV], [T, KV]
     Tensor attended;        // [T, Q]
     Tensor attended_bf16;   // [T, Q] the same rounded to bf16, where an NVFP4 o_proj reads it

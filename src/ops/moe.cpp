@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "ops/device_dispatch.h"
 #include "ops/nvfp4_tiles.h"
@@ -31,6 +32,10 @@ Tensor checked_routing(const char* op, int64_t n_tokens, int64_t n_experts, cons
 }
 
 }  // namespace
+
+DType moe_activation_dtype(const GroupedExperts& experts) {
+    return experts.nvfp4() ? DType::bf16 : DType::f32;
+}
 
 bool moe_grouped_pays(int64_t n_tokens, int64_t top_k, int64_t n_experts) {
     // From one slot per two experts (batch-16 decode on M2: 128 slots over ~101 distinct
@@ -68,7 +73,7 @@ void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tenso
 
 void moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps,
                 const LinearWeight& router, const Tensor& bias, int64_t k, Tensor& h,
-                Tensor& logits, Tensor& expert_ids, Tensor& expert_weights) {
+                Tensor& logits, Tensor& expert_ids, Tensor& expert_weights, Tensor* h_rounded) {
     // The three ops check their own arguments; the fused kernel relies on the same checks, so
     // they are made here too where it may run.
     FOURBIT_ASSERT(x.rank() == 2 && x.dtype() == DType::f32 && r.shape() == x.shape() &&
@@ -87,18 +92,25 @@ void moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps
                    shape_text(logits.shape()), shape_text(x.shape()));
     const Tensor placed_bias =
         checked_routing("moe_router", n_tokens, n_experts, bias, k, expert_ids, expert_weights);
-    const Device device =
-        op_device("moe_router", {&x, &r, &norm_weight, &router.weight, &placed_bias, &h, &logits,
-                                 &expert_ids, &expert_weights});
+    std::vector<const Tensor*> tensors = {&x, &r,      &norm_weight, &router.weight, &placed_bias,
+                                          &h, &logits, &expert_ids,  &expert_weights};
+    if (h_rounded != nullptr) {
+        FOURBIT_ASSERT(h_rounded->dtype() == DType::bf16 && h_rounded->shape() == h.shape() &&
+                           h_rounded->raw() != x.raw() && h_rounded->raw() != r.raw(),
+                       "moe_router: h {} and its rounding {} {}", shape_text(h.shape()),
+                       shape_text(h_rounded->shape()), dtype_name(h_rounded->dtype()));
+        tensors.push_back(h_rounded);
+    }
+    const Device device = op_device("moe_router", tensors);
 #ifdef FOURBIT_CUDA
     if (device.is_cuda() && cuda::moe_router(x, r, norm_weight, eps, router, placed_bias, k, h,
-                                             logits, expert_ids, expert_weights)) {
+                                             logits, expert_ids, expert_weights, h_rounded)) {
         return;
     }
 #else
     (void)device;
 #endif
-    add_rms_norm(x, r, norm_weight, eps, h);
+    add_rms_norm(x, r, norm_weight, eps, h, h_rounded);
     linear(h, router, logits);
     moe_route(logits, placed_bias, k, expert_ids, expert_weights);
 }
@@ -107,8 +119,7 @@ namespace {
 
 void check_moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
                        const Tensor& out) {
-    FOURBIT_ASSERT(h.rank() == 2 && h.dtype() == DType::f32 && out.shape() == h.shape() &&
-                       out.dtype() == DType::f32,
+    FOURBIT_ASSERT(h.rank() == 2 && out.shape() == h.shape() && out.dtype() == DType::f32,
                    "moe_experts: h {} out {}", shape_text(h.shape()), shape_text(out.shape()));
     FOURBIT_ASSERT(expert_ids.rank() == 2 && expert_ids.dim(0) == h.dim(0) &&
                        expert_weights.shape() == expert_ids.shape(),
@@ -124,6 +135,8 @@ void check_moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& 
 void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
                  std::span<const ExpertWeights> experts, Tensor& out) {
     check_moe_experts(h, expert_ids, expert_weights, out);
+    FOURBIT_ASSERT(h.dtype() == DType::f32, "moe_experts: h {} for experts on the host (f32)",
+                   dtype_name(h.dtype()));
     const Device device = op_device("moe_experts", {&h, &expert_ids, &expert_weights, &out});
     if (device.is_cuda()) {
         fail("moe_experts: tensors on {} take experts grouped there once (group_experts)",
@@ -142,6 +155,8 @@ void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert
 void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
                  const GroupedExperts& experts, Tensor& out) {
     check_moe_experts(h, expert_ids, expert_weights, out);
+    FOURBIT_ASSERT(h.dtype() == DType::f32 || h.dtype() == DType::bf16,
+                   "moe_experts: h {} (f32 or bf16)", dtype_name(h.dtype()));
     const Device device = op_device(
         "moe_experts",
         {&h, &expert_ids, &expert_weights, &out, &experts.gate_up_codes, &experts.gate_up_dense});

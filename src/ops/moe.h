@@ -8,7 +8,8 @@
 //
 // moe_experts: out[t] = sum_j weight[t, j] * W2_e (silu(W1_e h[t]) * W3_e h[t]), e = ids[t, j];
 // contributions are added in ascending expert id, as transformers does.
-//   h [n_tokens, hidden] f32   out [n_tokens, hidden] f32 (overwritten)
+//   h [n_tokens, hidden] f32, or bf16 for grouped experts (moe_activation_dtype)
+//   out [n_tokens, hidden] f32 (overwritten)
 //
 // On a CUDA device both run without a host synchronisation: moe_route writes the ids and
 // weights on the device, and moe_experts reads them there, over experts grouped once at load
@@ -49,6 +50,11 @@ struct GroupedExperts {
     bool nvfp4() const { return gate_up_codes.defined(); }
 };
 
+// The dtype in which grouped experts read h best: bf16 for NVFP4 ones, whose kernels multiply h
+// rounded to bf16 whichever they are given (so bf16 rows are the same values in half the bytes
+// every CTA stages), f32 for dense ones (which widen bf16 rows first).
+DType moe_activation_dtype(const GroupedExperts& experts);
+
 // The most experts a layer's grouped form takes (the CUDA grouping sorts them in one CTA).
 inline constexpr int64_t kMaxGroupedExperts = 1024;
 
@@ -62,12 +68,15 @@ void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tenso
 // moe_router: the MoE block's input and its routing, as add_rms_norm(x, r, norm_weight, eps, h),
 // linear(h, router, logits) and moe_route(logits, bias, k, ids, weights) in sequence, and with
 // bitwise their values. On CUDA one kernel does the three for up to kMaxFusedRouterTokens tokens
-// of a dense router (a decode step); otherwise they run as the three ops.
+// of a dense router (a decode step); otherwise they run as the three ops. With h_rounded, h is
+// also written rounded to bf16 there, for experts that read it so (moe_activation_dtype).
 //   x, r, h [n_tokens, hidden] f32 (x updated)   logits [n_tokens, n_experts] f32
+//   h_rounded [n_tokens, hidden] bf16, or nullptr
 inline constexpr int64_t kMaxFusedRouterTokens = 4;
 void moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps,
                 const LinearWeight& router, const Tensor& bias, int64_t k, Tensor& h,
-                Tensor& logits, Tensor& expert_ids, Tensor& expert_weights);
+                Tensor& logits, Tensor& expert_ids, Tensor& expert_weights,
+                Tensor* h_rounded = nullptr);
 
 void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
                  std::span<const ExpertWeights> experts, Tensor& out);
@@ -94,7 +103,7 @@ namespace cuda {
 // it does not apply (more tokens, an NVFP4 router, rows wider than 4,096, over 512 experts).
 bool moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps,
                 const LinearWeight& router, const Tensor& bias, int64_t k, Tensor& h,
-                Tensor& logits, Tensor& expert_ids, Tensor& expert_weights);
+                Tensor& logits, Tensor& expert_ids, Tensor& expert_weights, Tensor* h_rounded);
 void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tensor& expert_ids,
                Tensor& expert_weights);
 void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,

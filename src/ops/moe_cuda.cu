@@ -78,10 +78,17 @@ void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert
                                   static_cast<int>(experts.intermediate)};
     const int64_t slots = n_tokens * top_k;
     Scratch mid(static_cast<size_t>(slots * experts.intermediate) * sizeof(__nv_bfloat16));
-    FOURBIT_CUDA_CHECK(nvfp4::launch_moe(view, expert_ids.data<int32_t>(),
-                                         expert_weights.data<float>(), h.data<float>(),
-                                         static_cast<int>(n_tokens), static_cast<int>(top_k),
-                                         mid.as<__nv_bfloat16>(), out.data<float>(), stream));
+    auto launch = [&](const auto* rows) {
+        FOURBIT_CUDA_CHECK(nvfp4::launch_moe(view, expert_ids.data<int32_t>(),
+                                             expert_weights.data<float>(), rows,
+                                             static_cast<int>(n_tokens), static_cast<int>(top_k),
+                                             mid.as<__nv_bfloat16>(), out.data<float>(), stream));
+    };
+    if (h.dtype() == DType::bf16) {
+        launch(h.data<__nv_bfloat16>());
+    } else {
+        launch(h.data<float>());
+    }
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 

@@ -4,6 +4,9 @@
 // down + the weighted sum in slot order, both reading the routing on the device.
 #include <cuda_bf16.h>
 
+#include <optional>
+
+#include "ops/cuda/round_bf16.h"
 #include "ops/cuda/stream.h"
 #include "ops/moe.h"
 #include "tensor/cuda_check.h"
@@ -62,17 +65,17 @@ __global__ void dense_down_kernel(const W* down, const int32_t* ids, const float
 }
 
 template <typename W>
-void launch(const Tensor& h, const Tensor& ids, const Tensor& weights,
-            const GroupedExperts& experts, Tensor& out) {
-    const int n_tokens = static_cast<int>(h.dim(0)), top_k = static_cast<int>(ids.dim(1));
+void launch(const float* h, const Tensor& ids, const Tensor& weights, const GroupedExperts& experts,
+            Tensor& out) {
+    const int n_tokens = static_cast<int>(out.dim(0)), top_k = static_cast<int>(ids.dim(1));
     const int hidden = static_cast<int>(experts.hidden);
     const int intermediate = static_cast<int>(experts.intermediate);
     cudaStream_t stream = current_stream();
     Scratch mid(static_cast<size_t>(n_tokens) * top_k * intermediate * sizeof(float));
     const dim3 gate_up_grid((intermediate + kWarps - 1) / kWarps, n_tokens * top_k);
     dense_gate_up_kernel<W><<<gate_up_grid, 32 * kWarps, 0, stream>>>(
-        experts.gate_up_dense.data<W>(), ids.data<int32_t>(), h.data<float>(), hidden,
-        intermediate, top_k, mid.as<float>());
+        experts.gate_up_dense.data<W>(), ids.data<int32_t>(), h, hidden, intermediate, top_k,
+        mid.as<float>());
     FOURBIT_CUDA_CHECK_LAUNCH();
     const dim3 down_grid((hidden + kWarps - 1) / kWarps, n_tokens);
     dense_down_kernel<W><<<down_grid, 32 * kWarps, 0, stream>>>(
@@ -86,10 +89,20 @@ void launch(const Tensor& h, const Tensor& ids, const Tensor& weights,
 void moe_experts_dense(const Tensor& h, const Tensor& expert_ids, const Tensor& expert_weights,
                        const GroupedExperts& experts, Tensor& out) {
     DeviceScope scope(h.device().index);
-    if (experts.gate_up_dense.dtype() == DType::bf16) {
-        launch<__nv_bfloat16>(h, expert_ids, expert_weights, experts, out);
+    // Dense experts multiply h in f32, exactly: bf16 rows are widened first.
+    std::optional<Scratch> widened;
+    const float* rows = nullptr;
+    if (h.dtype() == DType::bf16) {
+        widened.emplace(static_cast<size_t>(h.numel()) * sizeof(float));
+        rows = widened->as<float>();
+        widen_bf16(h.data<__nv_bfloat16>(), widened->as<float>(), h.numel(), current_stream());
     } else {
-        launch<float>(h, expert_ids, expert_weights, experts, out);
+        rows = h.data<float>();
+    }
+    if (experts.gate_up_dense.dtype() == DType::bf16) {
+        launch<__nv_bfloat16>(rows, expert_ids, expert_weights, experts, out);
+    } else {
+        launch<float>(rows, expert_ids, expert_weights, experts, out);
     }
 }
 

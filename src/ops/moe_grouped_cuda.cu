@@ -9,6 +9,8 @@
 // output row; a last kernel sums a token's k rows in slot order, as the CPU does. No host
 // synchronisation anywhere (graph capture stays possible).
 #include <cub/block/block_scan.cuh>
+#include <optional>
+#include <type_traits>
 
 #include "ops/cuda/nvfp4_gemm.cuh"
 #include "ops/cuda/nvfp4_gemv.cuh"
@@ -103,11 +105,11 @@ __global__ void scatter_kernel(const int32_t* ids, int n_slots, Grouping g) {
 // For each stripe of the CTA's run of kStripesPerCta (stripes_per_expert in all), partial[w] =
 // warp w's share of k of that stripe of one expert's matrix (stripe-major from codes and
 // scales) times the tile's `count` slot rows source[row_of(r)], staged once for the run in
-// `staged`; then finish(stripe) with the CTA synchronised. The next stripe's first weights load
-// while a stripe's partial sums meet.
-template <typename RowOf, typename Finish>
+// `staged` (source f32, or bf16 as a producer rounded it); then finish(stripe) with the CTA
+// synchronised. The next stripe's first weights load while a stripe's partial sums meet.
+template <typename T, typename RowOf, typename Finish>
 __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* scales, int expert,
-                                             int stripes_per_expert, int k, const float* source,
+                                             int stripes_per_expert, int k, const T* source,
                                              int count, RowOf row_of, uint2* staged,
                                              float (*partial)[4][32], Finish finish) {
     const int warp = threadIdx.x >> 5, groups = k / kGroupCols;
@@ -119,8 +121,12 @@ __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* sc
                         first_group);
     nvfp4::WeightChunk<kChunk> first;
     nvfp4::load_chunk(first, at, end_group - first_group);
-    nvfp4::stage_rows(staged, count, k,
-                      [&](int r) { return source + static_cast<int64_t>(row_of(r)) * k; });
+    const auto row_at = [&](int r) { return source + static_cast<int64_t>(row_of(r)) * k; };
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+        nvfp4::stage_bf16_rows(staged, count, k, row_at);
+    } else {
+        nvfp4::stage_rows(staged, count, k, row_at);
+    }
     for (int s = 0; s < n_stripes; ++s) {
         float acc[1][4] = {};
         nvfp4::stripe_partial<1>(first, at, first_group, end_group,
@@ -138,8 +144,9 @@ __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* sc
 
 // grid (2 I / 16 stripes / kStripesPerCta, max tiles): mid[slot] = silu(gate_e h) * (up_e h) for
 // the tile's slots.
+template <typename X>
 __global__ void __launch_bounds__(kThreads)
-    grouped_gate_up_kernel(ExpertsView experts, Grouping g, const float* h, int top_k, float* mid) {
+    grouped_gate_up_kernel(ExpertsView experts, Grouping g, const X* h, int top_k, float* mid) {
     extern __shared__ uint2 staged[];
     const int tile = blockIdx.y;
     if (tile >= g.n_tiles[0]) return;
@@ -309,16 +316,18 @@ __global__ void sum_slots_vector_kernel(const float4* rows, int top_k, int vecto
 
 // gate/up then down as the per-stripe GEMVs over tiles of up to kTileSlots slots, each CTA
 // kStripesPerCta stripes of one tile.
-void launch_grouped(const ExpertsView& view, const Grouping& g, int max_tiles, const float* h,
+template <typename X>
+void launch_grouped(const ExpertsView& view, const Grouping& g, int max_tiles, const X* h,
                     int top_k, const float* weights, float* mid, float* rows) {
     cudaStream_t stream = current_stream();
     const auto blocks = [](int n_rows) {
         return (n_rows / 16 + kStripesPerCta - 1) / kStripesPerCta;
     };
     const size_t gate_up_bytes = nvfp4::staged_bytes(kTileSlots, view.hidden);
-    FOURBIT_CUDA_CHECK(opt_in_shared_memory(grouped_gate_up_kernel, gate_up_bytes));
-    grouped_gate_up_kernel<<<dim3(blocks(2 * view.intermediate), max_tiles), kThreads,
-                             gate_up_bytes, stream>>>(view, g, h, top_k, mid);
+    FOURBIT_CUDA_CHECK(opt_in_shared_memory(grouped_gate_up_kernel<X>, gate_up_bytes));
+    grouped_gate_up_kernel<X>
+        <<<dim3(blocks(2 * view.intermediate), max_tiles), kThreads, gate_up_bytes, stream>>>(
+            view, g, h, top_k, mid);
     FOURBIT_CUDA_CHECK_LAUNCH();
     const size_t down_bytes = nvfp4::staged_bytes(kTileSlots, view.intermediate);
     FOURBIT_CUDA_CHECK(opt_in_shared_memory(grouped_down_kernel, down_bytes));
@@ -364,12 +373,20 @@ void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor
     if (gemm) {
         constexpr size_t bytes = nvfp4::gemm::shared_bytes<GemmTile>();
         const auto blocks = [](int rows) { return (rows / 16 + GemmTile::kStripes - 1) / GemmTile::kStripes; };
-        Scratch h_bf16(sizeof(__nv_bfloat16) * static_cast<size_t>(n_tokens) * hidden);
-        round_to_bf16(h.data<float>(), h_bf16.as<__nv_bfloat16>(), h.numel(), stream);
+        // The GEMM multiplies h as bf16: f32 rows are rounded here, bf16 ones are read as given.
+        std::optional<Scratch> rounded;
+        const __nv_bfloat16* h_bf16 = nullptr;
+        if (h.dtype() == DType::bf16) {
+            h_bf16 = h.data<__nv_bfloat16>();
+        } else {
+            rounded.emplace(sizeof(__nv_bfloat16) * static_cast<size_t>(n_tokens) * hidden);
+            h_bf16 = rounded->as<__nv_bfloat16>();
+            round_to_bf16(h.data<float>(), rounded->as<__nv_bfloat16>(), h.numel(), stream);
+        }
         Scratch mid(sizeof(__nv_bfloat16) * static_cast<size_t>(n_slots) * intermediate);
         FOURBIT_CUDA_CHECK(opt_in_shared_memory(gemm_gate_up_kernel, bytes));
-        gemm_gate_up_kernel<<<dim3(blocks(2 * intermediate), max_tiles), GemmTile::kThreads, bytes, stream>>>(
-            view, g, h_bf16.as<__nv_bfloat16>(), top_k, mid.as<__nv_bfloat16>());
+        gemm_gate_up_kernel<<<dim3(blocks(2 * intermediate), max_tiles), GemmTile::kThreads, bytes,
+                              stream>>>(view, g, h_bf16, top_k, mid.as<__nv_bfloat16>());
         FOURBIT_CUDA_CHECK_LAUNCH();
         FOURBIT_CUDA_CHECK(opt_in_shared_memory(gemm_down_kernel, bytes));
         gemm_down_kernel<<<dim3(blocks(hidden), max_tiles), GemmTile::kThreads, bytes, stream>>>(
@@ -377,8 +394,13 @@ void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor
         FOURBIT_CUDA_CHECK_LAUNCH();
     } else {
         Scratch mid(sizeof(float) * static_cast<size_t>(n_slots) * intermediate);
-        launch_grouped(view, g, max_tiles, h.data<float>(), top_k, expert_weights.data<float>(),
-                       mid.as<float>(), rows.as<float>());
+        if (h.dtype() == DType::bf16) {
+            launch_grouped(view, g, max_tiles, h.data<__nv_bfloat16>(), top_k,
+                           expert_weights.data<float>(), mid.as<float>(), rows.as<float>());
+        } else {
+            launch_grouped(view, g, max_tiles, h.data<float>(), top_k, expert_weights.data<float>(),
+                           mid.as<float>(), rows.as<float>());
+        }
     }
     if (hidden % 4 == 0 && n_tokens <= 65535 &&
         reinterpret_cast<uintptr_t>(out.data<float>()) % 16 == 0) {

@@ -6,10 +6,11 @@
 // (ops/cuda/route_top_k.cuh).
 //
 // Every CTA normalises the tokens' rows itself (they are in L2, and a CTA needs all of h for its
-// router rows), then computes kRowsPerCta logits; the last CTA to finish routes every token and
-// writes x and h. "Last" is counted on a device-global counter that each launch leaves at zero,
-// so the kernel is graph-capturable without a memset; two of these kernels must not run at once
-// on one device (each device's model steps run on one stream).
+// router rows), writes its share of h (f32, and bf16 where asked: the NVFP4 experts' input),
+// then computes kRowsPerCta logits; the last CTA to finish routes every token and writes x. "Last"
+// is counted on a device-global counter that each launch leaves at zero, so the kernel is
+// graph-capturable without a memset; two of these kernels must not run at once on one device (each
+// device's model steps run on one stream).
 #include "ops/cuda/device_attribute.h"
 #include "ops/cuda/exact_dot.cuh"
 #include "ops/cuda/norm_rope.cuh"
@@ -35,6 +36,7 @@ struct RouterParams {
     float eps;
     int m, d, n, k;  // tokens, hidden, experts, top k
     float* h;        // [m, d]
+    __nv_bfloat16* h_rounded;  // [m, d] h rounded to bf16, or nullptr
     float* logits;   // [m, n]
     int32_t* ids;    // [m, k]
     float* weights;  // [m, k]
@@ -69,6 +71,14 @@ __global__ void __launch_bounds__(kNormThreads)
                                          x_rows + t * p.d, h_rows + t * p.d, reduction);
         __syncthreads();  // `reduction` is reused; h is complete for the dot products
     }
+    // h is read by no other CTA here (each has its own), so each writes its share now, off the
+    // last CTA's tail.
+    const int share = (p.m * p.d + gridDim.x - 1) / gridDim.x;
+    const int share_end = min(p.m * p.d, (static_cast<int>(blockIdx.x) + 1) * share);
+    for (int i = blockIdx.x * share + threadIdx.x; i < share_end; i += kNormThreads) {
+        p.h[i] = h_rows[i];
+        if (p.h_rounded != nullptr) p.h_rounded[i] = __float2bfloat16_rn(h_rows[i]);
+    }
 
     // This CTA's router rows.
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -98,10 +108,7 @@ __global__ void __launch_bounds__(kNormThreads)
     __syncthreads();
     route_choose(scores, keys, candidates, at, p.m, best, chosen, picked, p.ids, p.weights);
     // x was read by every CTA; all have counted, so it can be overwritten now.
-    for (int i = threadIdx.x; i < p.m * p.d; i += kNormThreads) {
-        p.x[i] = x_rows[i];
-        p.h[i] = h_rows[i];
-    }
+    for (int i = threadIdx.x; i < p.m * p.d; i += kNormThreads) p.x[i] = x_rows[i];
     if (threadIdx.x == 0) finished_ctas = 0;
 }
 
@@ -136,7 +143,7 @@ void with_weight(const Tensor& weight, Launch&& launch) {
 
 bool moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps,
                 const LinearWeight& router, const Tensor& bias, int64_t k, Tensor& h,
-                Tensor& logits, Tensor& ids, Tensor& weights) {
+                Tensor& logits, Tensor& ids, Tensor& weights, Tensor* h_rounded) {
     const int64_t m = x.dim(0), d = x.dim(1), n = router.rows();
     const DType router_dtype = router.weight.dtype();
     const bool dense = router_dtype == DType::bf16 || router_dtype == DType::f32;
@@ -147,10 +154,18 @@ bool moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps
         return false;
     }
     DeviceScope scope(x.device().index);
-    const RouterParams params{x.data<float>(),     r.data<float>(),      eps,
-                              static_cast<int>(m), static_cast<int>(d),  static_cast<int>(n),
-                              static_cast<int>(k), h.data<float>(),      logits.data<float>(),
-                              ids.data<int32_t>(), weights.data<float>()};
+    const RouterParams params{x.data<float>(),
+                              r.data<float>(),
+                              eps,
+                              static_cast<int>(m),
+                              static_cast<int>(d),
+                              static_cast<int>(n),
+                              static_cast<int>(k),
+                              h.data<float>(),
+                              h_rounded != nullptr ? h_rounded->data<__nv_bfloat16>() : nullptr,
+                              logits.data<float>(),
+                              ids.data<int32_t>(),
+                              weights.data<float>()};
     const bool has_bias = bias.defined() && bias.numel() > 0;
     bool launched = false;
     with_weight(norm_weight, [&](auto* norm) {

@@ -27,11 +27,22 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
     cpu::rms_norm(x, weight, eps, y);
 }
 
-void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, Tensor& y) {
+void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, Tensor& y,
+                  Tensor* y_rounded) {
     FOURBIT_ASSERT(r.shape() == x.shape() && r.dtype() == DType::f32, "add_rms_norm: x {} r {}",
                    shape_text(x.shape()), shape_text(r.shape()));
     FOURBIT_ASSERT(y.raw() != x.raw() && y.raw() != r.raw(), "add_rms_norm: y aliases x or r");
-    const Device device = op_device("add_rms_norm", {&x, &r, &weight, &y});
+    if (y_rounded != nullptr) {
+        FOURBIT_ASSERT(y.dtype() == DType::f32 && y_rounded->dtype() == DType::bf16 &&
+                           y_rounded->shape() == y.shape() && y_rounded->raw() != x.raw() &&
+                           y_rounded->raw() != r.raw(),
+                       "add_rms_norm: y {} {} and its rounding {} {}", shape_text(y.shape()),
+                       dtype_name(y.dtype()), shape_text(y_rounded->shape()),
+                       dtype_name(y_rounded->dtype()));
+    }
+    const Device device = y_rounded != nullptr
+                              ? op_device("add_rms_norm", {&x, &r, &weight, &y, y_rounded})
+                              : op_device("add_rms_norm", {&x, &r, &weight, &y});
     if (device.is_cuda()) {
         FOURBIT_ASSERT(x.rank() == 2 && y.shape() == x.shape() && x.dtype() == DType::f32 &&
                            (y.dtype() == DType::f32 || y.dtype() == DType::bf16) &&
@@ -40,13 +51,14 @@ void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, T
                        "add_rms_norm: x {} y {} w {}", shape_text(x.shape()), shape_text(y.shape()),
                        shape_text(weight.shape()));
 #ifdef FOURBIT_CUDA
-        return cuda::add_rms_norm(x, r, weight, eps, y);
+        return cuda::add_rms_norm(x, r, weight, eps, y, y_rounded);
 #else
         no_cuda_backend("add_rms_norm", device);
 #endif
     }
     add(x, r);
     rms_norm(x, weight, eps, y);
+    if (y_rounded != nullptr) rms_norm(x, weight, eps, *y_rounded);
 }
 
 }  // namespace fourbit

@@ -2,10 +2,9 @@
 // sum of squares in double, as the CPU reference does, so both devices compute the same scale).
 // A row of up to kMaxRegisterWidth elements touches global memory once per value: every load
 // (the weights' too) is issued at the start, the row stays in registers through one reduction,
-// and each output is written once (f32, or bf16 for an NVFP4 linear). Wider rows take the loop
-// form, which reads the row again.
-// Both let the next kernel start at once: a decode step's q/k/v projection, launched with PDL,
-// streams its weights while the norm runs.
+// and each output is written once (f32, bf16 for an NVFP4 linear, or both). Wider rows take the
+// loop form, which reads the row again. Both let the next kernel start at once: a decode step's
+// q/k/v projection, launched with PDL, streams its weights while the norm runs.
 #include <type_traits>
 
 #include "ops/cuda/norm_rope.cuh"
@@ -42,7 +41,7 @@ void with_per_thread(int64_t d, Launch&& launch) {
 
 template <int kPerThread, typename Weight, typename Out>
 __global__ void __launch_bounds__(kNormThreads)
-    rms_norm_kernel(const float* x, const Weight* w, float eps, int d, Out* y) {
+    rms_norm_kernel(const float* x, const Weight* w, float eps, int d, Out y) {
     allow_dependents();  // the next projection's weights start loading (ops/cuda/pdl.cuh)
     __shared__ RmsShared reduction;
     const float* row = x + blockIdx.x * int64_t{d};
@@ -59,7 +58,7 @@ __global__ void __launch_bounds__(kNormThreads)
 // ops in sequence compute.
 template <int kPerThread, typename Weight, typename Out>
 __global__ void __launch_bounds__(kNormThreads)
-    add_rms_norm_kernel(float* x, const float* r, const Weight* w, float eps, int d, Out* y) {
+    add_rms_norm_kernel(float* x, const float* r, const Weight* w, float eps, int d, Out y) {
     allow_dependents();
     __shared__ RmsShared reduction;
     float* row = x + blockIdx.x * int64_t{d};
@@ -70,12 +69,11 @@ __global__ void __launch_bounds__(kNormThreads)
 // The two kernels for rows wider than kMaxRegisterWidth: rms_scale reads the row from global
 // memory, and the output loop reads it again.
 template <typename Weight, typename Out>
-__global__ void wide_rms_norm_kernel(const float* x, const Weight* w, float eps, int64_t d,
-                                     Out* y) {
+__global__ void wide_rms_norm_kernel(const float* x, const Weight* w, float eps, int64_t d, Out y) {
     allow_dependents();
     __shared__ double partial[kNormWarps];
     const float* row = x + blockIdx.x * d;
-    Out* out = y + blockIdx.x * d;
+    const Out out = y + blockIdx.x * d;
     const float scale = rms_scale(row, d, eps, partial);
     // y may be x: every element was read into the sum before rms_scale's barriers.
     for (int64_t i = threadIdx.x; i < d; i += kNormThreads) {
@@ -85,7 +83,7 @@ __global__ void wide_rms_norm_kernel(const float* x, const Weight* w, float eps,
 
 template <typename Weight, typename Out>
 __global__ void wide_add_rms_norm_kernel(float* x, const float* r, const Weight* w, float eps,
-                                         int64_t d, Out* y) {
+                                         int64_t d, Out y) {
     allow_dependents();
     __shared__ double partial[kNormWarps];
     float* row = x + blockIdx.x * d;
@@ -93,17 +91,20 @@ __global__ void wide_add_rms_norm_kernel(float* x, const float* r, const Weight*
     // Each thread sums the elements it wrote: the scale of the two ops in sequence.
     for (int64_t i = threadIdx.x; i < d; i += kNormThreads) row[i] += residual[i];
     const float scale = rms_scale(row, d, eps, partial);
-    Out* out = y + blockIdx.x * d;
+    const Out out = y + blockIdx.x * d;
     for (int64_t i = threadIdx.x; i < d; i += kNormThreads) {
         store_norm_output(out, i, row[i] * scale * norm_weight(w, i));
     }
 }
 
-// Calls launch(w, y) with the weight and output pointers as their dtypes say.
+// Calls launch(w, y) with the weight and output pointers as their dtypes say; with y_rounded,
+// the output is both (F32AndBf16Rows).
 template <typename Launch>
-void with_weight_and_output(const Tensor& weight, Tensor& y, Launch&& launch) {
+void with_weight_and_output(const Tensor& weight, Tensor& y, Tensor* y_rounded, Launch&& launch) {
     auto with_output = [&](const auto* w) {
-        if (y.dtype() == DType::bf16) {
+        if (y_rounded != nullptr) {
+            launch(w, F32AndBf16Rows{y.data<float>(), y_rounded->data<__nv_bfloat16>()});
+        } else if (y.dtype() == DType::bf16) {
             launch(w, y.data<__nv_bfloat16>());
         } else {
             launch(w, y.data<float>());
@@ -123,7 +124,7 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
     if (rows == 0) return;
     DeviceScope scope(x.device().index);
     const unsigned blocks = static_cast<unsigned>(rows);
-    with_weight_and_output(weight, y, [&](const auto* w, auto* out) {
+    with_weight_and_output(weight, y, nullptr, [&](const auto* w, auto out) {
         if (d > kMaxRegisterWidth) {
             wide_rms_norm_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(x.data<float>(), w,
                                                                                 eps, d, out);
@@ -138,12 +139,13 @@ void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
-void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, Tensor& y) {
+void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, Tensor& y,
+                  Tensor* y_rounded) {
     const int64_t rows = x.dim(0), d = x.dim(1);
     if (rows == 0) return;
     DeviceScope scope(x.device().index);
     const unsigned blocks = static_cast<unsigned>(rows);
-    with_weight_and_output(weight, y, [&](const auto* w, auto* out) {
+    with_weight_and_output(weight, y, y_rounded, [&](const auto* w, auto out) {
         if (d > kMaxRegisterWidth) {
             wide_add_rms_norm_kernel<<<blocks, kNormThreads, 0, current_stream()>>>(
                 x.data<float>(), r.data<float>(), w, eps, d, out);

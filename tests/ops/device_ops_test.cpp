@@ -136,6 +136,9 @@ protected:
         for (int64_t i = 0; i < host.numel(); ++i) host.data<float>()[i] = std::nanf("");
         return on_device(host);
     }
+    Tensor poisoned_bf16(Shape shape) const {
+        return on_device(as_dtype(to_host(poisoned(std::move(shape))), DType::bf16));
+    }
     // y = x W^T on the device under test for a bf16 `weight` and for a matrix of its first
     // `few` rows: y within `relative` x sum |w x| (+ a floor) of the host's, and its first `few`
     // rows bitwise the smaller matrix's (a row's sum does not depend on the rows beside it).
@@ -171,6 +174,18 @@ protected:
         EXPECT_EQ(bits(glogits), bits(elogits)) << "logits, " << where;
         EXPECT_EQ(bits(gids), bits(eids)) << "ids, " << where;
         EXPECT_EQ(bits(gweights), bits(eweights)) << "weights, " << where;
+        // Asked for h rounded to bf16 too (the NVFP4 experts' input): the same op otherwise.
+        Tensor rx = on_device(x), rh = poisoned({m, hidden}), rounded = poisoned_bf16({m, hidden}),
+               rlogits = poisoned({m, n_experts}),
+               rids = Tensor::zeros(DType::i32, {m, k}, device_), rweights = poisoned({m, k});
+        moe_router(rx, on_device(r), w, 1e-6f, device_router, b, k, rh, rlogits, rids, rweights,
+                   &rounded);
+        EXPECT_EQ(bits(rounded), bits(as_dtype(to_host(eh), DType::bf16)))
+            << "h rounded, " << where;
+        EXPECT_EQ(bits(rx), bits(ex)) << "x beside h rounded, " << where;
+        EXPECT_EQ(bits(rh), bits(eh)) << "h beside h rounded, " << where;
+        EXPECT_EQ(bits(rids), bits(eids)) << "ids beside h rounded, " << where;
+        EXPECT_EQ(bits(rweights), bits(eweights)) << "weights beside h rounded, " << where;
         const Tensor ids = to_host(gids), weights = to_host(gweights);
         for (int64_t t = 0; t < m; ++t) {
             double total = 0;
@@ -326,6 +341,15 @@ TEST_P(DeviceOps, NormsWrittenAsBf16AreTheirF32OutputsRounded) {
         expect_within(to_host(x2), to_host(x1), 0.0, ("add_rms_norm residual, " + width).c_str());
         expect_within(widened(to_host(bf16)), widened(as_dtype(to_host(f32), DType::bf16)), 0.0,
                       ("add_rms_norm to bf16, " + width).c_str());
+        // Both at once (the MoE's h: its router reads f32, its NVFP4 experts bf16).
+        Tensor x3 = on_device(x), both_f32 = poisoned({3, d});
+        Tensor both_bf16 = on_device(as_dtype(to_host(poisoned({3, d})), DType::bf16));
+        add_rms_norm(x3, r_device, w, 1e-6f, both_f32, &both_bf16);
+        expect_within(to_host(x3), to_host(x1), 0.0, ("both outputs' residual, " + width).c_str());
+        expect_within(to_host(both_f32), to_host(f32), 0.0,
+                      ("both outputs' f32, " + width).c_str());
+        expect_within(widened(to_host(both_bf16)), widened(to_host(bf16)), 0.0,
+                      ("both outputs' bf16, " + width).c_str());
     }
 }
 
@@ -1076,6 +1100,52 @@ TEST_P(DeviceOps, MoeExpertsBf16DecodeAndSmallPrefill) {
     for (const MoeCase& c :
          {MoeCase{1, 16, 8, 256, 128}, MoeCase{6, 16, 4, 256, 128}, MoeCase{3, 8, 2, 200, 72}}) {
         run_moe_case(c, device_, rng, ExpertKind::bf16);
+    }
+}
+
+// h handed over in bf16 (moe_router's rounded copy) gives bitwise what the same values give in
+// f32, in each form the CUDA experts take: a pass a slot (1 and 3 tokens), grouped tiles of up to
+// 8 slots, the grouped GEMM, and dense experts (which widen it); MiniMax's widths for the first.
+TEST_P(DeviceOps, MoeExpertsBf16InputEqualsTheSameValuesInF32) {
+    if (device_.is_host()) GTEST_SKIP() << "the host takes h in f32 (moe_activation_dtype)";
+    std::mt19937 rng(47);
+    struct Case {
+        MoeCase shape;
+        ExpertKind kind;
+        bool grouped;
+    };
+    for (const Case& c : {Case{{1, 32, 8, 3072, 1536}, ExpertKind::nvfp4_bytes, false},
+                          Case{{3, 32, 4, 256, 128}, ExpertKind::nvfp4, false},
+                          Case{{40, 16, 4, 256, 128}, ExpertKind::nvfp4, true},
+                          Case{{300, 8, 2, 256, 128}, ExpertKind::nvfp4, true},
+                          Case{{3, 16, 4, 256, 128}, ExpertKind::bf16, true}}) {
+        const MoeCase& m = c.shape;
+        ASSERT_EQ(moe_grouped_pays(m.n_tokens, m.top_k, m.n_experts), c.grouped);
+        std::vector<ExpertWeights> experts(m.n_experts);
+        auto make = c.kind == ExpertKind::nvfp4         ? random_nvfp4
+                    : c.kind == ExpertKind::nvfp4_bytes ? random_nvfp4_bytes
+                                                        : random_bf16_weight;
+        for (ExpertWeights& e : experts) {
+            e.gate = make(m.intermediate, m.hidden, rng);
+            e.up = make(m.intermediate, m.hidden, rng);
+            e.down = make(m.hidden, m.intermediate, rng);
+        }
+        const GroupedExperts grouped = group_experts(experts, device_);
+        EXPECT_EQ(moe_activation_dtype(grouped),
+                  c.kind == ExpertKind::bf16 ? DType::f32 : DType::bf16);
+        const Tensor h_bf16 = as_dtype(random_f32({m.n_tokens, m.hidden}, rng), DType::bf16);
+        Tensor ids = Tensor::zeros(DType::i32, {m.n_tokens, m.top_k}, device_);
+        Tensor weights = Tensor::zeros(DType::f32, {m.n_tokens, m.top_k}, device_);
+        moe_route(on_device(random_f32({m.n_tokens, m.n_experts}, rng, 2.0f)), Tensor(), m.top_k,
+                  ids, weights);
+        Tensor from_f32 = poisoned({m.n_tokens, m.hidden});
+        Tensor from_bf16 = poisoned({m.n_tokens, m.hidden});
+        moe_experts(on_device(widened(h_bf16)), ids, weights, grouped, from_f32);
+        moe_experts(on_device(h_bf16), ids, weights, grouped, from_bf16);
+        const std::string what = std::to_string(m.n_tokens) + " tokens, top " +
+                                 std::to_string(m.top_k) + " of " + std::to_string(m.n_experts) +
+                                 (c.kind == ExpertKind::bf16 ? ", dense" : ", nvfp4");
+        expect_within(to_host(from_bf16), to_host(from_f32), 0.0, what.c_str());
     }
 }
 

@@ -214,11 +214,26 @@ __device__ __forceinline__ void store_norm_output(__nv_bfloat16* out, int64_t i,
     out[i] = __float2bfloat16_rn(value);
 }
 
+// Both at once, for a row with an exact reader and an NVFP4 one: the MoE's router (f32) and
+// its experts (bf16). Offsets move both pointers, so kernels index it as they do one.
+struct F32AndBf16Rows {
+    float* f32;
+    __nv_bfloat16* bf16;
+
+    __device__ __forceinline__ F32AndBf16Rows operator+(int64_t offset) const {
+        return {f32 + offset, bf16 + offset};
+    }
+};
+__device__ __forceinline__ void store_norm_output(F32AndBf16Rows out, int64_t i, float value) {
+    out.f32[i] = value;
+    out.bf16[i] = __float2bfloat16_rn(value);
+}
+
 // out = x * scale * w, the loop kernels' expression; the weights stay as stored (f32 or bf16
 // bits) until norm_weight reads them from their slots.
 template <int kPerThread, typename Weight, typename Out>
 __device__ __forceinline__ void store_normed(const float (&xs)[kPerThread], float scale,
-                                             const Weight (&ws)[kPerThread], int d, Out* out) {
+                                             const Weight (&ws)[kPerThread], int d, Out out) {
 #pragma unroll
     for (int j = 0; j < kPerThread; ++j) {
         const int i = threadIdx.x + j * kNormThreads;
@@ -233,7 +248,7 @@ __device__ __forceinline__ void store_normed(const float (&xs)[kPerThread], floa
 // synchronises before it reuses `reduction`.
 template <int kPerThread, typename Weight, typename Out>
 __device__ __forceinline__ void add_rms_norm_row(const float* x, const float* r, const Weight* w,
-                                                 float eps, int d, float* x_out, Out* y,
+                                                 float eps, int d, float* x_out, Out y,
                                                  RmsShared& reduction) {
     float xs[kPerThread], rs[kPerThread];
     Weight ws[kPerThread];

@@ -322,27 +322,28 @@ __device__ __forceinline__ void stage_rows(uint2* shared, const float* x, int x_
         n_threads);
 }
 
-// Stages n_rows rows of k bf16 (row-major, 16-byte aligned: a producer rounded them already)
-// into shared memory as stage_rows does, then synchronises the CTA. A thread takes a k-tile of a
-// row at a time (two 16-byte loads, two 16-byte stores; the rounding was the producer's), kBatch
-// of them in flight. Half the bytes of f32 rows for every CTA to read: H100 kernel bench, x as
-// bf16 rows against f32 (session 25): the stacked q/k/v at 1 / 8 tokens 7.34 / 13.57 -> 6.60 /
-// 10.33 us, o_proj 7.68 / 13.0 -> 6.56 / 9.17; f32 rows staged a k-tile a thread the same way
-// were slower than f32 fragments (7.20 / 15.0; 8.20 / 14.4): the bytes are the cost, not the
-// instructions.
-template <int kBatch = 2>
-__device__ __forceinline__ void stage_bf16_rows(uint2* shared, const __nv_bfloat16* x, int n_rows,
-                                                int k, int n_threads = kThreads) {
+// Stages n_rows rows of k bf16 (each 16-byte aligned, row r from row_at(r): a producer rounded
+// them already) into shared memory as stage_rows does, then synchronises the CTA. A thread takes a
+// k-tile of a row at a time (two 16-byte loads, two 16-byte stores; the rounding was the
+// producer's), kBatch of them in flight. Half the bytes of f32 rows for every CTA to read: H100
+// kernel bench, x as bf16 rows against f32 (session 25): the stacked q/k/v at 1 / 8 tokens 7.34
+// / 13.57 -> 6.60 / 10.33 us, o_proj 7.68 / 13.0 -> 6.56 / 9.17; f32 rows staged a k-tile a thread
+// the same way were slower than f32 fragments (7.20 / 15.0; 8.20 / 14.4): the bytes are the cost,
+// not the instructions.
+template <int kBatch = 2, class RowAt>
+__device__ __forceinline__ void stage_bf16_rows(uint2* shared, int n_rows, int k, RowAt row_at,
+                                                int n_threads = kThreads) {
     const int tiles = k / 16, stride = fragment_stride(k);
-    const uint4* source = reinterpret_cast<const uint4*>(x);  // row r's k-tile kt: 2 (r tiles + kt)
     for (int first = threadIdx.x; first < n_rows * tiles; first += kBatch * n_threads) {
         uint4 low[kBatch], high[kBatch];
 #pragma unroll
         for (int b = 0; b < kBatch; ++b) {
             const int i = first + b * n_threads;
             if (i < n_rows * tiles) {
-                low[b] = __ldg(source + 2 * i);
-                high[b] = __ldg(source + 2 * i + 1);
+                const int r = i / tiles, kt = i - r * tiles;
+                const uint4* source = reinterpret_cast<const uint4*>(row_at(r)) + 2 * kt;
+                low[b] = __ldg(source);
+                high[b] = __ldg(source + 1);
             }
         }
 #pragma unroll
@@ -359,6 +360,14 @@ __device__ __forceinline__ void stage_bf16_rows(uint2* shared, const __nv_bfloat
         }
     }
     __syncthreads();
+}
+
+// The same for n_rows consecutive rows from x.
+template <int kBatch = 2>
+__device__ __forceinline__ void stage_bf16_rows(uint2* shared, const __nv_bfloat16* x, int n_rows,
+                                                int k, int n_threads = kThreads) {
+    stage_bf16_rows<kBatch>(
+        shared, n_rows, k, [&](int r) { return x + static_cast<int64_t>(r) * k; }, n_threads);
 }
 
 // Shared memory for n_rows staged rows of k columns.
@@ -497,13 +506,14 @@ inline constexpr int kGateUpStripes = 4;
 
 // mid[p, i] = silu(gate_e h[p / top_k])_i * (up_e h[p / top_k])_i, e = ids[p], one routed
 // slot p per grid row, kGateUpStripes stripes per CTA; grid = (2 intermediate / 16 /
-// kGateUpStripes rounded up, n_tokens * top_k); the slot's h row staged in shared memory
-// (staged_bytes(1, hidden)). mid's rows are bf16 in the B fragments' layout (fragment_half): the
-// down kernel multiplies them rounded so, and copies them as they are. Three CTAs an SM (80
-// registers with chunks of 4, 75 with 3, no spills; unbounded, ptxas took 112 and two).
-template <int kChunk, bool kWhole>
+// kGateUpStripes rounded up, n_tokens * top_k); the slot's h row (X: f32, or bf16 as a producer
+// rounded it) staged in shared memory (staged_bytes(1, hidden)). mid's rows are bf16 in the B
+// fragments' layout (fragment_half): the down kernel multiplies them rounded so, and copies them as
+// they are. Three CTAs an SM (80 registers with chunks of 4, 75 with 3, no spills; unbounded, ptxas
+// took 112 and two).
+template <int kChunk, bool kWhole, typename X>
 __global__ void __launch_bounds__(kThreads, 3)
-    moe_gate_up_kernel(ExpertsView experts, const int32_t* ids, const float* h, int top_k,
+    moe_gate_up_kernel(ExpertsView experts, const int32_t* ids, const X* h, int top_k,
                        __nv_bfloat16* mid) {
     extern __shared__ uint2 staged[];
     __shared__ float partial[kGateUpStripes][kWarps][4][32];
@@ -519,7 +529,12 @@ __global__ void __launch_bounds__(kThreads, 3)
     const LaneTiles at(codes, scales, begin);
     WeightChunk<kChunk> first;
     load_chunk<kWhole>(first, at, end - begin);
-    stage_row(staged, h + static_cast<int64_t>(slot / top_k) * experts.hidden, experts.hidden);
+    const X* row = h + static_cast<int64_t>(slot / top_k) * experts.hidden;
+    if constexpr (std::is_same_v<X, __nv_bfloat16>) {
+        stage_bf16_rows(staged, row, 1, experts.hidden);
+    } else {
+        stage_row(staged, row, experts.hidden);
+    }
     stripes_partial<kWhole>(first, at, groups, n_stripes, begin, end,
                             StagedB<1>(staged, fragment_stride(experts.hidden), 1), partial);
     __syncthreads();
@@ -762,18 +777,19 @@ inline cudaError_t launch_linear(const TilesView& w, const X* x, int n_tokens, c
 }
 
 // The gate/up kernel in chunks of kChunk for a hidden width, unguarded where they are whole.
-template <int kChunk>
+template <int kChunk, typename X>
 inline auto gate_up_kernel_for(int hidden) {
-    return whole_chunks<kChunk>(hidden, kWarps) ? moe_gate_up_kernel<kChunk, true>
-                                                : moe_gate_up_kernel<kChunk, false>;
+    return whole_chunks<kChunk>(hidden, kWarps) ? moe_gate_up_kernel<kChunk, true, X>
+                                                : moe_gate_up_kernel<kChunk, false, X>;
 }
 
-// The MoE experts of n_tokens tokens, top_k <= 8 slots each: gate/up + SiLU into `mid`
-// ([n_tokens top_k, intermediate] bf16, moe_gate_up_kernel's layout), then down + the routed
-// sum into `out`.
+// The MoE experts of n_tokens tokens, top_k <= 8 slots each, h f32 or bf16 rows: gate/up +
+// SiLU into `mid` ([n_tokens top_k, intermediate] bf16, moe_gate_up_kernel's layout), then down
+// + the routed sum into `out`.
+template <typename X>
 inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, const float* weights,
-                              const float* h, int n_tokens, int top_k, __nv_bfloat16* mid,
-                              float* out, cudaStream_t stream) {
+                              const X* h, int n_tokens, int top_k, __nv_bfloat16* mid, float* out,
+                              cudaStream_t stream) {
     const size_t gate_up_bytes = staged_bytes(1, experts.hidden);
     // Chunks that split a warp's share of a gate/up stripe evenly: M2's hidden 3,072 gives each
     // warp 6 groups, which chunks of 4 cut into 4 + 2 (half of the second chunk's loads and
@@ -782,8 +798,8 @@ inline cudaError_t launch_moe(const ExpertsView& experts, const int32_t* ids, co
     // with the guards compiled out where every chunk is whole (whole_chunks). Chunks of 3 only
     // where they are whole: elsewhere they split nothing evenly either.
     const auto gate_up = whole_chunks<3>(experts.hidden, kWarps)
-                             ? moe_gate_up_kernel<3, true>
-                             : gate_up_kernel_for<kProductionChunk>(experts.hidden);
+                             ? moe_gate_up_kernel<3, true, X>
+                             : gate_up_kernel_for<kProductionChunk, X>(experts.hidden);
     cudaError_t status = opt_in_shared_memory(gate_up, gate_up_bytes);
     if (status != cudaSuccess) return status;
     const int gate_up_stripes = 2 * experts.intermediate / 16;
