@@ -4,11 +4,17 @@
 // into tiles of one expert's slots. Few slots per expert (batched decode, short chunks): each
 // CTA multiplies four 16-row stripes in turn with a tile of up to 8 slots (the mma's 8 token
 // columns), k split over its warps, so every expert's weights are read once per 8 slots at full
-// memory parallelism. Many (long prefill chunks): the tiled GEMM (ops/cuda/nvfp4_gemm.cuh) over
+// memory parallelism; the SiLU products go from gate/up to down as bf16 rows, and M2's widths run
+// in the decode kernels' whole chunks of 3 groups (73 and 68 registers: three CTAs an SM, where
+// chunks of 4 took 92 and two). H200 kernel bench, the experts at 32 tokens (~163 of 256 experts):
+// 492.5 -> 428.6 us with both and the grid cut to the tiles there can be; the 62-layer decode at
+// batch 16 / 32 728.7 / 985.0 -> 834.9 / 1,115.0 tok/s. Many (long prefill chunks): the tiled GEMM (ops/cuda/nvfp4_gemm.cuh) over
 // tiles of 64 slots, 128 rows per CTA, activations as bf16. Down writes each slot's weighted
 // output row; a last kernel sums a token's k rows in slot order, as the CPU does. No host
 // synchronisation anywhere (graph capture stays possible).
 #include <cub/block/block_scan.cuh>
+
+#include <algorithm>
 #include <optional>
 #include <type_traits>
 
@@ -34,7 +40,6 @@ constexpr int kTileSlots = 8;  // one mma token tile
 // weights load while the previous one's sums meet. H100, M2.7 experts at 32 tokens: 960 us
 // with 1, 774 with 2, 674 with 4 (the 8-layer slice's batch-32 decode step 13.4 -> 11.4 ms).
 constexpr int kStripesPerCta = 4;
-constexpr int kChunk = nvfp4::kProductionChunk;
 // 128 rows x 64 slots in 4 warps of 32 x 64: each dequantised weight fragment serves 8 mma.
 // H100, M2.7 slices, pp4096, ms per layer by differencing 8 and 4 layers: 10.28 against 10.95
 // for 8 warps of 16 x 64, 11.09 for 2 warps of 64 x 64, 10.97 for 8 warps of 32 x 32 and 10.97
@@ -107,7 +112,8 @@ __global__ void scatter_kernel(const int32_t* ids, int n_slots, Grouping g) {
 // scales) times the tile's `count` slot rows source[row_of(r)], staged once for the run in
 // `staged` (source f32, or bf16 as a producer rounded it); then finish(stripe) with the CTA
 // synchronised. The next stripe's first weights load while a stripe's partial sums meet.
-template <typename T, typename RowOf, typename Finish>
+// kChunk groups a warp in flight, kWhole as the decode kernels' (nvfp4::whole_chunks).
+template <int kChunk, bool kWhole, typename T, typename RowOf, typename Finish>
 __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* scales, int expert,
                                              int stripes_per_expert, int k, const T* source,
                                              int count, RowOf row_of, uint2* staged,
@@ -120,7 +126,7 @@ __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* sc
     nvfp4::LaneTiles at(codes + expert_tile * groups * 32, scales + expert_tile * groups * 8,
                         first_group);
     nvfp4::WeightChunk<kChunk> first;
-    nvfp4::load_chunk(first, at, end_group - first_group);
+    nvfp4::load_chunk<kWhole>(first, at, end_group - first_group);
     const auto row_at = [&](int r) { return source + static_cast<int64_t>(row_of(r)) * k; };
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {
         nvfp4::stage_bf16_rows(staged, count, k, row_at);
@@ -129,12 +135,13 @@ __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* sc
     }
     for (int s = 0; s < n_stripes; ++s) {
         float acc[1][4] = {};
-        nvfp4::stripe_partial<1>(first, at, first_group, end_group,
-                                 nvfp4::StagedB<1>(staged, nvfp4::fragment_stride(k), count), acc);
+        nvfp4::stripe_partial<1, kWhole>(
+            first, at, first_group, end_group,
+            nvfp4::StagedB<1>(staged, nvfp4::fragment_stride(k), count), acc);
         nvfp4::store_partials<1>(partial, acc);
         if (s + 1 < n_stripes) {
             at = at.groups_on(groups);
-            nvfp4::load_chunk(first, at, end_group - first_group);
+            nvfp4::load_chunk<kWhole>(first, at, end_group - first_group);
         }
         __syncthreads();
         finish(first_stripe + s);
@@ -142,69 +149,73 @@ __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* sc
     }
 }
 
-// grid (2 I / 16 stripes / kStripesPerCta, max tiles): mid[slot] = silu(gate_e h) * (up_e h) for
-// the tile's slots.
-template <typename X>
+// grid (2 I / 16 stripes / kStripesPerCta, tiles): mid[slot] = silu(gate_e h) * (up_e h) for
+// the tile's slots, rounded to bf16 (the down kernel multiplies them so).
+template <int kChunk, bool kWhole, typename X>
 __global__ void __launch_bounds__(kThreads)
-    grouped_gate_up_kernel(ExpertsView experts, Grouping g, const X* h, int top_k, float* mid) {
+    grouped_gate_up_kernel(ExpertsView experts, Grouping g, const X* h, int top_k,
+                           __nv_bfloat16* mid) {
     extern __shared__ uint2 staged[];
     const int tile = blockIdx.y;
     if (tile >= g.n_tiles[0]) return;
     const int expert = g.tile_expert[tile], begin = g.tile_begin[tile], count = g.tile_count[tile];
     __shared__ float partial[kWarps][4][32];
-    tile_stripes(
+    tile_stripes<kChunk, kWhole>(
         experts.gate_up_codes, experts.gate_up_scales, expert, 2 * experts.intermediate / 16,
         experts.hidden, h, count, [&](int r) { return g.sorted[begin + r] / top_k; }, staged,
-        partial, [&](int stripe) {
-        // Output (row g, slot column n): lane 4g + n / 2, registers n % 2 (gate), 2 + n % 2 (up).
-        if (threadIdx.x < 8 * kTileSlots) {
-            const int row = threadIdx.x / kTileSlots, n = threadIdx.x % kTileSlots;
-            if (n < count) {
-                const int lane = 4 * row + n / 2;
-                float gate = 0.0f, up = 0.0f;
+        partial,
+        [&](int stripe) {
+            // Output (row g, slot n): lane 4g + n / 2, registers n % 2 (gate), 2 + n % 2 (up).
+            if (threadIdx.x < 8 * kTileSlots) {
+                const int row = threadIdx.x / kTileSlots, n = threadIdx.x % kTileSlots;
+                if (n < count) {
+                    const int lane = 4 * row + n / 2;
+                    float gate = 0.0f, up = 0.0f;
 #pragma unroll
-                for (int v = 0; v < kWarps; ++v) {
-                    gate += partial[v][n % 2][lane];
-                    up += partial[v][2 + n % 2][lane];
+                    for (int v = 0; v < kWarps; ++v) {
+                        gate += partial[v][n % 2][lane];
+                        up += partial[v][2 + n % 2][lane];
+                    }
+                    gate *= experts.out_scales[expert * 3 + 0];
+                    up *= experts.out_scales[expert * 3 + 1];
+                    const int slot = g.sorted[begin + n];
+                    mid[static_cast<int64_t>(slot) * experts.intermediate + stripe * 8 + row] =
+                        __float2bfloat16_rn(gate / (1.0f + expf(-gate)) * up);
                 }
-                gate *= experts.out_scales[expert * 3 + 0];
-                up *= experts.out_scales[expert * 3 + 1];
-                const int slot = g.sorted[begin + n];
-                mid[static_cast<int64_t>(slot) * experts.intermediate + stripe * 8 + row] =
-                    gate / (1.0f + expf(-gate)) * up;
             }
-        }
-    });
+        });
 }
 
-// grid (H / 16 stripes / kStripesPerCta, max tiles): rows[slot] = weight[slot] (down_e
-// mid[slot]) for the tile.
+// grid (H / 16 stripes / kStripesPerCta, tiles): rows[slot] = weight[slot] (down_e mid[slot])
+// for the tile.
+template <int kChunk, bool kWhole>
 __global__ void __launch_bounds__(kThreads)
-    grouped_down_kernel(ExpertsView experts, Grouping g, const float* weights, const float* mid,
-                        float* rows) {
+    grouped_down_kernel(ExpertsView experts, Grouping g, const float* weights,
+                        const __nv_bfloat16* mid, float* rows) {
     extern __shared__ uint2 staged[];
     const int tile = blockIdx.y;
     if (tile >= g.n_tiles[0]) return;
     const int expert = g.tile_expert[tile], begin = g.tile_begin[tile], count = g.tile_count[tile];
     __shared__ float partial[kWarps][4][32];
-    tile_stripes(
+    tile_stripes<kChunk, kWhole>(
         experts.down_codes, experts.down_scales, expert, experts.hidden / 16, experts.intermediate,
-        mid, count, [&](int r) { return g.sorted[begin + r]; }, staged, partial, [&](int stripe) {
-        // Output (row r of the stripe, slot column n): lane 4 (r % 8) + n / 2, register
-        // n % 2 + (r >= 8 ? 2 : 0).
-        if (threadIdx.x < 16 * kTileSlots) {
-            const int r = threadIdx.x / kTileSlots, n = threadIdx.x % kTileSlots;
-            if (n < count) {
-                const int lane = 4 * (r % 8) + n / 2, reg = n % 2 + (r >= 8 ? 2 : 0);
-                float sum = 0.0f;
+        mid, count, [&](int r) { return g.sorted[begin + r]; }, staged, partial,
+        [&](int stripe) {
+            // Output (row r of the stripe, slot column n): lane 4 (r % 8) + n / 2, register
+            // n % 2 + (r >= 8 ? 2 : 0).
+            if (threadIdx.x < 16 * kTileSlots) {
+                const int r = threadIdx.x / kTileSlots, n = threadIdx.x % kTileSlots;
+                if (n < count) {
+                    const int lane = 4 * (r % 8) + n / 2, reg = n % 2 + (r >= 8 ? 2 : 0);
+                    float sum = 0.0f;
 #pragma unroll
-                for (int v = 0; v < kWarps; ++v) sum += partial[v][reg][lane];
-                const int slot = g.sorted[begin + n];
-                rows[static_cast<int64_t>(slot) * experts.hidden + stripe * 16 + r] =
-                    weights[slot] * experts.out_scales[expert * 3 + 2] * sum;
+                    for (int v = 0; v < kWarps; ++v) sum += partial[v][reg][lane];
+                    const int slot = g.sorted[begin + n];
+                    rows[static_cast<int64_t>(slot) * experts.hidden + stripe * 16 + r] =
+                        weights[slot] * experts.out_scales[expert * 3 + 2] * sum;
+                }
             }
-        }
-    });
+        });
 }
 
 using GemmAccumulators = float[GemmTile::kMTiles][GemmTile::kNTiles][4];
@@ -314,25 +325,46 @@ __global__ void sum_slots_vector_kernel(const float4* rows, int top_k, int vecto
     out[t * vectors + c] = sum;
 }
 
+// The chunk for a grouped kernel over k columns: 3 groups where every warp's share is whole
+// chunks of 3 (M2: gate/up 6 groups a warp, down 3), as the decode gate/up takes them; else the
+// decode's chunks, unguarded where whole. launch(std::integral_constant<int, chunk>, whole).
+template <typename Launch>
+void with_chunks(int k, Launch&& launch) {
+    constexpr int kChunk = nvfp4::kProductionChunk;
+    if (nvfp4::whole_chunks<3>(k, kWarps)) {
+        launch(std::integral_constant<int, 3>{}, std::true_type{});
+    } else if (nvfp4::whole_chunks<kChunk>(k, kWarps)) {
+        launch(std::integral_constant<int, kChunk>{}, std::true_type{});
+    } else {
+        launch(std::integral_constant<int, kChunk>{}, std::false_type{});
+    }
+}
+
 // gate/up then down as the per-stripe GEMVs over tiles of up to kTileSlots slots, each CTA
-// kStripesPerCta stripes of one tile.
+// kStripesPerCta stripes of one tile; a grid row for each tile there can be (the plan makes
+// n_tiles of them; each tile holds a slot, so no more than there are slots).
 template <typename X>
-void launch_grouped(const ExpertsView& view, const Grouping& g, int max_tiles, const X* h,
-                    int top_k, const float* weights, float* mid, float* rows) {
+void launch_grouped(const ExpertsView& view, const Grouping& g, int tiles, const X* h, int top_k,
+                    const float* weights, __nv_bfloat16* mid, float* rows) {
     cudaStream_t stream = current_stream();
     const auto blocks = [](int n_rows) {
         return (n_rows / 16 + kStripesPerCta - 1) / kStripesPerCta;
     };
-    const size_t gate_up_bytes = nvfp4::staged_bytes(kTileSlots, view.hidden);
-    FOURBIT_CUDA_CHECK(opt_in_shared_memory(grouped_gate_up_kernel<X>, gate_up_bytes));
-    grouped_gate_up_kernel<X>
-        <<<dim3(blocks(2 * view.intermediate), max_tiles), kThreads, gate_up_bytes, stream>>>(
-            view, g, h, top_k, mid);
+    with_chunks(view.hidden, [&](auto chunk, auto whole) {
+        const auto kernel = grouped_gate_up_kernel<chunk(), whole(), X>;
+        const size_t bytes = nvfp4::staged_bytes(kTileSlots, view.hidden);
+        FOURBIT_CUDA_CHECK(opt_in_shared_memory(kernel, bytes));
+        kernel<<<dim3(blocks(2 * view.intermediate), tiles), kThreads, bytes, stream>>>(view, g, h,
+                                                                                        top_k, mid);
+    });
     FOURBIT_CUDA_CHECK_LAUNCH();
-    const size_t down_bytes = nvfp4::staged_bytes(kTileSlots, view.intermediate);
-    FOURBIT_CUDA_CHECK(opt_in_shared_memory(grouped_down_kernel, down_bytes));
-    grouped_down_kernel<<<dim3(blocks(view.hidden), max_tiles), kThreads, down_bytes, stream>>>(
-        view, g, weights, mid, rows);
+    with_chunks(view.intermediate, [&](auto chunk, auto whole) {
+        const auto kernel = grouped_down_kernel<chunk(), whole()>;
+        const size_t bytes = nvfp4::staged_bytes(kTileSlots, view.intermediate);
+        FOURBIT_CUDA_CHECK(opt_in_shared_memory(kernel, bytes));
+        kernel<<<dim3(blocks(view.hidden), tiles), kThreads, bytes, stream>>>(view, g, weights, mid,
+                                                                              rows);
+    });
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
@@ -393,13 +425,14 @@ void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor
             view, g, expert_weights.data<float>(), mid.as<__nv_bfloat16>(), rows.as<float>());
         FOURBIT_CUDA_CHECK_LAUNCH();
     } else {
-        Scratch mid(sizeof(float) * static_cast<size_t>(n_slots) * intermediate);
+        Scratch mid(sizeof(__nv_bfloat16) * static_cast<size_t>(n_slots) * intermediate);
+        const int tiles = std::min(max_tiles, n_slots);
         if (h.dtype() == DType::bf16) {
-            launch_grouped(view, g, max_tiles, h.data<__nv_bfloat16>(), top_k,
-                           expert_weights.data<float>(), mid.as<float>(), rows.as<float>());
+            launch_grouped(view, g, tiles, h.data<__nv_bfloat16>(), top_k,
+                           expert_weights.data<float>(), mid.as<__nv_bfloat16>(), rows.as<float>());
         } else {
-            launch_grouped(view, g, max_tiles, h.data<float>(), top_k, expert_weights.data<float>(),
-                           mid.as<float>(), rows.as<float>());
+            launch_grouped(view, g, tiles, h.data<float>(), top_k, expert_weights.data<float>(),
+                           mid.as<__nv_bfloat16>(), rows.as<float>());
         }
     }
     if (hidden % 4 == 0 && n_tokens <= 65535 &&
