@@ -8,13 +8,12 @@
 // in the decode kernels' whole chunks of 3 groups (73 and 68 registers: three CTAs an SM, where
 // chunks of 4 took 92 and two). H200 kernel bench, the experts at 32 tokens (~163 of 256 experts):
 // 492.5 -> 428.6 us with both and the grid cut to the tiles there can be; the 62-layer decode at
-// batch 16 / 32 728.7 / 985.0 -> 834.9 / 1,115.0 tok/s. Many (long prefill chunks): the tiled GEMM (ops/cuda/nvfp4_gemm.cuh) over
-// tiles of 64 slots, 128 rows per CTA, activations as bf16. Down writes each slot's weighted
-// output row; a last kernel sums a token's k rows in slot order, as the CPU does. No host
-// synchronisation anywhere (graph capture stays possible).
-#include <cub/block/block_scan.cuh>
-
+// batch 16 / 32 728.7 / 985.0 -> 834.9 / 1,115.0 tok/s. Many (long prefill chunks): the tiled GEMM
+// (ops/cuda/nvfp4_gemm.cuh) over tiles of 64 slots, 128 rows per CTA, activations as bf16. Down
+// writes each slot's weighted output row; a last kernel sums a token's k rows in slot order, as the
+// CPU does. No host synchronisation anywhere (graph capture stays possible).
 #include <algorithm>
+#include <cub/block/block_scan.cuh>
 #include <optional>
 #include <type_traits>
 
