@@ -73,16 +73,17 @@ for round in $(seq "$rounds"); do
     for v in $variants; do
         for e in ${ENVS:--}; do
             dir=/tmp/ab/$v/build-gpu
-            [ -x "$dir/fourbit" ] || continue
+            # Each timing needs its own binary (TARGETS may have built only one of them).
+            [ -x "$dir/fourbit" ] || [ -x "$dir/bench/cuda_kernels_bench" ] || continue
             environment=()
             [ "$e" = - ] || environment=("$e")
             echo "== round $round: $v${environment:+ $e}"
-            if [ -n "$kb" ]; then
+            if [ -n "$kb" ] && [ -x "$dir/bench/cuda_kernels_bench" ]; then
                 # shellcheck disable=SC2086
                 env "${environment[@]}" "$dir/bench/cuda_kernels_bench" $kb 2>&1 |
                     grep -E "${KB_GREP:-.}" | head -40
             fi
-            if [ "$layers" != 0 ]; then
+            if [ "$layers" != 0 ] && [ -x "$dir/fourbit" ]; then
                 for context in ${CONTEXTS:-512}; do
                     env "${environment[@]}" "$dir/fourbit" bench-model --synthetic-weights \
                         m2.7-slice --layers "$layers" --all-layers-nvfp4 --device cuda -p 16 \
