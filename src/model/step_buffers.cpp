@@ -26,15 +26,16 @@ Tensor StepBuffers::grown(Tensor& buffer, DType dtype, Device device, int64_t ro
 StepActivations StepBuffers::activations(const MiniMaxM2Config& c, Device device, int64_t T,
                                          int64_t R) {
     if (device.is_host()) {
+        // No bf16 copies: host weights read f32 activations (linear_activation_dtype).
         auto f32 = [](int64_t rows, int64_t cols) { return Tensor::zeros(DType::f32, {rows, cols}); };
         return {f32(T, c.hidden_size),
                 f32(T, c.hidden_size),
-                Tensor::zeros(DType::bf16, {T, c.hidden_size}),
+                Tensor(),
                 f32(T, c.q_width()),
                 f32(T, c.kv_width()),
                 f32(T, c.kv_width()),
                 f32(T, c.q_width()),
-                Tensor::zeros(DType::bf16, {T, c.q_width()}),
+                Tensor(),
                 f32(T, c.hidden_size),
                 f32(T, c.num_local_experts),
                 Tensor::zeros(DType::i32, {T, c.num_experts_per_tok}),

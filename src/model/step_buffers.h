@@ -14,9 +14,11 @@ struct StepActivations {
     Tensor x;               // [T, H] the residual stream
     Tensor h;               // [T, H] normed input of each block
     Tensor h_bf16;          // [T, H] the same rounded to bf16, for NVFP4 linears and experts
+                            //        (a device's only: undefined on the host)
     Tensor q, k, v;         // [T, Q], [T, KV], [T, KV]
     Tensor attended;        // [T, Q]
     Tensor attended_bf16;   // [T, Q] the same rounded to bf16, where an NVFP4 o_proj reads it
+                            //        (a device's only)
     Tensor block_out;       // [T, H]
     Tensor router_logits;   // [T, E]
     Tensor expert_ids;      // [T, k] i32

@@ -8,6 +8,7 @@
 // through the weight-only GEMV family (ops/cuda/nvfp4_gemv.cuh) for steps of up to 32 tokens
 // and the GEMM (ops/cuda/nvfp4_gemm.cuh) for more.
 #include <cmath>
+#include <optional>
 
 #include "ops/cuda/cublas.h"
 #include "ops/cuda/exact_dot.cuh"
@@ -185,11 +186,8 @@ void linear_tiles(const X* x, int n_tokens, const nvfp4::TilesView& tiles,
 }
 
 void linear_tiles(const Tensor& x, const nvfp4::TilesView& tiles, const nvfp4::RowParts& y) {
-    const int n_tokens = static_cast<int>(x.dim(0));
-    if (x.dtype() == DType::bf16) {
-        return linear_tiles(x.data<__nv_bfloat16>(), n_tokens, tiles, y);
-    }
-    linear_tiles(x.data<float>(), n_tokens, tiles, y);
+    with_rows(x,
+              [&](const auto* rows) { linear_tiles(rows, static_cast<int>(x.dim(0)), tiles, y); });
 }
 
 }  // namespace
@@ -198,12 +196,10 @@ void linear(const Tensor& x, const LinearWeight& weight, Tensor& y) {
     if (x.dim(0) == 0) return;
     DeviceScope scope(x.device().index);
     if (weight.format() == WeightFormat::dense) {
-        const int m = static_cast<int>(x.dim(0)), k = static_cast<int>(x.dim(1));
-        if (x.dtype() == DType::f32) return linear_dense(x.data<float>(), m, k, weight, y);
         // Dense weights multiply f32 activations (exactly, in the GEMVs): bf16 ones are widened.
-        Scratch widened(static_cast<size_t>(x.numel()) * sizeof(float));
-        widen_bf16(x.data<__nv_bfloat16>(), widened.as<float>(), x.numel(), current_stream());
-        return linear_dense(widened.as<float>(), m, k, weight, y);
+        std::optional<Scratch> widened;
+        return linear_dense(f32_rows(x, widened), static_cast<int>(x.dim(0)),
+                            static_cast<int>(x.dim(1)), weight, y);
     }
     linear_tiles(x, tiles_of(weight),
                  nvfp4::one_part(y.data<float>(), static_cast<int>(weight.rows()),

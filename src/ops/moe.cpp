@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <vector>
 
 #include "ops/device_dispatch.h"
 #include "ops/nvfp4_tiles.h"
@@ -92,16 +91,16 @@ void moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps
                    shape_text(logits.shape()), shape_text(x.shape()));
     const Tensor placed_bias =
         checked_routing("moe_router", n_tokens, n_experts, bias, k, expert_ids, expert_weights);
-    std::vector<const Tensor*> tensors = {&x, &r,      &norm_weight, &router.weight, &placed_bias,
-                                          &h, &logits, &expert_ids,  &expert_weights};
     if (h_rounded != nullptr) {
         FOURBIT_ASSERT(h_rounded->dtype() == DType::bf16 && h_rounded->shape() == h.shape() &&
                            h_rounded->raw() != x.raw() && h_rounded->raw() != r.raw(),
                        "moe_router: h {} and its rounding {} {}", shape_text(h.shape()),
                        shape_text(h_rounded->shape()), dtype_name(h_rounded->dtype()));
-        tensors.push_back(h_rounded);
     }
-    const Device device = op_device("moe_router", tensors);
+    // h_rounded, when given, must be where the rest is (h stands in for it otherwise).
+    const Device device = op_device(
+        "moe_router", {&x, &r, &norm_weight, &router.weight, &placed_bias, &h, &logits, &expert_ids,
+                       &expert_weights, h_rounded != nullptr ? h_rounded : &h});
 #ifdef FOURBIT_CUDA
     if (device.is_cuda() && cuda::moe_router(x, r, norm_weight, eps, router, placed_bias, k, h,
                                              logits, expert_ids, expert_weights, h_rounded)) {

@@ -2,6 +2,7 @@
 // the grouped NVFP4 experts read the ids it wrote (ops/cuda/nvfp4_gemv.cuh): one kernel for
 // gate/up + SiLU over every routed slot, one for down + the weighted sum in slot order.
 #include "ops/cuda/nvfp4_gemv.cuh"
+#include "ops/cuda/round_bf16.h"
 #include "ops/cuda/route_top_k.cuh"
 #include "ops/cuda/stream.h"
 #include "ops/moe.h"
@@ -78,17 +79,12 @@ void moe_experts(const Tensor& h, const Tensor& expert_ids, const Tensor& expert
                                   static_cast<int>(experts.intermediate)};
     const int64_t slots = n_tokens * top_k;
     Scratch mid(static_cast<size_t>(slots * experts.intermediate) * sizeof(__nv_bfloat16));
-    auto launch = [&](const auto* rows) {
+    with_rows(h, [&](const auto* rows) {
         FOURBIT_CUDA_CHECK(nvfp4::launch_moe(view, expert_ids.data<int32_t>(),
                                              expert_weights.data<float>(), rows,
                                              static_cast<int>(n_tokens), static_cast<int>(top_k),
                                              mid.as<__nv_bfloat16>(), out.data<float>(), stream));
-    };
-    if (h.dtype() == DType::bf16) {
-        launch(h.data<__nv_bfloat16>());
-    } else {
-        launch(h.data<float>());
-    }
+    });
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 

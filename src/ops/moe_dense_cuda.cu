@@ -91,14 +91,7 @@ void moe_experts_dense(const Tensor& h, const Tensor& expert_ids, const Tensor& 
     DeviceScope scope(h.device().index);
     // Dense experts multiply h in f32, exactly: bf16 rows are widened first.
     std::optional<Scratch> widened;
-    const float* rows = nullptr;
-    if (h.dtype() == DType::bf16) {
-        widened.emplace(static_cast<size_t>(h.numel()) * sizeof(float));
-        rows = widened->as<float>();
-        widen_bf16(h.data<__nv_bfloat16>(), widened->as<float>(), h.numel(), current_stream());
-    } else {
-        rows = h.data<float>();
-    }
+    const float* rows = f32_rows(h, widened);
     if (experts.gate_up_dense.dtype() == DType::bf16) {
         launch<__nv_bfloat16>(rows, expert_ids, expert_weights, experts, out);
     } else {

@@ -406,14 +406,7 @@ void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor
         const auto blocks = [](int rows) { return (rows / 16 + GemmTile::kStripes - 1) / GemmTile::kStripes; };
         // The GEMM multiplies h as bf16: f32 rows are rounded here, bf16 ones are read as given.
         std::optional<Scratch> rounded;
-        const __nv_bfloat16* h_bf16 = nullptr;
-        if (h.dtype() == DType::bf16) {
-            h_bf16 = h.data<__nv_bfloat16>();
-        } else {
-            rounded.emplace(sizeof(__nv_bfloat16) * static_cast<size_t>(n_tokens) * hidden);
-            h_bf16 = rounded->as<__nv_bfloat16>();
-            round_to_bf16(h.data<float>(), rounded->as<__nv_bfloat16>(), h.numel(), stream);
-        }
+        const __nv_bfloat16* h_bf16 = bf16_rows(h, rounded);
         Scratch mid(sizeof(__nv_bfloat16) * static_cast<size_t>(n_slots) * intermediate);
         FOURBIT_CUDA_CHECK(opt_in_shared_memory(gemm_gate_up_kernel, bytes));
         gemm_gate_up_kernel<<<dim3(blocks(2 * intermediate), max_tiles), GemmTile::kThreads, bytes,
@@ -426,13 +419,10 @@ void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor
     } else {
         Scratch mid(sizeof(__nv_bfloat16) * static_cast<size_t>(n_slots) * intermediate);
         const int tiles = std::min(max_tiles, n_slots);
-        if (h.dtype() == DType::bf16) {
-            launch_grouped(view, g, tiles, h.data<__nv_bfloat16>(), top_k,
-                           expert_weights.data<float>(), mid.as<__nv_bfloat16>(), rows.as<float>());
-        } else {
-            launch_grouped(view, g, tiles, h.data<float>(), top_k, expert_weights.data<float>(),
+        with_rows(h, [&](const auto* h_rows) {
+            launch_grouped(view, g, tiles, h_rows, top_k, expert_weights.data<float>(),
                            mid.as<__nv_bfloat16>(), rows.as<float>());
-        }
+        });
     }
     if (hidden % 4 == 0 && n_tokens <= 65535 &&
         reinterpret_cast<uintptr_t>(out.data<float>()) % 16 == 0) {

@@ -40,9 +40,9 @@ void add_rms_norm(Tensor& x, const Tensor& r, const Tensor& weight, float eps, T
                        dtype_name(y.dtype()), shape_text(y_rounded->shape()),
                        dtype_name(y_rounded->dtype()));
     }
-    const Device device = y_rounded != nullptr
-                              ? op_device("add_rms_norm", {&x, &r, &weight, &y, y_rounded})
-                              : op_device("add_rms_norm", {&x, &r, &weight, &y});
+    // y_rounded, when given, must be where the rest is (y stands in for it otherwise).
+    const Device device =
+        op_device("add_rms_norm", {&x, &r, &weight, &y, y_rounded != nullptr ? y_rounded : &y});
     if (device.is_cuda()) {
         FOURBIT_ASSERT(x.rank() == 2 && y.shape() == x.shape() && x.dtype() == DType::f32 &&
                            (y.dtype() == DType::f32 || y.dtype() == DType::bf16) &&

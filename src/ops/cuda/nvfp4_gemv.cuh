@@ -1,7 +1,7 @@
 // The NVFP4 weight-only GEMV family for decode (1 to 16 tokens): dense linear, MoE gate/up with
 // SiLU, MoE down with the routed sum. FP4 weights dequantized in registers, activations f32
-// rounded to bf16 for the tensor cores (or, for the dense linear, bf16 rows a producer already
-// rounded), f32 accumulation. Included by linear_cuda.cu,
+// rounded to bf16 for the tensor cores (or bf16 rows a producer already rounded: the linear's x
+// and gate/up's h), f32 accumulation. Included by linear_cuda.cu,
 // moe_cuda.cu and the benchmark ladder, so the benchmark times exactly these kernels.
 //
 // Partition (one CTA = 8 warps = one stripe of 16 output rows):

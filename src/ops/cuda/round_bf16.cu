@@ -73,6 +73,20 @@ void widen_bf16(const __nv_bfloat16* x, float* out, int64_t n, cudaStream_t stre
     FOURBIT_CUDA_CHECK_LAUNCH();
 }
 
+const float* f32_rows(const Tensor& x, std::optional<Scratch>& storage) {
+    if (x.dtype() == DType::f32) return x.data<float>();
+    storage.emplace(static_cast<size_t>(x.numel()) * sizeof(float));
+    widen_bf16(x.data<__nv_bfloat16>(), storage->as<float>(), x.numel(), current_stream());
+    return storage->as<float>();
+}
+
+const __nv_bfloat16* bf16_rows(const Tensor& x, std::optional<Scratch>& storage) {
+    if (x.dtype() == DType::bf16) return x.data<__nv_bfloat16>();
+    storage.emplace(static_cast<size_t>(x.numel()) * sizeof(__nv_bfloat16));
+    round_to_bf16(x.data<float>(), storage->as<__nv_bfloat16>(), x.numel(), current_stream());
+    return storage->as<__nv_bfloat16>();
+}
+
 void split_to_bf16x3(const float* x, int64_t rows, int64_t k, __nv_bfloat16* out,
                      cudaStream_t stream) {
     if (rows * k == 0) return;
