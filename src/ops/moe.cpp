@@ -37,13 +37,13 @@ DType moe_activation_dtype(const GroupedExperts& experts) {
 }
 
 bool moe_grouped_pays(int64_t n_tokens, int64_t top_k, int64_t n_experts) {
-    // From one slot per two experts (batch-16 decode on M2: 128 slots over ~101 distinct
-    // experts, a fifth fewer bytes than a pass per slot; batch 32: ~160 of 256, a third) a pass
-    // per expert tile pays for the sort (four small kernels, ~6.5 us a layer). H100, the 8-layer
-    // slice's decode at batch 16: 3,177 / 3,227 -> 3,534 / 3,551 tok/s (gate/up 232 -> 193 us a
-    // layer, down 124 -> 101); at batch 8 (64 slots) the grouped form only broke even
-    // (ab_h100_session23_grouped_moe.txt).
-    return 2 * n_tokens * top_k >= n_experts;
+    // From one slot per four experts (batch-8 decode on M2: 64 slots over ~57 distinct experts)
+    // a pass per expert tile pays for the sort (four small kernels, ~6.5 us a layer) since the
+    // tiles stream at the decode kernels' rate (133189f). H200, the 8-layer slice's decode at
+    // batch 8, three rounds in one call: 3,997 / 4,088 / 4,088 -> 4,082 / 4,129 / 4,146 tok/s
+    // (ab_h200_session27_grouped_at_8.txt; before 133189f the grouping lost 9% there). At
+    // batch 16 (a slot per two experts: 128 slots over ~101) it saves a fifth of the bytes.
+    return 4 * n_tokens * top_k >= n_experts;
 }
 
 void moe_route(const Tensor& router_logits, const Tensor& bias, int64_t k, Tensor& expert_ids,

@@ -1040,12 +1040,12 @@ void run_moe_case(const MoeCase& c, Device device, std::mt19937& rng, ExpertKind
 
 // A hidden width of 1,024 gives each gate/up warp 2 groups, which it loads in chunks of 4;
 // MiniMax's 3,072 (MoeExpertsMiniMaxWidths) gives it 6, in chunks of 3 (nvfp4_gemv.cuh). Each
-// routed slot its own pass over its expert (fewer slots than half the experts), but for the
+// routed slot its own pass over its expert (fewer slots than a quarter of the experts), but for the
 // third case, grouped by expert.
 TEST_P(DeviceOps, MoeExpertsDecodeAndSmallPrefill) {
     std::mt19937 rng(10);
-    for (const MoeCase& c : {MoeCase{1, 32, 8, 256, 128}, MoeCase{3, 32, 4, 256, 128},
-                             MoeCase{5, 8, 2, 128, 64}, MoeCase{2, 48, 8, 1024, 128}}) {
+    for (const MoeCase& c : {MoeCase{1, 33, 8, 256, 128}, MoeCase{3, 49, 4, 256, 128},
+                             MoeCase{5, 8, 2, 128, 64}, MoeCase{2, 65, 8, 1024, 128}}) {
         ASSERT_EQ(moe_grouped_pays(c.n_tokens, c.top_k, c.n_experts), c.n_experts == 8);
         run_moe_case(c, device_, rng, ExpertKind::nvfp4);
     }
@@ -1056,7 +1056,7 @@ TEST_P(DeviceOps, MoeExpertsDecodeAndSmallPrefill) {
 // does not opt in refuses.
 TEST_P(DeviceOps, MoeExpertsDecodeNearTheSharedMemoryDefault) {
     std::mt19937 rng(25);
-    const MoeCase c{1, 24, 8, 128, 2880};
+    const MoeCase c{1, 33, 8, 128, 2880};
     ASSERT_FALSE(moe_grouped_pays(c.n_tokens, c.top_k, c.n_experts)) << "a slot a pass";
     run_moe_case(c, device_, rng, ExpertKind::nvfp4);
 }
@@ -1114,8 +1114,8 @@ TEST_P(DeviceOps, MoeExpertsBf16InputEqualsTheSameValuesInF32) {
         ExpertKind kind;
         bool grouped;
     };
-    for (const Case& c : {Case{{1, 32, 8, 3072, 1536}, ExpertKind::nvfp4_bytes, false},
-                          Case{{3, 32, 4, 256, 128}, ExpertKind::nvfp4, false},
+    for (const Case& c : {Case{{1, 33, 8, 3072, 1536}, ExpertKind::nvfp4_bytes, false},
+                          Case{{3, 49, 4, 256, 128}, ExpertKind::nvfp4, false},
                           Case{{40, 16, 4, 256, 128}, ExpertKind::nvfp4, true},
                           Case{{300, 8, 2, 256, 128}, ExpertKind::nvfp4, true},
                           Case{{3, 16, 4, 256, 128}, ExpertKind::bf16, true}}) {
@@ -1151,7 +1151,7 @@ TEST_P(DeviceOps, MoeExpertsBf16InputEqualsTheSameValuesInF32) {
 
 TEST_P(DeviceOps, MoeExpertsMiniMaxWidths) {
     std::mt19937 rng(11);
-    const MoeCase c{1, 20, 8, 3072, 1536};
+    const MoeCase c{1, 33, 8, 3072, 1536};
     ASSERT_FALSE(moe_grouped_pays(c.n_tokens, c.top_k, c.n_experts)) << "a slot a pass";
     run_moe_case(c, device_, rng, ExpertKind::nvfp4_bytes);
 }
