@@ -51,7 +51,6 @@ constexpr int kGemmSlotsPerExpert = 16;
 // Slots grouped by expert: sorted[] lists the slots of expert 0, then of expert 1, ...; tile i
 // covers sorted[tile_begin[i] .. + tile_count[i]) of expert tile_expert[i]; n_tiles[0] tiles.
 struct Grouping {
-    int32_t* counts;      // [E] (also the scatter cursors)
     int32_t* sorted;      // [slots]
     int32_t* tile_expert; // [max_tiles]
     int32_t* tile_begin;
@@ -59,26 +58,29 @@ struct Grouping {
     int32_t* n_tiles;     // [1]
 };
 
-__global__ void count_kernel(const int32_t* ids, int n_slots, int32_t* counts) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n_slots; i += gridDim.x * blockDim.x) {
-        atomicAdd(counts + ids[i], 1);
-    }
-}
-
-// The experts' offsets, their tiles of up to tile_slots slots, and the scatter cursors (counts
-// := offsets): one CTA, expert e = thread e / kPlanExpertsPerThread's, two block-wide prefix sums.
-// (One thread walking 256 experts took 40 us, a layer's whole MoE at batch-32 decode ~4%.)
+// The counting sort in one CTA: the experts' counts in shared memory, their offsets and tiles of
+// up to tile_slots slots by two block-wide prefix sums (expert e = thread e /
+// kPlanExpertsPerThread's), then every slot placed at its expert's cursor. One graph node where a
+// memset and a count, plan and scatter kernel were four, each mostly its launch at decode's few
+// hundred slots. The order of slots within an expert does not matter: each slot's rows are
+// computed alone.
 constexpr int kPlanThreads = 256;
 constexpr int kPlanExpertsPerThread = 4;
 static_assert(kPlanThreads * kPlanExpertsPerThread >= kMaxGroupedExperts, "one expert per slot");
-__global__ void __launch_bounds__(kPlanThreads) plan_kernel(int n_experts, int tile_slots, Grouping g) {
+__global__ void __launch_bounds__(kPlanThreads)
+    group_kernel(const int32_t* ids, int n_slots, int n_experts, int tile_slots, Grouping g) {
     using Scan = cub::BlockScan<int, kPlanThreads>;
     __shared__ typename Scan::TempStorage storage;
+    __shared__ int cursors[kPlanThreads * kPlanExpertsPerThread];
+    for (int e = threadIdx.x; e < n_experts; e += kPlanThreads) cursors[e] = 0;
+    __syncthreads();
+    for (int i = threadIdx.x; i < n_slots; i += kPlanThreads) atomicAdd(cursors + ids[i], 1);
+    __syncthreads();
     int counts[kPlanExpertsPerThread], tiles[kPlanExpertsPerThread];
 #pragma unroll
     for (int j = 0; j < kPlanExpertsPerThread; ++j) {
         const int e = threadIdx.x * kPlanExpertsPerThread + j;
-        counts[j] = e < n_experts ? g.counts[e] : 0;
+        counts[j] = e < n_experts ? cursors[e] : 0;
         tiles[j] = (counts[j] + tile_slots - 1) / tile_slots;
     }
     int offsets[kPlanExpertsPerThread], first_tiles[kPlanExpertsPerThread], total_tiles;
@@ -94,15 +96,12 @@ __global__ void __launch_bounds__(kPlanThreads) plan_kernel(int n_experts, int t
             g.tile_begin[first_tiles[j] + i] = offsets[j] + i * tile_slots;
             g.tile_count[first_tiles[j] + i] = min(tile_slots, counts[j] - i * tile_slots);
         }
-        g.counts[e] = offsets[j];
+        cursors[e] = offsets[j];  // a thread's own experts: read above, by it alone
     }
     if (threadIdx.x == 0) g.n_tiles[0] = total_tiles;
-}
-
-// The order of slots within an expert does not matter: each slot's rows are computed alone.
-__global__ void scatter_kernel(const int32_t* ids, int n_slots, Grouping g) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n_slots; i += gridDim.x * blockDim.x) {
-        g.sorted[atomicAdd(g.counts + ids[i], 1)] = i;
+    __syncthreads();
+    for (int i = threadIdx.x; i < n_slots; i += kPlanThreads) {
+        g.sorted[atomicAdd(cursors + ids[i], 1)] = i;
     }
 }
 
@@ -380,20 +379,15 @@ void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor
     const int max_tiles = (n_slots + tile_slots - 1) / tile_slots + n_experts;
     DeviceScope scope(h.device().index);
     cudaStream_t stream = current_stream();
-    Scratch indices(sizeof(int32_t) * (n_experts + n_slots + 3 * max_tiles + 1));
+    Scratch indices(sizeof(int32_t) * (n_slots + 3 * max_tiles + 1));
     Grouping g;
-    g.counts = indices.as<int32_t>();
-    g.sorted = g.counts + n_experts;
+    g.sorted = indices.as<int32_t>();
     g.tile_expert = g.sorted + n_slots;
     g.tile_begin = g.tile_expert + max_tiles;
     g.tile_count = g.tile_begin + max_tiles;
     g.n_tiles = g.tile_count + max_tiles;
-    FOURBIT_CUDA_CHECK(cudaMemsetAsync(g.counts, 0, sizeof(int32_t) * n_experts, stream));
-    const int32_t* ids = expert_ids.data<int32_t>();
-    const unsigned sort_blocks = static_cast<unsigned>((n_slots + 255) / 256);
-    count_kernel<<<sort_blocks, 256, 0, stream>>>(ids, n_slots, g.counts);
-    plan_kernel<<<1, kPlanThreads, 0, stream>>>(n_experts, tile_slots, g);
-    scatter_kernel<<<sort_blocks, 256, 0, stream>>>(ids, n_slots, g);
+    group_kernel<<<1, kPlanThreads, 0, stream>>>(expert_ids.data<int32_t>(), n_slots, n_experts,
+                                                 tile_slots, g);
     FOURBIT_CUDA_CHECK_LAUNCH();
 
     const ExpertsView view{experts.gate_up_codes.data<uint4>(), experts.gate_up_scales.data<uint2>(),
