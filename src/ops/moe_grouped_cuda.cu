@@ -2,7 +2,7 @@
 // routed slot its own pass over its expert's weights, so a 512-token chunk reads each expert
 // ~16 times over. Here the slots are first grouped by expert on the device (a counting sort)
 // into tiles of one expert's slots. Few slots per expert (batched decode, short chunks): each
-// CTA multiplies four 16-row stripes in turn with a tile of up to 8 slots (the mma's 8 token
+// CTA multiplies eight 16-row stripes in turn with a tile of up to 8 slots (the mma's 8 token
 // columns), k split over its warps, so every expert's weights are read once per 8 slots at full
 // memory parallelism; the SiLU products go from gate/up to down as bf16 rows, and M2's widths run
 // in the decode kernels' whole chunks of 3 groups (73 and 68 registers: three CTAs an SM, where
@@ -37,8 +37,11 @@ constexpr int kTileSlots = 8;  // one mma token tile
 // Stripes of one tile per CTA in the few-slots form: the tile's rows are staged once for all
 // of them (at batch 32 they were as many bytes from L2 as the weights), and a stripe's first
 // weights load while the previous one's sums meet. H100, M2.7 experts at 32 tokens: 960 us
-// with 1, 774 with 2, 674 with 4 (the 8-layer slice's batch-32 decode step 13.4 -> 11.4 ms).
-constexpr int kStripesPerCta = 4;
+// with 1, 774 with 2, 674 with 4 (the 8-layer slice's batch-32 decode step 13.4 -> 11.4 ms);
+// H200, the 8-layer slice's decode at batch 8 / 16 / 32, 8 against 4 (since the tiles run at
+// the decode kernels' rate): 4,087-4,236 / 5,451-5,574 / 7,357-7,393 -> 4,244-4,247 /
+// 5,710-5,719 / 7,594-7,600 tok/s (down alone at 8 gained about half of that).
+constexpr int kStripesPerCta = 8;
 // 128 rows x 64 slots in 4 warps of 32 x 64: each dequantised weight fragment serves 8 mma.
 // H100, M2.7 slices, pp4096, ms per layer by differencing 8 and 4 layers: 10.28 against 10.95
 // for 8 warps of 16 x 64, 11.09 for 2 warps of 64 x 64, 10.97 for 8 warps of 32 x 32 and 10.97
@@ -67,6 +70,29 @@ struct Grouping {
 constexpr int kPlanThreads = 256;
 constexpr int kPlanExpertsPerThread = 4;
 static_assert(kPlanThreads * kPlanExpertsPerThread >= kMaxGroupedExperts, "one expert per slot");
+
+// visit(slot, expert) for this thread's slots, kSlotsInFlight ids loaded before any is visited:
+// one CTA walks a prefill chunk's tens of thousands of slots, where a load at a time left each
+// pass a chain of round trips (the 62-layer pp4096 394 -> 398 ms, two calls). With 16 in flight
+// prefill runs as with the three-kernel sort (H200, 8-layer pp4096, one call: 75,268 / 75,257
+// against 75,778 / 75,049 tok/s).
+constexpr int kSlotsInFlight = 16;
+template <typename Visit>
+__device__ __forceinline__ void for_each_slot(const int32_t* ids, int n_slots, Visit visit) {
+    for (int first = 0; first < n_slots; first += kPlanThreads * kSlotsInFlight) {
+        int expert[kSlotsInFlight];
+#pragma unroll
+        for (int j = 0; j < kSlotsInFlight; ++j) {
+            const int slot = first + j * kPlanThreads + static_cast<int>(threadIdx.x);
+            expert[j] = slot < n_slots ? ids[slot] : -1;
+        }
+#pragma unroll
+        for (int j = 0; j < kSlotsInFlight; ++j) {
+            if (expert[j] >= 0)
+                visit(first + j * kPlanThreads + static_cast<int>(threadIdx.x), expert[j]);
+        }
+    }
+}
 __global__ void __launch_bounds__(kPlanThreads)
     group_kernel(const int32_t* ids, int n_slots, int n_experts, int tile_slots, Grouping g) {
     using Scan = cub::BlockScan<int, kPlanThreads>;
@@ -74,7 +100,7 @@ __global__ void __launch_bounds__(kPlanThreads)
     __shared__ int cursors[kPlanThreads * kPlanExpertsPerThread];
     for (int e = threadIdx.x; e < n_experts; e += kPlanThreads) cursors[e] = 0;
     __syncthreads();
-    for (int i = threadIdx.x; i < n_slots; i += kPlanThreads) atomicAdd(cursors + ids[i], 1);
+    for_each_slot(ids, n_slots, [&](int, int expert) { atomicAdd(cursors + expert, 1); });
     __syncthreads();
     int counts[kPlanExpertsPerThread], tiles[kPlanExpertsPerThread];
 #pragma unroll
@@ -100,9 +126,8 @@ __global__ void __launch_bounds__(kPlanThreads)
     }
     if (threadIdx.x == 0) g.n_tiles[0] = total_tiles;
     __syncthreads();
-    for (int i = threadIdx.x; i < n_slots; i += kPlanThreads) {
-        g.sorted[atomicAdd(cursors + ids[i], 1)] = i;
-    }
+    for_each_slot(ids, n_slots,
+                  [&](int slot, int expert) { g.sorted[atomicAdd(cursors + expert, 1)] = slot; });
 }
 
 // For each stripe of the CTA's run of kStripesPerCta (stripes_per_expert in all), partial[w] =
