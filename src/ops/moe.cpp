@@ -38,10 +38,10 @@ DType moe_activation_dtype(const GroupedExperts& experts) {
 
 bool moe_grouped_pays(int64_t n_tokens, int64_t top_k, int64_t n_experts) {
     // From one slot per four experts (batch-8 decode on M2: 64 slots over ~57 distinct experts)
-    // a pass per expert tile pays for the sort (four small kernels, ~6.5 us a layer) since the
-    // tiles stream at the decode kernels' rate (133189f). H200, the 8-layer slice's decode at
-    // batch 8, three rounds in one call: 3,997 / 4,088 / 4,088 -> 4,082 / 4,129 / 4,146 tok/s
-    // (ab_h200_session27_grouped_at_8.txt; before 133189f the grouping lost 9% there). At
+    // a pass per expert tile pays for the sort (four small kernels when measured, one now),
+    // since the tiles stream at the decode kernels' rate (133189f). H200, the 8-layer slice's
+    // decode at batch 8, three rounds in one call: 3,997 / 4,088 / 4,088 -> 4,082 / 4,129 / 4,146
+    // tok/s (ab_h200_session27_grouped_at_8.txt; before 133189f the grouping lost 9% there). At
     // batch 16 (a slot per two experts: 128 slots over ~101) it saves a fifth of the bytes.
     return 4 * n_tokens * top_k >= n_experts;
 }
