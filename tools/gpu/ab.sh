@@ -20,6 +20,8 @@
 #             the kernel bench launches a kernel back to back, which can rank variants otherwise
 #             (session 20: o_proj in chunks of 6 won there by 0.3-0.5 us and lost 0.24 in the graph)
 #   CONTEXTS  the decode's context lengths, one bench-model run each (default 512)
+#   PROMPTS   bench-model's prompt lengths, its -p (default 16; e.g. "16,4096" adds a prefill
+#             timing, whose pp rows print beside the decode's)
 #   ROUNDS    timing rounds (default 2)
 #   TARGETS   what to build (default: fourbit ops_test cuda_kernels_bench; fourbit alone is
 #             enough for bench-model, and builds faster)
@@ -86,9 +88,9 @@ for round in $(seq "$rounds"); do
             if [ "$layers" != 0 ] && [ -x "$dir/fourbit" ]; then
                 for context in ${CONTEXTS:-512}; do
                     env "${environment[@]}" "$dir/fourbit" bench-model --synthetic-weights \
-                        m2.7-slice --layers "$layers" --all-layers-nvfp4 --device cuda -p 16 \
+                        m2.7-slice --layers "$layers" --all-layers-nvfp4 --device cuda -p "${PROMPTS:-16}" \
                         -b "${BATCHES:-1}" -n 64 --context "$context" -r 1 "${trace[@]}" 2>&1 |
-                        grep -E "^\| tg|^\| [a-z_]+kernel|[Ee]rror"
+                        grep -E "^\| tg|^\| pp[0-9]{3}|^\| [a-z_]+kernel|[Ee]rror"
                 done
             fi
         done
