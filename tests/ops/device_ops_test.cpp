@@ -1089,6 +1089,17 @@ TEST_P(DeviceOps, MoeExpertsGemmPrefill) {
     run_moe_case(MoeCase{300, 8, 2, 256, 128}, device_, rng, ExpertKind::nvfp4);
 }
 
+// More slots than the CUDA sort's threads load in one pass (256 x 16 = 4,096): a prefill chunk
+// in tiles of 8 slots (~8 per expert) and in the GEMM's tiles of 64 (300 per expert).
+TEST_P(DeviceOps, MoeExpertsGroupedManySlots) {
+    std::mt19937 rng(48);
+    for (const MoeCase& c : {MoeCase{520, 512, 8, 128, 64}, MoeCase{600, 16, 8, 128, 64}}) {
+        ASSERT_TRUE(moe_grouped_pays(c.n_tokens, c.top_k, c.n_experts));
+        ASSERT_GT(c.n_tokens * c.top_k, 4096);
+        run_moe_case(c, device_, rng, ExpertKind::nvfp4);
+    }
+}
+
 TEST_P(DeviceOps, MoeExpertsGemmPrefillMiniMaxWidths) {
     if (device_.is_host()) GTEST_SKIP() << "the host compared with itself: nothing to learn here";
     std::mt19937 rng(23);
