@@ -54,11 +54,11 @@ constexpr int kGemmSlotsPerExpert = 16;
 // Slots grouped by expert: sorted[] lists the slots of expert 0, then of expert 1, ...; tile i
 // covers sorted[tile_begin[i] .. + tile_count[i]) of expert tile_expert[i]; n_tiles[0] tiles.
 struct Grouping {
-    int32_t* sorted;      // [slots]
-    int32_t* tile_expert; // [max_tiles]
+    int32_t* sorted;       // [slots]
+    int32_t* tile_expert;  // [max_tiles]
     int32_t* tile_begin;
     int32_t* tile_count;
-    int32_t* n_tiles;     // [1]
+    int32_t* n_tiles;  // [1]
 };
 
 // The counting sort in one CTA: the experts' counts in shared memory, their offsets and tiles of
@@ -247,9 +247,11 @@ using GemmAccumulators = float[GemmTile::kMTiles][GemmTile::kNTiles][4];
 // `groups` groups, stripe-major from codes and scales) times the tile's `count` slot rows
 // row_of(r); returns the rows it covered.
 template <typename RowOf>
-__device__ __forceinline__ nvfp4::gemm::StripeRange multiply_expert(
-    const uint4* codes, const uint2* scales, int expert, int n_stripes, int groups, int count,
-    RowOf row_of, GemmAccumulators& acc) {
+__device__ __forceinline__ nvfp4::gemm::StripeRange multiply_expert(const uint4* codes,
+                                                                    const uint2* scales, int expert,
+                                                                    int n_stripes, int groups,
+                                                                    int count, RowOf row_of,
+                                                                    GemmAccumulators& acc) {
     using S = GemmTile;
     extern __shared__ __align__(16) unsigned char shared[];
     const int64_t first_tile = static_cast<int64_t>(expert) * n_stripes * groups;
@@ -257,10 +259,10 @@ __device__ __forceinline__ nvfp4::gemm::StripeRange multiply_expert(
                                          static_cast<int>(blockIdx.x) * S::kStripes, n_stripes,
                                          groups};
     const __nv_bfloat16* rows[S::kRowChunks];
-    nvfp4::gemm::thread_rows<S>(rows, [&](int r) -> const __nv_bfloat16* {
-        return r < count ? row_of(r) : nullptr;
-    });
-    nvfp4::gemm::multiply<S>(reinterpret_cast<nvfp4::gemm::Stage<S>*>(shared), range, rows, count, acc);
+    nvfp4::gemm::thread_rows<S>(
+        rows, [&](int r) -> const __nv_bfloat16* { return r < count ? row_of(r) : nullptr; });
+    nvfp4::gemm::multiply<S>(reinterpret_cast<nvfp4::gemm::Stage<S>*>(shared), range, rows, count,
+                             acc);
     return range;
 }
 
@@ -277,18 +279,20 @@ __global__ void __launch_bounds__(GemmTile::kThreads)
     const nvfp4::gemm::StripeRange range = multiply_expert(
         experts.gate_up_codes, experts.gate_up_scales, expert, n_stripes,
         experts.hidden / kGroupCols, count,
-        [&](int r) { return h + static_cast<int64_t>(g.sorted[begin + r] / top_k) * experts.hidden; },
+        [&](int r) {
+            return h + static_cast<int64_t>(g.sorted[begin + r] / top_k) * experts.hidden;
+        },
         acc);
     const float gate_scale = experts.out_scales[expert * 3 + 0];
     const float up_scale = experts.out_scales[expert * 3 + 1];
     // Stripe s: gate rows 8s + g in fragment rows g (low), the matching up rows in g + 8 (high).
-    nvfp4::gemm::for_each_output<GemmTile>(range, count, acc,
-                                           [&](int stripe, int row, int column, float low, float high) {
-        const float gate = low * gate_scale, up = high * up_scale;
-        const int slot = g.sorted[begin + column];
-        mid[static_cast<int64_t>(slot) * experts.intermediate + stripe * 8 + row] =
-            __float2bfloat16_rn(gate / (1.0f + expf(-gate)) * up);
-    });
+    nvfp4::gemm::for_each_output<GemmTile>(
+        range, count, acc, [&](int stripe, int row, int column, float low, float high) {
+            const float gate = low * gate_scale, up = high * up_scale;
+            const int slot = g.sorted[begin + column];
+            mid[static_cast<int64_t>(slot) * experts.intermediate + stripe * 8 + row] =
+                __float2bfloat16_rn(gate / (1.0f + expf(-gate)) * up);
+        });
 }
 
 __global__ void __launch_bounds__(GemmTile::kThreads)
@@ -302,17 +306,19 @@ __global__ void __launch_bounds__(GemmTile::kThreads)
     const nvfp4::gemm::StripeRange range = multiply_expert(
         experts.down_codes, experts.down_scales, expert, n_stripes,
         experts.intermediate / kGroupCols, count,
-        [&](int r) { return mid + static_cast<int64_t>(g.sorted[begin + r]) * experts.intermediate; },
+        [&](int r) {
+            return mid + static_cast<int64_t>(g.sorted[begin + r]) * experts.intermediate;
+        },
         acc);
     const float down_scale = experts.out_scales[expert * 3 + 2];
-    nvfp4::gemm::for_each_output<GemmTile>(range, count, acc,
-                                           [&](int stripe, int row, int column, float low, float high) {
-        const int slot = g.sorted[begin + column];
-        const float scale = weights[slot] * down_scale;
-        float* out = rows_out + static_cast<int64_t>(slot) * experts.hidden + stripe * 16 + row;
-        out[0] = scale * low;
-        out[8] = scale * high;
-    });
+    nvfp4::gemm::for_each_output<GemmTile>(
+        range, count, acc, [&](int stripe, int row, int column, float low, float high) {
+            const int slot = g.sorted[begin + column];
+            const float scale = weights[slot] * down_scale;
+            float* out = rows_out + static_cast<int64_t>(slot) * experts.hidden + stripe * 16 + row;
+            out[0] = scale * low;
+            out[8] = scale * high;
+        });
 }
 
 // out[t] = sum over j < top_k, in order, of rows[t top_k + j] (the CPU's order).
@@ -415,14 +421,19 @@ void moe_experts_grouped(const Tensor& h, const Tensor& expert_ids, const Tensor
                                                  tile_slots, g);
     FOURBIT_CUDA_CHECK_LAUNCH();
 
-    const ExpertsView view{experts.gate_up_codes.data<uint4>(), experts.gate_up_scales.data<uint2>(),
-                           experts.down_codes.data<uint4>(),    experts.down_scales.data<uint2>(),
-                           experts.out_scales.data<float>(),    hidden,
+    const ExpertsView view{experts.gate_up_codes.data<uint4>(),
+                           experts.gate_up_scales.data<uint2>(),
+                           experts.down_codes.data<uint4>(),
+                           experts.down_scales.data<uint2>(),
+                           experts.out_scales.data<float>(),
+                           hidden,
                            intermediate};
     Scratch rows(sizeof(float) * static_cast<size_t>(n_slots) * hidden);
     if (gemm) {
         constexpr size_t bytes = nvfp4::gemm::shared_bytes<GemmTile>();
-        const auto blocks = [](int rows) { return (rows / 16 + GemmTile::kStripes - 1) / GemmTile::kStripes; };
+        const auto blocks = [](int rows) {
+            return (rows / 16 + GemmTile::kStripes - 1) / GemmTile::kStripes;
+        };
         // The GEMM multiplies h as bf16: f32 rows are rounded here, bf16 ones are read as given.
         std::optional<Scratch> rounded;
         const __nv_bfloat16* h_bf16 = bf16_rows(h, rounded);
