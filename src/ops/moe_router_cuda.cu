@@ -129,16 +129,6 @@ bool launch_router(const RouterParams& params, const NormWeight* norm_weight,
     return true;
 }
 
-// Calls launch(norm weight pointer) for the norm weight's dtype (f32 or bf16 bits).
-template <typename Launch>
-void with_weight(const Tensor& weight, Launch&& launch) {
-    if (weight.dtype() == DType::bf16) {
-        launch(weight.data<uint16_t>());
-    } else {
-        launch(weight.data<float>());
-    }
-}
-
 }  // namespace
 
 bool moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps,
@@ -168,7 +158,7 @@ bool moe_router(Tensor& x, const Tensor& r, const Tensor& norm_weight, float eps
                               weights.data<float>()};
     const bool has_bias = bias.defined() && bias.numel() > 0;
     bool launched = false;
-    with_weight(norm_weight, [&](auto* norm) {
+    with_norm_weight(norm_weight, [&](const auto* norm) {
         auto with_bias = [&](auto* router_rows) {
             if (!has_bias) {
                 launched =

@@ -110,11 +110,7 @@ void with_weight_and_output(const Tensor& weight, Tensor& y, Tensor* y_rounded, 
             launch(w, y.data<float>());
         }
     };
-    if (weight.dtype() == DType::bf16) {
-        with_output(weight.data<uint16_t>());
-    } else {
-        with_output(weight.data<float>());
-    }
+    with_norm_weight(weight, with_output);
 }
 
 }  // namespace

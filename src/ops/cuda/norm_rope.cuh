@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "ops/rope.h"
+#include "tensor/tensor.h"
 
 namespace fourbit::cuda {
 
@@ -22,6 +23,17 @@ inline constexpr int kRopeMaxHalf = kRopeCudaMaxRotaryDim / 2;
 __device__ __forceinline__ float norm_weight(const float* w, int64_t i) { return w[i]; }
 __device__ __forceinline__ float norm_weight(const uint16_t* w, int64_t i) {
     return __uint_as_float(static_cast<uint32_t>(w[i]) << 16);
+}
+
+// Calls f with a norm weight's data as norm_weight reads it: const float*, or the bf16 bits as
+// const uint16_t*.
+template <class F>
+void with_norm_weight(const Tensor& weight, F&& f) {
+    if (weight.dtype() == DType::bf16) {
+        f(weight.data<uint16_t>());
+    } else {
+        f(weight.data<float>());
+    }
 }
 
 // The sum of `v` over a warp's lanes by a fixed shuffle tree (xor 16, 8, 4, 2, 1), in every
