@@ -130,17 +130,21 @@ __global__ void __launch_bounds__(kPlanThreads)
                   [&](int slot, int expert) { g.sorted[atomicAdd(cursors + expert, 1)] = slot; });
 }
 
-// For each stripe of the CTA's run of kStripesPerCta (stripes_per_expert in all), partial[w] =
-// warp w's share of k of that stripe of one expert's matrix (stripe-major from codes and
-// scales) times the tile's `count` slot rows source[row_of(r)], staged once for the run in
-// `staged` (source f32, or bf16 as a producer rounded it); then finish(stripe) with the CTA
-// synchronised. The next stripe's first weights load while a stripe's partial sums meet.
-// kChunk groups a warp in flight, kWhole as the decode kernels' (nvfp4::whole_chunks).
-template <int kChunk, bool kWhole, typename T, typename RowOf, typename Finish>
+// For each stripe of the CTA's run of kStripesPerCta (stripes_per_expert in all), warp w's share
+// of k of that stripe of one expert's matrix (stripe-major from codes and scales) times the
+// tile's `count` slot rows source[row_of(r)], staged once for the run in `staged` (source f32, or
+// bf16 as a producer rounded it), into partial[i][w]; then finish(stripe, partial[i]) with the
+// CTA synchronised. kChunk groups a warp in flight, kWhole as the decode kernels'
+// (nvfp4::whole_chunks).
+// kStream false: one stripe at a time through partial[0], the next stripe's first weights
+// loading while a stripe's partial sums meet. kStream true: the run's stripes as one stream of
+// chunks (nvfp4::stripes_partial: the next chunk loads while one is multiplied, across stripes),
+// partial[i] for stripe i, one barrier for the run; the same sums in the same order.
+template <bool kStream, int kChunk, bool kWhole, typename T, typename RowOf, typename Finish>
 __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* scales, int expert,
                                              int stripes_per_expert, int k, const T* source,
                                              int count, RowOf row_of, uint2* staged,
-                                             float (*partial)[4][32], Finish finish) {
+                                             float (*partial)[kWarps][4][32], Finish finish) {
     const int warp = threadIdx.x >> 5, groups = k / kGroupCols;
     const int first_group = warp * groups / kWarps, end_group = (warp + 1) * groups / kWarps;
     const int first_stripe = blockIdx.x * kStripesPerCta;
@@ -156,18 +160,24 @@ __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* sc
     } else {
         nvfp4::stage_rows(staged, count, k, row_at);
     }
+    const nvfp4::StagedB<1> rows(staged, nvfp4::fragment_stride(k), count);
+    if constexpr (kStream) {
+        nvfp4::stripes_partial<kWhole>(first, at, groups, n_stripes, first_group, end_group, rows,
+                                       partial);
+        __syncthreads();
+        for (int s = 0; s < n_stripes; ++s) finish(first_stripe + s, partial[s]);
+        return;
+    }
     for (int s = 0; s < n_stripes; ++s) {
         float acc[1][4] = {};
-        nvfp4::stripe_partial<1, kWhole>(
-            first, at, first_group, end_group,
-            nvfp4::StagedB<1>(staged, nvfp4::fragment_stride(k), count), acc);
-        nvfp4::store_partials<1>(partial, acc);
+        nvfp4::stripe_partial<1, kWhole>(first, at, first_group, end_group, rows, acc);
+        nvfp4::store_partials<1>(partial[0], acc);
         if (s + 1 < n_stripes) {
             at = at.groups_on(groups);
             nvfp4::load_chunk<kWhole>(first, at, end_group - first_group);
         }
         __syncthreads();
-        finish(first_stripe + s);
+        finish(first_stripe + s, partial[0]);
         __syncthreads();  // partial is rewritten by the next stripe
     }
 }
@@ -182,12 +192,12 @@ __global__ void __launch_bounds__(kThreads)
     const int tile = blockIdx.y;
     if (tile >= g.n_tiles[0]) return;
     const int expert = g.tile_expert[tile], begin = g.tile_begin[tile], count = g.tile_count[tile];
-    __shared__ float partial[kWarps][4][32];
-    tile_stripes<kChunk, kWhole>(
+    __shared__ float partial[1][kWarps][4][32];
+    tile_stripes<false, kChunk, kWhole>(
         experts.gate_up_codes, experts.gate_up_scales, expert, 2 * experts.intermediate / 16,
         experts.hidden, h, count, [&](int r) { return g.sorted[begin + r] / top_k; }, staged,
         partial,
-        [&](int stripe) {
+        [&](int stripe, float (*sums)[4][32]) {
             // Output (row g, slot n): lane 4g + n / 2, registers n % 2 (gate), 2 + n % 2 (up).
             if (threadIdx.x < 8 * kTileSlots) {
                 const int row = threadIdx.x / kTileSlots, n = threadIdx.x % kTileSlots;
@@ -196,8 +206,8 @@ __global__ void __launch_bounds__(kThreads)
                     float gate = 0.0f, up = 0.0f;
 #pragma unroll
                     for (int v = 0; v < kWarps; ++v) {
-                        gate += partial[v][n % 2][lane];
-                        up += partial[v][2 + n % 2][lane];
+                        gate += sums[v][n % 2][lane];
+                        up += sums[v][2 + n % 2][lane];
                     }
                     gate *= experts.out_scales[expert * 3 + 0];
                     up *= experts.out_scales[expert * 3 + 1];
@@ -219,11 +229,15 @@ __global__ void __launch_bounds__(kThreads)
     const int tile = blockIdx.y;
     if (tile >= g.n_tiles[0]) return;
     const int expert = g.tile_expert[tile], begin = g.tile_begin[tile], count = g.tile_count[tile];
-    __shared__ float partial[kWarps][4][32];
-    tile_stripes<kChunk, kWhole>(
+    // A stripe's sums a row each (32 KB) for the streamed run: down's 3 groups a warp a stripe
+    // left one chunk a warp in flight between barriers. H200, 8-layer decode at batch 8 / 16 /
+    // 32, three rounds in one call: 4,258-4,291 / 5,758-5,766 / 7,620-7,681 -> 4,294-4,323 /
+    // 5,817-5,834 / 7,674-7,685 tok/s.
+    __shared__ float partial[kStripesPerCta][kWarps][4][32];
+    tile_stripes<true, kChunk, kWhole>(
         experts.down_codes, experts.down_scales, expert, experts.hidden / 16, experts.intermediate,
         mid, count, [&](int r) { return g.sorted[begin + r]; }, staged, partial,
-        [&](int stripe) {
+        [&](int stripe, float (*sums)[4][32]) {
             // Output (row r of the stripe, slot column n): lane 4 (r % 8) + n / 2, register
             // n % 2 + (r >= 8 ? 2 : 0).
             if (threadIdx.x < 16 * kTileSlots) {
@@ -232,7 +246,7 @@ __global__ void __launch_bounds__(kThreads)
                     const int lane = 4 * (r % 8) + n / 2, reg = n % 2 + (r >= 8 ? 2 : 0);
                     float sum = 0.0f;
 #pragma unroll
-                    for (int v = 0; v < kWarps; ++v) sum += partial[v][reg][lane];
+                    for (int v = 0; v < kWarps; ++v) sum += sums[v][reg][lane];
                     const int slot = g.sorted[begin + n];
                     rows[static_cast<int64_t>(slot) * experts.hidden + stripe * 16 + r] =
                         weights[slot] * experts.out_scales[expert * 3 + 2] * sum;
