@@ -197,7 +197,7 @@ __global__ void __launch_bounds__(kThreads)
         experts.gate_up_codes, experts.gate_up_scales, expert, 2 * experts.intermediate / 16,
         experts.hidden, h, count, [&](int r) { return g.sorted[begin + r] / top_k; }, staged,
         partial,
-        [&](int stripe, float (*sums)[4][32]) {
+        [&](int stripe, float(*sums)[4][32]) {
             // Output (row g, slot n): lane 4g + n / 2, registers n % 2 (gate), 2 + n % 2 (up).
             if (threadIdx.x < 8 * kTileSlots) {
                 const int row = threadIdx.x / kTileSlots, n = threadIdx.x % kTileSlots;
@@ -237,7 +237,7 @@ __global__ void __launch_bounds__(kThreads)
     tile_stripes<true, kChunk, kWhole>(
         experts.down_codes, experts.down_scales, expert, experts.hidden / 16, experts.intermediate,
         mid, count, [&](int r) { return g.sorted[begin + r]; }, staged, partial,
-        [&](int stripe, float (*sums)[4][32]) {
+        [&](int stripe, float(*sums)[4][32]) {
             // Output (row r of the stripe, slot column n): lane 4 (r % 8) + n / 2, register
             // n % 2 + (r >= 8 ? 2 : 0).
             if (threadIdx.x < 16 * kTileSlots) {
