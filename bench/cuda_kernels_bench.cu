@@ -1,6 +1,7 @@
 // GPU kernel benchmarks, METHOD.md's way: the card's copy bandwidth first (the ceiling of
 // every decode kernel), then the NVFP4 GEMV ladder at MiniMax-M2.7's shapes for 1..16 tokens
-// (the production op, and variants of its kernel: loads in flight per warp), the BF16 op
+// (the production op, and variants of its kernel: loads in flight per warp; at one token also
+// the same call with its weights in L2, and the same bytes read with no math), the BF16 op
 // for comparison, and one MoE layer's decode step (input norm, router, top 8, experts) at 1, 4 and
 // 32 tokens (the last through the grouped kernels) against its byte floor, then one layer's paged
 // attention at MiniMax-M2's shape over f32 and bf16 caches (prefill in TFLOP/s of the useful
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "ops/attention.h"
+#include "ops/cuda/device_attribute.h"
 #include "ops/cuda/nvfp4_gemv.cuh"
 #include "ops/cuda/round_bf16.h"
 #include "ops/cuda/stream.h"
@@ -163,12 +165,41 @@ __global__ void read_kernel(const uint4* data, int64_t n, uint32_t* sink) {
     if (acc == 0x12345678u) *sink = acc;
 }
 
+// Streams two buffers (a matrix's codes and scales) with 16-byte loads, four in flight a thread;
+// the sum keeps the loads alive. The ladder's "read only" row: what one launch can read of the
+// same bytes, no math.
+__global__ void read_two_kernel(const uint4* first, int64_t n_first, const uint4* second,
+                                int64_t n_second, uint32_t* sink) {
+    constexpr int kInFlight = 4;
+    const int64_t n = n_first + n_second, stride = int64_t(gridDim.x) * blockDim.x;
+    uint32_t acc = 0;
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+         i += kInFlight * stride) {
+        uint4 v[kInFlight];
+#pragma unroll
+        for (int j = 0; j < kInFlight; ++j) {
+            const int64_t at = i + j * stride;
+            v[j] = at >= n
+                       ? make_uint4(0, 0, 0, 0)
+                       : cuda::load_streaming(at < n_first ? first + at : second + (at - n_first));
+        }
+#pragma unroll
+        for (int j = 0; j < kInFlight; ++j) acc ^= v[j].x ^ v[j].y ^ v[j].z ^ v[j].w;
+    }
+    if (acc == 0x12345678u) *sink = acc;
+}
+
 // Copies a buffer with 16-byte loads and stores.
 __global__ void copy_kernel(const uint4* source, uint4* destination, int64_t n) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
          i += int64_t(gridDim.x) * blockDim.x) {
         destination[i] = cuda::load_streaming(source + i);
     }
+}
+
+int sm_count() {
+    static const int sms = cuda::current_device_attribute(cudaDevAttrMultiProcessorCount);
+    return sms;
 }
 
 struct Ceilings {
@@ -187,8 +218,7 @@ Ceilings measure_ceilings() {
         FOURBIT_CUDA_CHECK(cudaMemcpyAsync(b.data<uint8_t>(), a.data<uint8_t>(), bytes,
                                            cudaMemcpyDeviceToDevice, cuda::current_stream()));
     });
-    int sms = 0;
-    FOURBIT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    const int sms = sm_count();
     const double kernel_rate = 2.0 * bytes / seconds_per_call(4, [&](int) {
         copy_kernel<<<sms * 8, 256, 0, cuda::current_stream()>>>(a.data<uint4>(), b.data<uint4>(),
                                                                   bytes / 16);
@@ -347,6 +377,26 @@ void gemv_ladder() {
                 // latency-bound GEMV would gain from a prefetch.
                 report({"nvfp4 linear", shape.name, "weights in L2", m,
                         1e6 * seconds_per_call(copies, [&](int) { linear(x, weights[0], y); }), bytes, floor_us});
+                // The same bytes read by a plain streaming kernel, one launch each (no math, no
+                // activations): the ceiling a GEMV of this size meets in its launch, first
+                // loads and last wave, beside the large copy's.
+                Tensor sink = Tensor::zeros(DType::u32, {1}, kGpu);
+                report({"nvfp4 linear", shape.name, "read only (no math)", m,
+                        1e6 * seconds_per_call(
+                                  copies,
+                                  [&](int i) {
+                                      const int64_t codes =
+                                          static_cast<int64_t>(weights[i].weight.size_bytes() / 16);
+                                      const int64_t scales = static_cast<int64_t>(
+                                          weights[i].block_scale.size_bytes() / 16);
+                                      const int64_t blocks = std::min<int64_t>(
+                                          int64_t(sm_count()) * 8, (codes + scales + 1023) / 1024);
+                                      read_two_kernel<<<blocks, 256, 0, cuda::current_stream()>>>(
+                                          weights[i].weight.data<uint4>(), codes,
+                                          weights[i].block_scale.data<uint4>(), scales,
+                                          sink.data<uint32_t>());
+                                  }),
+                        bytes, floor_us});
             }
             if (m == 1 || m == 16) {
                 variant("chunk 4, no PDL", launch_variant<4, false>);
