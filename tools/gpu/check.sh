@@ -175,11 +175,12 @@ gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/nu
 
 echo
 if [ -f "$log_dir/cuda_kernels.md" ]; then
-    # The headline numbers: ceilings, M = 1 decode GEMVs, the MoE layer.
+    # The headline numbers: ceilings, M = 1 decode GEMVs beside a bare read of their bytes, the
+    # MoE layer.
     grep -E "^card|bandwidth" "$log_dir/cuda_kernels.md"
     echo "| kind | shape | variant | tokens | us | MB | GB/s | of copy BW |"
     echo "|---|---|---|---:|---:|---:|---:|---:|"
-    grep -E "production \| 1 \||moe" "$log_dir/cuda_kernels.md"
+    grep -E "production \| 1 \||read only|moe" "$log_dir/cuda_kernels.md"
     echo
 fi
 if [ -s "$log_dir/model_bench.md" ]; then
