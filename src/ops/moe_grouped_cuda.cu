@@ -2,16 +2,17 @@
 // routed slot its own pass over its expert's weights, so a 512-token chunk reads each expert
 // ~16 times over. Here the slots are first grouped by expert on the device (a counting sort)
 // into tiles of one expert's slots. Few slots per expert (batched decode, short chunks): each
-// CTA multiplies eight 16-row stripes in turn with a tile of up to 8 slots (the mma's 8 token
-// columns), k split over its warps, so every expert's weights are read once per 8 slots at full
-// memory parallelism; the SiLU products go from gate/up to down as bf16 rows, and M2's widths run
-// in the decode kernels' whole chunks of 3 groups (73 and 68 registers: three CTAs an SM, where
-// chunks of 4 took 92 and two). H200 kernel bench, the experts at 32 tokens (~163 of 256 experts):
-// 492.5 -> 428.6 us with both and the grid cut to the tiles there can be; the 62-layer decode at
-// batch 16 / 32 728.7 / 985.0 -> 834.9 / 1,115.0 tok/s. Many (long prefill chunks): the tiled GEMM
-// (ops/cuda/nvfp4_gemm.cuh) over tiles of 64 slots, 128 rows per CTA, activations as bf16. Down
-// writes each slot's weighted output row; a last kernel sums a token's k rows in slot order, as the
-// CPU does. No host synchronisation anywhere (graph capture stays possible).
+// CTA multiplies eight 16-row stripes (gate/up's in turn, down's as one stream of chunks) with a
+// tile of up to 8 slots (the mma's 8 token columns), k split over its warps, so every expert's
+// weights are read once per 8 slots at full memory parallelism; the SiLU products go from gate/up
+// to down as bf16 rows, and M2's widths run in the decode kernels' whole chunks of 3 groups (73
+// and 74 registers: three CTAs an SM, where chunks of 4 took ~90 and two). H200 kernel bench, the
+// experts at 32 tokens (~163 of 256 experts): 492.5 -> 428.6 us with both and the grid cut to the
+// tiles there can be; the 62-layer decode at batch 16 / 32 728.7 / 985.0 -> 834.9 / 1,115.0 tok/s.
+// Many (long prefill chunks): the tiled GEMM (ops/cuda/nvfp4_gemm.cuh) over tiles of 64 slots, 128
+// rows per CTA, activations as bf16. Down writes each slot's weighted output row; a last kernel
+// sums a token's k rows in slot order, as the CPU does. No host synchronisation anywhere (graph
+// capture stays possible).
 #include <algorithm>
 #include <cub/block/block_scan.cuh>
 #include <optional>
