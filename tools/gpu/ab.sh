@@ -25,8 +25,9 @@
 #   ROUNDS    timing rounds (default 2)
 #   TARGETS   what to build (default: fourbit ops_test cuda_kernels_bench; fourbit alone is
 #             enough for bench-model, and builds faster)
-#   ENVS      environments each build is timed under, space-separated NAME=VALUE, "-" for none
-#             (default "-"): variants of one build chosen at run time need no build of their own
+#   ENVS      environments each build is timed under, space-separated; each NAME=VALUE, or several
+#             joined by commas (A=0,B=0), "-" for none (default "-"): variants of one build
+#             chosen at run time need no build of their own
 # Prints one block per round and build; logs go to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -78,7 +79,7 @@ for round in $(seq "$rounds"); do
             # Each timing needs its own binary (TARGETS may have built only one of them).
             [ -x "$dir/fourbit" ] || [ -x "$dir/bench/cuda_kernels_bench" ] || continue
             environment=()
-            [ "$e" = - ] || environment=("$e")
+            [ "$e" = - ] || IFS=, read -ra environment <<<"$e"
             echo "== round $round: $v${environment:+ $e}"
             if [ -n "$kb" ] && [ -x "$dir/bench/cuda_kernels_bench" ]; then
                 # shellcheck disable=SC2086
