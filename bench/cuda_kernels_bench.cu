@@ -68,7 +68,9 @@ __global__ void fill_tiles(uint8_t* codes, int64_t n_codes, uint8_t* scales, int
 __global__ void fill_f32(float* x, int64_t n, uint64_t seed, float scale) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
          i += int64_t(gridDim.x) * blockDim.x) {
-        x[i] = scale * (static_cast<float>(hash32(seed * 0x9e3779b97f4a7c15ull + i) % 2001) / 1000.0f - 1.0f);
+        x[i] =
+            scale *
+            (static_cast<float>(hash32(seed * 0x9e3779b97f4a7c15ull + i) % 2001) / 1000.0f - 1.0f);
     }
 }
 
@@ -108,7 +110,8 @@ LinearWeight random_bf16(int64_t n, int64_t k, uint64_t seed) {
 }
 
 double weight_bytes(const LinearWeight& w) {
-    return static_cast<double>(w.weight.size_bytes() + (w.block_scale.defined() ? w.block_scale.size_bytes() : 0));
+    return static_cast<double>(w.weight.size_bytes() +
+                               (w.block_scale.defined() ? w.block_scale.size_bytes() : 0));
 }
 
 // ---- timing ------------------------------------------------------------------------------
@@ -214,22 +217,23 @@ Ceilings measure_ceilings() {
     Ceilings c{};
     // The copy two ways, the better one counting: cudaMemcpy (in a graph it may take the copy
     // engines, which measured far below the SMs here) and a kernel.
-    const double memcpy_rate = 2.0 * bytes / seconds_per_call(4, [&](int) {
-        FOURBIT_CUDA_CHECK(cudaMemcpyAsync(b.data<uint8_t>(), a.data<uint8_t>(), bytes,
-                                           cudaMemcpyDeviceToDevice, cuda::current_stream()));
-    });
+    const double memcpy_rate =
+        2.0 * bytes / seconds_per_call(4, [&](int) {
+            FOURBIT_CUDA_CHECK(cudaMemcpyAsync(b.data<uint8_t>(), a.data<uint8_t>(), bytes,
+                                               cudaMemcpyDeviceToDevice, cuda::current_stream()));
+        });
     const int sms = sm_count();
     const double kernel_rate = 2.0 * bytes / seconds_per_call(4, [&](int) {
-        copy_kernel<<<sms * 8, 256, 0, cuda::current_stream()>>>(a.data<uint4>(), b.data<uint4>(),
-                                                                  bytes / 16);
-    });
+                                   copy_kernel<<<sms * 8, 256, 0, cuda::current_stream()>>>(
+                                       a.data<uint4>(), b.data<uint4>(), bytes / 16);
+                               });
     std::printf("copy: cudaMemcpyAsync %.0f GB/s, copy kernel %.0f GB/s (read + write)\n",
                 memcpy_rate / 1e9, kernel_rate / 1e9);
     c.copy_bytes_per_s = std::max(memcpy_rate, kernel_rate);
     c.read_bytes_per_s = bytes / seconds_per_call(4, [&](int) {
-        read_kernel<<<sms * 8, 256, 0, cuda::current_stream()>>>(a.data<uint4>(), bytes / 16,
-                                                                  sink.data<uint32_t>());
-    });
+                             read_kernel<<<sms * 8, 256, 0, cuda::current_stream()>>>(
+                                 a.data<uint4>(), bytes / 16, sink.data<uint32_t>());
+                         });
     return c;
 }
 
@@ -286,7 +290,8 @@ void launch_variant(const LinearWeight& w, const Tensor& x, Tensor& y) {
 bool close_floats(const Tensor& a, const Tensor& b) {
     Tensor ha = a.to(Device::host()), hb = b.to(Device::host());
     double largest = 0;
-    for (int64_t i = 0; i < ha.numel(); ++i) largest = std::max(largest, std::fabs(double(ha.data<float>()[i])));
+    for (int64_t i = 0; i < ha.numel(); ++i)
+        largest = std::max(largest, std::fabs(double(ha.data<float>()[i])));
     for (int64_t i = 0; i < ha.numel(); ++i) {
         const double d = std::fabs(double(ha.data<float>()[i]) - hb.data<float>()[i]);
         if (!(d <= 1e-5 * largest)) return false;
@@ -300,9 +305,9 @@ bool close_floats(const Tensor& a, const Tensor& b) {
 // so halving every warp's chain should help the small grids (k/v, one expert) most and may
 // cost q_proj (one CTA of 16 warps per SM instead of three of 8). One token tile (m <= 8).
 template <int kChunk>
-__global__ void __launch_bounds__(512) linear_split16_kernel(cuda::nvfp4::TilesView w,
-                                                             const float* x, int n_tokens,
-                                                             float out_scale, float* y) {
+__global__ void __launch_bounds__(512)
+    linear_split16_kernel(cuda::nvfp4::TilesView w, const float* x, int n_tokens, float out_scale,
+                          float* y) {
     using namespace cuda::nvfp4;
     constexpr int kSplit = 16;
     extern __shared__ uint2 staged[];
@@ -347,19 +352,23 @@ void launch_split16(const LinearWeight& w, const Tensor& x, Tensor& y) {
 }
 
 void gemv_ladder() {
-    std::printf("\n| kind | shape | variant | tokens | us | MB | GB/s | of copy BW |\n|---|---|---|---:|---:|---:|---:|---:|\n");
+    std::printf(
+        "\n| kind | shape | variant | tokens | us | MB | GB/s | of copy BW "
+        "|\n|---|---|---|---:|---:|---:|---:|---:|\n");
     for (const MatrixShape& shape : kShapes) {
         LinearWeight one = random_tiled_nvfp4(shape.n, shape.k, 1);
         const int copies = static_cast<int>(std::max(4.0, kWorkingSetBytes / weight_bytes(one)));
         std::vector<LinearWeight> weights;
-        for (int i = 0; i < copies; ++i) weights.push_back(random_tiled_nvfp4(shape.n, shape.k, 100 + i));
+        for (int i = 0; i < copies; ++i)
+            weights.push_back(random_tiled_nvfp4(shape.n, shape.k, 100 + i));
         for (int m : {1, 2, 4, 8, 16}) {
             Tensor x = random_f32({m, shape.k}, 7);
             Tensor y = Tensor::zeros(DType::f32, {m, shape.n}, kGpu);
             const double bytes = weight_bytes(one) + 4.0 * m * (shape.k + shape.n);
             const double floor_us = bytes / g_ceilings.copy_bytes_per_s * 1e6;
             report({"nvfp4 linear", shape.name, "production", m,
-                    1e6 * seconds_per_call(copies, [&](int i) { linear(x, weights[i], y); }), bytes, floor_us});
+                    1e6 * seconds_per_call(copies, [&](int i) { linear(x, weights[i], y); }), bytes,
+                    floor_us});
             // The ladder: loads in flight per warp (groups of 16 B per lane before the first use).
             Tensor y_variant = Tensor::zeros(DType::f32, {m, shape.n}, kGpu);
             auto variant = [&](const char* name, auto launch) {
@@ -370,13 +379,16 @@ void gemv_ladder() {
                     std::printf("| VALIDATION FAILED | %s | %s | %d |\n", shape.name, name, m);
                 }
                 report({"nvfp4 linear", shape.name, name, m,
-                        1e6 * seconds_per_call(copies, [&](int i) { launch(weights[i], x, y_variant); }), bytes, floor_us});
+                        1e6 * seconds_per_call(copies,
+                                               [&](int i) { launch(weights[i], x, y_variant); }),
+                        bytes, floor_us});
             };
             if (m == 1) {
                 // The same call with its weights already in L2 (one copy, re-read): what a
                 // latency-bound GEMV would gain from a prefetch.
                 report({"nvfp4 linear", shape.name, "weights in L2", m,
-                        1e6 * seconds_per_call(copies, [&](int) { linear(x, weights[0], y); }), bytes, floor_us});
+                        1e6 * seconds_per_call(copies, [&](int) { linear(x, weights[0], y); }),
+                        bytes, floor_us});
                 // The same bytes read by a plain streaming kernel, one launch each (no math, no
                 // activations): the ceiling a GEMV of this size meets in its launch, first
                 // loads and last wave, beside the large copy's.
@@ -458,12 +470,14 @@ void moe_layer() {
     experts.down_codes = Tensor::zeros(DType::u8, {kExperts, kHidden, kInter / 2}, kGpu);
     experts.down_scales = Tensor::zeros(DType::u8, {kExperts, kHidden, kInter / 16}, kGpu);
     fill_tiles<<<4096, 256>>>(experts.gate_up_codes.data<uint8_t>(), experts.gate_up_codes.numel(),
-                              experts.gate_up_scales.data<uint8_t>(), experts.gate_up_scales.numel(), 3);
+                              experts.gate_up_scales.data<uint8_t>(),
+                              experts.gate_up_scales.numel(), 3);
     fill_tiles<<<4096, 256>>>(experts.down_codes.data<uint8_t>(), experts.down_codes.numel(),
                               experts.down_scales.data<uint8_t>(), experts.down_scales.numel(), 4);
     FOURBIT_CUDA_CHECK_LAUNCH();
     Tensor host_scales = Tensor::zeros(DType::f32, {kExperts, 3});
-    for (int64_t i = 0; i < host_scales.numel(); ++i) host_scales.data<float>()[i] = std::ldexp(0.01f, kNvFp4TileExponent);
+    for (int64_t i = 0; i < host_scales.numel(); ++i)
+        host_scales.data<float>()[i] = std::ldexp(0.01f, kNvFp4TileExponent);
     experts.out_scales = host_scales.to(kGpu);
     LinearWeight router = random_bf16(kExperts, kHidden, 5);
     const Tensor norm_weight = random_f32({kHidden}, 6);
@@ -499,7 +513,8 @@ void moe_layer() {
         for (int i = 0; i < kInputs; ++i) {
             step(i);
             Tensor host_ids = ids[i].to(Device::host());
-            std::vector<int32_t> distinct(host_ids.data<int32_t>(), host_ids.data<int32_t>() + host_ids.numel());
+            std::vector<int32_t> distinct(host_ids.data<int32_t>(),
+                                          host_ids.data<int32_t>() + host_ids.numel());
             std::sort(distinct.begin(), distinct.end());
             distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
             floor_bytes += weight_bytes(router) + distinct.size() * expert_bytes;
@@ -525,8 +540,8 @@ void moe_layer() {
                     static_cast<int>(tokens), experts_us, experts_floor,
                     experts_floor / g_ceilings.copy_bytes_per_s * 1e6});
         }
-        std::printf("(moe, %d tokens: %.1f MB routed per call, %.1f MB distinct)\n", static_cast<int>(tokens),
-                    slot_bytes / 1e6, experts_floor / 1e6);
+        std::printf("(moe, %d tokens: %.1f MB routed per call, %.1f MB distinct)\n",
+                    static_cast<int>(tokens), slot_bytes / 1e6, experts_floor / 1e6);
     }
 }
 
@@ -543,18 +558,18 @@ struct AttentionCase {
 void attention_layer(const std::string& only = "") {
     const AttentionShape shape{48, 8, 128};
     constexpr int64_t kBlock = 16;
-    const int64_t q_width = shape.n_heads * shape.head_dim, kv_width = shape.n_kv_heads * shape.head_dim;
+    const int64_t q_width = shape.n_heads * shape.head_dim,
+                  kv_width = shape.n_kv_heads * shape.head_dim;
     std::printf(
         "\n| attention | step | cache | tokens | us | TFLOP/s | GB/s (keys and values once) |\n"
         "|---|---|---|---:|---:|---:|---:|\n");
     // prefill 4096 first: a profiler's first attention launch (check.sh's ncu, --attention).
-    for (const AttentionCase& c : {AttentionCase{"prefill 4096", 1, 4096, 4096},
-                                   AttentionCase{"prefill 512", 1, 512, 512},
-                                   AttentionCase{"chunk of 512 after 16K", 1, 512, 16896},
-                                   AttentionCase{"decode at 4K", 1, 1, 4096},
-                                   AttentionCase{"decode at 32K", 1, 1, 32768},
-                                   AttentionCase{"decode at 128K", 1, 1, 131072},
-                                   AttentionCase{"16 decodes at 8K", 16, 1, 8192}}) {
+    for (const AttentionCase& c :
+         {AttentionCase{"prefill 4096", 1, 4096, 4096}, AttentionCase{"prefill 512", 1, 512, 512},
+          AttentionCase{"chunk of 512 after 16K", 1, 512, 16896},
+          AttentionCase{"decode at 4K", 1, 1, 4096}, AttentionCase{"decode at 32K", 1, 1, 32768},
+          AttentionCase{"decode at 128K", 1, 1, 131072},
+          AttentionCase{"16 decodes at 8K", 16, 1, 8192}}) {
         for (DType dtype : {DType::f32, DType::bf16}) {  // the KV cache's elements
             const char* cache = dtype == DType::bf16 ? "bf16 cache" : "f32 cache";
             if ((std::string(c.name) + " | " + cache).find(only) == std::string::npos) continue;
@@ -612,17 +627,18 @@ void write_json(const char* path, const std::string& card) {
     if (f == nullptr) return;
     const char* commit = std::getenv("FOURBIT_COMMIT");
     const char* date = std::getenv("FOURBIT_DATE");
-    std::fprintf(f, "{\n  \"card\": \"%s\",\n  \"date\": \"%s\",\n  \"commit\": \"%s\",\n", card.c_str(),
-                 date ? date : "", commit ? commit : "");
+    std::fprintf(f, "{\n  \"card\": \"%s\",\n  \"date\": \"%s\",\n  \"commit\": \"%s\",\n",
+                 card.c_str(), date ? date : "", commit ? commit : "");
     std::fprintf(f, "  \"copy_GBps\": %.1f,\n  \"read_GBps\": %.1f,\n  \"rows\": [\n",
                  g_ceilings.copy_bytes_per_s / 1e9, g_ceilings.read_bytes_per_s / 1e9);
     for (size_t i = 0; i < g_rows.size(); ++i) {
         const Row& r = g_rows[i];
-        std::fprintf(f,
-                     "    {\"kind\": \"%s\", \"shape\": \"%s\", \"variant\": \"%s\", \"tokens\": %d, "
-                     "\"us\": %.3f, \"bytes\": %.0f, \"GBps\": %.1f, \"of_copy_bw\": %.3f}%s\n",
-                     r.kind.c_str(), r.shape.c_str(), r.variant.c_str(), r.tokens, r.us, r.bytes,
-                     r.bytes / (r.us * 1e-6) / 1e9, r.floor_us / r.us, i + 1 < g_rows.size() ? "," : "");
+        std::fprintf(
+            f,
+            "    {\"kind\": \"%s\", \"shape\": \"%s\", \"variant\": \"%s\", \"tokens\": %d, "
+            "\"us\": %.3f, \"bytes\": %.0f, \"GBps\": %.1f, \"of_copy_bw\": %.3f}%s\n",
+            r.kind.c_str(), r.shape.c_str(), r.variant.c_str(), r.tokens, r.us, r.bytes,
+            r.bytes / (r.us * 1e-6) / 1e9, r.floor_us / r.us, i + 1 < g_rows.size() ? "," : "");
     }
     std::fprintf(f, "  ]\n}\n");
     std::fclose(f);
@@ -650,9 +666,12 @@ int main(int argc, char** argv) {
     FOURBIT_CUDA_CHECK(cudaGetDeviceProperties(&props, 0));
     const std::string card = props.name;
     g_ceilings = measure_ceilings();
-    std::printf("card: %s, %d SMs, L2 %d MB\n", card.c_str(), props.multiProcessorCount, props.l2CacheSize >> 20);
-    std::printf("copy bandwidth (device to device, read + write): %.0f GB/s\n", g_ceilings.copy_bytes_per_s / 1e9);
-    std::printf("read bandwidth (16-byte streaming loads): %.0f GB/s\n", g_ceilings.read_bytes_per_s / 1e9);
+    std::printf("card: %s, %d SMs, L2 %d MB\n", card.c_str(), props.multiProcessorCount,
+                props.l2CacheSize >> 20);
+    std::printf("copy bandwidth (device to device, read + write): %.0f GB/s\n",
+                g_ceilings.copy_bytes_per_s / 1e9);
+    std::printf("read bandwidth (16-byte streaming loads): %.0f GB/s\n",
+                g_ceilings.read_bytes_per_s / 1e9);
     if (!(argc > 1 && std::string(argv[1]) == "--moe")) gemv_ladder();
     moe_layer();
     if (argc > 1 && std::string(argv[1]) == "--moe") return 0;
