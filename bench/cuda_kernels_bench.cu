@@ -3,7 +3,8 @@
 // (the production op, and variants of its kernel: loads in flight per warp; at one token also
 // the same call with its weights in L2, and the same bytes read with no math), the BF16 op
 // for comparison, and one MoE layer's decode step (input norm, router, top 8, experts) at 1, 4 and
-// 32 tokens (the last through the grouped kernels) against its byte floor, then one layer's paged
+// 32 tokens (the last through the grouped kernels) against its byte floor (and, at one token, a
+// bare read of the 8 experts' gate/up and down bytes), then one layer's paged
 // attention at MiniMax-M2's shape over f32 and bf16 caches (prefill in TFLOP/s of the useful
 // products, decode against the bytes of its keys and values). Every timed region is a CUDA
 // graph of many calls over distinct weights (several times the L2), replayed; the median replay
@@ -543,6 +544,32 @@ void moe_layer() {
         std::printf("(moe, %d tokens: %.1f MB routed per call, %.1f MB distinct)\n",
                     static_cast<int>(tokens), slot_bytes / 1e6, experts_floor / 1e6);
     }
+    // The one-token experts' two kernels against a bare read of the same bytes in one launch each
+    // (the GEMV ladder's "read only" rows): 8 experts' gate/up, then their down, a different 8
+    // each call (several times the L2).
+    const auto read_experts = [&](const char* name, const Tensor& codes, const Tensor& scales) {
+        const int64_t codes_per_expert = codes.numel() / kExperts / 16;
+        const int64_t scales_per_expert = scales.numel() / kExperts / 16;
+        const double bytes = 16.0 * kTopK * (codes_per_expert + scales_per_expert);
+        Tensor sink = Tensor::zeros(DType::u32, {1}, kGpu);
+        const double us = 1e6 * seconds_per_call(kExperts / kTopK, [&](int i) {
+                              const int64_t first = int64_t(i) * kTopK;
+                              const int64_t n_codes = kTopK * codes_per_expert;
+                              const int64_t n_scales = kTopK * scales_per_expert;
+                              const int64_t blocks = std::min<int64_t>(
+                                  int64_t(sm_count()) * 8, (n_codes + n_scales + 1023) / 1024);
+                              read_two_kernel<<<blocks, 256, 0, cuda::current_stream()>>>(
+                                  codes.data<uint4>() + first * codes_per_expert, n_codes,
+                                  scales.data<uint4>() + first * scales_per_expert, n_scales,
+                                  sink.data<uint32_t>());
+                          });
+        report({"moe experts only", "256 experts top 8, 3072/1536", name, 1, us, bytes,
+                bytes / g_ceilings.copy_bytes_per_s * 1e6});
+    };
+    read_experts("gate_up bytes of 8 experts, read only (no math)", experts.gate_up_codes,
+                 experts.gate_up_scales);
+    read_experts("down bytes of 8 experts, read only (no math)", experts.down_codes,
+                 experts.down_scales);
 }
 
 // ---- one layer's paged attention ----------------------------------------------------------
