@@ -206,6 +206,16 @@ int sm_count() {
     return sms;
 }
 
+// read_two_kernel over `first` and `second` (n_first and n_second 16-byte units) on the current
+// stream, with enough CTAs for one pass of four loads a thread, at most 8 an SM.
+void read_two(const uint4* first, int64_t n_first, const uint4* second, int64_t n_second,
+              uint32_t* sink) {
+    const int64_t blocks =
+        std::min<int64_t>(int64_t(sm_count()) * 8, (n_first + n_second + 1023) / 1024);
+    read_two_kernel<<<blocks, 256, 0, cuda::current_stream()>>>(first, n_first, second, n_second,
+                                                                sink);
+}
+
 struct Ceilings {
     double copy_bytes_per_s;  // device-to-device copy, bytes read + written
     double read_bytes_per_s;  // 16-byte streaming reads
@@ -395,20 +405,15 @@ void gemv_ladder() {
                 // loads and last wave, beside the large copy's.
                 Tensor sink = Tensor::zeros(DType::u32, {1}, kGpu);
                 report({"nvfp4 linear", shape.name, "read only (no math)", m,
-                        1e6 * seconds_per_call(
-                                  copies,
-                                  [&](int i) {
-                                      const int64_t codes =
-                                          static_cast<int64_t>(weights[i].weight.size_bytes() / 16);
-                                      const int64_t scales = static_cast<int64_t>(
-                                          weights[i].block_scale.size_bytes() / 16);
-                                      const int64_t blocks = std::min<int64_t>(
-                                          int64_t(sm_count()) * 8, (codes + scales + 1023) / 1024);
-                                      read_two_kernel<<<blocks, 256, 0, cuda::current_stream()>>>(
-                                          weights[i].weight.data<uint4>(), codes,
-                                          weights[i].block_scale.data<uint4>(), scales,
-                                          sink.data<uint32_t>());
-                                  }),
+                        1e6 * seconds_per_call(copies,
+                                               [&](int i) {
+                                                   read_two(
+                                                       weights[i].weight.data<uint4>(),
+                                                       weights[i].weight.size_bytes() / 16,
+                                                       weights[i].block_scale.data<uint4>(),
+                                                       weights[i].block_scale.size_bytes() / 16,
+                                                       sink.data<uint32_t>());
+                                               }),
                         bytes, floor_us});
             }
             if (m == 1 || m == 16) {
@@ -552,17 +557,13 @@ void moe_layer() {
         const int64_t scales_per_expert = scales.numel() / kExperts / 16;
         const double bytes = 16.0 * kTopK * (codes_per_expert + scales_per_expert);
         Tensor sink = Tensor::zeros(DType::u32, {1}, kGpu);
-        const double us = 1e6 * seconds_per_call(kExperts / kTopK, [&](int i) {
-                              const int64_t first = int64_t(i) * kTopK;
-                              const int64_t n_codes = kTopK * codes_per_expert;
-                              const int64_t n_scales = kTopK * scales_per_expert;
-                              const int64_t blocks = std::min<int64_t>(
-                                  int64_t(sm_count()) * 8, (n_codes + n_scales + 1023) / 1024);
-                              read_two_kernel<<<blocks, 256, 0, cuda::current_stream()>>>(
-                                  codes.data<uint4>() + first * codes_per_expert, n_codes,
-                                  scales.data<uint4>() + first * scales_per_expert, n_scales,
-                                  sink.data<uint32_t>());
-                          });
+        const double us =
+            1e6 * seconds_per_call(kExperts / kTopK, [&](int i) {
+                const int64_t first = int64_t(i) * kTopK;
+                read_two(codes.data<uint4>() + first * codes_per_expert, kTopK * codes_per_expert,
+                         scales.data<uint4>() + first * scales_per_expert,
+                         kTopK * scales_per_expert, sink.data<uint32_t>());
+            });
         report({"moe experts only", "256 experts top 8, 3072/1536", name, 1, us, bytes,
                 bytes / g_ceilings.copy_bytes_per_s * 1e6});
     };
