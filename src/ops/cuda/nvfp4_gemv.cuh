@@ -23,9 +23,11 @@
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 
+#include "ops/cuda/cluster_copy.cuh"
 #include "ops/cuda/device_attribute.h"
 #include "ops/cuda/nvfp4_mma.cuh"
 
@@ -127,6 +129,24 @@ struct GlobalB {
         }
     }
 };
+
+// The same fragments from rows staged as they are in memory (bf16, row r at r * row_bytes of
+// `staged`; row_bytes = 2k + 16 puts the 8 rows' same columns in distinct banks): ldmatrix hands
+// lane 4g + t words t of row g's k-tile halves, which is the B fragment. Up to 8 token rows;
+// lanes past the last token read it again (their D columns are stored by no one).
+struct RowMajorB {
+    unsigned address;  // this lane's row and half at k-tile 0
+
+    __device__ __forceinline__ RowMajorB(const void* staged, int row_bytes, int n_tokens) {
+        const int lane = threadIdx.x & 31;
+        address =
+            shared_address(staged) + min(lane & 7, n_tokens - 1) * row_bytes + (lane >> 3 & 1) * 16;
+    }
+    __device__ __forceinline__ void operator()(int, int kt, uint32_t (&b)[2]) const {
+        load_two_matrices(b, address + kt * 32);
+    }
+};
+__host__ __device__ inline int row_major_bytes(int k) { return 2 * k + 16; }
 
 // The math of one loaded chunk for up to 8 * kTokenTiles token rows, B from `load_b` (kWhole:
 // as load_chunk's).
@@ -441,9 +461,11 @@ __device__ __forceinline__ void store_partials(float (*partial)[kTokenTiles * 4]
 // stripes, kStripeWarps warps splitting each stripe's k (launch_linear_block). kStaged: x is
 // staged in dynamic shared memory (staged_bytes(n_tokens, k)). kWhole: every warp's share of
 // groups is a multiple of kChunk (whole_chunks). kStageBatch: stage_rows' fragments in flight a
-// thread for 2 or more tokens of f32. X: f32 rows, or bf16 rows (stage_bf16_rows).
+// thread for 2 or more tokens of f32. X: f32 rows, or bf16 rows (stage_bf16_rows). kCluster > 1
+// (bf16 rows, up to 8 tokens, staged, whole): clusters of kCluster CTAs, each copying its share of
+// the rows into all of theirs at once (copy_to_cluster), which the warps read with ldmatrix.
 template <int kTokenTiles, int kChunk, bool kStaged, int kStripeWarps, bool kWhole = false,
-          int kStageBatch = 4, typename X = float>
+          int kStageBatch = 4, typename X = float, int kCluster = 1>
 __global__ void __launch_bounds__(kStripeWarps * 32)
     linear_kernel(TilesView w, const X* x, int n_tokens, RowParts y) {
     constexpr int kStripeThreads = kStripeWarps * 32;
@@ -455,11 +477,33 @@ __global__ void __launch_bounds__(kStripeWarps * 32)
     const uint4* codes = w.codes + static_cast<int64_t>(stripe) * groups * 32;
     const uint2* scales = w.scales + static_cast<int64_t>(stripe) * groups * 8;
     const LaneTiles at(codes, scales, begin);
+    uint64_t* rows_landed = nullptr;  // kCluster > 1: the rows' bytes in this CTA
+    if constexpr (kCluster > 1) {
+        rows_landed = cta_copy_barrier();
+        if (threadIdx.x == 0) init_copy_barrier(rows_landed);
+        cluster_arrive();  // the barriers exist before any CTA's copies land in them
+    }
     WeightChunk<kChunk> first;
     load_chunk<kWhole>(first, at, end - begin);     // weights: no kernel writes them
     wait_for_prerequisites();                       // x and y: the previous kernels' business
     float acc[kTokenTiles][4] = {};
-    if constexpr (kStaged) {
+    if constexpr (kCluster > 1) {
+        static_assert(kStaged && kWhole && kTokenTiles == 1 && std::is_same_v<X, __nv_bfloat16>);
+        cluster_wait();
+        const int row_bytes = row_major_bytes(w.k);
+        if (threadIdx.x == 0) {
+            expect_bytes(rows_landed, static_cast<unsigned>(n_tokens * 2 * w.k));
+            for (int r = static_cast<int>(cluster_rank()); r < n_tokens; r += kCluster) {
+                copy_to_cluster(reinterpret_cast<char*>(staged) + r * row_bytes,
+                                x + static_cast<int64_t>(r) * w.k, 2 * w.k, rows_landed,
+                                (1u << kCluster) - 1);
+            }
+        }
+        wait_first_phase(rows_landed);
+        cluster_arrive();  // every row has landed here: the cluster's copies into us are done
+        const RowMajorB b(staged, row_bytes, n_tokens);
+        stripe_partial<1, kWhole>(first, at, begin, end, b, acc);
+    } else if constexpr (kStaged) {
         if constexpr (std::is_same_v<X, __nv_bfloat16>) {
             stage_bf16_rows(staged, x, n_tokens, w.k, kStripeThreads);
         } else if (n_tokens == 1) {
@@ -485,6 +529,8 @@ __global__ void __launch_bounds__(kStripeWarps * 32)
         const int token = 8 * j + 2 * (lane & 3) + (c & 1);
         if (token < n_tokens) y.store(token, row, sum);
     }
+    // No CTA leaves while a copy it issued may still be landing in another.
+    if constexpr (kCluster > 1) cluster_wait();
 }
 
 // Experts of one MoE layer, tiled and stacked: gate and up fused so that stripe s holds gate
@@ -652,22 +698,34 @@ inline cudaError_t launch_down(const ExpertsView& experts, const int32_t* ids,
 // The production configuration (bench/cuda_kernels_bench.cu sweeps the chunk).
 inline constexpr int kProductionChunk = 4;
 
-// Launches `kernel` with programmatic dependent launch allowed (see allow_dependents).
+// Launches `kernel` with programmatic dependent launch allowed (see allow_dependents), in
+// clusters of `cluster` CTAs along x (1: none; grid.x a multiple of it).
 template <typename... Parameters, typename... Arguments>
-inline cudaError_t launch_with_pdl(void (*kernel)(Parameters...), dim3 grid, int threads,
-                                   size_t shared_bytes, cudaStream_t stream,
-                                   Arguments&&... arguments) {
+inline cudaError_t launch_clusters_with_pdl(int cluster, void (*kernel)(Parameters...), dim3 grid,
+                                            int threads, size_t shared_bytes, cudaStream_t stream,
+                                            Arguments&&... arguments) {
     cudaLaunchConfig_t config = {};
     config.gridDim = grid;
     config.blockDim = dim3(threads);
     config.dynamicSmemBytes = shared_bytes;
     config.stream = stream;
-    cudaLaunchAttribute attribute;
-    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attribute.val.programmaticStreamSerializationAllowed = 1;
-    config.attrs = &attribute;
-    config.numAttrs = 1;
+    cudaLaunchAttribute attributes[2];
+    attributes[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attributes[0].val.programmaticStreamSerializationAllowed = 1;
+    attributes[1].id = cudaLaunchAttributeClusterDimension;
+    attributes[1].val.clusterDim.x = cluster;
+    attributes[1].val.clusterDim.y = attributes[1].val.clusterDim.z = 1;
+    config.attrs = attributes;
+    config.numAttrs = cluster > 1 ? 2 : 1;
     return cudaLaunchKernelEx(&config, kernel, std::forward<Arguments>(arguments)...);
+}
+
+template <typename... Parameters, typename... Arguments>
+inline cudaError_t launch_with_pdl(void (*kernel)(Parameters...), dim3 grid, int threads,
+                                   size_t shared_bytes, cudaStream_t stream,
+                                   Arguments&&... arguments) {
+    return launch_clusters_with_pdl(1, kernel, grid, threads, shared_bytes, stream,
+                                    std::forward<Arguments>(arguments)...);
 }
 
 template <typename X>
@@ -717,6 +775,22 @@ inline int resident_ctas(LinearKernel<X> kernel, int threads, size_t shared_byte
     return per_sm * current_device_attribute(cudaDevAttrMultiProcessorCount);
 }
 
+// The CTAs a cluster in the decode GEMVs that copy their bf16 rows to each other
+// (linear_kernel's kCluster): four, where the grid fills at most half of the CTAs the card holds.
+// In the decode graph at 8 / 4 tokens (H200, one call, bench/results/cuda_model.md, session 29),
+// o_proj (192 CTAs, a wave holds 396) took 8.62 / 7.75 us in clusters of four against 10.14 /
+// 7.95; the stacked q/k/v (512 CTAs, a wave holds 528) took 12.18 / 11.88 against 11.67 / 9.19,
+// and 10.85 / 10.21 in clusters of two (presumably as whole clusters must find room at once in
+// a card nearly full). At one token the rows are 6-12 KB and the clusters' barriers cost more
+// than they save (o_proj 7.44 against 6.52).
+inline constexpr int kLinearCluster = 4;
+
+inline bool linear_in_clusters(int m, int stripes, int resident, const void* x) {
+    static const bool clusters = current_device_attribute(cudaDevAttrClusterLaunch) != 0;
+    return clusters && m >= 2 && m <= 8 && stripes % kLinearCluster == 0 &&
+           2 * stripes <= resident && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+}
+
 // y = W x for up to 16 tokens (kChunk groups in flight per warp), x f32 or bf16 rows: x staged
 // in shared memory when it fits, else read through L1; 8 warps a stripe, or 6 where 8-warp CTAs
 // would take more than one wave of the card and 6-warp ones fit in one: the stacked q/k/v's 512
@@ -734,8 +808,8 @@ inline cudaError_t launch_linear_block(const TilesView& w, const X* x, int m, co
     int threads = kThreads;
     cudaError_t status = opt_in_shared_memory(kernel, shared_bytes);
     if (status != cudaSuccess) return status;
-    const int stripes = w.n / 16;
-    if (stripes > resident_ctas(kernel, kThreads, shared_bytes)) {
+    const int stripes = w.n / 16, resident = resident_ctas(kernel, kThreads, shared_bytes);
+    if (stripes > resident) {
         const LinearKernel<X> kernel6 =
             linear_kernel_for<kChunk, 6, X>(m, staged, whole_chunks<kChunk>(w.k, 6));
         status = opt_in_shared_memory(kernel6, shared_bytes);
@@ -743,6 +817,18 @@ inline cudaError_t launch_linear_block(const TilesView& w, const X* x, int m, co
         if (stripes <= resident_ctas(kernel6, 6 * 32, shared_bytes)) {
             kernel = kernel6;
             threads = 6 * 32;
+        }
+    }
+    if constexpr (kPdl && std::is_same_v<X, __nv_bfloat16>) {
+        // (6-warp CTAs are chosen only where 8-warp ones would not fit in a wave: never half.)
+        if (staged && whole_chunks<kChunk>(w.k, kWarps) &&
+            linear_in_clusters(m, stripes, resident, x)) {
+            const auto clustered =
+                linear_kernel<1, kChunk, true, kWarps, true, 4, X, kLinearCluster>;
+            status = opt_in_shared_memory(clustered, shared_bytes);
+            if (status != cudaSuccess) return status;
+            return launch_clusters_with_pdl(kLinearCluster, clustered, dim3(stripes), kThreads,
+                                            shared_bytes, stream, w, x, m, y);
         }
     }
     if constexpr (kPdl) {

@@ -107,4 +107,12 @@ __device__ __forceinline__ void load_matrices(uint32_t (&words)[4], const void* 
                  : "r"(address));
 }
 
+// Two 8x8 bf16 matrices from shared memory, lanes 0-7 matrix 0's row addresses and lanes 8-15
+// matrix 1's (16 bytes each; lanes 16-31 give none): lane 4g + t receives word t of row g of each.
+__device__ __forceinline__ void load_two_matrices(uint32_t (&words)[2], unsigned row_address) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+                 : "=r"(words[0]), "=r"(words[1])
+                 : "r"(row_address));
+}
+
 }  // namespace fourbit::cuda::nvfp4
