@@ -776,19 +776,20 @@ inline int resident_ctas(LinearKernel<X> kernel, int threads, size_t shared_byte
 }
 
 // The CTAs a cluster in the decode GEMVs that copy their bf16 rows to each other
-// (linear_kernel's kCluster): four, where the grid fills at most half of the CTAs the card holds.
-// In the decode graph at 8 / 4 tokens (H200, one call, bench/results/cuda_model.md, session 29),
-// o_proj (192 CTAs, a wave holds 396) took 8.62 / 7.75 us in clusters of four against 10.14 /
-// 7.95; the stacked q/k/v (512 CTAs, a wave holds 528) took 12.18 / 11.88 against 11.67 / 9.19,
-// and 10.85 / 10.21 in clusters of two (presumably as whole clusters must find room at once in
-// a card nearly full). At one token the rows are 6-12 KB and the clusters' barriers cost more
-// than they save (o_proj 7.44 against 6.52).
+// (linear_kernel's kCluster): four, where 8-warp CTAs a stripe fit in one wave. In the decode
+// graph at 8 / 4 tokens (H200, one call, bench/results/cuda_model.md, session 29), o_proj (192
+// CTAs; a wave holds 264 at 8 tokens, 396 at 4) took 8.62 / 7.75 us in clusters of four against
+// 10.14 / 7.95. The stacked q/k/v, whose 512 stripes need 6-warp CTAs to fit a wave (528 of
+// them), took 12.18 / 11.88 against 11.67 / 9.19, and 10.85 / 10.21 in clusters of two
+// (presumably as whole clusters must find room at once in a card nearly full): it stages CTA by
+// CTA. At one token the rows are 6-12 KB and the clusters' barriers cost more than they save
+// (o_proj 7.44 against 6.52).
 inline constexpr int kLinearCluster = 4;
 
 inline bool linear_in_clusters(int m, int stripes, int resident, const void* x) {
     static const bool clusters = current_device_attribute(cudaDevAttrClusterLaunch) != 0;
-    return clusters && m >= 2 && m <= 8 && stripes % kLinearCluster == 0 &&
-           2 * stripes <= resident && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    return clusters && m >= 2 && m <= 8 && stripes % kLinearCluster == 0 && stripes <= resident &&
+           reinterpret_cast<uintptr_t>(x) % 16 == 0;
 }
 
 // y = W x for up to 16 tokens (kChunk groups in flight per warp), x f32 or bf16 rows: x staged
@@ -820,7 +821,6 @@ inline cudaError_t launch_linear_block(const TilesView& w, const X* x, int m, co
         }
     }
     if constexpr (kPdl && std::is_same_v<X, __nv_bfloat16>) {
-        // (6-warp CTAs are chosen only where 8-warp ones would not fit in a wave: never half.)
         if (staged && whole_chunks<kChunk>(w.k, kWarps) &&
             linear_in_clusters(m, stripes, resident, x)) {
             const auto clustered =
