@@ -698,10 +698,11 @@ TEST_P(DeviceOps, LinearNvfp4OneTokenEqualsTwoTokensBitwise) {
 
 // A linear given x as bf16 gives what it gives for the same values in f32, bitwise: NVFP4 tiles
 // round x to bf16 themselves (the GEMV staging bf16 rows: M2's o_proj and stacked q/k/v shapes
-// in whole chunks, a small grid in guarded ones; reading them through L1 where 16 rows of 6,144
-// are too wide to stage; the GEMM from 33 tokens; q, k and v stacked), and every other weight
-// is fed x widened to f32, exactly. So producers may hand NVFP4 linears bf16 rows
-// (linear_activation_dtype) without changing a result.
+// in whole chunks, o_proj's at 4 and 8 tokens on Hopper by clusters' multicast copies and
+// ldmatrix where f32 rows are staged CTA by CTA, a small grid in guarded chunks; reading them
+// through L1 where 16 rows of 6,144 are too wide to stage; the GEMM from 33 tokens; q, k and v
+// stacked), and every other weight is fed x widened to f32, exactly. So producers may hand NVFP4
+// linears bf16 rows (linear_activation_dtype) without changing a result.
 TEST_P(DeviceOps, LinearBf16ActivationsEqualTheSameValuesInF32) {
     std::mt19937 rng(43);
     struct Case {

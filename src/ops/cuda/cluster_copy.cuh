@@ -62,14 +62,20 @@ __device__ __forceinline__ void wait_first_phase(uint64_t* barrier) {
 
 // `bytes` (a multiple of 16, both addresses 16-byte aligned) from global memory to the same
 // shared-memory offset in each CTA of the cluster in `ctas` (a bit a rank), each counting them
-// on its own barrier at `barrier`'s offset.
+// on its own barrier at `barrier`'s offset. Hopper only: ptxas warns that multicast is expected
+// to be much slower on sm_120/121, so the kernels that call this are launched on sm_90 alone
+// (linear_in_clusters), and other targets compile a trap.
 __device__ __forceinline__ void copy_to_cluster(void* shared, const void* global, unsigned bytes,
                                                 uint64_t* barrier, uint16_t ctas) {
+#if __CUDA_ARCH__ == 900
     asm volatile(
         "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster "
         "[%0], [%1], %2, [%3], %4;" ::"r"(shared_address(shared)),
         "l"(global), "r"(bytes), "r"(shared_address(barrier)), "h"(ctas)
         : "memory");
+#else
+    __trap();
+#endif
 }
 
 }  // namespace fourbit::cuda

@@ -462,8 +462,9 @@ __device__ __forceinline__ void store_partials(float (*partial)[kTokenTiles * 4]
 // staged in dynamic shared memory (staged_bytes(n_tokens, k)). kWhole: every warp's share of
 // groups is a multiple of kChunk (whole_chunks). kStageBatch: stage_rows' fragments in flight a
 // thread for 2 or more tokens of f32. X: f32 rows, or bf16 rows (stage_bf16_rows). kCluster > 1
-// (bf16 rows, up to 8 tokens, staged, whole): clusters of kCluster CTAs, each copying its share of
-// the rows into all of theirs at once (copy_to_cluster), which the warps read with ldmatrix.
+// (bf16 rows, 4-8 tokens, staged, whole: linear_in_clusters): clusters of kCluster CTAs, each
+// copying its share of the rows into all of theirs at once (copy_to_cluster), which the warps
+// read with ldmatrix.
 template <int kTokenTiles, int kChunk, bool kStaged, int kStripeWarps, bool kWhole = false,
           int kStageBatch = 4, typename X = float, int kCluster = 1>
 __global__ void __launch_bounds__(kStripeWarps * 32)
@@ -776,19 +777,20 @@ inline int resident_ctas(LinearKernel<X> kernel, int threads, size_t shared_byte
 }
 
 // The CTAs a cluster in the decode GEMVs that copy their bf16 rows to each other
-// (linear_kernel's kCluster): four, where 8-warp CTAs a stripe fit in one wave. In the decode
-// graph at 8 / 4 tokens (H200, one call, bench/results/cuda_model.md, session 29), o_proj (192
-// CTAs; a wave holds 264 at 8 tokens, 396 at 4) took 8.62 / 7.75 us in clusters of four against
-// 10.14 / 7.95. The stacked q/k/v, whose 512 stripes need 6-warp CTAs to fit a wave (528 of
-// them), took 12.18 / 11.88 against 11.67 / 9.19, and 10.85 / 10.21 in clusters of two
-// (presumably as whole clusters must find room at once in a card nearly full): it stages CTA by
-// CTA. At one token the rows are 6-12 KB and the clusters' barriers cost more than they save
-// (o_proj 7.44 against 6.52).
+// (linear_kernel's kCluster), on Hopper: four, where 8-warp CTAs a stripe fit in one wave. In
+// the decode graph at 8 / 4 tokens (H200, one call, bench/results/cuda_model.md, session 29),
+// o_proj (192 CTAs; a wave holds 264 at 8 tokens, 396 at 4) took 8.62 / 7.75 us in clusters of
+// four against 10.14 / 7.95. The stacked q/k/v, whose 512 stripes need 6-warp CTAs to fit a
+// wave (528 of them), took 12.18 / 11.88 against 11.67 / 9.19, and 10.85 / 10.21 in clusters of
+// two (presumably as whole clusters must find room at once in a card nearly full): it stages
+// CTA by CTA. Below 4 tokens the rows are 6-24 KB and the clusters' barriers cost more than they
+// save (o_proj at one token 7.44 against 6.52 in the graph; at two 8.06 against 7.79 in the
+// kernel bench, whose 4 tokens gained 9.10 -> 8.72 as the graph's did).
 inline constexpr int kLinearCluster = 4;
 
 inline bool linear_in_clusters(int m, int stripes, int resident, const void* x) {
-    static const bool clusters = current_device_attribute(cudaDevAttrClusterLaunch) != 0;
-    return clusters && m >= 2 && m <= 8 && stripes % kLinearCluster == 0 && stripes <= resident &&
+    static const bool hopper = current_device_attribute(cudaDevAttrComputeCapabilityMajor) == 9;
+    return hopper && m >= 4 && m <= 8 && stripes % kLinearCluster == 0 && stripes <= resident &&
            reinterpret_cast<uintptr_t>(x) % 16 == 0;
 }
 
