@@ -167,19 +167,19 @@ __device__ __forceinline__ void tile_stripes(const uint4* codes, const uint2* sc
                                        partial);
         __syncthreads();
         for (int s = 0; s < n_stripes; ++s) finish(first_stripe + s, partial[s]);
-        return;
-    }
-    for (int s = 0; s < n_stripes; ++s) {
-        float acc[1][4] = {};
-        nvfp4::stripe_partial<1, kWhole>(first, at, first_group, end_group, rows, acc);
-        nvfp4::store_partials<1>(partial[0], acc);
-        if (s + 1 < n_stripes) {
-            at = at.groups_on(groups);
-            nvfp4::load_chunk<kWhole>(first, at, end_group - first_group);
+    } else {
+        for (int s = 0; s < n_stripes; ++s) {
+            float acc[1][4] = {};
+            nvfp4::stripe_partial<1, kWhole>(first, at, first_group, end_group, rows, acc);
+            nvfp4::store_partials<1>(partial[0], acc);
+            if (s + 1 < n_stripes) {
+                at = at.groups_on(groups);
+                nvfp4::load_chunk<kWhole>(first, at, end_group - first_group);
+            }
+            __syncthreads();
+            finish(first_stripe + s, partial[0]);
+            __syncthreads();  // partial is rewritten by the next stripe
         }
-        __syncthreads();
-        finish(first_stripe + s, partial[0]);
-        __syncthreads();  // partial is rewritten by the next stripe
     }
 }
 
