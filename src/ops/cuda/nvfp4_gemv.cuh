@@ -672,62 +672,59 @@ __global__ void __launch_bounds__(kCtaSlots * 32)
     }
 }
 
-// Launches moe_down_kernel with kCtaSlots slots a CTA (a cluster of 2 CTAs a stripe below 8).
-template <int kChunk, bool kWhole, int kCtaSlots>
-inline cudaError_t launch_down(const ExpertsView& experts, const int32_t* ids,
-                               const float* weights, const __nv_bfloat16* mid, int n_tokens,
-                               int top_k, float* out, cudaStream_t stream) {
-    const auto kernel = moe_down_kernel<kChunk, kWhole, kCtaSlots>;
-    const size_t bytes = staged_bytes(kCtaSlots, experts.intermediate);
-    const cudaError_t status = opt_in_shared_memory(kernel, bytes);
-    if (status != cudaSuccess) return status;
-    constexpr int kCtas = kCtaSlots < 8 ? 2 : 1;
-    cudaLaunchConfig_t config = {};
-    config.gridDim = dim3(kCtas * experts.hidden / 16, n_tokens);
-    config.blockDim = dim3(kCtaSlots * 32);
-    config.dynamicSmemBytes = bytes;
-    config.stream = stream;
-    cudaLaunchAttribute cluster;
-    cluster.id = cudaLaunchAttributeClusterDimension;
-    cluster.val.clusterDim.x = kCtas;
-    cluster.val.clusterDim.y = cluster.val.clusterDim.z = 1;
-    config.attrs = &cluster;
-    config.numAttrs = kCtas > 1 ? 1 : 0;
-    return cudaLaunchKernelEx(&config, kernel, experts, ids, weights, mid, top_k, out);
-}
-
-// The production configuration (bench/cuda_kernels_bench.cu sweeps the chunk).
-inline constexpr int kProductionChunk = 4;
-
-// Launches `kernel` with programmatic dependent launch allowed (see allow_dependents), in
-// clusters of `cluster` CTAs along x (1: none; grid.x a multiple of it).
+// Launches `kernel` in clusters of `cluster` CTAs along x (1: none; grid.x a multiple of it),
+// with programmatic dependent launch allowed where `pdl` (see allow_dependents).
 template <typename... Parameters, typename... Arguments>
-inline cudaError_t launch_clusters_with_pdl(int cluster, void (*kernel)(Parameters...), dim3 grid,
-                                            int threads, size_t shared_bytes, cudaStream_t stream,
-                                            Arguments&&... arguments) {
+inline cudaError_t launch_kernel(int cluster, bool pdl, void (*kernel)(Parameters...), dim3 grid,
+                                 int threads, size_t shared_bytes, cudaStream_t stream,
+                                 Arguments&&... arguments) {
     cudaLaunchConfig_t config = {};
     config.gridDim = grid;
     config.blockDim = dim3(threads);
     config.dynamicSmemBytes = shared_bytes;
     config.stream = stream;
     cudaLaunchAttribute attributes[2];
-    attributes[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attributes[0].val.programmaticStreamSerializationAllowed = 1;
-    attributes[1].id = cudaLaunchAttributeClusterDimension;
-    attributes[1].val.clusterDim.x = cluster;
-    attributes[1].val.clusterDim.y = attributes[1].val.clusterDim.z = 1;
+    int count = 0;
+    if (pdl) {
+        attributes[count].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attributes[count++].val.programmaticStreamSerializationAllowed = 1;
+    }
+    if (cluster > 1) {
+        attributes[count].id = cudaLaunchAttributeClusterDimension;
+        attributes[count].val.clusterDim.x = cluster;
+        attributes[count].val.clusterDim.y = attributes[count].val.clusterDim.z = 1;
+        ++count;
+    }
     config.attrs = attributes;
-    config.numAttrs = cluster > 1 ? 2 : 1;
+    config.numAttrs = count;
     return cudaLaunchKernelEx(&config, kernel, std::forward<Arguments>(arguments)...);
 }
 
+// Launches `kernel` with programmatic dependent launch allowed (see allow_dependents).
 template <typename... Parameters, typename... Arguments>
 inline cudaError_t launch_with_pdl(void (*kernel)(Parameters...), dim3 grid, int threads,
                                    size_t shared_bytes, cudaStream_t stream,
                                    Arguments&&... arguments) {
-    return launch_clusters_with_pdl(1, kernel, grid, threads, shared_bytes, stream,
-                                    std::forward<Arguments>(arguments)...);
+    return launch_kernel(1, true, kernel, grid, threads, shared_bytes, stream,
+                         std::forward<Arguments>(arguments)...);
 }
+
+// Launches moe_down_kernel with kCtaSlots slots a CTA (a cluster of 2 CTAs a stripe below 8).
+template <int kChunk, bool kWhole, int kCtaSlots>
+inline cudaError_t launch_down(const ExpertsView& experts, const int32_t* ids, const float* weights,
+                               const __nv_bfloat16* mid, int n_tokens, int top_k, float* out,
+                               cudaStream_t stream) {
+    const auto kernel = moe_down_kernel<kChunk, kWhole, kCtaSlots>;
+    const size_t bytes = staged_bytes(kCtaSlots, experts.intermediate);
+    const cudaError_t status = opt_in_shared_memory(kernel, bytes);
+    if (status != cudaSuccess) return status;
+    constexpr int kCtas = kCtaSlots < 8 ? 2 : 1;
+    return launch_kernel(kCtas, false, kernel, dim3(kCtas * experts.hidden / 16, n_tokens),
+                         kCtaSlots * 32, bytes, stream, experts, ids, weights, mid, top_k, out);
+}
+
+// The production configuration (bench/cuda_kernels_bench.cu sweeps the chunk).
+inline constexpr int kProductionChunk = 4;
 
 template <typename X>
 using LinearKernel = void (*)(TilesView, const X*, int, RowParts);
@@ -829,8 +826,8 @@ inline cudaError_t launch_linear_block(const TilesView& w, const X* x, int m, co
                 linear_kernel<1, kChunk, true, kWarps, true, 4, X, kLinearCluster>;
             status = opt_in_shared_memory(clustered, shared_bytes);
             if (status != cudaSuccess) return status;
-            return launch_clusters_with_pdl(kLinearCluster, clustered, dim3(stripes), kThreads,
-                                            shared_bytes, stream, w, x, m, y);
+            return launch_kernel(kLinearCluster, true, clustered, dim3(stripes), kThreads,
+                                 shared_bytes, stream, w, x, m, y);
         }
     }
     if constexpr (kPdl) {
