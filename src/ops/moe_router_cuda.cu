@@ -59,18 +59,26 @@ __global__ void __launch_bounds__(kNormThreads)
     float* x_rows = reinterpret_cast<float*>(candidates + p.m * at.candidate_stride());
     float* h_rows = x_rows + p.m * p.d;
     float* scores = h_rows + p.m * p.d;
-    __shared__ RmsShared reduction;
+    __shared__ union {
+        RmsShared one;
+        RmsRowsShared<kMaxTokens> rows;
+    } reduction;
     __shared__ uint64_t best[kMaxTokens][8];
     __shared__ int chosen[kMaxTokens][8];
     __shared__ float picked[kMaxTokens][8];
     __shared__ bool last;
 
-    // x + r and its norm, token by token, into shared memory (x itself is written at the end).
-    for (int t = 0; t < p.m; ++t) {
-        add_rms_norm_row<kNormPerThread>(p.x + t * p.d, p.r + t * p.d, norm_weight, p.eps, p.d,
-                                         x_rows + t * p.d, h_rows + t * p.d, reduction);
-        __syncthreads();  // `reduction` is reused; h is complete for the dot products
+    // x + r and its norm into shared memory (x itself is written at the end): several tokens'
+    // rows at once (4 tokens of M2: the kernel 15.0 -> 13.8 us in the decode graph, H200); one
+    // token by the row function, which the rows' form made 0.35 us slower.
+    if (p.m == 1) {
+        add_rms_norm_row<kNormPerThread>(p.x, p.r, norm_weight, p.eps, p.d, x_rows, h_rows,
+                                         reduction.one);
+    } else {
+        add_rms_norm_rows<kNormPerThread>(p.x, p.r, norm_weight, p.eps, p.d, p.m, x_rows, h_rows,
+                                          reduction.rows);
     }
+    __syncthreads();  // h is complete for the dot products
     // h is read by no other CTA here (each has its own), so each writes its share now, off the
     // last CTA's tail.
     const int share = (p.m * p.d + gridDim.x - 1) / gridDim.x;
