@@ -11,6 +11,8 @@
 // is counted on a device-global counter that each launch leaves at zero, so the kernel is
 // graph-capturable without a memset; two of these kernels must not run at once on one device (each
 // device's model steps run on one stream).
+#include <type_traits>
+
 #include "ops/cuda/device_attribute.h"
 #include "ops/cuda/exact_dot.cuh"
 #include "ops/cuda/norm_rope.cuh"
@@ -48,7 +50,11 @@ size_t router_shared_bytes(int m, int d, int n, int k) {
     return RouteLayout(n, k).key_bytes(m) + static_cast<size_t>(2 * m * d + m * n) * sizeof(float);
 }
 
-template <typename NormWeight, typename RouterWeight, typename Bias>
+// kNormRows: the rows its norm takes at once, 1 for one token or kMaxTokens from 2 on. One
+// token's kernel is the one from before the rows' form (its sm_90a SASS is identical): the two
+// forms in one kernel made one token's 0.26 us slower (64 registers against 60), and a kernel
+// sized for one token throughout (the dot products' sums too) 1.4 us slower (H200).
+template <int kNormRows, typename NormWeight, typename RouterWeight, typename Bias>
 __global__ void __launch_bounds__(kNormThreads)
     router_kernel(RouterParams p, const NormWeight* norm_weight, const RouterWeight* router,
                   const Bias* bias) {
@@ -59,26 +65,27 @@ __global__ void __launch_bounds__(kNormThreads)
     float* x_rows = reinterpret_cast<float*>(candidates + p.m * at.candidate_stride());
     float* h_rows = x_rows + p.m * p.d;
     float* scores = h_rows + p.m * p.d;
-    __shared__ union {
-        RmsShared one;
-        RmsRowsShared<kMaxTokens> rows;
-    } reduction;
+    __shared__ std::conditional_t<kNormRows == 1, RmsShared, RmsRowsShared<kNormRows>> reduction;
     __shared__ uint64_t best[kMaxTokens][8];
     __shared__ int chosen[kMaxTokens][8];
     __shared__ float picked[kMaxTokens][8];
     __shared__ bool last;
 
     // x + r and its norm into shared memory (x itself is written at the end): several tokens'
-    // rows at once (4 tokens of M2: the kernel 15.0 -> 13.8 us in the decode graph, H200); one
-    // token by the row function, which the rows' form made 0.35 us slower.
-    if (p.m == 1) {
-        add_rms_norm_row<kNormPerThread>(p.x, p.r, norm_weight, p.eps, p.d, x_rows, h_rows,
-                                         reduction.one);
+    // rows at once (4 tokens of M2: the kernel 15.0 -> 13.8 us in the decode graph, H200).
+    if constexpr (kNormRows == 1) {
+        // Written as the loop over rows it was (m is 1 here): called once outside a loop, ptxas
+        // spills 8 bytes of the kernel.
+        for (int t = 0; t < p.m; ++t) {
+            add_rms_norm_row<kNormPerThread>(p.x + t * p.d, p.r + t * p.d, norm_weight, p.eps,
+                                             p.d, x_rows + t * p.d, h_rows + t * p.d, reduction);
+            __syncthreads();  // `reduction` is reused; h is complete for the dot products
+        }
     } else {
         add_rms_norm_rows<kNormPerThread>(p.x, p.r, norm_weight, p.eps, p.d, p.m, x_rows, h_rows,
-                                          reduction.rows);
+                                          reduction);
+        __syncthreads();  // h is complete for the dot products
     }
-    __syncthreads();  // h is complete for the dot products
     // h is read by no other CTA here (each has its own), so each writes its share now, off the
     // last CTA's tail.
     const int share = (p.m * p.d + gridDim.x - 1) / gridDim.x;
@@ -126,7 +133,8 @@ __global__ void __launch_bounds__(kNormThreads)
 template <typename NormWeight, typename RouterWeight, typename Bias>
 bool launch_router(const RouterParams& params, const NormWeight* norm_weight,
                    const RouterWeight* router, const Bias* bias) {
-    const auto kernel = router_kernel<NormWeight, RouterWeight, Bias>;
+    const auto kernel = params.m == 1 ? router_kernel<1, NormWeight, RouterWeight, Bias>
+                                      : router_kernel<kMaxTokens, NormWeight, RouterWeight, Bias>;
     const size_t bytes = router_shared_bytes(params.m, params.d, params.n, params.k);
     const cudaError_t status = opt_in_shared_memory(kernel, bytes);
     if (status == cudaErrorInvalidValue) return false;
