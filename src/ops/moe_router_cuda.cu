@@ -77,8 +77,8 @@ __global__ void __launch_bounds__(kNormThreads)
         // Written as the loop over rows it was (m is 1 here): called once outside a loop, ptxas
         // spills 8 bytes of the kernel.
         for (int t = 0; t < p.m; ++t) {
-            add_rms_norm_row<kNormPerThread>(p.x + t * p.d, p.r + t * p.d, norm_weight, p.eps,
-                                             p.d, x_rows + t * p.d, h_rows + t * p.d, reduction);
+            add_rms_norm_row<kNormPerThread>(p.x + t * p.d, p.r + t * p.d, norm_weight, p.eps, p.d,
+                                             x_rows + t * p.d, h_rows + t * p.d, reduction);
             __syncthreads();  // `reduction` is reused; h is complete for the dot products
         }
     } else {
