@@ -460,8 +460,9 @@ __device__ __forceinline__ void store_partials(float (*partial)[kTokenTiles * 4]
 // y[token, row] = W x[token] for up to 8 * kTokenTiles tokens (y: the rows' parts); grid = n / 16
 // stripes, kStripeWarps warps splitting each stripe's k (launch_linear_block). kStaged: x is
 // staged in dynamic shared memory (staged_bytes(n_tokens, k)). kWhole: every warp's share of
-// groups is a multiple of kChunk (whole_chunks). kStageBatch: stage_rows' fragments in flight a
-// thread for 2 or more tokens of f32. X: f32 rows, or bf16 rows (stage_bf16_rows). kCluster > 1
+// groups is a multiple of kChunk (whole_chunks). kStageBatch: the staging's fragments in flight a
+// thread for 2 or more tokens (stage_rows' of f32; stage_bf16_rows' k-tiles, two fragments each,
+// of bf16). X: f32 rows, or bf16 rows (stage_bf16_rows). kCluster > 1
 // (bf16 rows, 4-8 tokens, staged, whole: linear_in_clusters): clusters of kCluster CTAs, each
 // copying its share of the rows into all of theirs at once (copy_to_cluster), which the warps
 // read with ldmatrix.
@@ -506,7 +507,7 @@ __global__ void __launch_bounds__(kStripeWarps * 32)
         stripe_partial<1, kWhole>(first, at, begin, end, b, acc);
     } else if constexpr (kStaged) {
         if constexpr (std::is_same_v<X, __nv_bfloat16>) {
-            stage_bf16_rows(staged, x, n_tokens, w.k, kStripeThreads);
+            stage_bf16_rows<kStageBatch / 2>(staged, x, n_tokens, w.k, kStripeThreads);
         } else if (n_tokens == 1) {
             stage_row(staged, x, w.k, kStripeThreads);
         } else {
@@ -746,13 +747,14 @@ inline bool whole_chunks(int k, int warps) {
 // 73) it ran q_proj at 5.8 us instead of 5.4 (H200 kernel bench). The rest of the 8-token cost
 // is likely L2 bandwidth (not measured apart): every CTA reads all 8 rows (q/k/v: 512 x 96 KB,
 // 50 MB a call).
-// bf16 rows stage one way at every token count (stage_bf16_rows).
+// bf16 rows the same way: 2-8 tokens stage four k-tiles a thread in flight (8 fragments),
+// one token two (stage_bf16_rows; the stacked q/k/v in M2's decode graph at 4 / 8 tokens 9.27 /
+// 11.69 -> 9.02 / 11.00 us, H200; 80 registers, still four 6-warp CTAs an SM).
 template <int kChunk, int kStripeWarps, typename X = float>
 LinearKernel<X> linear_kernel_for(int m, bool staged, bool whole) {
     constexpr bool kBf16 = std::is_same_v<X, __nv_bfloat16>;
     if (staged && whole) {
-        return m == 1 || (kBf16 && m <= 8)
-                   ? linear_kernel<1, kChunk, true, kStripeWarps, true, 4, X>
+        return m == 1 ? linear_kernel<1, kChunk, true, kStripeWarps, true, 4, X>
                : m <= 8 ? linear_kernel<1, kChunk, true, kStripeWarps, true, 8, X>
                         : linear_kernel<2, kChunk, true, kStripeWarps, true, 4, X>;
     }
