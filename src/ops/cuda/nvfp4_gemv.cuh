@@ -754,7 +754,7 @@ template <int kChunk, int kStripeWarps, typename X = float>
 LinearKernel<X> linear_kernel_for(int m, bool staged, bool whole) {
     constexpr bool kBf16 = std::is_same_v<X, __nv_bfloat16>;
     if (staged && whole) {
-        return m == 1 ? linear_kernel<1, kChunk, true, kStripeWarps, true, 4, X>
+        return m == 1   ? linear_kernel<1, kChunk, true, kStripeWarps, true, 4, X>
                : m <= 8 ? linear_kernel<1, kChunk, true, kStripeWarps, true, 8, X>
                         : linear_kernel<2, kChunk, true, kStripeWarps, true, 4, X>;
     }
