@@ -752,7 +752,6 @@ inline bool whole_chunks(int k, int warps) {
 // 11.69 -> 9.02 / 11.00 us, H200; 80 registers, still four 6-warp CTAs an SM).
 template <int kChunk, int kStripeWarps, typename X = float>
 LinearKernel<X> linear_kernel_for(int m, bool staged, bool whole) {
-    constexpr bool kBf16 = std::is_same_v<X, __nv_bfloat16>;
     if (staged && whole) {
         return m == 1   ? linear_kernel<1, kChunk, true, kStripeWarps, true, 4, X>
                : m <= 8 ? linear_kernel<1, kChunk, true, kStripeWarps, true, 8, X>
