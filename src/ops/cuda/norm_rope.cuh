@@ -287,8 +287,8 @@ struct RmsRowsShared {
 };
 
 // add_rms_norm_row for m <= kRows rows (a decode step's tokens, rows d apart), with every
-// row's loads issued at once and one set of barriers for all: row by row, each norm was a round
-// of L2 loads and two barriers in turn, which made the fused router ~2.5 us longer a token.
+// row's loads issued at once and one set of barriers for all, where row by row each norm was a
+// round of L2 loads and two barriers in turn (the fused router at 4 tokens: 15.0 -> 13.8 us).
 // Each row's sums are added in add_rms_norm_row's order (the same slots, shuffle trees and warp
 // 0 total; warp t takes row t's), so its values are bitwise that function's. The norm weights
 // are loaded once for all rows. The caller synchronises before it reuses `reduction`.
