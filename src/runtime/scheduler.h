@@ -90,8 +90,8 @@ private:
     struct SequenceState {
         std::vector<int32_t> tokens;  // prompt, then outputs: what the cache must come to hold
         int64_t n_computed = 0;       // positions whose KV the sequence's blocks hold
-        std::vector<int32_t> drafts;  // for the next decode
-        std::vector<int32_t> step_tokens;  // a decode's chunk with drafts: last token, drafts
+        std::vector<int32_t> drafts{};       // for the next decode
+        std::vector<int32_t> step_tokens{};  // a decode's chunk with drafts: last token, drafts
     };
 
     void preempt(uint64_t id);

@@ -114,7 +114,7 @@ TEST_F(DeviceCli, BenchModelRefusesZeroCounts) {
                                          "-r",
                                          "1"};
         for (size_t i = 0; i + 1 < args.size(); ++i) {
-            if (args[i] == flag) args[i + 1] = "0";
+            if (args[i] == flag) args[i + 1] = std::string("0");  // not `= "0"`: GCC 12 bug 105329
         }
         const CommandResult result = run_fourbit(args);
         EXPECT_TRUE(failed_cleanly(result, {name, "0"})) << flag;

@@ -21,7 +21,9 @@ void expect_same_form(const LinearWeight& a, const LinearWeight& b, const std::s
     EXPECT_EQ(a.weight.dtype(), b.weight.dtype()) << what;
     EXPECT_EQ(a.weight.shape(), b.weight.shape()) << what;
     EXPECT_EQ(a.block_scale.defined(), b.block_scale.defined()) << what;
-    if (a.block_scale.defined()) EXPECT_EQ(a.block_scale.shape(), b.block_scale.shape()) << what;
+    if (a.block_scale.defined()) {
+        EXPECT_EQ(a.block_scale.shape(), b.block_scale.shape()) << what;
+    }
 }
 
 TEST(SyntheticWeights, MatchTheFormOfMakeModelsCheckpoint) {
