@@ -872,12 +872,14 @@ TEST_P(DeviceOps, LinearNvfp4MiniMaxShapes) {
 
 // moe_router against add_rms_norm, linear and moe_route run in turn on the same device: bitwise
 // the same x, h, logits, ids and weights, whether it fuses them (CUDA, up to
-// kMaxFusedRouterTokens tokens of a dense router; each token count runs several launches, so a
-// fused kernel that left its CTA counter set would miss the next one's writes) or not.
+// kMaxFusedRouterTokens tokens of a dense router, one token and 2 or more by kernels of their
+// own; each token count runs several launches, so a fused kernel that left its CTA counter set
+// would miss the next one's writes) or not.
 TEST_P(DeviceOps, MoeRouterEqualsItsThreeOps) {
     std::mt19937 rng(21);
     const int64_t hidden = 3072, n_experts = 256, k = 8;
-    for (int64_t m : {int64_t{1}, int64_t{3}, kMaxFusedRouterTokens, kMaxFusedRouterTokens + 2}) {
+    for (int64_t m : {int64_t{1}, int64_t{2}, int64_t{3}, kMaxFusedRouterTokens,
+                      kMaxFusedRouterTokens + 2}) {
         for (DType router_dtype : {DType::bf16, DType::f32}) {
             LinearWeight router;
             router.weight = as_dtype(random_f32({n_experts, hidden}, rng, 0.02f), router_dtype);
