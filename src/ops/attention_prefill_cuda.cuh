@@ -139,7 +139,7 @@ __device__ __forceinline__ void mma_split_a(float (&d)[4], const uint32_t (&a_hi
 // ldmatrix.trans: like nvfp4::load_matrices, each 8x8 matrix transposed (lane 4g + t receives
 // elements (2t, g) and (2t + 1, g)): the B fragment of a matrix stored k-major.
 __device__ __forceinline__ void load_matrices_transposed(uint32_t (&words)[4], const void* row) {
-    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(row));
+    const unsigned address = shared_address(row);
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(words[0]), "=r"(words[1]), "=r"(words[2]), "=r"(words[3])
                  : "r"(address));

@@ -5,18 +5,23 @@
 
 namespace fourbit::cuda {
 
+// A shared-memory pointer as the 32-bit shared-window address PTX's shared-memory operands take.
+__device__ __forceinline__ unsigned shared_address(const void* pointer) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(pointer));
+}
+
 // 16 bytes, through L2 only (.cg: what a CTA stages it reads from shared memory, not from L1).
 // !valid reads nothing and writes zeros: rows past a tile's end must not leave stale bits, which
 // could be NaN, under a zero weight.
 __device__ __forceinline__ void copy_async_16(void* shared, const void* global, bool valid = true) {
-    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+    const unsigned address = shared_address(shared);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(global),
                  "r"(valid ? 16 : 0));
 }
 
 // 4 bytes (rows whose width is not a multiple of 16 bytes), zeros where !valid.
 __device__ __forceinline__ void copy_async_4(void* shared, const void* global, bool valid) {
-    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+    const unsigned address = shared_address(shared);
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(address), "l"(global),
                  "r"(valid ? 4 : 0));
 }

@@ -6,11 +6,9 @@
 
 #include <cstdint>
 
-namespace fourbit::cuda {
+#include "ops/cuda/async_copy.cuh"
 
-__device__ __forceinline__ unsigned shared_address(const void* pointer) {
-    return static_cast<unsigned>(__cvta_generic_to_shared(pointer));
-}
+namespace fourbit::cuda {
 
 // This CTA's rank in its cluster.
 __device__ __forceinline__ unsigned cluster_rank() {

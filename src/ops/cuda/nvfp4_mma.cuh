@@ -101,7 +101,7 @@ __device__ __forceinline__ void mma_bf16_16x8x16(float (&d)[4], const uint32_t (
 // Four 8x8 bf16 matrices from shared memory, one 16-byte row address per lane (lanes 8i .. 8i + 7:
 // matrix i): lane 4g + t receives word t of row g of each, i.e. a fragment of the mma.
 __device__ __forceinline__ void load_matrices(uint32_t (&words)[4], const void* row) {
-    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(row));
+    const unsigned address = shared_address(row);
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(words[0]), "=r"(words[1]), "=r"(words[2]), "=r"(words[3])
                  : "r"(address));

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 
+#include "ops/cuda/async_copy.cuh"
 #include "ops/cuda/device_attribute.h"
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ == 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -33,7 +34,7 @@ inline bool runs_wgmma() {
 // matrices adjacent in k, `stride` bytes between those adjacent in m or n (PTX ISA, "Matrix
 // Descriptor"; the same meaning for K-major and MN-major operands without swizzle).
 __device__ __forceinline__ uint64_t descriptor(const void* p, uint32_t leading, uint32_t stride) {
-    const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+    const uint32_t address = shared_address(p);
     return static_cast<uint64_t>((address & 0x3ffff) >> 4) |
            (static_cast<uint64_t>(leading >> 4) << 16) | (static_cast<uint64_t>(stride >> 4) << 32);
 }
