@@ -465,15 +465,21 @@ __device__ __forceinline__ void store_partials(float (*partial)[kTokenTiles * 4]
 // of bf16). X: f32 rows, or bf16 rows (stage_bf16_rows). kCluster > 1
 // (bf16 rows, 4-8 tokens, staged, whole: linear_in_clusters): clusters of kCluster CTAs, each
 // copying its share of the rows into all of theirs at once (copy_to_cluster), which the warps
-// read with ldmatrix.
+// read with ldmatrix. kCtaStripes > 1 (linear_in_pairs): that many stripes a CTA, each by its own
+// kStripeWarps warps (the same work a warp as with one stripe a CTA, so the same sums), the rows
+// staged once for all of them.
 template <int kTokenTiles, int kChunk, bool kStaged, int kStripeWarps, bool kWhole = false,
-          int kStageBatch = 4, typename X = float, int kCluster = 1>
-__global__ void __launch_bounds__(kStripeWarps * 32)
+          int kStageBatch = 4, typename X = float, int kCluster = 1, int kCtaStripes = 1>
+__global__ void __launch_bounds__(kStripeWarps * 32 * kCtaStripes)
     linear_kernel(TilesView w, const X* x, int n_tokens, RowParts y) {
     constexpr int kStripeThreads = kStripeWarps * 32;
+    constexpr int kCtaThreads = kCtaStripes * kStripeThreads;
+    static_assert(kCtaStripes == 1 || kCluster == 1, "clusters stage one stripe a CTA");
     extern __shared__ uint2 staged[];
     allow_dependents();
-    const int stripe = blockIdx.x, warp = threadIdx.x >> 5;
+    const int stripe = blockIdx.x * kCtaStripes +
+                       (kCtaStripes == 1 ? 0 : static_cast<int>(threadIdx.x) / kStripeThreads);
+    const int warp = kCtaStripes == 1 ? threadIdx.x >> 5 : (threadIdx.x >> 5) % kStripeWarps;
     const int groups = w.k / kGroupCols;
     const int begin = warp * groups / kStripeWarps, end = (warp + 1) * groups / kStripeWarps;
     const uint4* codes = w.codes + static_cast<int64_t>(stripe) * groups * 32;
@@ -507,11 +513,11 @@ __global__ void __launch_bounds__(kStripeWarps * 32)
         stripe_partial<1, kWhole>(first, at, begin, end, b, acc);
     } else if constexpr (kStaged) {
         if constexpr (std::is_same_v<X, __nv_bfloat16>) {
-            stage_bf16_rows<kStageBatch / 2>(staged, x, n_tokens, w.k, kStripeThreads);
+            stage_bf16_rows<kStageBatch / 2>(staged, x, n_tokens, w.k, kCtaThreads);
         } else if (n_tokens == 1) {
-            stage_row(staged, x, w.k, kStripeThreads);
+            stage_row(staged, x, w.k, kCtaThreads);
         } else {
-            stage_rows<kStageBatch>(staged, x, w.k, n_tokens, w.k, kStripeThreads);
+            stage_rows<kStageBatch>(staged, x, w.k, n_tokens, w.k, kCtaThreads);
         }
         const StagedB<kTokenTiles> b(staged, fragment_stride(w.k), n_tokens);
         stripe_partial<kTokenTiles, kWhole>(first, at, begin, end, b, acc);
@@ -519,15 +525,19 @@ __global__ void __launch_bounds__(kStripeWarps * 32)
         const GlobalB<kTokenTiles, X> b{x, w.k, n_tokens};
         stripe_partial<kTokenTiles, kWhole>(first, at, begin, end, b, acc);
     }
-    __shared__ float partial[kStripeWarps][kTokenTiles * 4][32];
+    // [stripe of the CTA, warp of the stripe] as one index: store_partials' warp.
+    __shared__ float partial[kCtaStripes * kStripeWarps][kTokenTiles * 4][32];
     store_partials<kTokenTiles>(partial, acc);
     __syncthreads();
-    for (int index = threadIdx.x; index < kTokenTiles * 4 * 32; index += kStripeThreads) {
-        const int reg = index / 32, lane = index % 32, j = reg / 4, c = reg % 4;
+    constexpr int kStripeSums = kTokenTiles * 4 * 32;
+    for (int index = threadIdx.x; index < kCtaStripes * kStripeSums; index += kCtaThreads) {
+        const int s = kCtaStripes == 1 ? 0 : index / kStripeSums;
+        const int in_stripe = kCtaStripes == 1 ? index : index % kStripeSums;
+        const int reg = in_stripe / 32, lane = in_stripe % 32, j = reg / 4, c = reg % 4;
         float sum = 0.0f;
 #pragma unroll
-        for (int v = 0; v < kStripeWarps; ++v) sum += partial[v][reg][lane];
-        const int row = stripe * 16 + (lane >> 2) + (c >= 2 ? 8 : 0);
+        for (int v = 0; v < kStripeWarps; ++v) sum += partial[s * kStripeWarps + v][reg][lane];
+        const int row = (blockIdx.x * kCtaStripes + s) * 16 + (lane >> 2) + (c >= 2 ? 8 : 0);
         const int token = 8 * j + 2 * (lane & 3) + (c & 1);
         if (token < n_tokens) y.store(token, row, sum);
     }
@@ -792,12 +802,30 @@ inline bool linear_in_clusters(int m, int stripes, int resident, const void* x) 
            reinterpret_cast<uintptr_t>(x) % 16 == 0;
 }
 
+// Where 6-warp CTAs a stripe (the stacked q/k/v's 512 stripes) run as two stripes a CTA of 12
+// warps instead (linear_kernel's kCtaStripes): each stripe's warps do what they do alone, so the
+// sums are the same, and the rows are staged once for both, half the staging's L2 reads with the
+// same warps on the card (two CTAs an SM instead of four). In the decode graph (H200, one call,
+// bench/results/cuda_model.md, session 31) the stacked q/k/v at 1 / 4 / 8 tokens took 7.69-7.74
+// / 8.32-8.33 / 9.02-9.04 us against 7.79-7.83 / 9.04-9.05 / 11.01-11.03. bf16 rows of up to 8
+// tokens, staged, in whole chunks, where the pairs fit one wave.
+template <int kChunk, typename X>
+inline LinearKernel<X> linear_in_pairs(int m, int stripes, bool staged, int k,
+                                       size_t shared_bytes) {
+    if (!staged || m > 8 || stripes % 2 != 0 || !whole_chunks<kChunk>(k, 6)) return nullptr;
+    const LinearKernel<X> paired = m == 1 ? linear_kernel<1, kChunk, true, 6, true, 4, X, 1, 2>
+                                          : linear_kernel<1, kChunk, true, 6, true, 8, X, 1, 2>;
+    if (opt_in_shared_memory(paired, shared_bytes) != cudaSuccess) return nullptr;
+    return stripes / 2 <= resident_ctas(paired, 12 * 32, shared_bytes) ? paired : nullptr;
+}
+
 // y = W x for up to 16 tokens (kChunk groups in flight per warp), x f32 or bf16 rows: x staged
 // in shared memory when it fits, else read through L1; 8 warps a stripe, or 6 where 8-warp CTAs
 // would take more than one wave of the card and 6-warp ones fit in one: the stacked q/k/v's 512
 // stripes took two waves of 8-warp CTAs (three an SM at 80 registers, 396 on 132 SMs), the last 116
-// running alone for ~3.5 us of the ~9 (H200, CTA clocks), where 6-warp CTAs fit four an SM. kPdl:
-// launched so that its weight loads overlap the tail of the previous kernel.
+// running alone for ~3.5 us of the ~9 (H200, CTA clocks), where 6-warp CTAs fit four an SM; those
+// in pairs a CTA (linear_in_pairs) for bf16 rows, and 8-warp ones in clusters (linear_in_clusters)
+// where those pay. kPdl: launched so that its weight loads overlap the tail of the previous kernel.
 template <int kChunk, bool kPdl, typename X>
 inline cudaError_t launch_linear_block(const TilesView& w, const X* x, int m, const RowParts& y,
                                        cudaStream_t stream) {
@@ -821,6 +849,14 @@ inline cudaError_t launch_linear_block(const TilesView& w, const X* x, int m, co
         }
     }
     if constexpr (kPdl && std::is_same_v<X, __nv_bfloat16>) {
+        if (threads == 6 * 32) {
+            const LinearKernel<X> paired =
+                linear_in_pairs<kChunk, X>(m, stripes, staged, w.k, shared_bytes);
+            if (paired != nullptr) {
+                return launch_with_pdl(paired, dim3(stripes / 2), 12 * 32, shared_bytes, stream, w,
+                                       x, m, y);
+            }
+        }
         if (staged && whole_chunks<kChunk>(w.k, kWarps) &&
             linear_in_clusters(m, stripes, resident, x)) {
             const auto clustered =
