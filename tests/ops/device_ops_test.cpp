@@ -661,12 +661,13 @@ TEST_P(DeviceOps, LinearNvfp4EveryTokenCountUpToTwoBlocks) {
     }
 }
 
-// A token's outputs do not depend on whether it is decoded alone or beside another token (a
+// A token's outputs do not depend on whether it is decoded alone or beside other tokens (a
 // speculative verification, a batch): CUDA stages one token's x and 2-8 tokens' x by different
-// loops (8 fragments a thread in flight for the latter), to the same bf16 fragments, and both
-// sum in the same order. Bitwise, at a grid of 128 stripes (8-warp CTAs) and at M2's stacked q/k/v
-// (6-warp CTAs), and within the f32 bound of the host's.
-TEST_P(DeviceOps, LinearNvfp4OneTokenEqualsTwoTokensBitwise) {
+// loops (8 fragments a thread in flight for the latter), to the same bf16 fragments, and 9-16
+// tokens' in two stripes a CTA of the one-token kernel's warps a stripe; each sums in the same
+// order. Bitwise, at a grid of 128 stripes (8-warp CTAs) and at M2's stacked q/k/v (6-warp CTAs),
+// at 2 and 12 tokens, and within the f32 bound of the host's.
+TEST_P(DeviceOps, LinearNvfp4OneTokenEqualsManyTokensBitwise) {
     if (device_.is_host()) GTEST_SKIP() << "the staging loops are CUDA's";
     std::mt19937 rng(9);
     const int64_t k = 3072;
@@ -674,19 +675,23 @@ TEST_P(DeviceOps, LinearNvfp4OneTokenEqualsTwoTokensBitwise) {
         const LinearWeight weight = random_nvfp4(n, k, rng);
         const LinearWeight placed = linear_weight_to(weight, device_);
         const Tensor x = random_f32({1, k}, rng);
-        Tensor twice = Tensor::zeros(DType::f32, {2, k});
-        for (int64_t row = 0; row < 2; ++row) {
-            std::copy_n(x.data<float>(), k, twice.data<float>() + row * k);
-        }
-        Tensor one = poisoned({1, n}), two = poisoned({2, n});
+        Tensor one = poisoned({1, n});
         linear(on_device(x), placed, one);
-        linear(on_device(twice), placed, two);
-        const Tensor got_one = to_host(one), got_two = to_host(two);
-        for (int64_t row = 0; row < 2; ++row) {
-            EXPECT_EQ(std::memcmp(got_one.data<float>(), got_two.data<float>() + row * n,
-                                  static_cast<size_t>(n) * sizeof(float)),
-                      0)
-                << n << " rows: token " << row << " of two differs from the one token";
+        const Tensor got_one = to_host(one);
+        for (int64_t m : {2, 12}) {
+            Tensor copies = Tensor::zeros(DType::f32, {m, k});
+            for (int64_t row = 0; row < m; ++row) {
+                std::copy_n(x.data<float>(), k, copies.data<float>() + row * k);
+            }
+            Tensor many = poisoned({m, n});
+            linear(on_device(copies), placed, many);
+            const Tensor got_many = to_host(many);
+            for (int64_t row = 0; row < m; ++row) {
+                EXPECT_EQ(std::memcmp(got_one.data<float>(), got_many.data<float>() + row * n,
+                                      static_cast<size_t>(n) * sizeof(float)),
+                          0)
+                    << n << " rows: token " << row << " of " << m << " differs from the one token";
+            }
         }
         Tensor expected = Tensor::zeros(DType::f32, {1, n});
         linear(x, weight, expected);
@@ -699,11 +704,12 @@ TEST_P(DeviceOps, LinearNvfp4OneTokenEqualsTwoTokensBitwise) {
 // A linear given x as bf16 gives what it gives for the same values in f32, bitwise: NVFP4 tiles
 // round x to bf16 themselves (the GEMV staging bf16 rows: M2's o_proj and stacked q/k/v shapes
 // in whole chunks, from 2 tokens four k-tiles a thread in flight, 3 tokens' rows leaving the
-// last batch part empty; o_proj's at 4 and 8 tokens on Hopper by clusters' multicast copies and
-// ldmatrix where f32 rows are staged CTA by CTA, a small grid in guarded chunks; reading them
-// through L1 where 16 rows of 6,144 are too wide to stage; the GEMM from 33 tokens; q, k and v
-// stacked), and every other weight is fed x widened to f32, exactly. So producers may hand NVFP4
-// linears bf16 rows (linear_activation_dtype) without changing a result.
+// last batch part empty; two stripes a CTA, the stacked q/k/v's at 1-16 tokens and o_proj's at
+// 9-16, 12 tokens' second token tile partly empty; o_proj's at 4 and 8 tokens on Hopper by
+// clusters' multicast copies and ldmatrix where f32 rows are staged CTA by CTA, a small grid in
+// guarded chunks; reading them through L1 where 16 rows of 6,144 are too wide to stage; the GEMM
+// from 33 tokens; q, k and v stacked), and every other weight is fed x widened to f32, exactly. So
+// producers may hand NVFP4 linears bf16 rows (linear_activation_dtype) without changing a result.
 TEST_P(DeviceOps, LinearBf16ActivationsEqualTheSameValuesInF32) {
     std::mt19937 rng(43);
     struct Case {
@@ -715,9 +721,10 @@ TEST_P(DeviceOps, LinearBf16ActivationsEqualTheSameValuesInF32) {
                            const std::string& what) {
         expect_within(to_host(from_bf16), to_host(from_f32), 0.0, what.c_str());
     };
-    for (const Case& c : {Case{3072, 6144, {1, 2, 4, 8}, true}, Case{8192, 3072, {1, 3, 8}, true},
-                          Case{256, 3072, {1, 2, 16, 40}, true}, Case{256, 6144, {1, 16}, true},
-                          Case{64, 512, {1, 5}, false}}) {
+    for (const Case& c :
+         {Case{3072, 6144, {1, 2, 4, 8, 12}, true}, Case{8192, 3072, {1, 3, 8, 12}, true},
+          Case{256, 3072, {1, 2, 16, 40}, true}, Case{256, 6144, {1, 16}, true},
+          Case{64, 512, {1, 5}, false}}) {
         LinearWeight host;
         if (c.nvfp4) {
             host = random_nvfp4_bytes(c.n, c.k, rng);
@@ -848,6 +855,7 @@ void expect_nvfp4_minimax_linears(Device device, std::mt19937& rng) {
                            {8208, 3072, 1},
                            {8208, 3072, 8},
                            {8208, 3072, 16},
+                           {8192, 3072, 12},
                            {3072, 6144, 24},
                            {8208, 3072, 40}}) {
         LinearWeight weight = random_nvfp4_bytes(n, k, rng);

@@ -802,62 +802,101 @@ inline bool linear_in_clusters(int m, int stripes, int resident, const void* x) 
            reinterpret_cast<uintptr_t>(x) % 16 == 0;
 }
 
-// Where 6-warp CTAs a stripe (the stacked q/k/v's 512 stripes) run as two stripes a CTA of 12
-// warps instead (linear_kernel's kCtaStripes): each stripe's warps do what they do alone, so the
-// sums are the same, and the rows are staged once for both, half the staging's L2 reads with the
-// same warps on the card (two CTAs an SM instead of four). In the decode graph (H200, one call,
-// bench/results/cuda_model.md, session 31) the stacked q/k/v at 1 / 4 / 8 tokens took 7.69-7.74
-// / 8.32-8.33 / 9.02-9.04 us against 7.79-7.83 / 9.04-9.05 / 11.01-11.03. bf16 rows of up to 8
-// tokens, staged, in whole chunks, where the pairs fit one wave.
+// A linear kernel with its warps a stripe.
+template <typename X>
+struct StripeKernel {
+    LinearKernel<X> kernel;
+    int warps;
+};
+
+// The kernel for m tokens of x, 8 warps a stripe, or 6 where 8-warp CTAs would take more than one
+// wave of the card and 6-warp ones fit in one: the stacked q/k/v's 512 stripes took two waves of
+// 8-warp CTAs (three an SM at 80 registers, 396 on 132 SMs), the last 116 running alone for ~3.5
+// us of the ~9 (H200, CTA clocks), where 6-warp CTAs fit four an SM.
 template <int kChunk, typename X>
-inline LinearKernel<X> linear_in_pairs(int m, int stripes, bool staged, int k,
-                                       size_t shared_bytes) {
-    if (!staged || m > 8 || stripes % 2 != 0 || !whole_chunks<kChunk>(k, 6)) return nullptr;
-    const LinearKernel<X> paired = m == 1 ? linear_kernel<1, kChunk, true, 6, true, 4, X, 1, 2>
-                                          : linear_kernel<1, kChunk, true, 6, true, 8, X, 1, 2>;
-    if (opt_in_shared_memory(paired, shared_bytes) != cudaSuccess) return nullptr;
-    return stripes / 2 <= resident_ctas(paired, 12 * 32, shared_bytes) ? paired : nullptr;
+inline cudaError_t stripe_kernel(int m, int stripes, int k, bool staged, size_t shared_bytes,
+                                 StripeKernel<X>& chosen) {
+    chosen = {linear_kernel_for<kChunk, kWarps, X>(m, staged, whole_chunks<kChunk>(k, kWarps)),
+              kWarps};
+    cudaError_t status = opt_in_shared_memory(chosen.kernel, shared_bytes);
+    if (status != cudaSuccess || stripes <= resident_ctas(chosen.kernel, kThreads, shared_bytes)) {
+        return status;
+    }
+    const LinearKernel<X> kernel6 =
+        linear_kernel_for<kChunk, 6, X>(m, staged, whole_chunks<kChunk>(k, 6));
+    status = opt_in_shared_memory(kernel6, shared_bytes);
+    if (status == cudaSuccess && stripes <= resident_ctas(kernel6, 6 * 32, shared_bytes)) {
+        chosen = {kernel6, 6};
+    }
+    return status;
+}
+
+// Two stripes a CTA (linear_kernel's kCtaStripes), each by the warps it has alone, so that each
+// sums as it would alone and the rows are staged once for both, where the pairs fit one wave of
+// the card; nullptr where not. Up to 8 tokens the stacked q/k/v's 6-warp stripes in 12-warp CTAs,
+// bf16 rows (half the staging's L2 reads with the same warps on the card, two CTAs an SM instead
+// of four). Decode graph, H200, one call (bench/results/cuda_model.md, session 31): 1 / 4 / 8
+// tokens 7.79-7.83 / 9.04-9.05 / 11.01-11.03 -> 7.69-7.74 / 8.32-8.33 / 9.02-9.04 us. At 9-16
+// tokens (two token tiles, rows of up to ~97 KB at k = 3,072 and ~197 KB at 6,144), which one
+// stripe a CTA reads through L1 (staged they took two waves), any matrix in pairs of its one-token
+// kernel's warps a stripe (`warps`), so that a token sums as it does alone (a speculative
+// verification, a batch), and f32 rows as bf16 rows (the same sums): at 16 tokens the stacked
+// q/k/v 20.4 -> 13.0 us and o_proj 18.1 -> 13.9 in 6-warp pairs.
+template <int kChunk, typename X>
+inline LinearKernel<X> linear_in_pairs(int m, int stripes, int k, int warps, size_t shared_bytes) {
+    if (stripes % 2 != 0 || !whole_chunks<kChunk>(k, warps)) return nullptr;
+    LinearKernel<X> paired = nullptr;
+    if constexpr (std::is_same_v<X, __nv_bfloat16>) {  // f32 rows up to 8 tokens: one a CTA
+        if (m == 1 && warps == 6) paired = linear_kernel<1, kChunk, true, 6, true, 4, X, 1, 2>;
+        if (m > 1 && m <= 8 && warps == 6) {
+            paired = linear_kernel<1, kChunk, true, 6, true, 8, X, 1, 2>;
+        }
+    }
+    if (m > 8 && warps == 6) paired = linear_kernel<2, kChunk, true, 6, true, 8, X, 1, 2>;
+    if (m > 8 && warps == 8) paired = linear_kernel<2, kChunk, true, 8, true, 8, X, 1, 2>;
+    if (paired == nullptr || opt_in_shared_memory(paired, shared_bytes) != cudaSuccess) {
+        return nullptr;
+    }
+    return stripes / 2 <= resident_ctas(paired, 2 * warps * 32, shared_bytes) ? paired : nullptr;
 }
 
 // y = W x for up to 16 tokens (kChunk groups in flight per warp), x f32 or bf16 rows: x staged
-// in shared memory when it fits, else read through L1; 8 warps a stripe, or 6 where 8-warp CTAs
-// would take more than one wave of the card and 6-warp ones fit in one: the stacked q/k/v's 512
-// stripes took two waves of 8-warp CTAs (three an SM at 80 registers, 396 on 132 SMs), the last 116
-// running alone for ~3.5 us of the ~9 (H200, CTA clocks), where 6-warp CTAs fit four an SM; those
-// in pairs a CTA (linear_in_pairs) for bf16 rows, and 8-warp ones in clusters (linear_in_clusters)
-// where those pay. kPdl: launched so that its weight loads overlap the tail of the previous kernel.
+// in shared memory when it fits, else read through L1, one stripe a CTA (stripe_kernel), two
+// (linear_in_pairs), or 8-warp CTAs in clusters (linear_in_clusters) where those pay. kPdl:
+// launched so that its weight loads overlap the tail of the previous kernel.
 template <int kChunk, bool kPdl, typename X>
 inline cudaError_t launch_linear_block(const TilesView& w, const X* x, int m, const RowParts& y,
                                        cudaStream_t stream) {
     const size_t bytes = staged_bytes(m, w.k);
     const bool staged = stages_activations(m, bytes);
     const size_t shared_bytes = staged ? bytes : 0;
-    LinearKernel<X> kernel =
-        linear_kernel_for<kChunk, kWarps, X>(m, staged, whole_chunks<kChunk>(w.k, kWarps));
-    int threads = kThreads;
-    cudaError_t status = opt_in_shared_memory(kernel, shared_bytes);
+    const int stripes = w.n / 16;
+    StripeKernel<X> chosen;
+    cudaError_t status = stripe_kernel<kChunk, X>(m, stripes, w.k, staged, shared_bytes, chosen);
     if (status != cudaSuccess) return status;
-    const int stripes = w.n / 16, resident = resident_ctas(kernel, kThreads, shared_bytes);
-    if (stripes > resident) {
-        const LinearKernel<X> kernel6 =
-            linear_kernel_for<kChunk, 6, X>(m, staged, whole_chunks<kChunk>(w.k, 6));
-        status = opt_in_shared_memory(kernel6, shared_bytes);
-        if (status != cudaSuccess) return status;
-        if (stripes <= resident_ctas(kernel6, 6 * 32, shared_bytes)) {
-            kernel = kernel6;
-            threads = 6 * 32;
+    if constexpr (kPdl) {
+        int pair_warps = 0;  // the pairs' warps a stripe; 0: no pairs
+        if (m <= 8) {
+            pair_warps = staged && chosen.warps == 6 ? 6 : 0;
+        } else {
+            const size_t one_bytes = staged_bytes(1, w.k);
+            const bool one_staged = stages_activations(1, one_bytes);
+            StripeKernel<X> one;
+            status = stripe_kernel<kChunk, X>(1, stripes, w.k, one_staged,
+                                              one_staged ? one_bytes : 0, one);
+            if (status != cudaSuccess) return status;
+            pair_warps = one.warps;
+        }
+        if (const LinearKernel<X> paired =
+                pair_warps == 0 ? nullptr
+                                : linear_in_pairs<kChunk, X>(m, stripes, w.k, pair_warps, bytes)) {
+            return launch_with_pdl(paired, dim3(stripes / 2), 2 * pair_warps * 32, bytes, stream, w,
+                                   x, m, y);
         }
     }
     if constexpr (kPdl && std::is_same_v<X, __nv_bfloat16>) {
-        if (threads == 6 * 32) {
-            const LinearKernel<X> paired =
-                linear_in_pairs<kChunk, X>(m, stripes, staged, w.k, shared_bytes);
-            if (paired != nullptr) {
-                return launch_with_pdl(paired, dim3(stripes / 2), 12 * 32, shared_bytes, stream, w,
-                                       x, m, y);
-            }
-        }
-        if (staged && whole_chunks<kChunk>(w.k, kWarps) &&
+        const int resident = resident_ctas(chosen.kernel, chosen.warps * 32, shared_bytes);
+        if (chosen.warps == kWarps && staged && whole_chunks<kChunk>(w.k, kWarps) &&
             linear_in_clusters(m, stripes, resident, x)) {
             const auto clustered =
                 linear_kernel<1, kChunk, true, kWarps, true, 4, X, kLinearCluster>;
@@ -868,9 +907,10 @@ inline cudaError_t launch_linear_block(const TilesView& w, const X* x, int m, co
         }
     }
     if constexpr (kPdl) {
-        return launch_with_pdl(kernel, dim3(stripes), threads, shared_bytes, stream, w, x, m, y);
+        return launch_with_pdl(chosen.kernel, dim3(stripes), chosen.warps * 32, shared_bytes,
+                               stream, w, x, m, y);
     } else {
-        kernel<<<stripes, threads, shared_bytes, stream>>>(w, x, m, y);
+        chosen.kernel<<<stripes, chosen.warps * 32, shared_bytes, stream>>>(w, x, m, y);
         return cudaSuccess;
     }
 }
