@@ -802,11 +802,12 @@ inline bool linear_in_clusters(int m, int stripes, int resident, const void* x) 
            reinterpret_cast<uintptr_t>(x) % 16 == 0;
 }
 
-// A linear kernel with its warps a stripe.
+// A linear kernel with its warps a stripe and the CTAs of it the card holds at once.
 template <typename X>
 struct StripeKernel {
     LinearKernel<X> kernel;
     int warps;
+    int resident;
 };
 
 // The kernel for m tokens of x, 8 warps a stripe, or 6 where 8-warp CTAs would take more than one
@@ -817,17 +818,16 @@ template <int kChunk, typename X>
 inline cudaError_t stripe_kernel(int m, int stripes, int k, bool staged, size_t shared_bytes,
                                  StripeKernel<X>& chosen) {
     chosen = {linear_kernel_for<kChunk, kWarps, X>(m, staged, whole_chunks<kChunk>(k, kWarps)),
-              kWarps};
+              kWarps, 0};
     cudaError_t status = opt_in_shared_memory(chosen.kernel, shared_bytes);
-    if (status != cudaSuccess || stripes <= resident_ctas(chosen.kernel, kThreads, shared_bytes)) {
-        return status;
-    }
+    if (status != cudaSuccess) return status;
+    chosen.resident = resident_ctas(chosen.kernel, kThreads, shared_bytes);
+    if (stripes <= chosen.resident) return cudaSuccess;
     const LinearKernel<X> kernel6 =
         linear_kernel_for<kChunk, 6, X>(m, staged, whole_chunks<kChunk>(k, 6));
     status = opt_in_shared_memory(kernel6, shared_bytes);
-    if (status == cudaSuccess && stripes <= resident_ctas(kernel6, 6 * 32, shared_bytes)) {
-        chosen = {kernel6, 6};
-    }
+    const int resident6 = status == cudaSuccess ? resident_ctas(kernel6, 6 * 32, shared_bytes) : 0;
+    if (stripes <= resident6) chosen = {kernel6, 6, resident6};
     return status;
 }
 
@@ -841,7 +841,7 @@ inline cudaError_t stripe_kernel(int m, int stripes, int k, bool staged, size_t 
 // stripe a CTA reads through L1 (staged they took two waves), any matrix in pairs of its one-token
 // kernel's warps a stripe (`warps`), so that a token sums as it does alone (a speculative
 // verification, a batch), and f32 rows as bf16 rows (the same sums): at 16 tokens the stacked
-// q/k/v 20.4 -> 13.0 us and o_proj 18.1 -> 13.9 in 6-warp pairs.
+// q/k/v (6 warps) 20.4 -> 13.0 us, o_proj (8 warps) 18.1 -> 12.0 (13.9 in 6-warp pairs).
 template <int kChunk, typename X>
 inline LinearKernel<X> linear_in_pairs(int m, int stripes, int k, int warps, size_t shared_bytes) {
     if (stripes % 2 != 0 || !whole_chunks<kChunk>(k, warps)) return nullptr;
@@ -895,9 +895,8 @@ inline cudaError_t launch_linear_block(const TilesView& w, const X* x, int m, co
         }
     }
     if constexpr (kPdl && std::is_same_v<X, __nv_bfloat16>) {
-        const int resident = resident_ctas(chosen.kernel, chosen.warps * 32, shared_bytes);
         if (chosen.warps == kWarps && staged && whole_chunks<kChunk>(w.k, kWarps) &&
-            linear_in_clusters(m, stripes, resident, x)) {
+            linear_in_clusters(m, stripes, chosen.resident, x)) {
             const auto clustered =
                 linear_kernel<1, kChunk, true, kWarps, true, 4, X, kLinearCluster>;
             status = opt_in_shared_memory(clustered, shared_bytes);
